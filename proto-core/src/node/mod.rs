@@ -1,0 +1,559 @@
+//! [`Node`]: the one state machine a driver talks to.
+//!
+//! The idiom (SPEC.md §6): inputs are `handle_*` methods that take `now`; outputs are queues
+//! drained with `poll_transmit` and `poll_event`; `poll_timeout` names the instant at which
+//! `handle_timeout` must be called next. No method blocks, reads a clock, or does I/O.
+
+mod persist;
+mod records;
+mod types;
+
+pub use persist::{MAX_PERSISTED_RECORDS, PersistentState};
+pub use types::{
+    Command, Config, Contact, Counters, DownReason, Event, FrameError, NodeError, RngSeed, Transmit,
+};
+
+use crate::id::PeerId;
+use crate::identity::Identity;
+use crate::record::{Addresses, PeerRecord, RecordError};
+use crate::time::{TimeDelta, Timestamp};
+use crate::wire::{
+    BoundedVec, Frame, Goodbye, GoodbyeReason, Hello, PROTOCOL_VERSION, SessionMessage,
+};
+use alloc::collections::{BTreeMap, VecDeque};
+use alloc::vec::Vec;
+use bytes::Bytes;
+use chacha20::ChaCha8Rng;
+use rand_core::{Rng, SeedableRng};
+use records::{Offer, RecordCache};
+
+/// One connection as the node sees it.
+#[derive(Debug, Clone)]
+struct Link {
+    /// Whether the peer's `Hello` arrived and verified.
+    established: bool,
+    /// When a link still waiting for `Hello` is given up.
+    hello_deadline: Timestamp,
+}
+
+/// A hearsay node: identity, records, connections, and (as later protocols land) membership,
+/// failure detection, broadcast and discovery, all behind one sans-IO surface.
+pub struct Node {
+    config: Config,
+    identity: Identity,
+    rng: ChaCha8Rng,
+    boot_count: u64,
+    /// The latest `now` seen; inputs with an earlier `now` are clamped to it.
+    now: Timestamp,
+    record: PeerRecord,
+    /// `record` wrapped in a `Hello` frame, encoded once per issue.
+    hello: Bytes,
+    refresh_at: Timestamp,
+    housekeeping_at: Timestamp,
+    links: BTreeMap<PeerId, Link>,
+    /// Dials requested from the driver and not yet answered, with their deadlines.
+    dialing: BTreeMap<PeerId, Timestamp>,
+    records: RecordCache,
+    transmits: VecDeque<Transmit>,
+    events: VecDeque<Event>,
+    counters: Counters,
+}
+
+impl core::fmt::Debug for Node {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Node")
+            .field("peer_id", &self.identity.peer_id())
+            .field("now", &self.now)
+            .field("links", &self.links.len())
+            .field("records", &self.records.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Node {
+    /// Creates a node at `now`: issues and signs its record. Fails only on a configuration
+    /// that cannot produce a valid record.
+    pub fn new(
+        config: Config,
+        identity: Identity,
+        rng_seed: impl Into<RngSeed>,
+        now: Timestamp,
+    ) -> Result<Node, NodeError> {
+        Self::build(config, identity, rng_seed.into(), now, 1)
+    }
+
+    /// Creates a node from state saved by [`Node::persistent_state`] before a restart: the
+    /// same identity, a higher boot count, and the remembered records that still verify.
+    pub fn restore(
+        config: Config,
+        identity: Identity,
+        rng_seed: impl Into<RngSeed>,
+        now: Timestamp,
+        state: PersistentState,
+    ) -> Result<Node, NodeError> {
+        if state.owner != identity.peer_id() {
+            return Err(NodeError::StateOfAnotherPeer);
+        }
+        let now = now.max(state.saved_at);
+        let mut node = Self::build(
+            config,
+            identity,
+            rng_seed.into(),
+            now,
+            state.boot_count.saturating_add(1),
+        )?;
+        for record in state.known_records.into_vec() {
+            if record.peer_id == node.identity.peer_id() {
+                continue;
+            }
+            node.accept_record(record, now).ok();
+        }
+        Ok(node)
+    }
+
+    fn build(
+        config: Config,
+        identity: Identity,
+        rng_seed: RngSeed,
+        now: Timestamp,
+        boot_count: u64,
+    ) -> Result<Node, NodeError> {
+        if config.max_connections == 0 {
+            return Err(NodeError::InvalidConfig(
+                "max_connections must be at least 1",
+            ));
+        }
+        if config.hello_timeout == TimeDelta::ZERO || config.dial_timeout == TimeDelta::ZERO {
+            return Err(NodeError::InvalidConfig("timeouts must be positive"));
+        }
+        if config.housekeeping_interval == TimeDelta::ZERO {
+            return Err(NodeError::InvalidConfig(
+                "housekeeping_interval must be positive",
+            ));
+        }
+        let addresses = Addresses::new(config.addresses.clone())
+            .map_err(|_| NodeError::InvalidConfig("too many addresses"))?;
+        let record = PeerRecord::issue(&identity, addresses, now, config.record_lifetime)
+            .map_err(NodeError::Record)?;
+        let mut node = Node {
+            records: RecordCache::new(config.max_known_records),
+            housekeeping_at: now + config.housekeeping_interval,
+            config,
+            identity,
+            rng: ChaCha8Rng::from_seed(rng_seed.0),
+            boot_count,
+            now,
+            hello: Bytes::new(),
+            refresh_at: Timestamp::MAX,
+            record,
+            links: BTreeMap::new(),
+            dialing: BTreeMap::new(),
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+            counters: Counters::default(),
+        };
+        node.adopt_record(node.record.clone())?;
+        Ok(node)
+    }
+
+    // ---------------------------------------------------------------- inputs
+
+    /// A frame arrived from `from` over its connection. Returns why the frame was refused, if it
+    /// was; a refused frame changes no protocol state and is counted.
+    pub fn handle_frame(
+        &mut self,
+        now: Timestamp,
+        from: PeerId,
+        frame: Bytes,
+    ) -> Result<(), FrameError> {
+        let now = self.advance(now);
+        self.counters.frames_received += 1;
+        self.counters.bytes_received += frame.len() as u64;
+        let result = self.on_frame(now, from, &frame);
+        if let Err(e) = &result {
+            let c = &mut self.counters;
+            match e {
+                FrameError::Decode(_) => c.rejected_decode += 1,
+                FrameError::NotConnected => c.rejected_not_connected += 1,
+                FrameError::UnsupportedVersion { .. } => c.rejected_version += 1,
+                FrameError::PeerMismatch | FrameError::BadRecord(_) | FrameError::StaleRecord => {
+                    c.rejected_record += 1
+                }
+            }
+        }
+        result
+    }
+
+    /// The driver has a connection to `peer` (it dialled, or `peer` dialled in), and the
+    /// transport proved `peer`'s identity.
+    pub fn handle_connected(&mut self, now: Timestamp, peer: PeerId) {
+        let now = self.advance(now);
+        self.dialing.remove(&peer);
+        if self.links.contains_key(&peer) {
+            return; // the driver reported the same connection twice: nothing changes
+        }
+        if peer == self.identity.peer_id() || self.links.len() >= self.config.max_connections {
+            self.counters.connections_refused += 1;
+            self.push_transmit(Transmit::Disconnect { peer });
+            return;
+        }
+        self.links.insert(
+            peer,
+            Link {
+                established: false,
+                hello_deadline: now + self.config.hello_timeout,
+            },
+        );
+        let hello = self.hello.clone();
+        self.send(peer, hello);
+    }
+
+    /// The connection to `peer` is gone (closed by either side, or the dial failed).
+    pub fn handle_disconnected(&mut self, now: Timestamp, peer: PeerId) {
+        self.advance(now);
+        self.dialing.remove(&peer);
+        if let Some(link) = self.links.remove(&peer)
+            && link.established
+        {
+            self.push_event(Event::NeighborDown {
+                peer,
+                reason: DownReason::Disconnected,
+            });
+        }
+    }
+
+    /// The application asks for something.
+    pub fn handle_command(&mut self, now: Timestamp, command: Command) -> Result<(), NodeError> {
+        let now = self.advance(now);
+        match command {
+            Command::Join { contacts } => {
+                for contact in contacts {
+                    let peer = contact.peer;
+                    if peer == self.identity.peer_id()
+                        || self.links.contains_key(&peer)
+                        || self.dialing.contains_key(&peer)
+                    {
+                        continue;
+                    }
+                    self.dialing.insert(peer, now + self.config.dial_timeout);
+                    self.push_transmit(Transmit::Connect {
+                        peer,
+                        addresses: contact.addresses,
+                    });
+                }
+                Ok(())
+            }
+            Command::SetAddresses { addresses } => {
+                let addresses = Addresses::new(addresses).map_err(|_| {
+                    NodeError::Record(RecordError::Decode(crate::DecodeError::ListTooLong {
+                        max: crate::record::MAX_ADDRESSES,
+                    }))
+                })?;
+                self.config.addresses = addresses.as_slice().to_vec();
+                self.reissue_record(now, addresses)
+            }
+            Command::Leave => {
+                let goodbye = Frame::Session(SessionMessage::Goodbye(Goodbye {
+                    reason: GoodbyeReason::Leaving,
+                }))
+                .encode()
+                .unwrap_or_default();
+                let links = core::mem::take(&mut self.links);
+                for (peer, link) in links {
+                    if link.established {
+                        self.send(peer, goodbye.clone());
+                    }
+                    self.push_transmit(Transmit::Disconnect { peer });
+                }
+                self.dialing.clear();
+                Ok(())
+            }
+        }
+    }
+
+    /// Time has passed: run every timer due at or before `now`.
+    pub fn handle_timeout(&mut self, now: Timestamp) {
+        let now = self.advance(now);
+        if now >= self.refresh_at {
+            let addresses = self.record.addresses.clone();
+            // A failure here leaves the old record in place; the next refresh retries.
+            if self.reissue_record(now, addresses).is_err() {
+                self.refresh_at = now + self.config.record_lifetime.div(16);
+            }
+        }
+        let expired: Vec<PeerId> = self
+            .links
+            .iter()
+            .filter(|(_, l)| !l.established && l.hello_deadline <= now)
+            .map(|(p, _)| *p)
+            .collect();
+        for peer in expired {
+            self.links.remove(&peer);
+            self.counters.hello_timeouts += 1;
+            self.push_transmit(Transmit::Disconnect { peer });
+        }
+        let before = self.dialing.len();
+        self.dialing.retain(|_, deadline| *deadline > now);
+        self.counters.dial_timeouts += (before - self.dialing.len()) as u64;
+        if now >= self.housekeeping_at {
+            self.records.sweep(now);
+            self.housekeeping_at = now + self.config.housekeeping_interval;
+        }
+    }
+
+    // ---------------------------------------------------------------- outputs
+
+    /// The next thing the driver must do: send a frame, dial a peer, or drop one.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+
+    /// The next thing the application should hear about.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// The earliest instant at which [`Node::handle_timeout`] must be called, if any.
+    pub fn poll_timeout(&self) -> Option<Timestamp> {
+        let links = self
+            .links
+            .values()
+            .filter(|l| !l.established)
+            .map(|l| l.hello_deadline);
+        let dials = self.dialing.values().copied();
+        links
+            .chain(dials)
+            .chain([self.refresh_at, self.housekeeping_at])
+            .min()
+    }
+
+    // ---------------------------------------------------------------- state
+
+    /// What must survive a restart; give it back to [`Node::restore`].
+    pub fn persistent_state(&self) -> PersistentState {
+        let known: Vec<PeerRecord> = self
+            .records
+            .sorted()
+            .into_iter()
+            .take(persist::MAX_PERSISTED_RECORDS)
+            .cloned()
+            .collect();
+        PersistentState {
+            owner: self.identity.peer_id(),
+            boot_count: self.boot_count,
+            saved_at: self.now,
+            known_records: BoundedVec::new(known).unwrap_or_default(),
+        }
+    }
+
+    /// A read-only view of the node's state, for metrics, tests and status displays.
+    pub fn inspect(&self) -> NodeView<'_> {
+        NodeView { node: self }
+    }
+
+    /// This node's peer id.
+    pub fn peer_id(&self) -> PeerId {
+        self.identity.peer_id()
+    }
+
+    // ---------------------------------------------------------------- internals
+
+    fn advance(&mut self, now: Timestamp) -> Timestamp {
+        if now < self.now {
+            self.counters.clock_regressions += 1;
+        } else {
+            self.now = now;
+        }
+        self.now
+    }
+
+    fn on_frame(&mut self, now: Timestamp, from: PeerId, bytes: &[u8]) -> Result<(), FrameError> {
+        if !self.links.contains_key(&from) {
+            return Err(FrameError::NotConnected);
+        }
+        let frame = Frame::decode(bytes).map_err(FrameError::Decode)?;
+        match frame {
+            Frame::Session(SessionMessage::Hello(hello)) => self.on_hello(now, from, hello),
+            Frame::Session(SessionMessage::Goodbye(goodbye)) => {
+                self.on_goodbye(from, goodbye);
+                Ok(())
+            }
+        }
+    }
+
+    fn on_hello(&mut self, now: Timestamp, from: PeerId, hello: Hello) -> Result<(), FrameError> {
+        if hello.version != PROTOCOL_VERSION {
+            return Err(FrameError::UnsupportedVersion {
+                version: hello.version,
+            });
+        }
+        if hello.record.peer_id != from {
+            return Err(FrameError::PeerMismatch);
+        }
+        self.accept_record(hello.record, now)?;
+        if let Some(link) = self.links.get_mut(&from)
+            && !link.established
+        {
+            link.established = true;
+            self.push_event(Event::NeighborUp { peer: from });
+        }
+        Ok(())
+    }
+
+    fn on_goodbye(&mut self, from: PeerId, goodbye: Goodbye) {
+        let reason = match goodbye.reason {
+            GoodbyeReason::Leaving => DownReason::Left,
+            GoodbyeReason::Replaced => DownReason::Replaced,
+        };
+        if let Some(link) = self.links.remove(&from)
+            && link.established
+        {
+            self.push_event(Event::NeighborDown { peer: from, reason });
+        }
+        self.push_transmit(Transmit::Disconnect { peer: from });
+    }
+
+    /// Verifies (once) and caches a record.
+    fn accept_record(&mut self, record: PeerRecord, now: Timestamp) -> Result<(), FrameError> {
+        match self.records.offer(&record) {
+            Offer::Stale => Err(FrameError::StaleRecord),
+            Offer::Known if record.expires_at > now => Ok(()),
+            Offer::Known => Err(FrameError::BadRecord(RecordError::Expired)),
+            Offer::New => {
+                self.counters.records_verified += 1;
+                record
+                    .verify(&*self.config.crypto, now)
+                    .map_err(FrameError::BadRecord)?;
+                let links = &self.links;
+                self.records.insert(record, |p| links.contains_key(p));
+                Ok(())
+            }
+        }
+    }
+
+    fn reissue_record(&mut self, now: Timestamp, addresses: Addresses) -> Result<(), NodeError> {
+        let record = PeerRecord::issue(&self.identity, addresses, now, self.config.record_lifetime)
+            .map_err(NodeError::Record)?;
+        self.adopt_record(record)?;
+        let hello = self.hello.clone();
+        let neighbors: Vec<PeerId> = self
+            .links
+            .iter()
+            .filter(|(_, l)| l.established)
+            .map(|(p, _)| *p)
+            .collect();
+        for peer in neighbors {
+            self.send(peer, hello.clone());
+        }
+        Ok(())
+    }
+
+    /// Makes `record` the node's own: caches its `Hello` and schedules its refresh at three
+    /// quarters of its lifetime, less a random jitter of up to a sixteenth, so that nodes started
+    /// together do not all re-sign at once.
+    fn adopt_record(&mut self, record: PeerRecord) -> Result<(), NodeError> {
+        let hello = Frame::Session(SessionMessage::Hello(Hello {
+            version: PROTOCOL_VERSION,
+            record: record.clone(),
+        }))
+        .encode()
+        .map_err(|e| NodeError::Record(RecordError::Encode(e)))?;
+        let lifetime = record.expires_at.saturating_since(record.issued_at);
+        let jitter_span = (lifetime.as_micros() / 16).max(1);
+        let jitter = TimeDelta::from_micros(self.rng.next_u64() % jitter_span);
+        self.refresh_at = record
+            .issued_at
+            .saturating_add(TimeDelta::from_micros(lifetime.as_micros() / 4 * 3))
+            .saturating_sub(jitter);
+        self.record = record;
+        self.hello = hello;
+        Ok(())
+    }
+
+    fn send(&mut self, to: PeerId, frame: Bytes) {
+        let len = frame.len() as u64;
+        if self.push_transmit(Transmit::Send { to, frame }) {
+            self.counters.frames_sent += 1;
+            self.counters.bytes_sent += len;
+        }
+    }
+
+    fn push_transmit(&mut self, t: Transmit) -> bool {
+        if self.transmits.len() >= self.config.max_queued_transmits {
+            self.counters.transmits_dropped += 1;
+            return false;
+        }
+        self.transmits.push_back(t);
+        true
+    }
+
+    fn push_event(&mut self, e: Event) {
+        if self.events.len() >= self.config.max_queued_events {
+            self.events.pop_front();
+            self.counters.events_dropped += 1;
+        }
+        self.events.push_back(e);
+    }
+}
+
+/// A read-only view of a [`Node`] (see [`Node::inspect`]).
+#[derive(Debug, Clone, Copy)]
+pub struct NodeView<'a> {
+    node: &'a Node,
+}
+
+impl<'a> NodeView<'a> {
+    /// The node's id.
+    pub fn peer_id(&self) -> PeerId {
+        self.node.identity.peer_id()
+    }
+
+    /// The node's current signed record.
+    pub fn record(&self) -> &'a PeerRecord {
+        &self.node.record
+    }
+
+    /// Peers whose handshake completed, in id order.
+    pub fn neighbors(&self) -> impl Iterator<Item = PeerId> + 'a {
+        self.node
+            .links
+            .iter()
+            .filter(|(_, l)| l.established)
+            .map(|(p, _)| *p)
+    }
+
+    /// Connections still waiting for the peer's `Hello`.
+    pub fn pending_handshakes(&self) -> usize {
+        self.node.links.values().filter(|l| !l.established).count()
+    }
+
+    /// Dials requested and not yet answered.
+    pub fn pending_dials(&self) -> usize {
+        self.node.dialing.len()
+    }
+
+    /// The verified record held for `peer`, if any.
+    pub fn known_record(&self, peer: &PeerId) -> Option<&'a PeerRecord> {
+        self.node.records.get(peer)
+    }
+
+    /// How many verified records are held.
+    pub fn known_records(&self) -> usize {
+        self.node.records.len()
+    }
+
+    /// Running totals.
+    pub fn counters(&self) -> &'a Counters {
+        &self.node.counters
+    }
+
+    /// How many times this identity has started (1 for a fresh node).
+    pub fn boot_count(&self) -> u64 {
+        self.node.boot_count
+    }
+
+    /// The latest `now` the node has seen.
+    pub fn now(&self) -> Timestamp {
+        self.node.now
+    }
+}

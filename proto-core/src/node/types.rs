@@ -1,0 +1,289 @@
+//! The vocabulary of the [`Node`](super::Node) idiom: its configuration, inputs and outputs.
+
+use crate::crypto::{CryptoProvider, default_provider};
+use crate::id::PeerId;
+use crate::record::{Address, RecordError};
+use crate::time::TimeDelta;
+use crate::wire::DecodeError;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use bytes::Bytes;
+use core::fmt;
+
+/// Everything a [`Node`](super::Node) can be tuned with. `Config::default()` is the protocol's
+/// defaults as SPEC.md states them.
+#[derive(Clone)]
+pub struct Config {
+    /// The crypto provider for signing, verification and KEM.
+    pub crypto: Arc<dyn CryptoProvider>,
+    /// The addresses this node advertises in its record (opaque to the core).
+    pub addresses: Vec<Address>,
+    /// How long an issued record stays valid. Default 1 h.
+    pub record_lifetime: TimeDelta,
+    /// How long a new connection may stay silent before its `Hello` arrives. Default 10 s.
+    pub hello_timeout: TimeDelta,
+    /// How long a requested dial may stay unanswered before it is forgotten. Default 15 s.
+    pub dial_timeout: TimeDelta,
+    /// Most simultaneous connections (set up or setting up). Default 128.
+    pub max_connections: usize,
+    /// Most verified peer records kept (one copy each). Default 256.
+    pub max_known_records: usize,
+    /// Most outputs queued for the driver before new ones are dropped and counted. Default 4096.
+    pub max_queued_transmits: usize,
+    /// Most events queued for the application before the oldest are dropped and counted.
+    /// Default 1024.
+    pub max_queued_events: usize,
+    /// How often expired records are swept from the cache. Default 60 s.
+    pub housekeeping_interval: TimeDelta,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            crypto: default_provider(),
+            addresses: Vec::new(),
+            record_lifetime: TimeDelta::from_secs(3600),
+            hello_timeout: TimeDelta::from_secs(10),
+            dial_timeout: TimeDelta::from_secs(15),
+            max_connections: 128,
+            max_known_records: 256,
+            max_queued_transmits: 4096,
+            max_queued_events: 1024,
+            housekeeping_interval: TimeDelta::from_secs(60),
+        }
+    }
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("crypto", &self.crypto.name())
+            .field("addresses", &self.addresses)
+            .field("record_lifetime", &self.record_lifetime)
+            .field("hello_timeout", &self.hello_timeout)
+            .field("dial_timeout", &self.dial_timeout)
+            .field("max_connections", &self.max_connections)
+            .field("max_known_records", &self.max_known_records)
+            .field("max_queued_transmits", &self.max_queued_transmits)
+            .field("max_queued_events", &self.max_queued_events)
+            .field("housekeeping_interval", &self.housekeeping_interval)
+            .finish()
+    }
+}
+
+/// 32 bytes that seed a node's RNG. Build one from a `u64` in tests and simulations (expanded
+/// with BLAKE3), or from 32 bytes of OS randomness in production.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct RngSeed(pub [u8; 32]);
+
+impl From<u64> for RngSeed {
+    fn from(seed: u64) -> Self {
+        RngSeed(blake3::derive_key(
+            "hearsay 2026-11 rng seed v1",
+            &seed.to_le_bytes(),
+        ))
+    }
+}
+
+impl From<[u8; 32]> for RngSeed {
+    fn from(seed: [u8; 32]) -> Self {
+        RngSeed(seed)
+    }
+}
+
+impl fmt::Debug for RngSeed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("RngSeed(..)")
+    }
+}
+
+/// A peer to dial: its id and where the driver may find it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Contact {
+    /// The peer's id (the driver checks it during the handshake).
+    pub peer: PeerId,
+    /// Addresses to try, in order.
+    pub addresses: Vec<Address>,
+}
+
+/// What the application asks of the node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Command {
+    /// Connect to these peers and exchange records with them.
+    Join {
+        /// Bootstrap contacts.
+        contacts: Vec<Contact>,
+    },
+    /// Advertise new addresses: re-issues the record and sends it to every neighbour.
+    SetAddresses {
+        /// The new addresses (at most [`MAX_ADDRESSES`](crate::record::MAX_ADDRESSES)).
+        addresses: Vec<Address>,
+    },
+    /// Leave gracefully: say goodbye to every neighbour and close every connection.
+    Leave,
+}
+
+/// What the node asks of its driver. Drain with [`Node::poll_transmit`](super::Node::poll_transmit).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Transmit {
+    /// Send `frame` to `to` over the connection to it (reliable, ordered per peer).
+    Send {
+        /// The recipient.
+        to: PeerId,
+        /// One encoded [`Frame`](crate::Frame), at most [`MAX_FRAME_LEN`](crate::MAX_FRAME_LEN).
+        frame: Bytes,
+    },
+    /// Open a connection to `peer`, trying `addresses`; report the outcome with
+    /// `handle_connected` or, on failure, `handle_disconnected`.
+    Connect {
+        /// The peer to dial; the driver must check the handshake proves this identity.
+        peer: PeerId,
+        /// Where to find it.
+        addresses: Vec<Address>,
+    },
+    /// Close the connection to `peer` after sending what is queued for it.
+    Disconnect {
+        /// The peer to drop.
+        peer: PeerId,
+    },
+}
+
+/// Why a neighbour went away.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum DownReason {
+    /// The connection closed without a goodbye.
+    Disconnected,
+    /// The failure detector declared the peer dead.
+    Failed,
+    /// The peer was replaced by another (or asked to be).
+    Replaced,
+    /// The peer said goodbye: it is leaving the overlay.
+    Left,
+}
+
+/// What the node tells the application. Drain with [`Node::poll_event`](super::Node::poll_event).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Event {
+    /// A connection finished its handshake: `peer`'s record verified.
+    NeighborUp {
+        /// The new neighbour.
+        peer: PeerId,
+    },
+    /// A neighbour is gone.
+    NeighborDown {
+        /// The former neighbour.
+        peer: PeerId,
+        /// Why.
+        reason: DownReason,
+    },
+}
+
+/// Why a frame from a peer was refused. The node's protocol state is unchanged by a refused
+/// frame; the refusal is counted in [`Counters`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FrameError {
+    /// The bytes did not decode.
+    Decode(DecodeError),
+    /// The sender has no connection to this node (the driver reported none).
+    NotConnected,
+    /// The sender speaks a protocol version this node does not.
+    UnsupportedVersion {
+        /// The version it announced.
+        version: u16,
+    },
+    /// The handshake's record names a different peer than the connection's.
+    PeerMismatch,
+    /// The handshake's record failed verification.
+    BadRecord(RecordError),
+    /// The handshake's record is older than one already accepted from that peer.
+    StaleRecord,
+}
+
+impl fmt::Display for FrameError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FrameError::Decode(e) => write!(f, "undecodable frame: {e}"),
+            FrameError::NotConnected => f.write_str("frame from a peer with no connection"),
+            FrameError::UnsupportedVersion { version } => {
+                write!(f, "unsupported protocol version {version}")
+            }
+            FrameError::PeerMismatch => {
+                f.write_str("record names another peer than the connection")
+            }
+            FrameError::BadRecord(e) => write!(f, "bad record: {e}"),
+            FrameError::StaleRecord => f.write_str("record older than the one already held"),
+        }
+    }
+}
+
+impl core::error::Error for FrameError {}
+
+/// Why a command or a constructor failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum NodeError {
+    /// The node's own record could not be issued (bad lifetime, too many addresses).
+    Record(RecordError),
+    /// A configuration value is out of range (named).
+    InvalidConfig(&'static str),
+    /// The persistent state belongs to another identity.
+    StateOfAnotherPeer,
+    /// The persistent state could not be decoded.
+    State(DecodeError),
+}
+
+impl fmt::Display for NodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NodeError::Record(e) => write!(f, "cannot issue this node's record: {e}"),
+            NodeError::InvalidConfig(what) => write!(f, "invalid configuration: {what}"),
+            NodeError::StateOfAnotherPeer => {
+                f.write_str("persistent state belongs to another peer")
+            }
+            NodeError::State(e) => write!(f, "persistent state is corrupt: {e}"),
+        }
+    }
+}
+
+impl core::error::Error for NodeError {}
+
+/// Running totals, for the simulator's metrics and the CLI's status.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Counters {
+    /// Frames handed to `handle_frame`.
+    pub frames_received: u64,
+    /// Bytes handed to `handle_frame`.
+    pub bytes_received: u64,
+    /// `Transmit::Send` outputs produced.
+    pub frames_sent: u64,
+    /// Bytes in `Transmit::Send` outputs produced.
+    pub bytes_sent: u64,
+    /// Frames refused because they did not decode (including oversize ones).
+    pub rejected_decode: u64,
+    /// Frames from peers without a connection.
+    pub rejected_not_connected: u64,
+    /// Handshakes refused for their protocol version.
+    pub rejected_version: u64,
+    /// Handshakes refused because their record was bad, stale, or for another peer.
+    pub rejected_record: u64,
+    /// Signatures verified on records (each distinct record is verified once).
+    pub records_verified: u64,
+    /// Connections closed because no `Hello` arrived in time.
+    pub hello_timeouts: u64,
+    /// Dials forgotten because the driver never reported them.
+    pub dial_timeouts: u64,
+    /// Connections refused (limit reached, a connection to self, or after leaving).
+    pub connections_refused: u64,
+    /// Outputs dropped because the driver let the transmit queue fill.
+    pub transmits_dropped: u64,
+    /// Events dropped because the application let the event queue fill.
+    pub events_dropped: u64,
+    /// Times the driver passed a `now` earlier than a previous one (clamped).
+    pub clock_regressions: u64,
+}

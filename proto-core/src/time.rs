@@ -1,0 +1,200 @@
+//! Time as the core sees it: a number the driver passes in, never a clock it reads.
+//!
+//! [`Timestamp`] is microseconds since the Unix epoch *as the driver sees them*: the driver must
+//! never pass a value smaller than one it passed before (make the system clock monotonic, or in a
+//! simulator start the virtual clock at a fixed epoch). Because the value is wall-clock based, it
+//! can be written into records and beacons as an expiry time that other nodes understand.
+
+use core::fmt;
+use core::ops::{Add, AddAssign, Sub};
+use minicbor::{Decode, Encode};
+
+/// A point in time: microseconds since 1970-01-01T00:00:00Z as the driver sees them.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Timestamp(u64);
+
+/// A span of time in microseconds. Arithmetic on it saturates; it never wraps or panics.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct TimeDelta(u64);
+
+impl Timestamp {
+    /// The Unix epoch itself.
+    pub const EPOCH: Self = Self(0);
+    /// The largest representable instant (used as "never").
+    pub const MAX: Self = Self(u64::MAX);
+
+    /// A timestamp `micros` microseconds after the Unix epoch.
+    pub const fn from_micros(micros: u64) -> Self {
+        Self(micros)
+    }
+
+    /// A timestamp `secs` seconds after the Unix epoch (saturating).
+    pub const fn from_secs(secs: u64) -> Self {
+        Self(secs.saturating_mul(1_000_000))
+    }
+
+    /// Microseconds since the Unix epoch.
+    pub const fn as_micros(self) -> u64 {
+        self.0
+    }
+
+    /// The time elapsed from `earlier` to `self`, or zero if `earlier` is later.
+    pub const fn saturating_since(self, earlier: Timestamp) -> TimeDelta {
+        TimeDelta(self.0.saturating_sub(earlier.0))
+    }
+
+    /// `self + delta`, saturating at [`Timestamp::MAX`].
+    pub const fn saturating_add(self, delta: TimeDelta) -> Timestamp {
+        Timestamp(self.0.saturating_add(delta.0))
+    }
+
+    /// `self - delta`, saturating at [`Timestamp::EPOCH`].
+    pub const fn saturating_sub(self, delta: TimeDelta) -> Timestamp {
+        Timestamp(self.0.saturating_sub(delta.0))
+    }
+}
+
+impl TimeDelta {
+    /// No time at all.
+    pub const ZERO: Self = Self(0);
+    /// The largest representable span.
+    pub const MAX: Self = Self(u64::MAX);
+
+    /// A span of `micros` microseconds.
+    pub const fn from_micros(micros: u64) -> Self {
+        Self(micros)
+    }
+
+    /// A span of `millis` milliseconds (saturating).
+    pub const fn from_millis(millis: u64) -> Self {
+        Self(millis.saturating_mul(1_000))
+    }
+
+    /// A span of `secs` seconds (saturating).
+    pub const fn from_secs(secs: u64) -> Self {
+        Self(secs.saturating_mul(1_000_000))
+    }
+
+    /// The span in microseconds.
+    pub const fn as_micros(self) -> u64 {
+        self.0
+    }
+
+    /// The span in whole milliseconds (rounded down).
+    pub const fn as_millis(self) -> u64 {
+        self.0 / 1_000
+    }
+
+    /// `self / n`, or zero when `n` is zero.
+    pub const fn div(self, n: u64) -> TimeDelta {
+        match self.0.checked_div(n) {
+            Some(v) => TimeDelta(v),
+            None => TimeDelta(0),
+        }
+    }
+
+    /// `self * n`, saturating.
+    pub const fn saturating_mul(self, n: u64) -> TimeDelta {
+        TimeDelta(self.0.saturating_mul(n))
+    }
+}
+
+impl Add<TimeDelta> for Timestamp {
+    type Output = Timestamp;
+    fn add(self, rhs: TimeDelta) -> Timestamp {
+        self.saturating_add(rhs)
+    }
+}
+
+impl AddAssign<TimeDelta> for Timestamp {
+    fn add_assign(&mut self, rhs: TimeDelta) {
+        *self = self.saturating_add(rhs);
+    }
+}
+
+impl Sub<Timestamp> for Timestamp {
+    type Output = TimeDelta;
+    fn sub(self, rhs: Timestamp) -> TimeDelta {
+        self.saturating_since(rhs)
+    }
+}
+
+impl Add for TimeDelta {
+    type Output = TimeDelta;
+    fn add(self, rhs: TimeDelta) -> TimeDelta {
+        TimeDelta(self.0.saturating_add(rhs.0))
+    }
+}
+
+impl From<core::time::Duration> for TimeDelta {
+    fn from(d: core::time::Duration) -> Self {
+        TimeDelta(u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+    }
+}
+
+impl From<TimeDelta> for core::time::Duration {
+    fn from(d: TimeDelta) -> Self {
+        core::time::Duration::from_micros(d.0)
+    }
+}
+
+impl fmt::Debug for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{:06}s", self.0 / 1_000_000, self.0 % 1_000_000)
+    }
+}
+
+impl fmt::Debug for TimeDelta {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.is_multiple_of(1_000) {
+            write!(f, "{}ms", self.0 / 1_000)
+        } else {
+            write!(f, "{}us", self.0)
+        }
+    }
+}
+
+// On the wire a timestamp is a CBOR unsigned integer of microseconds.
+impl<C> Encode<C> for Timestamp {
+    fn encode<W: minicbor::encode::Write>(
+        &self,
+        e: &mut minicbor::Encoder<W>,
+        _: &mut C,
+    ) -> Result<(), minicbor::encode::Error<W::Error>> {
+        e.u64(self.as_micros())?;
+        Ok(())
+    }
+}
+
+impl<'b, C> Decode<'b, C> for Timestamp {
+    fn decode(d: &mut minicbor::Decoder<'b>, _: &mut C) -> Result<Self, minicbor::decode::Error> {
+        Ok(Timestamp::from_micros(d.u64()?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::format;
+
+    #[test]
+    fn arithmetic_saturates_instead_of_wrapping() {
+        let t = Timestamp::from_micros(u64::MAX - 1);
+        assert_eq!(t + TimeDelta::from_secs(1), Timestamp::MAX);
+        assert_eq!(Timestamp::EPOCH - t, TimeDelta::ZERO);
+        assert_eq!(t - Timestamp::EPOCH, TimeDelta::from_micros(u64::MAX - 1));
+        assert_eq!(TimeDelta::from_secs(u64::MAX), TimeDelta::MAX);
+    }
+
+    #[test]
+    fn converts_to_and_from_core_duration() {
+        let d = core::time::Duration::from_millis(1500);
+        assert_eq!(TimeDelta::from(d), TimeDelta::from_millis(1500));
+        assert_eq!(core::time::Duration::from(TimeDelta::from_millis(1500)), d);
+        assert_eq!(format!("{:?}", TimeDelta::from_millis(1500)), "1500ms");
+        assert_eq!(
+            format!("{:?}", Timestamp::from_micros(2_000_001)),
+            "2.000001s"
+        );
+    }
+}

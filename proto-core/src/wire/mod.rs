@@ -1,0 +1,150 @@
+//! The wire format: one [`Frame`] per message between two connected peers.
+//!
+//! A frame is a CBOR array `[kind, body]`: `kind` names the protocol that owns the frame (see
+//! [`FrameKind`]) and `body` is that protocol's message, a CBOR array whose fields carry explicit
+//! indices (minicbor's `#[n(i)]`) so messages can grow new trailing fields. The frame limit is
+//! checked before parsing; every list and byte string has its own limit, checked before
+//! allocation; decoding returns a typed [`DecodeError`] and never panics.
+
+pub mod codec;
+
+pub use codec::{BoundedBytes, BoundedVec, DecodeError, EncodeError, FixedBytes};
+
+use crate::record::PeerRecord;
+use bytes::Bytes;
+use minicbor::{Decode, Decoder, Encode, Encoder};
+
+/// The largest frame, in bytes, a node sends or accepts (256 KiB, the blob limit).
+pub const MAX_FRAME_LEN: usize = 256 * 1024;
+
+/// The protocol version this build speaks; carried in [`Hello`].
+pub const PROTOCOL_VERSION: u16 = 1;
+
+/// Protocol tags of the top-level frame. Numbers are part of the protocol and never reused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[repr(u8)]
+#[non_exhaustive]
+pub enum FrameKind {
+    /// Session set-up and tear-down between two connected peers ([`SessionMessage`]).
+    Session = 0,
+    // 1 membership (HyParView), 2 failure detection (SWIM), 3 broadcast (Plumtree),
+    // 4 reconciliation (IBLT), 5 discovery (FOAF, presence): reserved for their protocols.
+}
+
+impl FrameKind {
+    /// The tag's number on the wire.
+    pub const fn number(self) -> u64 {
+        self as u64
+    }
+}
+
+/// One message between two connected peers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Frame {
+    /// Session set-up and tear-down.
+    Session(SessionMessage),
+}
+
+/// Session messages: the first and last words on a connection.
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
+#[non_exhaustive]
+pub enum SessionMessage {
+    /// Sent by both sides as soon as a connection is up.
+    #[n(0)]
+    Hello(#[n(0)] Hello),
+    /// Sent before a graceful close.
+    #[n(1)]
+    Goodbye(#[n(0)] Goodbye),
+}
+
+/// The handshake: the sender's protocol version and its signed record.
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
+pub struct Hello {
+    /// The sender's [`PROTOCOL_VERSION`]; a receiver refuses a version it does not speak.
+    #[n(0)]
+    pub version: u16,
+    /// The sender's current record; its `peer_id` must be the connection's peer.
+    #[n(1)]
+    pub record: PeerRecord,
+}
+
+/// A graceful goodbye: the receiver reports the sender as gone with [`GoodbyeReason`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Encode, Decode)]
+pub struct Goodbye {
+    /// Why the sender is closing.
+    #[n(0)]
+    pub reason: GoodbyeReason,
+}
+
+/// Why a peer says goodbye.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Encode, Decode)]
+#[cbor(index_only)]
+#[non_exhaustive]
+pub enum GoodbyeReason {
+    /// The sender is leaving the overlay.
+    #[n(0)]
+    Leaving,
+    /// The sender keeps running but drops this connection (for example, a view replacement).
+    #[n(1)]
+    Replaced,
+}
+
+impl Frame {
+    /// The protocol this frame belongs to.
+    pub fn kind(&self) -> FrameKind {
+        match self {
+            Frame::Session(_) => FrameKind::Session,
+        }
+    }
+
+    /// Encodes the frame; fails if it would exceed [`MAX_FRAME_LEN`].
+    pub fn encode(&self) -> Result<Bytes, EncodeError> {
+        let out = codec::to_vec(self)?;
+        if out.len() > MAX_FRAME_LEN {
+            return Err(EncodeError::FrameTooLarge {
+                len: out.len(),
+                max: MAX_FRAME_LEN,
+            });
+        }
+        Ok(Bytes::from(out))
+    }
+
+    /// Decodes one frame. Checks the size first, then parses; trailing bytes are an error.
+    pub fn decode(bytes: &[u8]) -> Result<Frame, DecodeError> {
+        if bytes.len() > MAX_FRAME_LEN {
+            return Err(DecodeError::FrameTooLarge {
+                len: bytes.len(),
+                max: MAX_FRAME_LEN,
+            });
+        }
+        codec::from_slice(bytes)
+    }
+}
+
+impl<C> Encode<C> for Frame {
+    fn encode<W: minicbor::encode::Write>(
+        &self,
+        e: &mut Encoder<W>,
+        ctx: &mut C,
+    ) -> Result<(), minicbor::encode::Error<W::Error>> {
+        e.array(2)?.u64(self.kind().number())?;
+        match self {
+            Frame::Session(m) => m.encode(e, ctx),
+        }
+    }
+}
+
+impl<'b, C> Decode<'b, C> for Frame {
+    fn decode(d: &mut Decoder<'b>, ctx: &mut C) -> Result<Self, minicbor::decode::Error> {
+        if d.array()? != Some(2) {
+            return Err(codec::limit(DecodeError::Malformed {
+                position: Some(d.position()),
+            }));
+        }
+        match d.u64()? {
+            0 => Ok(Frame::Session(SessionMessage::decode(d, ctx)?)),
+            other => Err(codec::limit(DecodeError::UnknownKind(other))),
+        }
+    }
+}
