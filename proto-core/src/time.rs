@@ -119,6 +119,13 @@ impl Sub<Timestamp> for Timestamp {
     }
 }
 
+impl Sub<TimeDelta> for Timestamp {
+    type Output = Timestamp;
+    fn sub(self, rhs: TimeDelta) -> Timestamp {
+        self.saturating_sub(rhs)
+    }
+}
+
 impl Add for TimeDelta {
     type Output = TimeDelta;
     fn add(self, rhs: TimeDelta) -> TimeDelta {

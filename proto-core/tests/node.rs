@@ -1,0 +1,384 @@
+//! The Node idiom end to end over an in-memory network: handshake, goodbye, disconnects, timers,
+//! persistence, and refusal of bad input without any change of state.
+
+mod common;
+
+use bytes::Bytes;
+use common::{Net, T0, identity, node};
+use hearsay_proto::node::{Command, Contact, DownReason, Event, FrameError, Transmit};
+use hearsay_proto::wire::{Frame, Hello, SessionMessage};
+use hearsay_proto::{
+    Config, DecodeError, MAX_FRAME_LEN, Node, PeerRecord, PersistentState, TimeDelta,
+};
+
+fn join(net: &mut Net, from: usize, to: usize) {
+    let contact = Contact {
+        peer: net.id(to),
+        addresses: vec![],
+    };
+    net.nodes[from]
+        .handle_command(
+            net.now,
+            Command::Join {
+                contacts: vec![contact],
+            },
+        )
+        .unwrap();
+    net.run();
+}
+
+#[test]
+fn hello_exchange_makes_both_sides_neighbours_and_caches_records() {
+    let mut net = Net::new(vec![node(1), node(2), node(3)]);
+    join(&mut net, 1, 0);
+    join(&mut net, 2, 0);
+    assert_eq!(net.neighbors(0), {
+        let mut v = vec![net.id(1), net.id(2)];
+        v.sort();
+        v
+    });
+    assert_eq!(net.neighbors(1), vec![net.id(0)]);
+    assert_eq!(net.neighbors(2), vec![net.id(0)]);
+    let ups: Vec<_> = net
+        .events
+        .iter()
+        .filter(|(_, e)| matches!(e, Event::NeighborUp { .. }))
+        .collect();
+    assert_eq!(
+        ups.len(),
+        4,
+        "one NeighborUp per side per connection: {ups:?}"
+    );
+    // Node 0 holds verified copies of both records, byte-identical to what they issued.
+    let r1 = net.nodes[0]
+        .inspect()
+        .known_record(&net.id(1))
+        .unwrap()
+        .clone();
+    assert_eq!(&r1, net.nodes[1].inspect().record());
+    assert_eq!(net.nodes[0].inspect().counters().records_verified, 2);
+}
+
+#[test]
+fn goodbye_reports_left_and_plain_disconnect_reports_disconnected() {
+    let mut net = Net::new(vec![node(1), node(2), node(3)]);
+    join(&mut net, 1, 0);
+    join(&mut net, 2, 0);
+    net.events.clear();
+    net.nodes[1]
+        .handle_command(net.now, Command::Leave)
+        .unwrap();
+    net.run();
+    assert!(net.events.contains(&(
+        0,
+        Event::NeighborDown {
+            peer: net.id(1),
+            reason: DownReason::Left
+        }
+    )));
+    assert_eq!(net.neighbors(1), vec![]);
+
+    net.events.clear();
+    let (a, b) = (net.id(0), net.id(2));
+    net.nodes[0].handle_disconnected(net.now, b);
+    net.nodes[2].handle_disconnected(net.now, a);
+    net.run();
+    assert_eq!(
+        net.events,
+        vec![
+            (
+                0,
+                Event::NeighborDown {
+                    peer: b,
+                    reason: DownReason::Disconnected
+                }
+            ),
+            (
+                2,
+                Event::NeighborDown {
+                    peer: a,
+                    reason: DownReason::Disconnected
+                }
+            ),
+        ]
+    );
+    assert_eq!(net.neighbors(0), vec![]);
+}
+
+#[test]
+fn a_silent_connection_is_closed_after_the_hello_timeout() {
+    let mut net = Net::new(vec![node(1), node(2)]);
+    net.cut.push((1, 0)); // node 1's frames never reach node 0
+    join(&mut net, 0, 1);
+    assert_eq!(net.neighbors(0), vec![]);
+    assert_eq!(net.nodes[0].inspect().pending_handshakes(), 1);
+    let deadline = net.nodes[0].poll_timeout().unwrap();
+    assert_eq!(deadline, T0 + Config::default().hello_timeout);
+    net.advance(TimeDelta::from_secs(11));
+    assert_eq!(net.nodes[0].inspect().pending_handshakes(), 0);
+    assert_eq!(net.nodes[0].inspect().counters().hello_timeouts, 1);
+}
+
+#[test]
+fn record_is_refreshed_before_it_expires_and_neighbours_get_the_new_one() {
+    let mut net = Net::new(vec![node(1), node(2)]);
+    join(&mut net, 1, 0);
+    let first = net.nodes[1].inspect().record().clone();
+    // Run for longer than a record lifetime: the record must have been re-issued in time.
+    net.advance(TimeDelta::from_secs(3600 + 60));
+    let now = net.now;
+    let current = net.nodes[1].inspect().record().clone();
+    assert!(current.issued_at > first.issued_at);
+    assert!(current.expires_at > now, "node 1's record lapsed");
+    let refreshed_at = current.issued_at - first.issued_at;
+    assert!(
+        refreshed_at <= TimeDelta::from_secs(2700)
+            && refreshed_at >= TimeDelta::from_secs(2700 - 225),
+        "refresh at 3/4 of the lifetime minus at most 1/16 jitter, got {refreshed_at:?}"
+    );
+    let held = net.nodes[0].inspect().known_record(&net.id(1)).unwrap();
+    assert_eq!(
+        held, &current,
+        "neighbour did not receive the refreshed record"
+    );
+    assert_eq!(
+        net.neighbors(0),
+        vec![net.id(1)],
+        "a refresh is not a new neighbour"
+    );
+}
+
+/// Builds a connected pair (0 and 1) and returns it with node 0's state snapshot.
+fn connected_pair() -> Net {
+    let mut net = Net::new(vec![node(1), node(2)]);
+    join(&mut net, 1, 0);
+    net.events.clear();
+    net
+}
+
+fn snapshot(
+    n: &Node,
+) -> (
+    Vec<hearsay_proto::PeerId>,
+    usize,
+    Vec<u8>,
+    Option<hearsay_proto::Timestamp>,
+) {
+    let v = n.inspect();
+    (
+        v.neighbors().collect(),
+        v.known_records(),
+        n.persistent_state().to_bytes().unwrap(),
+        n.poll_timeout(),
+    )
+}
+
+#[test]
+fn bad_input_is_refused_typed_counted_and_changes_nothing() {
+    let mut net = connected_pair();
+    let peer = net.id(1);
+    let stranger = identity(9).peer_id();
+    let before = snapshot(&net.nodes[0]);
+    let now = net.now;
+    let n = &mut net.nodes[0];
+
+    // Garbage, truncation, oversize, unknown kind.
+    assert!(matches!(
+        n.handle_frame(now, peer, Bytes::from_static(&[0xff, 0x00, 0x13])),
+        Err(FrameError::Decode(_))
+    ));
+    let good = n.inspect().record().clone();
+    let hello = Frame::Session(SessionMessage::Hello(Hello {
+        version: 1,
+        record: good.clone(),
+    }))
+    .encode()
+    .unwrap();
+    assert!(matches!(
+        n.handle_frame(now, peer, hello.slice(..hello.len() - 1)),
+        Err(FrameError::Decode(DecodeError::Malformed { .. }))
+    ));
+    assert_eq!(
+        n.handle_frame(now, peer, Bytes::from(vec![0u8; MAX_FRAME_LEN + 1])),
+        Err(FrameError::Decode(DecodeError::FrameTooLarge {
+            len: MAX_FRAME_LEN + 1,
+            max: MAX_FRAME_LEN
+        }))
+    );
+    assert_eq!(
+        n.handle_frame(now, peer, Bytes::from_static(&[0x82, 0x18, 0x63, 0x80])),
+        Err(FrameError::Decode(DecodeError::UnknownKind(0x63)))
+    );
+
+    // A hello that carries another peer's record (node 0's own, replayed by peer 1).
+    assert_eq!(
+        n.handle_frame(now, peer, hello.clone()),
+        Err(FrameError::PeerMismatch)
+    );
+    // From a peer with no connection.
+    assert_eq!(
+        n.handle_frame(now, stranger, hello.clone()),
+        Err(FrameError::NotConnected)
+    );
+
+    let c = n.inspect().counters().clone();
+    assert_eq!(
+        (
+            c.rejected_decode,
+            c.rejected_record,
+            c.rejected_not_connected
+        ),
+        (4, 1, 1)
+    );
+    assert!(n.poll_event().is_none());
+    assert!(n.poll_transmit().is_none());
+    assert_eq!(snapshot(n), before);
+}
+
+#[test]
+fn unknown_version_tampered_and_stale_records_are_refused() {
+    let mut net = connected_pair();
+    let now = net.now;
+    let peer = net.id(1);
+    let their = net.nodes[1].inspect().record().clone();
+    let before = snapshot(&net.nodes[0]);
+    let n = &mut net.nodes[0];
+
+    let v2 = Frame::Session(SessionMessage::Hello(Hello {
+        version: 2,
+        record: their.clone(),
+    }))
+    .encode()
+    .unwrap();
+    assert_eq!(
+        n.handle_frame(now, peer, v2),
+        Err(FrameError::UnsupportedVersion { version: 2 })
+    );
+
+    let mut tampered = their.clone();
+    tampered.issued_at = tampered.issued_at + TimeDelta::from_micros(1);
+    let f = Frame::Session(SessionMessage::Hello(Hello {
+        version: 1,
+        record: tampered,
+    }))
+    .encode()
+    .unwrap();
+    assert!(matches!(
+        n.handle_frame(now, peer, f),
+        Err(FrameError::BadRecord(_))
+    ));
+
+    let mut older = their.clone();
+    older.issued_at = older.issued_at - TimeDelta::from_secs(1);
+    let f = Frame::Session(SessionMessage::Hello(Hello {
+        version: 1,
+        record: older,
+    }))
+    .encode()
+    .unwrap();
+    assert_eq!(n.handle_frame(now, peer, f), Err(FrameError::StaleRecord));
+
+    // The identical record again is accepted without a second verification.
+    let verified = n.inspect().counters().records_verified;
+    let same = Frame::Session(SessionMessage::Hello(Hello {
+        version: 1,
+        record: their,
+    }))
+    .encode()
+    .unwrap();
+    assert_eq!(n.handle_frame(now, peer, same), Ok(()));
+    assert_eq!(n.inspect().counters().records_verified, verified);
+    assert_eq!(n.inspect().counters().rejected_version, 1);
+    assert_eq!(n.inspect().counters().rejected_record, 2);
+    assert_eq!(snapshot(n), before);
+}
+
+#[test]
+fn connections_to_self_and_beyond_the_limit_are_refused() {
+    let config = Config {
+        max_connections: 1,
+        ..Config::default()
+    };
+    let mut n = Node::new(config, identity(1), 1, T0).unwrap();
+    let me = n.peer_id();
+    n.handle_connected(T0, me);
+    assert_eq!(n.poll_transmit(), Some(Transmit::Disconnect { peer: me }));
+    let (a, b) = (identity(2).peer_id(), identity(3).peer_id());
+    n.handle_connected(T0, a);
+    assert!(matches!(n.poll_transmit(), Some(Transmit::Send { to, .. }) if to == a));
+    n.handle_connected(T0, b);
+    assert_eq!(n.poll_transmit(), Some(Transmit::Disconnect { peer: b }));
+    assert_eq!(n.inspect().counters().connections_refused, 2);
+}
+
+#[test]
+fn join_dials_contacts_once_and_forgets_unanswered_dials() {
+    let mut n = node(1);
+    let other = identity(2).peer_id();
+    let contact = Contact {
+        peer: other,
+        addresses: vec![hearsay_proto::Address::new(&b"127.0.0.1:4000"[..]).unwrap()],
+    };
+    n.handle_command(
+        T0,
+        Command::Join {
+            contacts: vec![contact.clone(), contact.clone()],
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        n.poll_transmit(),
+        Some(Transmit::Connect {
+            peer: other,
+            addresses: contact.addresses.clone()
+        })
+    );
+    assert_eq!(
+        n.poll_transmit(),
+        None,
+        "a contact listed twice is dialled once"
+    );
+    assert_eq!(n.inspect().pending_dials(), 1);
+    let due = n.poll_timeout().unwrap();
+    assert_eq!(due, T0 + Config::default().dial_timeout);
+    n.handle_timeout(due);
+    assert_eq!(n.inspect().pending_dials(), 0);
+    assert_eq!(n.inspect().counters().dial_timeouts, 1);
+}
+
+#[test]
+fn persistent_state_survives_a_restart() {
+    let mut net = Net::new(vec![node(1), node(2), node(3)]);
+    join(&mut net, 1, 0);
+    join(&mut net, 2, 0);
+    let state = net.nodes[0].persistent_state();
+    let bytes = state.to_bytes().unwrap();
+    let state = PersistentState::from_bytes(&bytes).unwrap();
+    assert_eq!(state.known_records.len(), 2);
+    let later = net.now + TimeDelta::from_secs(60);
+    let restored = Node::restore(Config::default(), identity(1), 7, later, state.clone()).unwrap();
+    assert_eq!(restored.peer_id(), net.id(0));
+    assert_eq!(restored.inspect().boot_count(), 2);
+    assert_eq!(restored.inspect().known_records(), 2);
+    assert!(restored.inspect().known_record(&net.id(2)).is_some());
+
+    // State of another peer is refused; expired records are dropped on restore.
+    assert!(Node::restore(Config::default(), identity(2), 7, later, state.clone()).is_err());
+    let much_later = later + TimeDelta::from_secs(7200);
+    let restored = Node::restore(Config::default(), identity(1), 7, much_later, state).unwrap();
+    assert_eq!(restored.inspect().known_records(), 0);
+}
+
+#[test]
+fn a_record_forged_into_persistent_state_is_not_restored() {
+    let mut net = connected_pair();
+    let mut state = net.nodes[0].persistent_state();
+    let mut records = state.known_records.clone().into_vec();
+    let mut bad: PeerRecord = records[0].clone();
+    bad.expires_at = bad.expires_at + TimeDelta::from_secs(1);
+    records[0] = bad;
+    state.known_records = hearsay_proto::wire::BoundedVec::new(records).unwrap();
+    let restored = Node::restore(Config::default(), identity(1), 7, net.now, state).unwrap();
+    assert_eq!(restored.inspect().known_records(), 0);
+    net.run();
+}
