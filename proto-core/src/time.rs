@@ -6,7 +6,7 @@
 //! can be written into records and beacons as an expiry time that other nodes understand.
 
 use core::fmt;
-use core::ops::{Add, AddAssign, Sub};
+use core::ops::{Add, AddAssign, Sub, SubAssign};
 use minicbor::{Decode, Encode};
 
 /// A point in time: microseconds since 1970-01-01T00:00:00Z as the driver sees them.
@@ -123,6 +123,12 @@ impl Sub<TimeDelta> for Timestamp {
     type Output = Timestamp;
     fn sub(self, rhs: TimeDelta) -> Timestamp {
         self.saturating_sub(rhs)
+    }
+}
+
+impl SubAssign<TimeDelta> for Timestamp {
+    fn sub_assign(&mut self, rhs: TimeDelta) {
+        *self = self.saturating_sub(rhs);
     }
 }
 

@@ -256,7 +256,7 @@ fn unknown_version_tampered_and_stale_records_are_refused() {
     );
 
     let mut tampered = their.clone();
-    tampered.issued_at = tampered.issued_at + TimeDelta::from_micros(1);
+    tampered.issued_at += TimeDelta::from_micros(1);
     let f = Frame::Session(SessionMessage::Hello(Hello {
         version: 1,
         record: tampered,
@@ -269,7 +269,7 @@ fn unknown_version_tampered_and_stale_records_are_refused() {
     ));
 
     let mut older = their.clone();
-    older.issued_at = older.issued_at - TimeDelta::from_secs(1);
+    older.issued_at -= TimeDelta::from_secs(1);
     let f = Frame::Session(SessionMessage::Hello(Hello {
         version: 1,
         record: older,
@@ -375,7 +375,7 @@ fn a_record_forged_into_persistent_state_is_not_restored() {
     let mut state = net.nodes[0].persistent_state();
     let mut records = state.known_records.clone().into_vec();
     let mut bad: PeerRecord = records[0].clone();
-    bad.expires_at = bad.expires_at + TimeDelta::from_secs(1);
+    bad.expires_at += TimeDelta::from_secs(1);
     records[0] = bad;
     state.known_records = hearsay_proto::wire::BoundedVec::new(records).unwrap();
     let restored = Node::restore(Config::default(), identity(1), 7, net.now, state).unwrap();
