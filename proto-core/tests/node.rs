@@ -382,3 +382,37 @@ fn a_record_forged_into_persistent_state_is_not_restored() {
     assert_eq!(restored.inspect().known_records(), 0);
     net.run();
 }
+
+#[test]
+fn set_addresses_reissues_the_record_and_neighbours_learn_it() {
+    let mut net = connected_pair();
+    let addr = hearsay_proto::Address::new(&b"198.51.100.7:4433"[..]).unwrap();
+    net.now += TimeDelta::from_secs(5);
+    net.nodes[1]
+        .handle_command(
+            net.now,
+            Command::SetAddresses {
+                addresses: vec![addr.clone()],
+            },
+        )
+        .unwrap();
+    net.run();
+    let held = net.nodes[0].inspect().known_record(&net.id(1)).unwrap();
+    assert_eq!(held.addresses.as_slice(), std::slice::from_ref(&addr));
+    assert_eq!(held.issued_at, net.now);
+
+    let too_many = vec![addr; hearsay_proto::record::MAX_ADDRESSES + 1];
+    let before = net.nodes[1].inspect().record().clone();
+    assert_eq!(
+        net.nodes[1].handle_command(
+            net.now,
+            Command::SetAddresses {
+                addresses: too_many
+            }
+        ),
+        Err(hearsay_proto::NodeError::TooManyAddresses {
+            max: hearsay_proto::record::MAX_ADDRESSES
+        })
+    );
+    assert_eq!(net.nodes[1].inspect().record(), &before);
+}

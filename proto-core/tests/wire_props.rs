@@ -199,8 +199,15 @@ fn over_limit_lists_and_lengths_are_typed_errors() {
 #[test]
 fn unknown_trailing_fields_are_skipped_for_forward_compatibility() {
     // Goodbye = [0, [1, [[reason]]]]; a future version appends a field to the Goodbye struct.
-    let today = Frame::Session(SessionMessage::Goodbye(Goodbye { reason: GoodbyeReason::Leaving }));
-    assert_eq!(today.encode().unwrap().to_vec(), vec![0x82, 0x00, 0x82, 0x01, 0x81, 0x81, 0x00]);
-    let future = [0x82, 0x00, 0x82, 0x01, 0x81, 0x82, 0x00, 0x63, b'n', b'e', b'w'];
+    let today = Frame::Session(SessionMessage::Goodbye(Goodbye {
+        reason: GoodbyeReason::Leaving,
+    }));
+    assert_eq!(
+        today.encode().unwrap().to_vec(),
+        vec![0x82, 0x00, 0x82, 0x01, 0x81, 0x81, 0x00]
+    );
+    let future = [
+        0x82, 0x00, 0x82, 0x01, 0x81, 0x82, 0x00, 0x63, b'n', b'e', b'w',
+    ];
     assert_eq!(Frame::decode(&future), Ok(today));
 }

@@ -131,8 +131,10 @@ impl Node {
                 "housekeeping_interval must be positive",
             ));
         }
-        let addresses = Addresses::new(config.addresses.clone())
-            .map_err(|_| NodeError::InvalidConfig("too many addresses"))?;
+        let addresses =
+            Addresses::new(config.addresses.clone()).map_err(|_| NodeError::TooManyAddresses {
+                max: crate::record::MAX_ADDRESSES,
+            })?;
         let record = PeerRecord::issue(&identity, addresses, now, config.record_lifetime)
             .map_err(NodeError::Record)?;
         let mut node = Node {
@@ -244,11 +246,10 @@ impl Node {
                 Ok(())
             }
             Command::SetAddresses { addresses } => {
-                let addresses = Addresses::new(addresses).map_err(|_| {
-                    NodeError::Record(RecordError::Decode(crate::DecodeError::ListTooLong {
+                let addresses =
+                    Addresses::new(addresses).map_err(|_| NodeError::TooManyAddresses {
                         max: crate::record::MAX_ADDRESSES,
-                    }))
-                })?;
+                    })?;
                 self.config.addresses = addresses.as_slice().to_vec();
                 self.reissue_record(now, addresses)
             }
@@ -257,10 +258,10 @@ impl Node {
                     reason: GoodbyeReason::Leaving,
                 }))
                 .encode()
-                .unwrap_or_default();
+                .ok();
                 let links = core::mem::take(&mut self.links);
                 for (peer, link) in links {
-                    if link.established {
+                    if let (true, Some(goodbye)) = (link.established, &goodbye) {
                         self.send(peer, goodbye.clone());
                     }
                     self.push_transmit(Transmit::Disconnect { peer });

@@ -229,6 +229,11 @@ impl core::error::Error for FrameError {}
 pub enum NodeError {
     /// The node's own record could not be issued (bad lifetime, too many addresses).
     Record(RecordError),
+    /// More addresses than a record may carry.
+    TooManyAddresses {
+        /// The limit ([`MAX_ADDRESSES`](crate::record::MAX_ADDRESSES)).
+        max: usize,
+    },
     /// A configuration value is out of range (named).
     InvalidConfig(&'static str),
     /// The persistent state belongs to another identity.
@@ -241,6 +246,9 @@ impl fmt::Display for NodeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             NodeError::Record(e) => write!(f, "cannot issue this node's record: {e}"),
+            NodeError::TooManyAddresses { max } => {
+                write!(f, "a record carries at most {max} addresses")
+            }
             NodeError::InvalidConfig(what) => write!(f, "invalid configuration: {what}"),
             NodeError::StateOfAnotherPeer => {
                 f.write_str("persistent state belongs to another peer")
