@@ -9,6 +9,11 @@
 //! separate domains by prefixing the signed bytes (see [`signing_input`]), so any conforming
 //! ML-DSA-65 implementation interoperates.
 
+#[cfg(feature = "insecure-test-crypto")]
+mod insecure;
+#[cfg(feature = "insecure-test-crypto")]
+pub use insecure::InsecureTestProvider;
+
 use crate::wire::codec::FixedBytes;
 use alloc::boxed::Box;
 use alloc::sync::Arc;
