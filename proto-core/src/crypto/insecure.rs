@@ -8,9 +8,8 @@
 
 use super::{
     CryptoError, CryptoProvider, Decapsulator, EncapsulationKeyBytes, KEM_CIPHERTEXT_LEN,
-    KEM_ENCAPSULATION_KEY_LEN, KEM_SEED_LEN, KEM_SHARED_SECRET_LEN, KemCiphertext,
-    SIG_SEED_LEN, SIG_VERIFYING_KEY_LEN, SIGNATURE_LEN, SharedSecret, SignatureBytes, Signer,
-    VerifyingKeyBytes,
+    KEM_ENCAPSULATION_KEY_LEN, KEM_SEED_LEN, KEM_SHARED_SECRET_LEN, KemCiphertext, SIG_SEED_LEN,
+    SIG_VERIFYING_KEY_LEN, SIGNATURE_LEN, SharedSecret, SignatureBytes, Signer, VerifyingKeyBytes,
 };
 use alloc::boxed::Box;
 use alloc::vec;
@@ -31,7 +30,11 @@ fn expand(context: &str, parts: &[&[u8]], out: &mut [u8]) {
 
 fn signature_for(verifying_key: &[u8], message: &[u8]) -> SignatureBytes {
     let mut sig = vec![0u8; SIGNATURE_LEN];
-    expand("hearsay insecure-test signature", &[verifying_key, message], &mut sig);
+    expand(
+        "hearsay insecure-test signature",
+        &[verifying_key, message],
+        &mut sig,
+    );
     SignatureBytes::new(sig).unwrap_or_else(|_| SignatureBytes::from_array([0; SIGNATURE_LEN]))
 }
 
@@ -54,7 +57,11 @@ struct TestDecapsulator {
 
 fn shared_secret(encapsulation_key: &[u8], ciphertext: &[u8]) -> SharedSecret {
     let mut ss = Zeroizing::new([0u8; KEM_SHARED_SECRET_LEN]);
-    expand("hearsay insecure-test kem secret", &[encapsulation_key, ciphertext], ss.as_mut());
+    expand(
+        "hearsay insecure-test kem secret",
+        &[encapsulation_key, ciphertext],
+        ss.as_mut(),
+    );
     ss
 }
 
@@ -80,7 +87,12 @@ impl CryptoProvider for InsecureTestProvider {
         Box::new(TestSigner { verifying_key })
     }
 
-    fn verify(&self, verifying_key: &VerifyingKeyBytes, message: &[u8], signature: &SignatureBytes) -> bool {
+    fn verify(
+        &self,
+        verifying_key: &VerifyingKeyBytes,
+        message: &[u8],
+        signature: &SignatureBytes,
+    ) -> bool {
         signature_for(verifying_key, message) == *signature
     }
 
@@ -98,7 +110,11 @@ impl CryptoProvider for InsecureTestProvider {
         entropy: &[u8; 32],
     ) -> Result<(KemCiphertext, SharedSecret), CryptoError> {
         let mut ct = vec![0u8; KEM_CIPHERTEXT_LEN];
-        expand("hearsay insecure-test kem ciphertext", &[encapsulation_key, entropy], &mut ct);
+        expand(
+            "hearsay insecure-test kem ciphertext",
+            &[encapsulation_key, entropy],
+            &mut ct,
+        );
         let ct = KemCiphertext::new(ct).map_err(|_| CryptoError::InvalidCiphertext)?;
         let ss = shared_secret(encapsulation_key, &ct);
         Ok((ct, ss))
@@ -121,7 +137,11 @@ mod tests {
         assert!(!p.verify(other.verifying_key(), b"msg", &sig));
         let mut bad = sig.to_vec();
         bad[100] ^= 1;
-        assert!(!p.verify(s.verifying_key(), b"msg", &SignatureBytes::new(bad).unwrap()));
+        assert!(!p.verify(
+            s.verifying_key(),
+            b"msg",
+            &SignatureBytes::new(bad).unwrap()
+        ));
     }
 
     #[test]
