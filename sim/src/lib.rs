@@ -4,14 +4,22 @@
 //! through their public handle/poll surface (the calls the tokio runtime makes), over simulated
 //! links in virtual time. Same seed, same trace.
 //!
-//! This crate currently holds the discrete-event [`Scheduler`] and a fixed-latency [`Network`]
-//! that connects nodes, carries their frames and fires their timers. Scenario files, the link
-//! model with faults, metrics and reports arrive with issue B.
+//! - [`scenario`]: the scenario file format (the contract in `sim/scenarios/README.md`);
+//! - [`world`]: nodes, QUIC-like connections, the link model (latency, loss, duplication,
+//!   reordering, partitions) and node faults (crash, hang, restart, leave, Byzantine plug-ins);
+//! - [`metrics`] and [`report`]: the contract's metrics, JSON, a terminal table and an HTML page;
+//! - [`run`]: running a scenario, and `Sim::builder()` for scenarios written in code.
 
-mod network;
+pub mod byzantine;
+pub mod crypto;
+pub mod metrics;
+pub mod report;
+pub mod rss;
+pub mod run;
+pub mod scenario;
 mod scheduler;
+pub mod world;
 
-pub use network::{Network, NodeIndex, SimEvent};
 pub use scheduler::Scheduler;
 
 use hearsay_proto::Timestamp;
