@@ -44,10 +44,12 @@ extern crate alloc;
 extern crate std;
 
 pub mod crypto;
+pub mod hyparview;
 pub mod id;
 pub mod identity;
 pub mod node;
 pub mod record;
+pub mod swim;
 pub mod time;
 pub mod wire;
 

@@ -4,8 +4,8 @@
 mod common;
 
 use common::{Net, node};
-use hearsay_proto::TimeDelta;
 use hearsay_proto::node::{Command, Contact};
+use hearsay_proto::{Config, TimeDelta};
 use std::process::Command as Process;
 
 const CHILD_ENV: &str = "HEARSAY_DETERMINISM_CHILD";
@@ -15,7 +15,12 @@ const END: &str = "TRACE>>>";
 /// A seeded scenario exercising handshakes, record refreshes (which draw from the node RNG),
 /// a graceful leave and a dropped connection.
 fn scenario() -> String {
-    let mut net = Net::new((1..=5).map(node).collect());
+    // Short record lifetimes so that refreshes (which draw from the node RNG) happen early.
+    let config = || Config {
+        record_lifetime: TimeDelta::from_secs(120),
+        ..Config::default()
+    };
+    let mut net = Net::new((1..=5).map(|s| common::node_with(s, config())).collect());
     for i in 1..5 {
         let contact = Contact {
             peer: net.id((i - 1) / 2),
@@ -32,7 +37,7 @@ fn scenario() -> String {
         net.run();
         net.advance(TimeDelta::from_millis(250));
     }
-    net.advance(TimeDelta::from_secs(2 * 3600));
+    net.advance(TimeDelta::from_secs(200));
     net.nodes[3]
         .handle_command(net.now, Command::Leave)
         .unwrap();
@@ -41,7 +46,7 @@ fn scenario() -> String {
     net.nodes[0].handle_disconnected(net.now, b);
     net.nodes[2].handle_disconnected(net.now, a);
     net.run();
-    net.advance(TimeDelta::from_secs(600));
+    net.advance(TimeDelta::from_secs(30));
     for (i, n) in net.nodes.iter().enumerate() {
         let s = n.persistent_state().to_bytes().unwrap();
         net.trace

@@ -239,27 +239,55 @@ impl std::error::Error for SetupError {}
 fn apply_config(config: &mut Config, scenario: &Scenario) -> Result<(), SetupError> {
     use crate::scenario::ConfigValue as V;
     for (key, value) in &scenario.config {
+        let bad = |what: &str| SetupError(format!("[config] {key}: expected {what}"));
         let dur = |v: &V| match v {
             V::Duration(d) => Ok(*d),
-            _ => Err(SetupError(format!(
-                "[config] {key}: expected a duration such as \"10s\""
-            ))),
+            _ => Err(bad("a duration such as \"10s\"")),
         };
         let count = |v: &V| match v {
             V::Int(n) if *n > 0 => Ok(*n as usize),
-            _ => Err(SetupError(format!(
-                "[config] {key}: expected a positive integer"
-            ))),
+            _ => Err(bad("a positive integer")),
         };
+        let small = |v: &V| match v {
+            V::Int(n) if (0..=255).contains(n) => Ok(*n as u8),
+            _ => Err(bad("an integer 0..=255")),
+        };
+        let flag = |v: &V| match v {
+            V::Bool(b) => Ok(*b),
+            _ => Err(bad("true or false")),
+        };
+        let (h, w) = (&mut config.hyparview, &mut config.swim);
         match key.as_str() {
             "record_lifetime" => config.record_lifetime = dur(value)?,
             "hello_timeout" => config.hello_timeout = dur(value)?,
             "dial_timeout" => config.dial_timeout = dur(value)?,
             "housekeeping_interval" => config.housekeeping_interval = dur(value)?,
+            "unused_link_timeout" => config.unused_link_timeout = dur(value)?,
             "max_connections" => config.max_connections = count(value)?,
             "max_known_records" => config.max_known_records = count(value)?,
             "max_queued_transmits" => config.max_queued_transmits = count(value)?,
             "max_queued_events" => config.max_queued_events = count(value)?,
+            "active_view" => h.active_view = count(value)?,
+            "passive_view" => h.passive_view = count(value)?,
+            "arwl" => h.arwl = small(value)?,
+            "prwl" => h.prwl = small(value)?,
+            "shuffle_interval" => h.shuffle_interval = dur(value)?,
+            "shuffle_active" => h.shuffle_active = count(value)?,
+            "shuffle_passive" => h.shuffle_passive = count(value)?,
+            "retry_backoff_min" => h.retry_backoff_min = dur(value)?,
+            "retry_backoff_max" => h.retry_backoff_max = dur(value)?,
+            "retry_horizon" => h.retry_horizon = dur(value)?,
+            "repair_interval" => h.repair_interval = dur(value)?,
+            "join_rate" => h.join_rate = count(value)? as u32,
+            "probe_interval" => w.probe_interval = dur(value)?,
+            "probe_timeout" => w.probe_timeout = dur(value)?,
+            "indirect_timeout" => w.indirect_timeout = dur(value)?,
+            "indirect_probes" => w.indirect_probes = count(value)?,
+            "suspicion_min" => w.suspicion_min = dur(value)?,
+            "suspicion_max" => w.suspicion_max = dur(value)?,
+            "suspicion_confirmations" => w.suspicion_confirmations = count(value)? as u32,
+            "retransmit_limit" => w.retransmit_limit = count(value)? as u32,
+            "lifeguard" => w.lifeguard = flag(value)?,
             other => {
                 return Err(SetupError(format!(
                     "[config] {other}: no such protocol parameter in this build"
@@ -792,7 +820,7 @@ impl World {
             self.on_event(now, i, e);
         }
         let next = self.nodes[i].node.as_ref().and_then(Node::poll_timeout);
-        if let Some(t) = next
+        if let Some(t) = next.map(|t| t.max(now))
             && self.nodes[i].armed.is_none_or(|armed| t < armed)
         {
             self.nodes[i].armed = Some(t);
@@ -921,8 +949,9 @@ impl World {
                     .schedule(now + there, Ev::ConnUp { node: j, conn: id });
                 self.scheduler
                     .schedule(now + there + back, Ev::ConnUp { node: i, conn: id });
+                // Nothing arrives at either end before the dialler's side is up.
                 self.last_delivery.insert((i, j), now + there + back);
-                self.last_delivery.insert((j, i), now + there);
+                self.last_delivery.insert((j, i), now + there + back);
             }
             Transmit::Disconnect { peer } => {
                 let Some(&j) = self.index.get(&peer) else {

@@ -13,9 +13,12 @@ pub use types::{
     Command, Config, Contact, Counters, DownReason, Event, FrameError, NodeError, RngSeed, Transmit,
 };
 
+use crate::crypto::signing_input;
+use crate::hyparview::{self, HyParView, PeerInfo};
 use crate::id::PeerId;
 use crate::identity::Identity;
 use crate::record::{Addresses, PeerRecord, RecordError};
+use crate::swim::{self, Swim};
 use crate::time::{TimeDelta, Timestamp};
 use crate::wire::{
     BoundedVec, Frame, Goodbye, GoodbyeReason, Hello, PROTOCOL_VERSION, SessionMessage,
@@ -34,6 +37,8 @@ struct Link {
     established: bool,
     /// When a link still waiting for `Hello` is given up.
     hello_deadline: Timestamp,
+    /// When the link was last wanted by a protocol (or established).
+    last_used: Timestamp,
 }
 
 /// A hearsay node: identity, records, connections, and (as later protocols land) membership,
@@ -57,6 +62,8 @@ pub struct Node {
     transmits: VecDeque<Transmit>,
     events: VecDeque<Event>,
     counters: Counters,
+    hyparview: HyParView,
+    swim: Swim,
 }
 
 impl core::fmt::Debug for Node {
@@ -102,12 +109,20 @@ impl Node {
             now,
             state.boot_count.saturating_add(1),
         )?;
+        let mut remembered = Vec::new();
         for record in state.known_records.into_vec() {
             if record.peer_id == node.identity.peer_id() {
                 continue;
             }
-            node.accept_record(record, now).ok();
+            let info = PeerInfo {
+                peer: record.peer_id,
+                addresses: record.addresses.clone(),
+            };
+            if node.accept_record(record, now).is_ok() {
+                remembered.push(info);
+            }
         }
+        node.hyparview.remember(remembered, &mut node.rng);
         Ok(node)
     }
 
@@ -135,14 +150,19 @@ impl Node {
             Addresses::new(config.addresses.clone()).map_err(|_| NodeError::TooManyAddresses {
                 max: crate::record::MAX_ADDRESSES,
             })?;
-        let record = PeerRecord::issue(&identity, addresses, now, config.record_lifetime)
+        let record = PeerRecord::issue(&identity, addresses.clone(), now, config.record_lifetime)
             .map_err(NodeError::Record)?;
+        let mut rng = ChaCha8Rng::from_seed(rng_seed.0);
+        let me = identity.peer_id();
+        let hyparview = HyParView::new(config.hyparview.clone(), me, addresses, now, &mut rng);
+        // Incarnations grow across restarts: the boot count is their high half.
+        let swim = Swim::new(config.swim.clone(), me, boot_count << 32);
         let mut node = Node {
             records: RecordCache::new(config.max_known_records),
             housekeeping_at: now + config.housekeeping_interval,
             config,
             identity,
-            rng: ChaCha8Rng::from_seed(rng_seed.0),
+            rng,
             boot_count,
             now,
             hello: Bytes::new(),
@@ -153,6 +173,8 @@ impl Node {
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             counters: Counters::default(),
+            hyparview,
+            swim,
         };
         node.adopt_record(node.record.clone())?;
         Ok(node)
@@ -172,6 +194,7 @@ impl Node {
         self.counters.frames_received += 1;
         self.counters.bytes_received += frame.len() as u64;
         let result = self.on_frame(now, from, &frame);
+        self.drain_protocols(now);
         if let Err(e) = &result {
             let c = &mut self.counters;
             match e {
@@ -181,6 +204,7 @@ impl Node {
                 FrameError::PeerMismatch | FrameError::BadRecord(_) | FrameError::StaleRecord => {
                     c.rejected_record += 1
                 }
+                FrameError::NotEstablished => c.rejected_unestablished += 1,
             }
         }
         result
@@ -204,6 +228,7 @@ impl Node {
             Link {
                 established: false,
                 hello_deadline: now + self.config.hello_timeout,
+                last_used: now,
             },
         );
         let hello = self.hello.clone();
@@ -212,16 +237,11 @@ impl Node {
 
     /// The connection to `peer` is gone (closed by either side, or the dial failed).
     pub fn handle_disconnected(&mut self, now: Timestamp, peer: PeerId) {
-        self.advance(now);
+        let now = self.advance(now);
         self.dialing.remove(&peer);
-        if let Some(link) = self.links.remove(&peer)
-            && link.established
-        {
-            self.push_event(Event::NeighborDown {
-                peer,
-                reason: DownReason::Disconnected,
-            });
-        }
+        self.links.remove(&peer);
+        self.hyparview.on_link_down(now, peer, &mut self.rng);
+        self.drain_protocols(now);
     }
 
     /// The application asks for something.
@@ -229,20 +249,20 @@ impl Node {
         let now = self.advance(now);
         match command {
             Command::Join { contacts } => {
+                let mut infos = Vec::new();
                 for contact in contacts {
-                    let peer = contact.peer;
-                    if peer == self.identity.peer_id()
-                        || self.links.contains_key(&peer)
-                        || self.dialing.contains_key(&peer)
-                    {
-                        continue;
-                    }
-                    self.dialing.insert(peer, now + self.config.dial_timeout);
-                    self.push_transmit(Transmit::Connect {
-                        peer,
-                        addresses: contact.addresses,
+                    let addresses = BoundedVec::new(contact.addresses).map_err(|_| {
+                        NodeError::TooManyAddresses {
+                            max: crate::record::MAX_ADDRESSES,
+                        }
+                    })?;
+                    infos.push(PeerInfo {
+                        peer: contact.peer,
+                        addresses,
                     });
                 }
+                self.hyparview.join(now, infos, &mut self.rng);
+                self.drain_protocols(now);
                 Ok(())
             }
             Command::SetAddresses { addresses } => {
@@ -251,6 +271,7 @@ impl Node {
                         max: crate::record::MAX_ADDRESSES,
                     })?;
                 self.config.addresses = addresses.as_slice().to_vec();
+                self.hyparview.set_addresses(addresses.clone());
                 self.reissue_record(now, addresses)
             }
             Command::Leave => {
@@ -259,6 +280,11 @@ impl Node {
                 }))
                 .encode()
                 .ok();
+                self.hyparview.leave();
+                let members: Vec<PeerId> = self.links.keys().copied().collect();
+                for peer in &members {
+                    self.swim.remove_member(peer);
+                }
                 let links = core::mem::take(&mut self.links);
                 for (peer, link) in links {
                     if let (true, Some(goodbye)) = (link.established, &goodbye) {
@@ -267,6 +293,7 @@ impl Node {
                     self.push_transmit(Transmit::Disconnect { peer });
                 }
                 self.dialing.clear();
+                self.drain_protocols(now);
                 Ok(())
             }
         }
@@ -300,6 +327,10 @@ impl Node {
             self.records.sweep(now);
             self.housekeeping_at = now + self.config.housekeeping_interval;
         }
+        self.hyparview.handle_timeout(now, &mut self.rng);
+        self.swim.handle_timeout(now, &mut self.rng);
+        self.drain_protocols(now);
+        self.close_unused_links(now);
     }
 
     // ---------------------------------------------------------------- outputs
@@ -322,9 +353,13 @@ impl Node {
             .filter(|l| !l.established)
             .map(|l| l.hello_deadline);
         let dials = self.dialing.values().copied();
+        let unused = self.unused_link_deadline();
         links
             .chain(dials)
             .chain([self.refresh_at, self.housekeeping_at])
+            .chain(self.hyparview.poll_timeout())
+            .chain(self.swim.poll_timeout())
+            .chain(unused)
             .min()
     }
 
@@ -373,10 +408,26 @@ impl Node {
             return Err(FrameError::NotConnected);
         }
         let frame = Frame::decode(bytes).map_err(FrameError::Decode)?;
+        let established = self.links.get(&from).is_some_and(|l| l.established);
         match frame {
             Frame::Session(SessionMessage::Hello(hello)) => self.on_hello(now, from, hello),
             Frame::Session(SessionMessage::Goodbye(goodbye)) => {
-                self.on_goodbye(from, goodbye);
+                self.on_goodbye(now, from, goodbye);
+                Ok(())
+            }
+            Frame::Membership(_) | Frame::FailureDetection(_) if !established => {
+                Err(FrameError::NotEstablished)
+            }
+            Frame::Membership(message) => {
+                let addresses = self.records.get(&from).map(|r| r.addresses.clone());
+                self.hyparview
+                    .handle_message(now, from, addresses, message, &mut self.rng);
+                Ok(())
+            }
+            Frame::FailureDetection(mut message) => {
+                self.verify_alive_claims(&mut message);
+                let active: Vec<PeerId> = self.hyparview.active().copied().collect();
+                self.swim.handle_message(now, from, message, &active);
                 Ok(())
             }
         }
@@ -396,22 +447,161 @@ impl Node {
             && !link.established
         {
             link.established = true;
-            self.push_event(Event::NeighborUp { peer: from });
+            link.last_used = now;
+            self.hyparview.on_link_up(from, &mut self.rng);
         }
         Ok(())
     }
 
-    fn on_goodbye(&mut self, from: PeerId, goodbye: Goodbye) {
-        let reason = match goodbye.reason {
-            GoodbyeReason::Leaving => DownReason::Left,
-            GoodbyeReason::Replaced => DownReason::Replaced,
-        };
-        if let Some(link) = self.links.remove(&from)
-            && link.established
-        {
-            self.push_event(Event::NeighborDown { peer: from, reason });
+    fn on_goodbye(&mut self, now: Timestamp, from: PeerId, goodbye: Goodbye) {
+        match goodbye.reason {
+            GoodbyeReason::Leaving => self.hyparview.on_left(now, from, &mut self.rng),
+            GoodbyeReason::Replaced => self.hyparview.handle_message(
+                now,
+                from,
+                None,
+                hyparview::Message::Disconnect,
+                &mut self.rng,
+            ),
         }
+        self.links.remove(&from);
+        self.hyparview.on_link_down(now, from, &mut self.rng);
         self.push_transmit(Transmit::Disconnect { peer: from });
+    }
+
+    /// Drops ALIVE claims whose signature does not verify under the claimant's known key.
+    fn verify_alive_claims(&mut self, message: &mut swim::Message) {
+        let updates = match message {
+            swim::Message::Ping { updates, .. } | swim::Message::Ack { updates, .. } => updates,
+            _ => return,
+        };
+        let mut kept = Vec::with_capacity(updates.len());
+        for u in core::mem::take(updates).into_vec() {
+            if let swim::Update::Alive {
+                peer,
+                incarnation,
+                signature,
+            } = &u
+            {
+                let ok = self.records.get(peer).is_some_and(|r| {
+                    let msg =
+                        signing_input(swim::ALIVE_DOMAIN, &swim::alive_body(peer, *incarnation));
+                    self.config.crypto.verify(&r.verifying_key, &msg, signature)
+                });
+                if !ok {
+                    self.counters.rejected_alive += 1;
+                    continue;
+                }
+            }
+            kept.push(u);
+        }
+        *updates = BoundedVec::new(kept).unwrap_or_default();
+    }
+
+    /// Carries out what HyParView and SWIM asked for, until both are quiet.
+    fn drain_protocols(&mut self, now: Timestamp) {
+        loop {
+            let mut progressed = false;
+            while let Some(out) = self.hyparview.poll() {
+                progressed = true;
+                match out {
+                    hyparview::Output::Send { to, message } => {
+                        self.send_frame(to, &Frame::Membership(message))
+                    }
+                    hyparview::Output::Connect { peer, addresses } => {
+                        if !self.links.contains_key(&peer) && !self.dialing.contains_key(&peer) {
+                            self.dialing.insert(peer, now + self.config.dial_timeout);
+                            self.push_transmit(Transmit::Connect {
+                                peer,
+                                addresses: addresses.into_vec(),
+                            });
+                        }
+                    }
+                    hyparview::Output::Disconnect { peer } => {
+                        if self.links.remove(&peer).is_some() {
+                            self.push_transmit(Transmit::Disconnect { peer });
+                        }
+                        self.dialing.remove(&peer);
+                        self.hyparview.on_link_down(now, peer, &mut self.rng);
+                    }
+                    hyparview::Output::NeighborUp { peer } => {
+                        self.swim.add_member(now, peer, &mut self.rng);
+                        if let Some(l) = self.links.get_mut(&peer) {
+                            l.last_used = now;
+                        }
+                        self.push_event(Event::NeighborUp { peer });
+                    }
+                    hyparview::Output::NeighborDown { peer, reason } => {
+                        self.swim.remove_member(&peer);
+                        if let Some(l) = self.links.get_mut(&peer) {
+                            l.last_used = now;
+                        }
+                        self.push_event(Event::NeighborDown { peer, reason });
+                    }
+                }
+            }
+            while let Some(out) = self.swim.poll() {
+                progressed = true;
+                match out {
+                    swim::Output::Send { to, message } => {
+                        self.send_frame(to, &Frame::FailureDetection(message))
+                    }
+                    swim::Output::Dead { peer } => {
+                        self.hyparview.on_failed(now, peer, &mut self.rng)
+                    }
+                    swim::Output::Refute { incarnation } => {
+                        let me = self.identity.peer_id();
+                        let msg =
+                            signing_input(swim::ALIVE_DOMAIN, &swim::alive_body(&me, incarnation));
+                        if let Ok(sig) = self.identity.signer().sign(&msg) {
+                            self.swim.publish_alive(incarnation, sig);
+                        }
+                    }
+                }
+            }
+            if !progressed {
+                break;
+            }
+        }
+    }
+
+    /// Sends a protocol frame over an established link (dropped if there is none).
+    fn send_frame(&mut self, to: PeerId, frame: &Frame) {
+        if !self.links.get(&to).is_some_and(|l| l.established) {
+            return;
+        }
+        if let Ok(bytes) = frame.encode() {
+            self.send(to, bytes);
+        }
+    }
+
+    fn unused_link_deadline(&self) -> Option<Timestamp> {
+        self.links
+            .iter()
+            .filter(|(p, l)| l.established && !self.hyparview.wants_link(p))
+            .map(|(_, l)| l.last_used + self.config.unused_link_timeout)
+            .min()
+    }
+
+    /// Closes established connections no protocol has used for `unused_link_timeout`.
+    fn close_unused_links(&mut self, now: Timestamp) {
+        let idle: Vec<PeerId> = self
+            .links
+            .iter()
+            .filter(|(p, l)| {
+                l.established
+                    && !self.hyparview.wants_link(p)
+                    && now >= l.last_used + self.config.unused_link_timeout
+            })
+            .map(|(p, _)| *p)
+            .collect();
+        for peer in idle {
+            self.links.remove(&peer);
+            self.counters.unused_links_closed += 1;
+            self.push_transmit(Transmit::Disconnect { peer });
+            self.hyparview.on_link_down(now, peer, &mut self.rng);
+        }
+        self.drain_protocols(now);
     }
 
     /// Verifies (once) and caches a record.
@@ -514,13 +704,48 @@ impl<'a> NodeView<'a> {
         &self.node.record
     }
 
-    /// Peers whose handshake completed, in id order.
+    /// The active view (HyParView): this node's neighbours, in id order.
     pub fn neighbors(&self) -> impl Iterator<Item = PeerId> + 'a {
+        self.node.hyparview.active().copied()
+    }
+
+    /// The passive view, in id order.
+    pub fn passive(&self) -> impl Iterator<Item = PeerId> + 'a {
+        self.node.hyparview.passive().copied()
+    }
+
+    /// Connections whose handshake completed (neighbours and short-lived ones), in id order.
+    pub fn connections(&self) -> impl Iterator<Item = PeerId> + 'a {
         self.node
             .links
             .iter()
             .filter(|(_, l)| l.established)
             .map(|(p, _)| *p)
+    }
+
+    /// Peers the failure detector currently suspects.
+    pub fn suspects(&self) -> impl Iterator<Item = PeerId> + 'a {
+        self.node.swim.suspects().copied()
+    }
+
+    /// Lifeguard's local health multiplier (0 = healthy).
+    pub fn health(&self) -> u32 {
+        self.node.swim.health()
+    }
+
+    /// This node's SWIM incarnation.
+    pub fn incarnation(&self) -> u64 {
+        self.node.swim.incarnation()
+    }
+
+    /// HyParView's running totals.
+    pub fn membership_counters(&self) -> &'a hyparview::Counters {
+        self.node.hyparview.counters()
+    }
+
+    /// SWIM's running totals.
+    pub fn failure_detector_counters(&self) -> &'a swim::Counters {
+        self.node.swim.counters()
     }
 
     /// Connections still waiting for the peer's `Hello`.

@@ -35,6 +35,12 @@ pub struct Config {
     pub max_queued_events: usize,
     /// How often expired records are swept from the cache. Default 60 s.
     pub housekeeping_interval: TimeDelta,
+    /// How long an established connection that no protocol uses is kept. Default 10 s.
+    pub unused_link_timeout: TimeDelta,
+    /// HyParView membership parameters.
+    pub hyparview: crate::hyparview::Config,
+    /// SWIM / Lifeguard failure-detection parameters.
+    pub swim: crate::swim::Config,
 }
 
 impl Default for Config {
@@ -50,6 +56,9 @@ impl Default for Config {
             max_queued_transmits: 4096,
             max_queued_events: 1024,
             housekeeping_interval: TimeDelta::from_secs(60),
+            unused_link_timeout: TimeDelta::from_secs(10),
+            hyparview: crate::hyparview::Config::default(),
+            swim: crate::swim::Config::default(),
         }
     }
 }
@@ -67,6 +76,9 @@ impl fmt::Debug for Config {
             .field("max_queued_transmits", &self.max_queued_transmits)
             .field("max_queued_events", &self.max_queued_events)
             .field("housekeeping_interval", &self.housekeeping_interval)
+            .field("unused_link_timeout", &self.unused_link_timeout)
+            .field("hyparview", &self.hyparview)
+            .field("swim", &self.swim)
             .finish()
     }
 }
@@ -202,6 +214,8 @@ pub enum FrameError {
     BadRecord(RecordError),
     /// The handshake's record is older than one already accepted from that peer.
     StaleRecord,
+    /// A protocol frame arrived before the connection's handshake completed.
+    NotEstablished,
 }
 
 impl fmt::Display for FrameError {
@@ -217,6 +231,7 @@ impl fmt::Display for FrameError {
             }
             FrameError::BadRecord(e) => write!(f, "bad record: {e}"),
             FrameError::StaleRecord => f.write_str("record older than the one already held"),
+            FrameError::NotEstablished => f.write_str("protocol frame before the handshake"),
         }
     }
 }
@@ -280,6 +295,10 @@ pub struct Counters {
     pub rejected_version: u64,
     /// Handshakes refused because their record was bad, stale, or for another peer.
     pub rejected_record: u64,
+    /// Protocol frames that arrived before the handshake completed.
+    pub rejected_unestablished: u64,
+    /// ALIVE claims dropped because their signature did not verify (or the signer is unknown).
+    pub rejected_alive: u64,
     /// Signatures verified on records (each distinct record is verified once).
     pub records_verified: u64,
     /// Connections closed because no `Hello` arrived in time.
@@ -294,4 +313,6 @@ pub struct Counters {
     pub events_dropped: u64,
     /// Times the driver passed a `now` earlier than a previous one (clamped).
     pub clock_regressions: u64,
+    /// Established connections closed because no protocol used them.
+    pub unused_links_closed: u64,
 }

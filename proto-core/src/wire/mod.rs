@@ -27,8 +27,11 @@ pub const PROTOCOL_VERSION: u16 = 1;
 pub enum FrameKind {
     /// Session set-up and tear-down between two connected peers ([`SessionMessage`]).
     Session = 0,
-    // 1 membership (HyParView), 2 failure detection (SWIM), 3 broadcast (Plumtree),
-    // 4 reconciliation (IBLT), 5 discovery (FOAF, presence): reserved for their protocols.
+    /// Membership: HyParView ([`crate::hyparview::Message`]).
+    Membership = 1,
+    /// Failure detection: SWIM with Lifeguard ([`crate::swim::Message`]).
+    FailureDetection = 2,
+    // 3 broadcast (Plumtree), 4 reconciliation (IBLT), 5 discovery (FOAF, presence): reserved.
 }
 
 impl FrameKind {
@@ -44,6 +47,10 @@ impl FrameKind {
 pub enum Frame {
     /// Session set-up and tear-down.
     Session(SessionMessage),
+    /// HyParView membership.
+    Membership(crate::hyparview::Message),
+    /// SWIM failure detection.
+    FailureDetection(crate::swim::Message),
 }
 
 /// Session messages: the first and last words on a connection.
@@ -95,6 +102,8 @@ impl Frame {
     pub fn kind(&self) -> FrameKind {
         match self {
             Frame::Session(_) => FrameKind::Session,
+            Frame::Membership(_) => FrameKind::Membership,
+            Frame::FailureDetection(_) => FrameKind::FailureDetection,
         }
     }
 
@@ -131,6 +140,8 @@ impl<C> Encode<C> for Frame {
         e.array(2)?.u64(self.kind().number())?;
         match self {
             Frame::Session(m) => m.encode(e, ctx),
+            Frame::Membership(m) => m.encode(e, ctx),
+            Frame::FailureDetection(m) => m.encode(e, ctx),
         }
     }
 }
@@ -144,6 +155,12 @@ impl<'b, C> Decode<'b, C> for Frame {
         }
         match d.u64()? {
             0 => Ok(Frame::Session(SessionMessage::decode(d, ctx)?)),
+            1 => Ok(Frame::Membership(crate::hyparview::Message::decode(
+                d, ctx,
+            )?)),
+            2 => Ok(Frame::FailureDetection(crate::swim::Message::decode(
+                d, ctx,
+            )?)),
             other => Err(codec::limit(DecodeError::UnknownKind(other))),
         }
     }

@@ -19,7 +19,11 @@ pub fn identity(seed: u8) -> Identity {
 }
 
 pub fn node(seed: u8) -> Node {
-    Node::new(Config::default(), identity(seed), u64::from(seed), T0).unwrap()
+    node_with(seed, Config::default())
+}
+
+pub fn node_with(seed: u8, config: Config) -> Node {
+    Node::new(config, identity(seed), u64::from(seed), T0).unwrap()
 }
 
 /// What crossed the in-memory network, in order.
@@ -109,9 +113,16 @@ impl Net {
                 Some(due) if due <= t => {
                     self.now = self.now.max(due);
                     let now = self.now;
-                    for n in self.nodes.iter_mut() {
+                    for (i, n) in self.nodes.iter_mut().enumerate() {
                         if n.poll_timeout().is_some_and(|d| d <= now) {
                             n.handle_timeout(now);
+                            // The contract: after handle_timeout(now) nothing is due at or
+                            // before now, or a driver would spin.
+                            let next = n.poll_timeout();
+                            assert!(
+                                next.is_none_or(|t| t > now),
+                                "node {i} still due at {next:?} after handle_timeout({now:?})"
+                            );
                         }
                     }
                     self.run();

@@ -1,0 +1,1031 @@
+//! HyParView membership (Leitão, Pereira, Rodrigues, DSN 2007): a small symmetric *active view*
+//! of peers this node is connected to, and a larger *passive view* of peers it knows how to
+//! reach, kept fresh by periodic shuffles and used to repair the active view.
+//!
+//! The state machine speaks `PeerId`s and opaque addresses; it asks its owner (the `Node`) to
+//! connect, to send, and to disconnect, through [`Output`]s drained with [`HyParView::poll`].
+//! It is told when a connection's handshake completed ([`HyParView::on_link_up`]) and when a
+//! connection is gone ([`HyParView::on_link_down`]); the failure detector's verdicts arrive
+//! through [`HyParView::on_failed`].
+//!
+//! Beyond the paper, a node remembers the active peers it *lost* (disconnected or declared
+//! failed) and retries them with exponential back-off for a while: when a partition heals, the
+//! first retry that gets through re-merges the two halves without help from the application.
+
+use crate::id::PeerId;
+use crate::node::DownReason;
+use crate::record::Addresses;
+use crate::time::{TimeDelta, Timestamp};
+use crate::wire::BoundedVec;
+use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
+use alloc::vec::Vec;
+use chacha20::ChaCha8Rng;
+use minicbor::{Decode, Encode};
+use rand_core::Rng;
+
+/// Most entries a SHUFFLE or SHUFFLE_REPLY may carry.
+pub const MAX_SHUFFLE_NODES: usize = 32;
+
+/// What is needed to dial a peer: its id and addresses. Never a full record.
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
+pub struct PeerInfo {
+    /// The peer.
+    #[n(0)]
+    pub peer: PeerId,
+    /// Where to reach it.
+    #[n(1)]
+    pub addresses: Addresses,
+}
+
+/// Priority of a NEIGHBOR request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Encode, Decode)]
+#[cbor(index_only)]
+pub enum Priority {
+    /// Accept only if the active view has room.
+    #[n(0)]
+    Low,
+    /// Always accept (the requester has no active peer, or is re-merging).
+    #[n(1)]
+    High,
+}
+
+/// HyParView messages (frame kind 1).
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
+#[non_exhaustive]
+pub enum Message {
+    /// "Add me": sent by a joining node to its contact.
+    #[n(0)]
+    Join,
+    /// A random walk announcing a joining node.
+    #[n(1)]
+    ForwardJoin {
+        /// The joining node.
+        #[n(0)]
+        node: PeerInfo,
+        /// Remaining hops.
+        #[n(1)]
+        ttl: u8,
+    },
+    /// "Make me one of your active peers."
+    #[n(2)]
+    Neighbor {
+        /// How insistent.
+        #[n(0)]
+        priority: Priority,
+    },
+    /// The answer to NEIGHBOR.
+    #[n(3)]
+    NeighborReply {
+        /// Whether the sender added the requester to its active view.
+        #[n(0)]
+        accepted: bool,
+    },
+    /// "You are no longer in my active view" (the sender keeps running: keep it as passive).
+    #[n(4)]
+    Disconnect,
+    /// A random walk carrying a sample of the origin's views.
+    #[n(5)]
+    Shuffle {
+        /// Who started the walk (the reply goes there).
+        #[n(0)]
+        origin: PeerInfo,
+        /// Remaining hops.
+        #[n(1)]
+        ttl: u8,
+        /// The sample.
+        #[n(2)]
+        nodes: BoundedVec<PeerInfo, MAX_SHUFFLE_NODES>,
+    },
+    /// The walk's end answers with a sample of its passive view.
+    #[n(6)]
+    ShuffleReply {
+        /// The sample.
+        #[n(0)]
+        nodes: BoundedVec<PeerInfo, MAX_SHUFFLE_NODES>,
+    },
+}
+
+/// HyParView parameters (SPEC.md §9).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// Active view capacity. Default 5.
+    pub active_view: usize,
+    /// Passive view capacity. Default 30.
+    pub passive_view: usize,
+    /// Active random walk length (FORWARD_JOIN ttl, SHUFFLE ttl). Default 6.
+    pub arwl: u8,
+    /// Passive random walk length: at this ttl a FORWARD_JOIN also fills the passive view. Default 3.
+    pub prwl: u8,
+    /// Period of the shuffle. Default 10 s.
+    pub shuffle_interval: TimeDelta,
+    /// Active entries in a shuffle sample. Default 3.
+    pub shuffle_active: usize,
+    /// Passive entries in a shuffle sample. Default 4.
+    pub shuffle_passive: usize,
+    /// First delay before retrying a lost peer; doubles per failure. Default 2 s.
+    pub retry_backoff_min: TimeDelta,
+    /// Longest delay between retries of a lost peer. Default 30 s.
+    pub retry_backoff_max: TimeDelta,
+    /// How long a lost peer is retried before it is forgotten. Default 10 min.
+    pub retry_horizon: TimeDelta,
+    /// Most lost peers remembered for retries. Default 16.
+    pub max_lost: usize,
+    /// Most connection attempts in flight. Default 8.
+    pub max_pending: usize,
+    /// How long a connection attempt may take before it counts as failed. Default 10 s.
+    pub attempt_timeout: TimeDelta,
+    /// Pause between repair rounds after a NEIGHBOR was refused. Default 2 s.
+    pub repair_interval: TimeDelta,
+    /// JOIN and FORWARD_JOIN messages handled per second, on average (burst the same). Default 50.
+    pub join_rate: u32,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            active_view: 5,
+            passive_view: 30,
+            arwl: 6,
+            prwl: 3,
+            shuffle_interval: TimeDelta::from_secs(10),
+            shuffle_active: 3,
+            shuffle_passive: 4,
+            retry_backoff_min: TimeDelta::from_secs(2),
+            retry_backoff_max: TimeDelta::from_secs(30),
+            retry_horizon: TimeDelta::from_secs(600),
+            max_lost: 16,
+            max_pending: 8,
+            attempt_timeout: TimeDelta::from_secs(10),
+            repair_interval: TimeDelta::from_secs(2),
+            join_rate: 50,
+        }
+    }
+}
+
+/// What the state machine asks of its owner.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Output {
+    /// Send `message` to `to` over its connection.
+    Send {
+        /// Recipient.
+        to: PeerId,
+        /// Message.
+        message: Message,
+    },
+    /// Open a connection to `peer` (then call `on_link_up` or `on_link_down`).
+    Connect {
+        /// Peer to dial.
+        peer: PeerId,
+        /// Its addresses.
+        addresses: Addresses,
+    },
+    /// Close the connection to `peer` once what is queued is sent.
+    Disconnect {
+        /// Peer.
+        peer: PeerId,
+    },
+    /// `peer` entered the active view.
+    NeighborUp {
+        /// Peer.
+        peer: PeerId,
+    },
+    /// `peer` left the active view.
+    NeighborDown {
+        /// Peer.
+        peer: PeerId,
+        /// Why.
+        reason: DownReason,
+    },
+}
+
+/// Running totals.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Counters {
+    /// JOIN / FORWARD_JOIN dropped by the rate limit or because the node is busy.
+    pub joins_dropped: u64,
+    /// Messages that made no sense from their sender (NEIGHBOR_REPLY without a request, a second
+    /// JOIN on one connection, ...).
+    pub unexpected: u64,
+    /// Shuffles completed (replies integrated).
+    pub shuffles: u64,
+    /// NEIGHBOR requests refused by others.
+    pub refused: u64,
+    /// Connection attempts that failed or timed out.
+    pub attempts_failed: u64,
+    /// Lost peers reconnected through retries.
+    pub retries_succeeded: u64,
+    /// Connection attempts not started because `max_pending` were in flight.
+    pub attempts_dropped: u64,
+}
+
+/// What an outgoing connection attempt is for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Purpose {
+    /// Join through this contact.
+    Join,
+    /// Ask to become neighbours.
+    Neighbor(Priority),
+    /// Deliver a shuffle reply, then hang up.
+    ShuffleReply(BoundedVec<PeerInfo, MAX_SHUFFLE_NODES>),
+}
+
+#[derive(Debug, Clone)]
+struct Attempt {
+    purpose: Purpose,
+    addresses: Addresses,
+    deadline: Timestamp,
+    /// Set once the request went out on an established connection.
+    sent: bool,
+    /// From the lost-peer list (a success is a re-merge).
+    retry: bool,
+}
+
+#[derive(Debug, Clone)]
+struct Lost {
+    addresses: Addresses,
+    lost_at: Timestamp,
+    next_try: Timestamp,
+    backoff: TimeDelta,
+}
+
+/// The HyParView state machine.
+#[derive(Debug)]
+pub struct HyParView {
+    config: Config,
+    me: PeerId,
+    my_addresses: Addresses,
+    active: BTreeMap<PeerId, Addresses>,
+    passive: BTreeMap<PeerId, Addresses>,
+    attempts: BTreeMap<PeerId, Attempt>,
+    lost: BTreeMap<PeerId, Lost>,
+    /// Links whose handshake completed, whatever their use.
+    links: BTreeSet<PeerId>,
+    /// Links on which a JOIN was already honoured.
+    joined_links: BTreeSet<PeerId>,
+    /// Entries we sent in our last shuffle (evicted first when the reply arrives).
+    last_shuffle_sent: Vec<PeerId>,
+    next_shuffle: Timestamp,
+    next_repair: Timestamp,
+    /// Current pause between paced repairs: doubles on each refusal, resets on success.
+    repair_backoff: TimeDelta,
+    join_tokens: u32,
+    tokens_at: Timestamp,
+    out: VecDeque<Output>,
+    counters: Counters,
+    left: bool,
+}
+
+impl HyParView {
+    /// A node `me` reachable at `my_addresses`, created at `now`.
+    pub fn new(
+        config: Config,
+        me: PeerId,
+        my_addresses: Addresses,
+        now: Timestamp,
+        rng: &mut ChaCha8Rng,
+    ) -> Self {
+        let first_shuffle = now + jitter(rng, config.shuffle_interval);
+        Self {
+            join_tokens: config.join_rate,
+            config,
+            me,
+            my_addresses,
+            active: BTreeMap::new(),
+            passive: BTreeMap::new(),
+            attempts: BTreeMap::new(),
+            lost: BTreeMap::new(),
+            links: BTreeSet::new(),
+            joined_links: BTreeSet::new(),
+            last_shuffle_sent: Vec::new(),
+            next_shuffle: first_shuffle,
+            next_repair: now,
+            repair_backoff: TimeDelta::ZERO,
+            tokens_at: now,
+            out: VecDeque::new(),
+            counters: Counters::default(),
+            left: false,
+        }
+    }
+
+    /// The active view, in id order.
+    pub fn active(&self) -> impl Iterator<Item = &PeerId> + '_ {
+        self.active.keys()
+    }
+
+    /// Whether `peer` is in the active view.
+    pub fn is_active(&self, peer: &PeerId) -> bool {
+        self.active.contains_key(peer)
+    }
+
+    /// The passive view, in id order.
+    pub fn passive(&self) -> impl Iterator<Item = &PeerId> + '_ {
+        self.passive.keys()
+    }
+
+    /// Peers remembered for re-merge retries.
+    pub fn lost(&self) -> impl Iterator<Item = &PeerId> + '_ {
+        self.lost.keys()
+    }
+
+    /// Connection attempts in flight.
+    pub fn attempts(&self) -> usize {
+        self.attempts.len()
+    }
+
+    /// Whether the connection to `peer` serves the membership protocol (active, or an attempt).
+    pub fn wants_link(&self, peer: &PeerId) -> bool {
+        self.active.contains_key(peer) || self.attempts.contains_key(peer)
+    }
+
+    /// Running totals.
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    /// The next output for the owner.
+    pub fn poll(&mut self) -> Option<Output> {
+        self.out.pop_front()
+    }
+
+    /// Updates the addresses this node advertises in shuffles and joins.
+    pub fn set_addresses(&mut self, addresses: Addresses) {
+        self.my_addresses = addresses;
+    }
+
+    /// Remembers peers (from a restart's persisted records) as passive entries.
+    pub fn remember(&mut self, peers: impl IntoIterator<Item = PeerInfo>, rng: &mut ChaCha8Rng) {
+        for info in peers {
+            self.add_passive(info.peer, info.addresses, &[], rng);
+        }
+    }
+
+    /// Join the overlay through `contacts`.
+    pub fn join(&mut self, now: Timestamp, contacts: Vec<PeerInfo>, rng: &mut ChaCha8Rng) {
+        self.left = false;
+        for c in contacts {
+            if c.peer == self.me || self.active.contains_key(&c.peer) {
+                continue;
+            }
+            self.attempt(now, c.peer, c.addresses, Purpose::Join, false, rng);
+        }
+    }
+
+    /// Leave: forget everything (the owner says goodbye on every connection).
+    pub fn leave(&mut self) {
+        self.left = true;
+        self.active.clear();
+        self.attempts.clear();
+        self.lost.clear();
+    }
+
+    fn attempt(
+        &mut self,
+        now: Timestamp,
+        peer: PeerId,
+        addresses: Addresses,
+        purpose: Purpose,
+        retry: bool,
+        rng: &mut ChaCha8Rng,
+    ) -> bool {
+        if self.attempts.contains_key(&peer) {
+            return false;
+        }
+        if self.attempts.len() >= self.config.max_pending {
+            self.counters.attempts_dropped += 1;
+            return false;
+        }
+        self.attempts.insert(
+            peer,
+            Attempt {
+                purpose,
+                addresses: addresses.clone(),
+                deadline: now + self.config.attempt_timeout,
+                sent: false,
+                retry,
+            },
+        );
+        if self.links.contains(&peer) {
+            self.fire_attempt(peer, rng);
+        } else {
+            self.out.push_back(Output::Connect { peer, addresses });
+        }
+        true
+    }
+
+    fn fire_attempt(&mut self, peer: PeerId, rng: &mut ChaCha8Rng) {
+        let Some(a) = self.attempts.get_mut(&peer) else {
+            return;
+        };
+        if a.sent {
+            return;
+        }
+        a.sent = true;
+        match a.purpose.clone() {
+            Purpose::Join => {
+                self.out.push_back(Output::Send {
+                    to: peer,
+                    message: Message::Join,
+                });
+                // The contact always accepts a JOIN: it is our first active peer.
+                let addresses = a.addresses.clone();
+                self.attempts.remove(&peer);
+                self.add_active(peer, addresses, rng);
+            }
+            Purpose::Neighbor(priority) => {
+                self.out.push_back(Output::Send {
+                    to: peer,
+                    message: Message::Neighbor { priority },
+                });
+            }
+            Purpose::ShuffleReply(nodes) => {
+                self.attempts.remove(&peer);
+                self.out.push_back(Output::Send {
+                    to: peer,
+                    message: Message::ShuffleReply { nodes },
+                });
+                if !self.active.contains_key(&peer) {
+                    self.out.push_back(Output::Disconnect { peer });
+                }
+            }
+        }
+    }
+
+    /// A connection's handshake completed (either side dialled).
+    pub fn on_link_up(&mut self, peer: PeerId, rng: &mut ChaCha8Rng) {
+        self.links.insert(peer);
+        self.fire_attempt(peer, rng);
+    }
+
+    /// A connection is gone.
+    pub fn on_link_down(&mut self, now: Timestamp, peer: PeerId, rng: &mut ChaCha8Rng) {
+        self.links.remove(&peer);
+        self.joined_links.remove(&peer);
+        if let Some(a) = self.attempts.remove(&peer) {
+            self.counters.attempts_failed += 1;
+            self.attempt_failed(now, peer, a);
+        }
+        if let Some(addresses) = self.active.remove(&peer) {
+            self.out.push_back(Output::NeighborDown {
+                peer,
+                reason: DownReason::Disconnected,
+            });
+            self.remember_lost(now, peer, addresses);
+            self.repair(now, rng, true, &[peer]);
+        }
+    }
+
+    /// The failure detector declared `peer` dead.
+    pub fn on_failed(&mut self, now: Timestamp, peer: PeerId, rng: &mut ChaCha8Rng) {
+        self.passive.remove(&peer);
+        if let Some(addresses) = self.active.remove(&peer) {
+            self.out.push_back(Output::NeighborDown {
+                peer,
+                reason: DownReason::Failed,
+            });
+            self.out.push_back(Output::Disconnect { peer });
+            self.remember_lost(now, peer, addresses);
+            self.repair(now, rng, true, &[peer]);
+        }
+    }
+
+    /// `peer` said goodbye: it is leaving for good.
+    pub fn on_left(&mut self, now: Timestamp, peer: PeerId, rng: &mut ChaCha8Rng) {
+        self.passive.remove(&peer);
+        self.lost.remove(&peer);
+        self.attempts.remove(&peer);
+        if self.active.remove(&peer).is_some() {
+            self.out.push_back(Output::NeighborDown {
+                peer,
+                reason: DownReason::Left,
+            });
+            self.repair(now, rng, true, &[peer]);
+        }
+    }
+
+    fn attempt_failed(&mut self, now: Timestamp, peer: PeerId, a: Attempt) {
+        if a.retry {
+            if let Some(l) = self.lost.get_mut(&peer) {
+                l.backoff = (l.backoff + l.backoff).min(self.config.retry_backoff_max);
+                l.next_try = now + l.backoff;
+            }
+        } else if matches!(a.purpose, Purpose::Neighbor(_)) {
+            // An unreachable passive entry is dropped (the paper's rule).
+            self.passive.remove(&peer);
+        }
+    }
+
+    fn remember_lost(&mut self, now: Timestamp, peer: PeerId, addresses: Addresses) {
+        if self.left {
+            return;
+        }
+        if self.lost.len() >= self.config.max_lost && !self.lost.contains_key(&peer) {
+            let oldest = self
+                .lost
+                .iter()
+                .min_by_key(|(p, l)| (l.lost_at, **p))
+                .map(|(p, _)| *p);
+            if let Some(o) = oldest {
+                self.lost.remove(&o);
+            }
+        }
+        let backoff = self.config.retry_backoff_min;
+        self.lost.insert(
+            peer,
+            Lost {
+                addresses,
+                lost_at: now,
+                next_try: now + backoff,
+                backoff,
+            },
+        );
+    }
+
+    /// A message from `from`, over an established connection.
+    pub fn handle_message(
+        &mut self,
+        now: Timestamp,
+        from: PeerId,
+        sender_addresses: Option<Addresses>,
+        message: Message,
+        rng: &mut ChaCha8Rng,
+    ) {
+        if self.left {
+            return;
+        }
+        match message {
+            Message::Join => {
+                if !self.joined_links.insert(from) || !self.take_join_token(now) {
+                    self.counters.joins_dropped += 1;
+                    return;
+                }
+                let Some(addresses) = sender_addresses else {
+                    self.counters.unexpected += 1;
+                    return;
+                };
+                self.add_active(from, addresses.clone(), rng);
+                let info = PeerInfo {
+                    peer: from,
+                    addresses,
+                };
+                let others: Vec<PeerId> =
+                    self.active.keys().copied().filter(|p| *p != from).collect();
+                for p in others {
+                    self.out.push_back(Output::Send {
+                        to: p,
+                        message: Message::ForwardJoin {
+                            node: info.clone(),
+                            ttl: self.config.arwl,
+                        },
+                    });
+                }
+            }
+            Message::ForwardJoin { node, ttl } => {
+                if !self.take_join_token(now) {
+                    self.counters.joins_dropped += 1;
+                    return;
+                }
+                if node.peer == self.me {
+                    return;
+                }
+                if ttl == 0 || self.active.len() <= 1 {
+                    if !self.active.contains_key(&node.peer) {
+                        self.attempt(
+                            now,
+                            node.peer,
+                            node.addresses,
+                            Purpose::Neighbor(Priority::High),
+                            false,
+                            rng,
+                        );
+                    }
+                    return;
+                }
+                if ttl == self.config.prwl {
+                    self.add_passive(node.peer, node.addresses.clone(), &[], rng);
+                }
+                let next = self.random_active_except(&[from, node.peer], rng);
+                match next {
+                    Some(p) => self.out.push_back(Output::Send {
+                        to: p,
+                        message: Message::ForwardJoin {
+                            node,
+                            ttl: ttl.saturating_sub(1),
+                        },
+                    }),
+                    None => {
+                        if !self.active.contains_key(&node.peer) {
+                            self.attempt(
+                                now,
+                                node.peer,
+                                node.addresses,
+                                Purpose::Neighbor(Priority::High),
+                                false,
+                                rng,
+                            );
+                        }
+                    }
+                }
+            }
+            Message::Neighbor { priority } => {
+                let accept = self.active.contains_key(&from)
+                    || priority == Priority::High
+                    || self.active.len() < self.config.active_view;
+                if accept {
+                    let addresses = sender_addresses.unwrap_or_default();
+                    self.add_active(from, addresses, rng);
+                    self.attempts.remove(&from);
+                }
+                self.out.push_back(Output::Send {
+                    to: from,
+                    message: Message::NeighborReply { accepted: accept },
+                });
+                if !accept && !self.attempts.contains_key(&from) {
+                    self.out.push_back(Output::Disconnect { peer: from });
+                }
+            }
+            Message::NeighborReply { accepted } => {
+                let Some(a) = self.attempts.remove(&from) else {
+                    if !accepted || !self.active.contains_key(&from) {
+                        self.counters.unexpected += 1;
+                    }
+                    return;
+                };
+                if accepted {
+                    if a.retry {
+                        self.counters.retries_succeeded += 1;
+                    }
+                    self.repair_backoff = self.config.repair_interval;
+                    self.lost.remove(&from);
+                    self.add_active(from, a.addresses, rng);
+                } else {
+                    self.counters.refused += 1;
+                    self.add_passive(from, a.addresses, &[], rng);
+                    if !self.active.contains_key(&from) {
+                        self.out.push_back(Output::Disconnect { peer: from });
+                    }
+                    // Try another candidate later: back off while everyone is full.
+                    let doubled = self
+                        .repair_backoff
+                        .max(self.config.repair_interval)
+                        .saturating_mul(2);
+                    self.repair_backoff = doubled.min(self.config.retry_backoff_max);
+                    self.next_repair = self.next_repair.max(now + self.repair_backoff);
+                }
+            }
+            Message::Disconnect => {
+                if let Some(addresses) = self.active.remove(&from) {
+                    self.out.push_back(Output::NeighborDown {
+                        peer: from,
+                        reason: DownReason::Replaced,
+                    });
+                    self.add_passive(from, addresses, &[], rng);
+                    self.out.push_back(Output::Disconnect { peer: from });
+                    self.repair(now, rng, true, &[from]);
+                }
+            }
+            Message::Shuffle { origin, ttl, nodes } => {
+                if origin.peer == self.me {
+                    return;
+                }
+                if ttl > 0
+                    && self.active.len() > 1
+                    && let Some(p) = self.random_active_except(&[from, origin.peer], rng)
+                {
+                    self.out.push_back(Output::Send {
+                        to: p,
+                        message: Message::Shuffle {
+                            origin,
+                            ttl: ttl - 1,
+                            nodes,
+                        },
+                    });
+                    return;
+                }
+                let reply = self.sample_passive(nodes.len().max(1), rng);
+                let reply = BoundedVec::new(reply).unwrap_or_default();
+                let sent: Vec<PeerId> = reply.iter().map(|i| i.peer).collect();
+                for info in nodes.into_vec() {
+                    self.add_passive(info.peer, info.addresses, &sent, rng);
+                }
+                if self.active.contains_key(&origin.peer) || self.links.contains(&origin.peer) {
+                    self.out.push_back(Output::Send {
+                        to: origin.peer,
+                        message: Message::ShuffleReply { nodes: reply },
+                    });
+                } else {
+                    self.attempt(
+                        now,
+                        origin.peer,
+                        origin.addresses.clone(),
+                        Purpose::ShuffleReply(reply),
+                        false,
+                        rng,
+                    );
+                }
+                self.add_passive(origin.peer, origin.addresses, &[], rng);
+            }
+            Message::ShuffleReply { nodes } => {
+                self.counters.shuffles += 1;
+                let sent = core::mem::take(&mut self.last_shuffle_sent);
+                for info in nodes.into_vec() {
+                    self.add_passive(info.peer, info.addresses, &sent, rng);
+                }
+            }
+        }
+    }
+
+    /// Time passed: shuffle, retry lost peers, repair, expire attempts.
+    pub fn handle_timeout(&mut self, now: Timestamp, rng: &mut ChaCha8Rng) {
+        if self.left {
+            return;
+        }
+        let expired: Vec<PeerId> = self
+            .attempts
+            .iter()
+            .filter(|(_, a)| a.deadline <= now)
+            .map(|(p, _)| *p)
+            .collect();
+        for peer in expired {
+            if let Some(a) = self.attempts.remove(&peer) {
+                self.counters.attempts_failed += 1;
+                if !self.active.contains_key(&peer) {
+                    self.out.push_back(Output::Disconnect { peer });
+                }
+                self.attempt_failed(now, peer, a);
+            }
+        }
+        let horizon = self.config.retry_horizon;
+        self.lost
+            .retain(|_, l| now.saturating_since(l.lost_at) < horizon);
+        let due: Vec<(PeerId, Addresses)> = self
+            .lost
+            .iter()
+            .filter(|(p, l)| {
+                l.next_try <= now && !self.attempts.contains_key(p) && !self.active.contains_key(p)
+            })
+            .map(|(p, l)| (*p, l.addresses.clone()))
+            .collect();
+        for (peer, addresses) in due {
+            if let Some(l) = self.lost.get_mut(&peer) {
+                // Until this attempt fails or succeeds, do not fire again.
+                l.next_try = now + self.config.attempt_timeout + l.backoff;
+            }
+            self.attempt(
+                now,
+                peer,
+                addresses,
+                Purpose::Neighbor(Priority::High),
+                true,
+                rng,
+            );
+        }
+        if now >= self.next_shuffle {
+            self.next_shuffle = now + jitter(rng, self.config.shuffle_interval);
+            self.shuffle(rng);
+        }
+        if now >= self.next_repair {
+            self.repair(now, rng, false, &[]);
+        }
+    }
+
+    /// The earliest instant at which `handle_timeout` has work.
+    pub fn poll_timeout(&self) -> Option<Timestamp> {
+        if self.left {
+            return None;
+        }
+        let attempts = self.attempts.values().map(|a| a.deadline);
+        // Mirror handle_timeout's filter exactly, or a driver would spin on a due-but-idle entry.
+        let lost = self
+            .lost
+            .iter()
+            .filter(|(p, _)| !self.attempts.contains_key(p) && !self.active.contains_key(p))
+            .map(|(_, l)| l.next_try.min(l.lost_at + self.config.retry_horizon));
+        let repair = (self.active.len() < self.config.active_view && !self.passive.is_empty())
+            .then_some(self.next_repair);
+        attempts
+            .chain(lost)
+            .chain(repair)
+            .chain([self.next_shuffle])
+            .min()
+    }
+
+    fn take_join_token(&mut self, now: Timestamp) -> bool {
+        let rate = u64::from(self.config.join_rate.max(1));
+        let elapsed = now.saturating_since(self.tokens_at).as_micros();
+        let refill = elapsed.saturating_mul(rate) / 1_000_000;
+        if refill > 0 {
+            self.join_tokens = (u64::from(self.join_tokens) + refill).min(rate) as u32;
+            self.tokens_at = now;
+        }
+        if self.join_tokens == 0 {
+            return false;
+        }
+        self.join_tokens -= 1;
+        true
+    }
+
+    fn add_active(&mut self, peer: PeerId, addresses: Addresses, rng: &mut ChaCha8Rng) {
+        if peer == self.me {
+            return;
+        }
+        if let Some(a) = self.active.get_mut(&peer) {
+            if !addresses.is_empty() {
+                *a = addresses;
+            }
+            return;
+        }
+        if self.active.len() >= self.config.active_view {
+            // Evict a random active peer to make room.
+            if let Some(victim) = self.random_active_except(&[], rng)
+                && let Some(va) = self.active.remove(&victim)
+            {
+                self.out.push_back(Output::Send {
+                    to: victim,
+                    message: Message::Disconnect,
+                });
+                self.out.push_back(Output::Disconnect { peer: victim });
+                self.out.push_back(Output::NeighborDown {
+                    peer: victim,
+                    reason: DownReason::Replaced,
+                });
+                self.passive_insert_evicting(victim, va, None);
+            }
+        }
+        self.passive.remove(&peer);
+        self.lost.remove(&peer);
+        self.active.insert(peer, addresses);
+        self.out.push_back(Output::NeighborUp { peer });
+    }
+
+    fn add_passive(
+        &mut self,
+        peer: PeerId,
+        addresses: Addresses,
+        prefer_evict: &[PeerId],
+        rng: &mut ChaCha8Rng,
+    ) {
+        if peer == self.me
+            || self.active.contains_key(&peer)
+            || self.passive.contains_key(&peer)
+            || self.config.passive_view == 0
+        {
+            return;
+        }
+        let pick = (rng.next_u64() as usize, prefer_evict);
+        self.passive_insert_evicting(peer, addresses, Some(pick));
+    }
+
+    fn passive_insert_evicting(
+        &mut self,
+        peer: PeerId,
+        addresses: Addresses,
+        pick: Option<(usize, &[PeerId])>,
+    ) {
+        if self.passive.len() >= self.config.passive_view {
+            let victim = match pick {
+                Some((r, prefer)) => prefer
+                    .iter()
+                    .find(|p| self.passive.contains_key(p))
+                    .copied()
+                    .or_else(|| self.passive.keys().nth(r % self.passive.len()).copied()),
+                None => self.passive.keys().next().copied(),
+            };
+            if let Some(v) = victim {
+                self.passive.remove(&v);
+            }
+        }
+        if self.passive.len() < self.config.passive_view {
+            self.passive.insert(peer, addresses);
+        }
+    }
+
+    fn random_active_except(&self, except: &[PeerId], rng: &mut ChaCha8Rng) -> Option<PeerId> {
+        let candidates: Vec<PeerId> = self
+            .active
+            .keys()
+            .copied()
+            .filter(|p| !except.contains(p))
+            .collect();
+        pick(&candidates, rng)
+    }
+
+    fn sample_passive(&self, n: usize, rng: &mut ChaCha8Rng) -> Vec<PeerInfo> {
+        let all: Vec<PeerInfo> = self
+            .passive
+            .iter()
+            .map(|(p, a)| PeerInfo {
+                peer: *p,
+                addresses: a.clone(),
+            })
+            .collect();
+        sample(all, n, rng)
+    }
+
+    fn shuffle(&mut self, rng: &mut ChaCha8Rng) {
+        let Some(target) = self.random_active_except(&[], rng) else {
+            return;
+        };
+        let active: Vec<PeerInfo> = self
+            .active
+            .iter()
+            .filter(|(p, _)| **p != target)
+            .map(|(p, a)| PeerInfo {
+                peer: *p,
+                addresses: a.clone(),
+            })
+            .collect();
+        let mut nodes = sample(active, self.config.shuffle_active, rng);
+        nodes.extend(self.sample_passive(self.config.shuffle_passive, rng));
+        nodes.truncate(MAX_SHUFFLE_NODES);
+        self.last_shuffle_sent = nodes.iter().map(|i| i.peer).collect();
+        let origin = PeerInfo {
+            peer: self.me,
+            addresses: self.my_addresses.clone(),
+        };
+        let nodes = BoundedVec::new(nodes).unwrap_or_default();
+        self.out.push_back(Output::Send {
+            to: target,
+            message: Message::Shuffle {
+                origin,
+                ttl: self.config.arwl,
+                nodes,
+            },
+        });
+    }
+
+    /// Fills the active view from the passive view when it has room: high priority when it is
+    /// empty, low otherwise, one attempt per missing slot.
+    ///
+    /// A loss (`force`) repairs at once; otherwise repairs are paced by `repair_interval`.
+    /// `exclude` names peers whose connection is being closed right now.
+    fn repair(&mut self, now: Timestamp, rng: &mut ChaCha8Rng, force: bool, exclude: &[PeerId]) {
+        if !force && now < self.next_repair {
+            return;
+        }
+        self.next_repair = now + self.repair_backoff.max(self.config.repair_interval);
+        let in_flight = self
+            .attempts
+            .values()
+            .filter(|a| matches!(a.purpose, Purpose::Neighbor(_)))
+            .count();
+        let missing = self
+            .config
+            .active_view
+            .saturating_sub(self.active.len() + in_flight);
+        if missing == 0 {
+            return;
+        }
+        let priority = if self.active.is_empty() {
+            Priority::High
+        } else {
+            Priority::Low
+        };
+        let candidates: Vec<PeerInfo> = self
+            .passive
+            .iter()
+            .filter(|(p, _)| !self.attempts.contains_key(p) && !exclude.contains(p))
+            .map(|(p, a)| PeerInfo {
+                peer: *p,
+                addresses: a.clone(),
+            })
+            .collect();
+        for info in sample(candidates, missing, rng) {
+            self.attempt(
+                now,
+                info.peer,
+                info.addresses,
+                Purpose::Neighbor(priority),
+                false,
+                rng,
+            );
+        }
+    }
+}
+
+fn pick<T: Copy>(items: &[T], rng: &mut ChaCha8Rng) -> Option<T> {
+    if items.is_empty() {
+        return None;
+    }
+    items
+        .get((rng.next_u64() % items.len() as u64) as usize)
+        .copied()
+}
+
+/// `n` distinct items chosen uniformly (partial Fisher-Yates).
+fn sample<T>(mut items: Vec<T>, n: usize, rng: &mut ChaCha8Rng) -> Vec<T> {
+    let n = n.min(items.len());
+    for i in 0..n {
+        let j = i + (rng.next_u64() % (items.len() - i) as u64) as usize;
+        items.swap(i, j);
+    }
+    items.truncate(n);
+    items
+}
+
+/// `base` ± 25 %, so that periodic work does not synchronise across nodes.
+fn jitter(rng: &mut ChaCha8Rng, base: TimeDelta) -> TimeDelta {
+    let quarter = base.as_micros() / 4;
+    let span = quarter.saturating_mul(2).max(1);
+    TimeDelta::from_micros(base.as_micros() - quarter + rng.next_u64() % span)
+}

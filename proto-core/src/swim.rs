@@ -1,0 +1,892 @@
+//! SWIM failure detection (Das, Gupta, Motivala, DSN 2002) with the Lifeguard refinements
+//! (Dadgar et al., 2017), adapted to a partial-view overlay.
+//!
+//! - **Who is probed.** Each node probes every peer in its HyParView active view once per probe
+//!   period (spread over the period). The active view is bounded (default 5), so the load per
+//!   node is constant whatever the size of the overlay.
+//! - **Indirect probes.** When a direct ping gets no ack within the probe timeout, the node sends
+//!   PING_REQ to up to `k` helpers that have the target in *their* active view (learnt from the
+//!   views carried in acks), and pings the target directly once more. Helpers answer with an
+//!   indirect ack, or a nack when they could not reach the target.
+//! - **Suspicion.** A probe that fails both ways makes the target *suspect*. The node keeps
+//!   probing it; any ack, or a signed ALIVE with a higher incarnation, clears the suspicion. If
+//!   the suspicion timeout passes first, the node declares the target dead (its own verdict) and
+//!   tells HyParView, which replaces it.
+//! - **Dissemination.** SUSPECT, DEAD and ALIVE updates ride on pings and acks to active peers,
+//!   each sent a bounded number of times by each node that learns it, so they spread along the
+//!   overlay. SUSPECT and DEAD from others are *hints*: they make a node probe at once and count
+//!   as confirmations for the dynamic suspicion timeout, never as a verdict. Only ALIVE — the
+//!   node's own claim of its incarnation, signed by it — can override a suspicion.
+//! - **Lifeguard.** Local health (a node that misses its own acks slows its probes and lengthens
+//!   its timeouts), a suspicion timeout that shrinks from max to min as independent
+//!   confirmations arrive, and the buddy system (a suspect hears of it on the next ping, so it
+//!   can refute at once).
+
+use crate::crypto::SignatureBytes;
+use crate::id::PeerId;
+use crate::time::{TimeDelta, Timestamp};
+use crate::wire::BoundedVec;
+use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
+use alloc::vec::Vec;
+use chacha20::ChaCha8Rng;
+use minicbor::{Decode, Encode};
+use rand_core::Rng;
+
+/// Most membership updates piggybacked on one frame.
+pub const MAX_UPDATES: usize = 8;
+/// Most peers in a view carried by an ack.
+pub const MAX_VIEW: usize = 16;
+/// Domain of the signed ALIVE claim (SPEC.md §3).
+pub const ALIVE_DOMAIN: &str = "hearsay/v1/alive";
+
+/// A membership update carried on SWIM frames.
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
+#[non_exhaustive]
+pub enum Update {
+    /// `peer` claims to be alive at `incarnation`, signed by `peer` itself.
+    #[n(0)]
+    Alive {
+        /// Who.
+        #[n(0)]
+        peer: PeerId,
+        /// Its incarnation.
+        #[n(1)]
+        incarnation: u64,
+        /// ML-DSA-65 over `signing_input(ALIVE_DOMAIN, peer ‖ incarnation)`.
+        #[n(2)]
+        signature: SignatureBytes,
+    },
+    /// The sender suspects `peer` at `incarnation` (a hint).
+    #[n(1)]
+    Suspect {
+        /// Who.
+        #[n(0)]
+        peer: PeerId,
+        /// The incarnation suspected.
+        #[n(1)]
+        incarnation: u64,
+    },
+    /// The sender declared `peer` dead at `incarnation` (a hint).
+    #[n(2)]
+    Dead {
+        /// Who.
+        #[n(0)]
+        peer: PeerId,
+        /// The incarnation declared dead.
+        #[n(1)]
+        incarnation: u64,
+    },
+}
+
+impl Update {
+    fn key(&self) -> (PeerId, u64, u8) {
+        match self {
+            Update::Alive {
+                peer, incarnation, ..
+            } => (*peer, *incarnation, 0),
+            Update::Suspect { peer, incarnation } => (*peer, *incarnation, 1),
+            Update::Dead { peer, incarnation } => (*peer, *incarnation, 2),
+        }
+    }
+
+    fn peer(&self) -> PeerId {
+        self.key().0
+    }
+}
+
+/// The bytes an ALIVE signature covers (before the domain prefix).
+pub fn alive_body(peer: &PeerId, incarnation: u64) -> [u8; 40] {
+    let mut b = [0u8; 40];
+    let (id, inc) = b.split_at_mut(32);
+    id.copy_from_slice(peer.as_bytes());
+    inc.copy_from_slice(&incarnation.to_be_bytes());
+    b
+}
+
+/// Updates on one frame.
+pub type Updates = BoundedVec<Update, MAX_UPDATES>;
+
+/// SWIM messages (frame kind 2).
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
+#[non_exhaustive]
+pub enum Message {
+    /// Are you there?
+    #[n(0)]
+    Ping {
+        /// Probe number, echoed in the ack.
+        #[n(0)]
+        seq: u64,
+        /// Ask the target to include its active view in the ack.
+        #[n(1)]
+        want_view: bool,
+        /// Piggybacked updates.
+        #[n(2)]
+        updates: Updates,
+    },
+    /// I am.
+    #[n(1)]
+    Ack {
+        /// The ping's number.
+        #[n(0)]
+        seq: u64,
+        /// The sender's active view, when asked for.
+        #[n(1)]
+        view: Option<BoundedVec<PeerId, MAX_VIEW>>,
+        /// Piggybacked updates.
+        #[n(2)]
+        updates: Updates,
+    },
+    /// Please ping `target` for me.
+    #[n(2)]
+    PingReq {
+        /// The requester's probe number.
+        #[n(0)]
+        seq: u64,
+        /// Whom to ping.
+        #[n(1)]
+        target: PeerId,
+    },
+    /// `target` answered your PING_REQ `seq`.
+    #[n(3)]
+    IndirectAck {
+        /// The requester's probe number.
+        #[n(0)]
+        seq: u64,
+        /// Who answered.
+        #[n(1)]
+        target: PeerId,
+    },
+    /// I could not reach `target` for your PING_REQ `seq`.
+    #[n(4)]
+    Nack {
+        /// The requester's probe number.
+        #[n(0)]
+        seq: u64,
+        /// Whom.
+        #[n(1)]
+        target: PeerId,
+    },
+}
+
+/// SWIM and Lifeguard parameters (SPEC.md §10).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// Each active peer is probed once per period. Default 1 s.
+    pub probe_interval: TimeDelta,
+    /// Wait for a direct ack. Default 400 ms.
+    pub probe_timeout: TimeDelta,
+    /// Wait for indirect acks after the direct timeout. Default 600 ms.
+    pub indirect_timeout: TimeDelta,
+    /// Helpers asked per indirect probe (k). Default 3.
+    pub indirect_probes: usize,
+    /// Suspicion timeout with `suspicion_confirmations` independent confirmations. Default 1 s.
+    pub suspicion_min: TimeDelta,
+    /// Suspicion timeout with none. Default 3 s.
+    pub suspicion_max: TimeDelta,
+    /// Confirmations that bring the timeout down to its minimum (K). Default 3.
+    pub suspicion_confirmations: u32,
+    /// Times each node sends an update it learnt. Default 4.
+    pub retransmit_limit: u32,
+    /// Lifeguard's local health, dynamic suspicion and buddy system. Default on.
+    pub lifeguard: bool,
+    /// Largest local-health multiplier. Default 8.
+    pub max_health: u32,
+    /// Most PING_REQs relayed at once. Default 64.
+    pub max_relays: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            probe_interval: TimeDelta::from_secs(1),
+            probe_timeout: TimeDelta::from_millis(400),
+            indirect_timeout: TimeDelta::from_millis(600),
+            indirect_probes: 3,
+            suspicion_min: TimeDelta::from_secs(1),
+            suspicion_max: TimeDelta::from_secs(3),
+            suspicion_confirmations: 3,
+            retransmit_limit: 4,
+            lifeguard: true,
+            max_health: 8,
+            max_relays: 64,
+        }
+    }
+}
+
+/// What the state machine asks of its owner.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Output {
+    /// Send `message` to `to`.
+    Send {
+        /// Recipient.
+        to: PeerId,
+        /// Message.
+        message: Message,
+    },
+    /// The verdict: `peer` is dead.
+    Dead {
+        /// Peer.
+        peer: PeerId,
+    },
+    /// Sign an ALIVE claim for this incarnation and hand it back with [`Swim::publish_alive`].
+    Refute {
+        /// The new incarnation.
+        incarnation: u64,
+    },
+}
+
+/// Running totals.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Counters {
+    /// Probes sent (direct pings that started a probe).
+    pub probes: u64,
+    /// Probes that needed helpers.
+    pub indirect: u64,
+    /// Suspicions started.
+    pub suspicions: u64,
+    /// Suspicions cleared by an ack or a refutation.
+    pub cleared: u64,
+    /// Dead verdicts.
+    pub verdicts: u64,
+    /// Times this node refuted a suspicion about itself.
+    pub refutations: u64,
+    /// Claims about this node with an incarnation it never had.
+    pub future_incarnations: u64,
+    /// Acks and replies that matched no probe of ours from that sender.
+    pub unexpected: u64,
+    /// PING_REQs answered with a nack because the relay table was full.
+    pub relays_refused: u64,
+}
+
+#[derive(Debug, Clone)]
+struct Suspicion {
+    since: Timestamp,
+    confirmations: BTreeSet<PeerId>,
+}
+
+#[derive(Debug, Clone)]
+struct Member {
+    incarnation: u64,
+    suspicion: Option<Suspicion>,
+    next_probe: Timestamp,
+    probing: Option<u64>,
+    view: Vec<PeerId>,
+    view_at: Option<Timestamp>,
+}
+
+#[derive(Debug, Clone)]
+struct Probe {
+    target: PeerId,
+    indirect: bool,
+    deadline: Timestamp,
+    nacks: u32,
+    helpers: u32,
+}
+
+#[derive(Debug, Clone)]
+struct Relay {
+    requester: PeerId,
+    seq: u64,
+    target: PeerId,
+    deadline: Timestamp,
+}
+
+#[derive(Debug, Clone)]
+struct Queued {
+    update: Update,
+    remaining: u32,
+}
+
+/// The SWIM state machine.
+#[derive(Debug)]
+pub struct Swim {
+    config: Config,
+    me: PeerId,
+    incarnation: u64,
+    members: BTreeMap<PeerId, Member>,
+    next_seq: u64,
+    probes: BTreeMap<u64, Probe>,
+    relays: BTreeMap<u64, Relay>,
+    queue: VecDeque<Queued>,
+    seen: BTreeSet<(PeerId, u64, u8)>,
+    seen_order: VecDeque<(PeerId, u64, u8)>,
+    health: u32,
+    out: VecDeque<Output>,
+    counters: Counters,
+}
+
+const MAX_QUEUE: usize = 64;
+const MAX_SEEN: usize = 1024;
+/// An ack's view older than this is asked for again.
+const VIEW_REFRESH: TimeDelta = TimeDelta::from_secs(10);
+
+impl Swim {
+    /// A detector for `me`, starting at `incarnation` (derived from the boot count so that it
+    /// grows across restarts).
+    pub fn new(config: Config, me: PeerId, incarnation: u64) -> Self {
+        Self {
+            config,
+            me,
+            incarnation,
+            members: BTreeMap::new(),
+            next_seq: 1,
+            probes: BTreeMap::new(),
+            relays: BTreeMap::new(),
+            queue: VecDeque::new(),
+            seen: BTreeSet::new(),
+            seen_order: VecDeque::new(),
+            health: 0,
+            out: VecDeque::new(),
+            counters: Counters::default(),
+        }
+    }
+
+    /// This node's incarnation.
+    pub fn incarnation(&self) -> u64 {
+        self.incarnation
+    }
+
+    /// Lifeguard's local health multiplier (0 = healthy).
+    pub fn health(&self) -> u32 {
+        self.health
+    }
+
+    /// Peers currently suspected.
+    pub fn suspects(&self) -> impl Iterator<Item = &PeerId> + '_ {
+        self.members
+            .iter()
+            .filter(|(_, m)| m.suspicion.is_some())
+            .map(|(p, _)| p)
+    }
+
+    /// Running totals.
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    /// The next output for the owner.
+    pub fn poll(&mut self) -> Option<Output> {
+        self.out.pop_front()
+    }
+
+    fn scale(&self, d: TimeDelta) -> TimeDelta {
+        if self.config.lifeguard {
+            d.saturating_mul(u64::from(self.health) + 1)
+        } else {
+            d
+        }
+    }
+
+    /// Start probing `peer` (it entered the active view).
+    pub fn add_member(&mut self, now: Timestamp, peer: PeerId, rng: &mut ChaCha8Rng) {
+        if peer == self.me || self.members.contains_key(&peer) {
+            return;
+        }
+        let offset =
+            TimeDelta::from_micros(rng.next_u64() % self.config.probe_interval.as_micros().max(1));
+        self.members.insert(
+            peer,
+            Member {
+                incarnation: 0,
+                suspicion: None,
+                next_probe: now + offset,
+                probing: None,
+                view: Vec::new(),
+                view_at: None,
+            },
+        );
+    }
+
+    /// Stop probing `peer` (it left the active view).
+    pub fn remove_member(&mut self, peer: &PeerId) {
+        if let Some(m) = self.members.remove(peer)
+            && let Some(seq) = m.probing
+        {
+            self.probes.remove(&seq);
+        }
+    }
+
+    /// The owner signed our ALIVE claim for `incarnation`: spread it.
+    pub fn publish_alive(&mut self, incarnation: u64, signature: SignatureBytes) {
+        if incarnation != self.incarnation {
+            return;
+        }
+        self.enqueue(Update::Alive {
+            peer: self.me,
+            incarnation,
+            signature,
+        });
+    }
+
+    fn enqueue(&mut self, update: Update) {
+        let key = update.key();
+        if !self.seen.insert(key) {
+            return;
+        }
+        self.seen_order.push_back(key);
+        if self.seen_order.len() > MAX_SEEN
+            && let Some(old) = self.seen_order.pop_front()
+        {
+            self.seen.remove(&old);
+        }
+        if self.queue.len() >= MAX_QUEUE {
+            self.queue.pop_front();
+        }
+        self.queue.push_back(Queued {
+            update,
+            remaining: self.config.retransmit_limit,
+        });
+    }
+
+    /// Updates to piggyback on a frame to `to`: news about `to` itself first (the buddy system),
+    /// then the least-sent others.
+    fn piggyback(&mut self, to: &PeerId) -> Updates {
+        let mut picked: Vec<Update> = Vec::new();
+        if self.config.lifeguard {
+            for q in self.queue.iter() {
+                if picked.len() < MAX_UPDATES && q.update.peer() == *to {
+                    picked.push(q.update.clone());
+                }
+            }
+        }
+        let mut order: Vec<usize> = (0..self.queue.len()).collect();
+        order.sort_by_key(|&i| core::cmp::Reverse(self.queue.get(i).map_or(0, |q| q.remaining)));
+        for i in order {
+            if picked.len() >= MAX_UPDATES {
+                break;
+            }
+            if let Some(q) = self.queue.get_mut(i)
+                && q.remaining > 0
+                && !picked.contains(&q.update)
+            {
+                q.remaining -= 1;
+                picked.push(q.update.clone());
+            }
+        }
+        self.queue.retain(|q| q.remaining > 0);
+        BoundedVec::new(picked).unwrap_or_default()
+    }
+
+    fn seq(&mut self) -> u64 {
+        let s = self.next_seq;
+        self.next_seq += 1;
+        s
+    }
+
+    fn send_ping(&mut self, now: Timestamp, target: PeerId, seq: u64) {
+        let want_view = self.members.get(&target).is_some_and(|m| {
+            m.view_at
+                .is_none_or(|t| now.saturating_since(t) > VIEW_REFRESH)
+        });
+        let updates = self.piggyback(&target);
+        self.out.push_back(Output::Send {
+            to: target,
+            message: Message::Ping {
+                seq,
+                want_view,
+                updates,
+            },
+        });
+    }
+
+    /// A SWIM message from `from`. ALIVE updates must already be verified by the owner.
+    pub fn handle_message(
+        &mut self,
+        now: Timestamp,
+        from: PeerId,
+        message: Message,
+        active_view: &[PeerId],
+    ) {
+        match message {
+            Message::Ping {
+                seq,
+                want_view,
+                updates,
+            } => {
+                self.absorb(now, from, updates);
+                let view = want_view.then(|| {
+                    BoundedVec::new(active_view.iter().copied().take(MAX_VIEW).collect())
+                        .unwrap_or_default()
+                });
+                let updates = self.piggyback(&from);
+                self.out.push_back(Output::Send {
+                    to: from,
+                    message: Message::Ack { seq, view, updates },
+                });
+            }
+            Message::Ack { seq, view, updates } => {
+                self.absorb(now, from, updates);
+                if let Some(v) = view
+                    && let Some(m) = self.members.get_mut(&from)
+                {
+                    m.view = v.into_vec();
+                    m.view_at = Some(now);
+                }
+                if let Some(r) = self.relays.get(&seq).cloned() {
+                    if r.target == from {
+                        self.relays.remove(&seq);
+                        self.out.push_back(Output::Send {
+                            to: r.requester,
+                            message: Message::IndirectAck {
+                                seq: r.seq,
+                                target: from,
+                            },
+                        });
+                    } else {
+                        self.counters.unexpected += 1;
+                    }
+                    return;
+                }
+                self.probe_answered(now, seq, from);
+            }
+            Message::PingReq { seq, target } => {
+                if !self.members.contains_key(&target) || target == from {
+                    self.out.push_back(Output::Send {
+                        to: from,
+                        message: Message::Nack { seq, target },
+                    });
+                    return;
+                }
+                if self.relays.len() >= self.config.max_relays {
+                    self.counters.relays_refused += 1;
+                    self.out.push_back(Output::Send {
+                        to: from,
+                        message: Message::Nack { seq, target },
+                    });
+                    return;
+                }
+                let mine = self.seq();
+                self.relays.insert(
+                    mine,
+                    Relay {
+                        requester: from,
+                        seq,
+                        target,
+                        deadline: now + self.scale(self.config.probe_timeout),
+                    },
+                );
+                self.send_ping(now, target, mine);
+            }
+            Message::IndirectAck { seq, target } => {
+                if self
+                    .probes
+                    .get(&seq)
+                    .is_some_and(|p| p.target == target && p.indirect)
+                {
+                    self.probe_answered(now, seq, target);
+                } else {
+                    self.counters.unexpected += 1;
+                }
+            }
+            Message::Nack { seq, target } => match self.probes.get_mut(&seq) {
+                Some(p) if p.target == target => p.nacks += 1,
+                _ => self.counters.unexpected += 1,
+            },
+        }
+    }
+
+    fn probe_answered(&mut self, now: Timestamp, seq: u64, target: PeerId) {
+        match self.probes.get(&seq) {
+            Some(p) if p.target == target => {}
+            _ => {
+                // A late ack for a probe that already ended still proves the peer is alive.
+                if let Some(m) = self.members.get_mut(&target)
+                    && m.suspicion.take().is_some()
+                {
+                    self.counters.cleared += 1;
+                } else {
+                    self.counters.unexpected += 1;
+                }
+                return;
+            }
+        }
+        self.probes.remove(&seq);
+        if self.config.lifeguard {
+            self.health = self.health.saturating_sub(1);
+        }
+        let interval = self.scale(self.config.probe_interval);
+        if let Some(m) = self.members.get_mut(&target) {
+            m.probing = None;
+            if m.suspicion.take().is_some() {
+                self.counters.cleared += 1;
+            }
+            // Keep the probe rhythm: the next probe is one period after this one started.
+            if m.next_probe <= now {
+                m.next_probe = now + interval;
+            }
+        }
+    }
+
+    fn absorb(&mut self, now: Timestamp, from: PeerId, updates: Updates) {
+        for u in updates.into_vec() {
+            match u {
+                Update::Alive {
+                    peer, incarnation, ..
+                } => {
+                    if peer == self.me {
+                        continue;
+                    }
+                    if let Some(m) = self.members.get_mut(&peer)
+                        && incarnation > m.incarnation
+                    {
+                        m.incarnation = incarnation;
+                        if m.suspicion.take().is_some() {
+                            self.counters.cleared += 1;
+                        }
+                    }
+                    self.enqueue(u);
+                }
+                Update::Suspect { peer, incarnation } | Update::Dead { peer, incarnation } => {
+                    if peer == self.me {
+                        self.refute(incarnation);
+                        continue;
+                    }
+                    if let Some(m) = self.members.get_mut(&peer)
+                        && incarnation >= m.incarnation
+                    {
+                        match m.suspicion.as_mut() {
+                            Some(s) if from != self.me => {
+                                s.confirmations.insert(from);
+                            }
+                            Some(_) => {}
+                            // A hint: probe now rather than at the next period.
+                            None if m.probing.is_none() => m.next_probe = now,
+                            None => {}
+                        }
+                    }
+                    self.enqueue(u);
+                }
+            }
+        }
+    }
+
+    fn refute(&mut self, claimed: u64) {
+        if claimed > self.incarnation {
+            // Nobody can know an incarnation this node never had: a lie or a stale fork.
+            self.counters.future_incarnations += 1;
+        }
+        if claimed < self.incarnation {
+            return; // already refuted
+        }
+        self.incarnation = self.incarnation.max(claimed).saturating_add(1);
+        self.counters.refutations += 1;
+        if self.config.lifeguard {
+            self.health = (self.health + 1).min(self.config.max_health);
+        }
+        self.out.push_back(Output::Refute {
+            incarnation: self.incarnation,
+        });
+    }
+
+    /// Time passed: start probes, escalate to indirect probes, start and end suspicions.
+    pub fn handle_timeout(&mut self, now: Timestamp, rng: &mut ChaCha8Rng) {
+        // Relays that timed out: tell the requester.
+        let late: Vec<u64> = self
+            .relays
+            .iter()
+            .filter(|(_, r)| r.deadline <= now)
+            .map(|(s, _)| *s)
+            .collect();
+        for s in late {
+            if let Some(r) = self.relays.remove(&s) {
+                self.out.push_back(Output::Send {
+                    to: r.requester,
+                    message: Message::Nack {
+                        seq: r.seq,
+                        target: r.target,
+                    },
+                });
+            }
+        }
+        // Probes whose deadline passed.
+        let due: Vec<u64> = self
+            .probes
+            .iter()
+            .filter(|(_, p)| p.deadline <= now)
+            .map(|(s, _)| *s)
+            .collect();
+        for seq in due {
+            let Some(p) = self.probes.get(&seq).cloned() else {
+                continue;
+            };
+            if !p.indirect {
+                self.go_indirect(now, seq, p.target, rng);
+            } else {
+                self.probes.remove(&seq);
+                self.probe_failed(now, p);
+            }
+        }
+        // Suspicions that ran out.
+        let expired: Vec<PeerId> = self
+            .members
+            .iter()
+            .filter_map(|(p, m)| m.suspicion.as_ref().map(|s| (p, s)))
+            .filter(|(_, s)| now >= s.since + self.suspicion_timeout(s.confirmations.len()))
+            .map(|(p, _)| *p)
+            .collect();
+        for peer in expired {
+            let inc = self.members.get(&peer).map_or(0, |m| m.incarnation);
+            self.remove_member(&peer);
+            self.counters.verdicts += 1;
+            self.enqueue(Update::Dead {
+                peer,
+                incarnation: inc,
+            });
+            self.out.push_back(Output::Dead { peer });
+        }
+        // New probes.
+        let starting: Vec<PeerId> = self
+            .members
+            .iter()
+            .filter(|(_, m)| m.probing.is_none() && m.next_probe <= now)
+            .map(|(p, _)| *p)
+            .collect();
+        let interval = self.scale(self.config.probe_interval);
+        let timeout = self.scale(self.config.probe_timeout);
+        for target in starting {
+            let seq = self.seq();
+            if let Some(m) = self.members.get_mut(&target) {
+                m.probing = Some(seq);
+                m.next_probe = now + interval;
+            }
+            self.counters.probes += 1;
+            self.probes.insert(
+                seq,
+                Probe {
+                    target,
+                    indirect: false,
+                    deadline: now + timeout,
+                    nacks: 0,
+                    helpers: 0,
+                },
+            );
+            self.send_ping(now, target, seq);
+        }
+    }
+
+    fn go_indirect(&mut self, now: Timestamp, seq: u64, target: PeerId, rng: &mut ChaCha8Rng) {
+        self.counters.indirect += 1;
+        let mut helpers: Vec<PeerId> = self
+            .members
+            .iter()
+            .filter(|(p, m)| **p != target && m.view.contains(&target))
+            .map(|(p, _)| *p)
+            .collect();
+        // A random k of them.
+        let k = self.config.indirect_probes.min(helpers.len());
+        for i in 0..k {
+            let j = i + (rng.next_u64() % (helpers.len() - i) as u64) as usize;
+            helpers.swap(i, j);
+        }
+        helpers.truncate(k);
+        for h in &helpers {
+            self.out.push_back(Output::Send {
+                to: *h,
+                message: Message::PingReq { seq, target },
+            });
+        }
+        // And one more direct try.
+        self.send_ping(now, target, seq);
+        let deadline = now + self.scale(self.config.indirect_timeout);
+        if let Some(p) = self.probes.get_mut(&seq) {
+            p.indirect = true;
+            p.deadline = deadline;
+            p.helpers = helpers.len() as u32;
+        }
+    }
+
+    fn probe_failed(&mut self, now: Timestamp, p: Probe) {
+        // Lifeguard: if helpers answered (with nacks) the target is the problem; if nobody
+        // answered at all, this node may be the slow one.
+        if self.config.lifeguard && (p.helpers == 0 || p.nacks == 0) {
+            self.health = (self.health + 1).min(self.config.max_health);
+        }
+        let Some(m) = self.members.get_mut(&p.target) else {
+            return;
+        };
+        m.probing = None;
+        if m.suspicion.is_none() {
+            m.suspicion = Some(Suspicion {
+                since: now,
+                confirmations: BTreeSet::new(),
+            });
+            let inc = m.incarnation;
+            self.counters.suspicions += 1;
+            self.enqueue(Update::Suspect {
+                peer: p.target,
+                incarnation: inc,
+            });
+        }
+    }
+
+    fn suspicion_timeout(&self, confirmations: usize) -> TimeDelta {
+        let (min, max) = (
+            self.config.suspicion_min.as_micros(),
+            self.config.suspicion_max.as_micros(),
+        );
+        if !self.config.lifeguard || max <= min {
+            return self.config.suspicion_max;
+        }
+        // max − (max − min) · log(C + 1) / log(K + 1), with integer steps (no floats in core).
+        let k = u64::from(self.config.suspicion_confirmations.max(1));
+        let c = (confirmations as u64).min(k);
+        let frac_num = log2_fixed(c + 1);
+        let frac_den = log2_fixed(k + 1).max(1);
+        TimeDelta::from_micros(max - (max - min) * frac_num / frac_den)
+    }
+
+    /// The earliest instant at which `handle_timeout` has work.
+    pub fn poll_timeout(&self) -> Option<Timestamp> {
+        let probes = self.probes.values().map(|p| p.deadline);
+        let relays = self.relays.values().map(|r| r.deadline);
+        let members = self.members.values().filter_map(|m| {
+            let next = m.probing.is_none().then_some(m.next_probe);
+            let susp = m
+                .suspicion
+                .as_ref()
+                .map(|s| s.since + self.suspicion_timeout(s.confirmations.len()));
+            match (next, susp) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            }
+        });
+        probes.chain(relays).chain(members).min()
+    }
+}
+
+/// log2(x) in 1/1024 units, for small x (enough precision for a timeout curve).
+fn log2_fixed(x: u64) -> u64 {
+    if x <= 1 {
+        return 0;
+    }
+    let int = 63 - u64::from(x.leading_zeros());
+    // Linear interpolation between powers of two.
+    let base = 1u64 << int;
+    let frac = ((x - base) << 10) / base;
+    (int << 10) + frac
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dynamic_suspicion_shrinks_from_max_to_min() {
+        let s = Swim::new(Config::default(), PeerId::from_bytes([0; 32]), 0);
+        let t: Vec<u64> = (0..5).map(|c| s.suspicion_timeout(c).as_millis()).collect();
+        assert_eq!(t[0], 3000);
+        assert!(t[1] < t[0] && t[2] < t[1] && t[3] < t[2]);
+        assert_eq!(t[3], 1000);
+        assert_eq!(t[4], 1000);
+        let off = Swim::new(
+            Config {
+                lifeguard: false,
+                ..Config::default()
+            },
+            PeerId::from_bytes([0; 32]),
+            0,
+        );
+        assert_eq!(off.suspicion_timeout(3).as_millis(), 3000);
+    }
+}
