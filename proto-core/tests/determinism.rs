@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{Net, node};
+use common::Net;
 use hearsay_proto::node::{Command, Contact};
 use hearsay_proto::{Config, TimeDelta};
 use std::process::Command as Process;
