@@ -136,6 +136,9 @@ pub struct Config {
     pub attempt_timeout: TimeDelta,
     /// Pause between repair rounds after a NEIGHBOR was refused. Default 2 s.
     pub repair_interval: TimeDelta,
+    /// An unanswered JOIN or NEIGHBOR is sent again after this long (until the attempt times
+    /// out): the protocol survives lossy links. Default 1 s.
+    pub request_retry: TimeDelta,
     /// JOIN and FORWARD_JOIN messages handled per second, on average (burst the same). Default 50.
     pub join_rate: u32,
 }
@@ -157,6 +160,7 @@ impl Default for Config {
             max_pending: 8,
             attempt_timeout: TimeDelta::from_secs(10),
             repair_interval: TimeDelta::from_secs(2),
+            request_retry: TimeDelta::from_secs(1),
             join_rate: 50,
         }
     }
@@ -235,8 +239,8 @@ struct Attempt {
     purpose: Purpose,
     addresses: Addresses,
     deadline: Timestamp,
-    /// Set once the request went out on an established connection.
-    sent: bool,
+    /// When the request last went out on an established connection.
+    sent_at: Option<Timestamp>,
     /// From the lost-peer list (a success is a re-merge).
     retry: bool,
 }
@@ -269,6 +273,10 @@ pub struct HyParView {
     next_repair: Timestamp,
     /// Current pause between paced repairs: doubles on each refusal, resets on success.
     repair_backoff: TimeDelta,
+    /// The contacts of the last join, tried again (with back-off) while the node is alone.
+    contacts: Vec<PeerInfo>,
+    next_rejoin: Timestamp,
+    rejoin_backoff: TimeDelta,
     join_tokens: u32,
     tokens_at: Timestamp,
     out: VecDeque<Output>,
@@ -301,6 +309,9 @@ impl HyParView {
             next_shuffle: first_shuffle,
             next_repair: now,
             repair_backoff: TimeDelta::ZERO,
+            contacts: Vec::new(),
+            next_rejoin: Timestamp::MAX,
+            rejoin_backoff: TimeDelta::ZERO,
             tokens_at: now,
             out: VecDeque::new(),
             counters: Counters::default(),
@@ -361,13 +372,16 @@ impl HyParView {
     }
 
     /// Join the overlay through `contacts`.
-    pub fn join(&mut self, now: Timestamp, contacts: Vec<PeerInfo>, rng: &mut ChaCha8Rng) {
+    pub fn join(&mut self, now: Timestamp, contacts: Vec<PeerInfo>) {
         self.left = false;
+        self.contacts = contacts.clone();
+        self.rejoin_backoff = self.config.retry_backoff_min;
+        self.next_rejoin = now + self.config.attempt_timeout + self.rejoin_backoff;
         for c in contacts {
             if c.peer == self.me || self.active.contains_key(&c.peer) {
                 continue;
             }
-            self.attempt(now, c.peer, c.addresses, Purpose::Join, false, rng);
+            self.attempt(now, c.peer, c.addresses, Purpose::Join, false);
         }
     }
 
@@ -386,7 +400,6 @@ impl HyParView {
         addresses: Addresses,
         purpose: Purpose,
         retry: bool,
-        rng: &mut ChaCha8Rng,
     ) -> bool {
         if self.attempts.contains_key(&peer) {
             return false;
@@ -401,43 +414,35 @@ impl HyParView {
                 purpose,
                 addresses: addresses.clone(),
                 deadline: now + self.config.attempt_timeout,
-                sent: false,
+                sent_at: None,
                 retry,
             },
         );
         if self.links.contains(&peer) {
-            self.fire_attempt(peer, rng);
+            self.fire_attempt(now, peer);
         } else {
             self.out.push_back(Output::Connect { peer, addresses });
         }
         true
     }
 
-    fn fire_attempt(&mut self, peer: PeerId, rng: &mut ChaCha8Rng) {
+    fn fire_attempt(&mut self, now: Timestamp, peer: PeerId) {
         let Some(a) = self.attempts.get_mut(&peer) else {
             return;
         };
-        if a.sent {
+        if a.sent_at.is_some() {
             return;
         }
-        a.sent = true;
+        a.sent_at = Some(now);
         match a.purpose.clone() {
-            Purpose::Join => {
-                self.out.push_back(Output::Send {
-                    to: peer,
-                    message: Message::Join,
-                });
-                // The contact always accepts a JOIN: it is our first active peer.
-                let addresses = a.addresses.clone();
-                self.attempts.remove(&peer);
-                self.add_active(peer, addresses, rng);
-            }
-            Purpose::Neighbor(priority) => {
-                self.out.push_back(Output::Send {
-                    to: peer,
-                    message: Message::Neighbor { priority },
-                });
-            }
+            Purpose::Join => self.out.push_back(Output::Send {
+                to: peer,
+                message: Message::Join,
+            }),
+            Purpose::Neighbor(priority) => self.out.push_back(Output::Send {
+                to: peer,
+                message: Message::Neighbor { priority },
+            }),
             Purpose::ShuffleReply(nodes) => {
                 self.attempts.remove(&peer);
                 self.out.push_back(Output::Send {
@@ -451,10 +456,28 @@ impl HyParView {
         }
     }
 
+    /// Sends again the JOIN and NEIGHBOR requests that got no answer in `request_retry`.
+    fn resend_requests(&mut self, now: Timestamp) {
+        let retry = self.config.request_retry;
+        for (peer, a) in self.attempts.iter_mut() {
+            let Some(at) = a.sent_at else { continue };
+            if now < at + retry || !self.links.contains(peer) {
+                continue;
+            }
+            let message = match a.purpose {
+                Purpose::Join => Message::Join,
+                Purpose::Neighbor(priority) => Message::Neighbor { priority },
+                Purpose::ShuffleReply(_) => continue,
+            };
+            a.sent_at = Some(now);
+            self.out.push_back(Output::Send { to: *peer, message });
+        }
+    }
+
     /// A connection's handshake completed (either side dialled).
-    pub fn on_link_up(&mut self, peer: PeerId, rng: &mut ChaCha8Rng) {
+    pub fn on_link_up(&mut self, now: Timestamp, peer: PeerId) {
         self.links.insert(peer);
-        self.fire_attempt(peer, rng);
+        self.fire_attempt(now, peer);
     }
 
     /// A connection is gone.
@@ -555,29 +578,45 @@ impl HyParView {
         }
         match message {
             Message::Join => {
-                if !self.joined_links.insert(from) || !self.take_join_token(now) {
-                    self.counters.joins_dropped += 1;
+                let accepted = Message::NeighborReply { accepted: true };
+                if self.active.contains_key(&from) {
+                    // A retransmitted JOIN: our answer was lost; answer again.
+                    self.out.push_back(Output::Send {
+                        to: from,
+                        message: accepted,
+                    });
                     return;
+                }
+                if !self.take_join_token(now) {
+                    self.counters.joins_dropped += 1;
+                    return; // the joiner asks again
                 }
                 let Some(addresses) = sender_addresses else {
                     self.counters.unexpected += 1;
                     return;
                 };
                 self.add_active(from, addresses.clone(), rng);
-                let info = PeerInfo {
-                    peer: from,
-                    addresses,
-                };
-                let others: Vec<PeerId> =
-                    self.active.keys().copied().filter(|p| *p != from).collect();
-                for p in others {
-                    self.out.push_back(Output::Send {
-                        to: p,
-                        message: Message::ForwardJoin {
-                            node: info.clone(),
-                            ttl: self.config.arwl,
-                        },
-                    });
+                self.out.push_back(Output::Send {
+                    to: from,
+                    message: accepted,
+                });
+                // Announce a joiner once per connection, however often it asks.
+                if self.joined_links.insert(from) {
+                    let info = PeerInfo {
+                        peer: from,
+                        addresses,
+                    };
+                    let others: Vec<PeerId> =
+                        self.active.keys().copied().filter(|p| *p != from).collect();
+                    for p in others {
+                        self.out.push_back(Output::Send {
+                            to: p,
+                            message: Message::ForwardJoin {
+                                node: info.clone(),
+                                ttl: self.config.arwl,
+                            },
+                        });
+                    }
                 }
             }
             Message::ForwardJoin { node, ttl } => {
@@ -596,7 +635,6 @@ impl HyParView {
                             node.addresses,
                             Purpose::Neighbor(Priority::High),
                             false,
-                            rng,
                         );
                     }
                     return;
@@ -621,7 +659,6 @@ impl HyParView {
                                 node.addresses,
                                 Purpose::Neighbor(Priority::High),
                                 false,
-                                rng,
                             );
                         }
                     }
@@ -720,7 +757,6 @@ impl HyParView {
                         origin.addresses.clone(),
                         Purpose::ShuffleReply(reply),
                         false,
-                        rng,
                     );
                 }
                 self.add_passive(origin.peer, origin.addresses, &[], rng);
@@ -777,8 +813,11 @@ impl HyParView {
                 addresses,
                 Purpose::Neighbor(Priority::High),
                 true,
-                rng,
             );
+        }
+        self.resend_requests(now);
+        if now >= self.next_rejoin {
+            self.rejoin(now);
         }
         if now >= self.next_shuffle {
             self.next_shuffle = now + jitter(rng, self.config.shuffle_interval);
@@ -794,7 +833,14 @@ impl HyParView {
         if self.left {
             return None;
         }
-        let attempts = self.attempts.values().map(|a| a.deadline);
+        let attempts = self.attempts.iter().map(|(p, a)| match a.sent_at {
+            Some(at)
+                if self.links.contains(p) && !matches!(a.purpose, Purpose::ShuffleReply(_)) =>
+            {
+                a.deadline.min(at + self.config.request_retry)
+            }
+            _ => a.deadline,
+        });
         // Mirror handle_timeout's filter exactly, or a driver would spin on a due-but-idle entry.
         let lost = self
             .lost
@@ -803,11 +849,32 @@ impl HyParView {
             .map(|(_, l)| l.next_try.min(l.lost_at + self.config.retry_horizon));
         let repair = (self.active.len() < self.config.active_view && !self.passive.is_empty())
             .then_some(self.next_repair);
+        let rejoin = (!self.contacts.is_empty()).then_some(self.next_rejoin);
         attempts
             .chain(lost)
             .chain(repair)
+            .chain(rejoin)
             .chain([self.next_shuffle])
             .min()
+    }
+
+    /// Alone (no active peer, nothing in flight, no passive entry to repair from): join again
+    /// through the original contacts, with back-off. Otherwise just look again later.
+    fn rejoin(&mut self, now: Timestamp) {
+        let alone = self.active.is_empty() && self.attempts.is_empty() && self.passive.is_empty();
+        if alone && !self.contacts.is_empty() {
+            for c in self.contacts.clone() {
+                if c.peer != self.me {
+                    self.attempt(now, c.peer, c.addresses, Purpose::Join, false);
+                }
+            }
+            self.rejoin_backoff = (self.rejoin_backoff + self.rejoin_backoff)
+                .max(self.config.retry_backoff_min)
+                .min(self.config.retry_backoff_max);
+        } else if !self.active.is_empty() {
+            self.rejoin_backoff = self.config.retry_backoff_min;
+        }
+        self.next_rejoin = now + self.config.attempt_timeout.max(self.rejoin_backoff);
     }
 
     fn take_join_token(&mut self, now: Timestamp) -> bool {
@@ -997,7 +1064,6 @@ impl HyParView {
                 info.addresses,
                 Purpose::Neighbor(priority),
                 false,
-                rng,
             );
         }
     }

@@ -263,6 +263,8 @@ pub struct Counters {
 struct Suspicion {
     since: Timestamp,
     confirmations: BTreeSet<PeerId>,
+    /// While suspected, the peer is pinged directly every probe timeout: one answer clears it.
+    next_ping: Timestamp,
 }
 
 #[derive(Debug, Clone)]
@@ -312,6 +314,9 @@ pub struct Swim {
     seen: BTreeSet<(PeerId, u64, u8)>,
     seen_order: VecDeque<(PeerId, u64, u8)>,
     health: u32,
+    /// This node's probe rounds start at `phase` modulo the probe interval (random per node,
+    /// so nodes do not probe in lockstep); all active peers are probed in the same round.
+    phase: Option<u64>,
     out: VecDeque<Output>,
     counters: Counters,
 }
@@ -337,9 +342,19 @@ impl Swim {
             seen: BTreeSet::new(),
             seen_order: VecDeque::new(),
             health: 0,
+            phase: None,
             out: VecDeque::new(),
             counters: Counters::default(),
         }
+    }
+
+    /// The first round boundary after `after`.
+    fn next_round(&self, after: Timestamp) -> Timestamp {
+        let interval = self.scale(self.config.probe_interval).as_micros().max(1);
+        let phase = self.phase.unwrap_or(0) % interval;
+        let t = after.as_micros();
+        let k = t.saturating_sub(phase) / interval + 1;
+        Timestamp::from_micros(phase.saturating_add(k.saturating_mul(interval)))
     }
 
     /// This node's incarnation.
@@ -383,14 +398,16 @@ impl Swim {
         if peer == self.me || self.members.contains_key(&peer) {
             return;
         }
-        let offset =
-            TimeDelta::from_micros(rng.next_u64() % self.config.probe_interval.as_micros().max(1));
+        if self.phase.is_none() {
+            self.phase = Some(rng.next_u64() % self.config.probe_interval.as_micros().max(1));
+        }
+        let next_probe = self.next_round(now);
         self.members.insert(
             peer,
             Member {
                 incarnation: 0,
                 suspicion: None,
-                next_probe: now + offset,
+                next_probe,
                 probing: None,
                 view: Vec::new(),
                 view_at: None,
@@ -605,15 +622,15 @@ impl Swim {
         if self.config.lifeguard {
             self.health = self.health.saturating_sub(1);
         }
-        let interval = self.scale(self.config.probe_interval);
+        let next = self.next_round(now);
         if let Some(m) = self.members.get_mut(&target) {
             m.probing = None;
             if m.suspicion.take().is_some() {
                 self.counters.cleared += 1;
             }
-            // Keep the probe rhythm: the next probe is one period after this one started.
+            // Keep the round rhythm.
             if m.next_probe <= now {
-                m.next_probe = now + interval;
+                m.next_probe = next;
             }
         }
     }
@@ -735,6 +752,26 @@ impl Swim {
             });
             self.out.push_back(Output::Dead { peer });
         }
+        // Suspects are pinged every (unscaled) probe timeout until one answers or the verdict
+        // falls: a suspicion needs many independent chances to be cleared before it stands.
+        let ping_every = self.config.probe_timeout;
+        let suspects: Vec<PeerId> = self
+            .members
+            .iter()
+            .filter(|(_, m)| m.suspicion.as_ref().is_some_and(|s| s.next_ping <= now))
+            .map(|(p, _)| *p)
+            .collect();
+        for target in suspects {
+            if let Some(s) = self
+                .members
+                .get_mut(&target)
+                .and_then(|m| m.suspicion.as_mut())
+            {
+                s.next_ping = now + ping_every;
+            }
+            let seq = self.seq();
+            self.send_ping(now, target, seq);
+        }
         // New probes.
         let starting: Vec<PeerId> = self
             .members
@@ -742,13 +779,13 @@ impl Swim {
             .filter(|(_, m)| m.probing.is_none() && m.next_probe <= now)
             .map(|(p, _)| *p)
             .collect();
-        let interval = self.scale(self.config.probe_interval);
+        let next = self.next_round(now);
         let timeout = self.scale(self.config.probe_timeout);
         for target in starting {
             let seq = self.seq();
             if let Some(m) = self.members.get_mut(&target) {
                 m.probing = Some(seq);
-                m.next_probe = now + interval;
+                m.next_probe = next;
             }
             self.counters.probes += 1;
             self.probes.insert(
@@ -810,6 +847,7 @@ impl Swim {
             m.suspicion = Some(Suspicion {
                 since: now,
                 confirmations: BTreeSet::new(),
+                next_ping: now,
             });
             let inc = m.incarnation;
             self.counters.suspicions += 1;
@@ -842,10 +880,9 @@ impl Swim {
         let relays = self.relays.values().map(|r| r.deadline);
         let members = self.members.values().filter_map(|m| {
             let next = m.probing.is_none().then_some(m.next_probe);
-            let susp = m
-                .suspicion
-                .as_ref()
-                .map(|s| s.since + self.suspicion_timeout(s.confirmations.len()));
+            let susp = m.suspicion.as_ref().map(|s| {
+                (s.since + self.suspicion_timeout(s.confirmations.len())).min(s.next_ping)
+            });
             match (next, susp) {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),

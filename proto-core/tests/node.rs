@@ -108,9 +108,16 @@ fn a_silent_connection_is_closed_after_the_hello_timeout() {
     join(&mut net, 0, 1);
     assert_eq!(net.neighbors(0), vec![]);
     assert_eq!(net.nodes[0].inspect().pending_handshakes(), 1);
-    let deadline = net.nodes[0].poll_timeout().unwrap();
-    assert_eq!(deadline, T0 + Config::default().hello_timeout);
-    net.advance(TimeDelta::from_secs(11));
+    // While it waits, node 0 asks for the Hello again once a second (it may have been lost).
+    assert_eq!(
+        net.nodes[0].poll_timeout().unwrap(),
+        T0 + TimeDelta::from_secs(1)
+    );
+    let sent_before = net.nodes[0].inspect().counters().frames_sent;
+    net.advance(TimeDelta::from_secs(9) + TimeDelta::from_millis(500));
+    let requests = net.nodes[0].inspect().counters().frames_sent - sent_before;
+    assert_eq!(requests, 9, "one HelloRequest per second while waiting");
+    net.advance(TimeDelta::from_secs(1));
     assert_eq!(net.nodes[0].inspect().pending_handshakes(), 0);
     assert_eq!(net.nodes[0].inspect().counters().hello_timeouts, 1);
 }
@@ -338,8 +345,37 @@ fn join_dials_contacts_once_and_forgets_unanswered_dials() {
     let due = T0 + Config::default().dial_timeout;
     assert!(n.poll_timeout().unwrap() <= due);
     n.handle_timeout(due);
-    assert_eq!(n.inspect().pending_dials(), 0);
-    assert_eq!(n.inspect().counters().dial_timeouts, 1);
+    assert_eq!(
+        n.inspect().counters().dial_timeouts,
+        1,
+        "the unanswered dial is forgotten"
+    );
+    // A node left alone keeps trying its contacts, with growing pauses (never a storm).
+    let mut dial_times = vec![T0];
+    let mut now = due;
+    while now < T0 + TimeDelta::from_secs(300) {
+        while let Some(t) = n.poll_transmit() {
+            if matches!(t, Transmit::Connect { .. }) {
+                dial_times.push(now);
+            }
+        }
+        now = n
+            .poll_timeout()
+            .unwrap()
+            .max(now + TimeDelta::from_millis(1));
+        n.handle_timeout(now);
+    }
+    let gaps: Vec<u64> = dial_times
+        .windows(2)
+        .map(|w| (w[1] - w[0]).as_millis() / 1000)
+        .collect();
+    assert!(gaps.len() >= 4 && gaps.len() <= 12, "{gaps:?}");
+    assert!(gaps.iter().all(|&g| g >= 10), "no dial storm: {gaps:?}");
+    assert_eq!(
+        gaps.last(),
+        Some(&30),
+        "the pause grows to the 30 s cap: {gaps:?}"
+    );
 }
 
 #[test]

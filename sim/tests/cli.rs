@@ -47,10 +47,18 @@ fn every_shipped_scenario_runs_to_the_end_with_every_metric_in_its_json() {
             "{}.json",
             file.file_stem().unwrap().to_string_lossy()
         ));
+        // Big scenarios run at a few hundred nodes here; CI runs them full size in release.
+        let nodes = hearsay_sim::scenario::Scenario::load(&file)
+            .unwrap()
+            .nodes
+            .min(300)
+            .to_string();
         let out = run(&[
             "run",
             file.to_str().unwrap(),
             "--quiet",
+            "--nodes",
+            &nodes,
             "--json",
             json_path.to_str().unwrap(),
         ]);

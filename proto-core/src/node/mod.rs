@@ -39,7 +39,24 @@ struct Link {
     hello_deadline: Timestamp,
     /// When the link was last wanted by a protocol (or established).
     last_used: Timestamp,
+    /// When this node last sent its Hello on the link (answers to requests are rate-limited).
+    hello_sent_at: Timestamp,
+    /// When this node last asked the peer for its Hello.
+    hello_requested_at: Option<Timestamp>,
+    /// When the driver reported the connection.
+    created: Timestamp,
 }
+
+impl Link {
+    /// While waiting for the peer's Hello, when to ask for it (again).
+    fn next_hello_request(&self) -> Option<Timestamp> {
+        (!self.established)
+            .then(|| self.hello_requested_at.unwrap_or(self.created) + HELLO_RESEND_INTERVAL)
+    }
+}
+
+/// Least time between two Hellos resent on request, or two requests, on one link.
+const HELLO_RESEND_INTERVAL: TimeDelta = TimeDelta::from_secs(1);
 
 /// A hearsay node: identity, records, connections, and (as later protocols land) membership,
 /// failure detection, broadcast and discovery, all behind one sans-IO surface.
@@ -229,6 +246,9 @@ impl Node {
                 established: false,
                 hello_deadline: now + self.config.hello_timeout,
                 last_used: now,
+                hello_sent_at: now,
+                hello_requested_at: None,
+                created: now,
             },
         );
         let hello = self.hello.clone();
@@ -261,7 +281,7 @@ impl Node {
                         addresses,
                     });
                 }
-                self.hyparview.join(now, infos, &mut self.rng);
+                self.hyparview.join(now, infos);
                 self.drain_protocols(now);
                 Ok(())
             }
@@ -319,6 +339,24 @@ impl Node {
             self.links.remove(&peer);
             self.counters.hello_timeouts += 1;
             self.push_transmit(Transmit::Disconnect { peer });
+            self.hyparview.on_link_down(now, peer, &mut self.rng);
+        }
+        // Still waiting for a Hello after a while: it may have been lost; ask for it.
+        let waiting: Vec<PeerId> = self
+            .links
+            .iter()
+            .filter(|(_, l)| l.next_hello_request().is_some_and(|t| t <= now))
+            .map(|(p, _)| *p)
+            .collect();
+        if !waiting.is_empty()
+            && let Ok(req) = Frame::Session(SessionMessage::HelloRequest).encode()
+        {
+            for peer in waiting {
+                if let Some(l) = self.links.get_mut(&peer) {
+                    l.hello_requested_at = Some(now);
+                }
+                self.send(peer, req.clone());
+            }
         }
         let before = self.dialing.len();
         self.dialing.retain(|_, deadline| *deadline > now);
@@ -347,11 +385,10 @@ impl Node {
 
     /// The earliest instant at which [`Node::handle_timeout`] must be called, if any.
     pub fn poll_timeout(&self) -> Option<Timestamp> {
-        let links = self
-            .links
-            .values()
-            .filter(|l| !l.established)
-            .map(|l| l.hello_deadline);
+        let links = self.links.values().filter(|l| !l.established).map(|l| {
+            l.hello_deadline
+                .min(l.next_hello_request().unwrap_or(Timestamp::MAX))
+        });
         let dials = self.dialing.values().copied();
         let unused = self.unused_link_deadline();
         links
@@ -415,7 +452,28 @@ impl Node {
                 self.on_goodbye(now, from, goodbye);
                 Ok(())
             }
+            Frame::Session(SessionMessage::HelloRequest) => {
+                if let Some(link) = self.links.get_mut(&from)
+                    && now >= link.hello_sent_at + HELLO_RESEND_INTERVAL
+                {
+                    link.hello_sent_at = now;
+                    let hello = self.hello.clone();
+                    self.send(from, hello);
+                }
+                Ok(())
+            }
             Frame::Membership(_) | Frame::FailureDetection(_) if !established => {
+                // The peer is past the handshake, so its Hello was lost: ask for it again.
+                if let Some(link) = self.links.get_mut(&from)
+                    && link
+                        .hello_requested_at
+                        .is_none_or(|t| now >= t + HELLO_RESEND_INTERVAL)
+                {
+                    link.hello_requested_at = Some(now);
+                    if let Ok(req) = Frame::Session(SessionMessage::HelloRequest).encode() {
+                        self.send(from, req);
+                    }
+                }
                 Err(FrameError::NotEstablished)
             }
             Frame::Membership(message) => {
@@ -448,7 +506,7 @@ impl Node {
         {
             link.established = true;
             link.last_used = now;
-            self.hyparview.on_link_up(from, &mut self.rng);
+            self.hyparview.on_link_up(now, from);
         }
         Ok(())
     }

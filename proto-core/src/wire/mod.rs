@@ -63,6 +63,10 @@ pub enum SessionMessage {
     /// Sent before a graceful close.
     #[n(1)]
     Goodbye(#[n(0)] Goodbye),
+    /// "Your Hello never reached me: send it again" (frames can be lost on datagram-like
+    /// transports; a side still waiting for the handshake asks when protocol frames arrive).
+    #[n(2)]
+    HelloRequest,
 }
 
 /// The handshake: the sender's protocol version and its signed record.
