@@ -28,6 +28,7 @@ pub const MAX_SHUFFLE_NODES: usize = 32;
 
 /// What is needed to dial a peer: its id and addresses. Never a full record.
 #[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
+#[cbor(context_bound = "crate::wire::codec::DecodeSource")]
 pub struct PeerInfo {
     /// The peer.
     #[n(0)]
@@ -52,6 +53,7 @@ pub enum Priority {
 /// HyParView messages (frame kind 1).
 #[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
 #[non_exhaustive]
+#[cbor(context_bound = "crate::wire::codec::DecodeSource")]
 pub enum Message {
     /// "Add me": sent by a joining node to its contact.
     #[n(0)]

@@ -31,6 +31,7 @@ pub type Addresses = BoundedVec<Address, MAX_ADDRESSES>;
 /// A signed statement by a peer: "I am `peer_id`; these are my keys and addresses, valid from
 /// `issued_at` until `expires_at`". Anyone can check it with [`PeerRecord::verify`].
 #[derive(Clone, PartialEq, Eq, Encode, Decode)]
+#[cbor(context_bound = "crate::wire::codec::DecodeSource")]
 pub struct PeerRecord {
     /// The record's subject, which must equal BLAKE3-derive(verifying key).
     #[n(0)]

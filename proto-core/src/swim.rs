@@ -42,6 +42,7 @@ pub const ALIVE_DOMAIN: &str = "hearsay/v1/alive";
 /// A membership update carried on SWIM frames.
 #[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
 #[non_exhaustive]
+#[cbor(context_bound = "crate::wire::codec::DecodeSource")]
 pub enum Update {
     /// `peer` claims to be alive at `incarnation`, signed by `peer` itself.
     #[n(0)]
@@ -103,12 +104,25 @@ pub fn alive_body(peer: &PeerId, incarnation: u64) -> [u8; 40] {
     b
 }
 
+/// An update on its way: `hops` is how many more times its receiver may pass it on.
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
+#[cbor(context_bound = "crate::wire::codec::DecodeSource")]
+pub struct Gossip {
+    /// The news.
+    #[n(0)]
+    pub update: Update,
+    /// Further forwards allowed.
+    #[n(1)]
+    pub hops: u8,
+}
+
 /// Updates on one frame.
-pub type Updates = BoundedVec<Update, MAX_UPDATES>;
+pub type Updates = BoundedVec<Gossip, MAX_UPDATES>;
 
 /// SWIM messages (frame kind 2).
 #[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
 #[non_exhaustive]
+#[cbor(context_bound = "crate::wire::codec::DecodeSource")]
 pub enum Message {
     /// Are you there?
     #[n(0)]
@@ -193,6 +207,10 @@ pub struct Config {
     pub max_health: u32,
     /// Most PING_REQs relayed at once. Default 64.
     pub max_relays: usize,
+    /// How far (in overlay hops) an update travels from the node that issued it. Suspicions
+    /// matter to the suspect and its neighbours, so the default 2 reaches them while the cost of
+    /// a failure stays constant however large the overlay.
+    pub gossip_hops: u8,
 }
 
 impl Default for Config {
@@ -209,6 +227,7 @@ impl Default for Config {
             lifeguard: true,
             max_health: 8,
             max_relays: 64,
+            gossip_hops: 2,
         }
     }
 }
@@ -297,6 +316,8 @@ struct Relay {
 #[derive(Debug, Clone)]
 struct Queued {
     update: Update,
+    /// Forwards its receivers may still make.
+    hops: u8,
     remaining: u32,
 }
 
@@ -436,7 +457,15 @@ impl Swim {
         });
     }
 
+    /// Our own news travels `gossip_hops`.
     fn enqueue(&mut self, update: Update) {
+        let hops = self.config.gossip_hops.saturating_sub(1);
+        self.enqueue_with(update, Some(hops));
+    }
+
+    /// Queues `update` to be passed on, with `hops` further forwards for its receivers (`None`:
+    /// do not pass it on, only remember having seen it).
+    fn enqueue_with(&mut self, update: Update, hops: Option<u8>) {
         let key = update.key();
         if !self.seen.insert(key) {
             return;
@@ -447,11 +476,13 @@ impl Swim {
         {
             self.seen.remove(&old);
         }
+        let Some(hops) = hops else { return };
         if self.queue.len() >= MAX_QUEUE {
             self.queue.pop_front();
         }
         self.queue.push_back(Queued {
             update,
+            hops,
             remaining: self.config.retransmit_limit,
         });
     }
@@ -459,11 +490,14 @@ impl Swim {
     /// Updates to piggyback on a frame to `to`: news about `to` itself first (the buddy system),
     /// then the least-sent others.
     fn piggyback(&mut self, to: &PeerId) -> Updates {
-        let mut picked: Vec<Update> = Vec::new();
+        let mut picked: Vec<Gossip> = Vec::new();
         if self.config.lifeguard {
             for q in self.queue.iter() {
                 if picked.len() < MAX_UPDATES && q.update.peer() == *to {
-                    picked.push(q.update.clone());
+                    picked.push(Gossip {
+                        update: q.update.clone(),
+                        hops: q.hops,
+                    });
                 }
             }
         }
@@ -475,10 +509,13 @@ impl Swim {
             }
             if let Some(q) = self.queue.get_mut(i)
                 && q.remaining > 0
-                && !picked.contains(&q.update)
+                && !picked.iter().any(|g| g.update == q.update)
             {
                 q.remaining -= 1;
-                picked.push(q.update.clone());
+                picked.push(Gossip {
+                    update: q.update.clone(),
+                    hops: q.hops,
+                });
             }
         }
         self.queue.retain(|q| q.remaining > 0);
@@ -636,7 +673,8 @@ impl Swim {
     }
 
     fn absorb(&mut self, now: Timestamp, from: PeerId, updates: Updates) {
-        for u in updates.into_vec() {
+        for Gossip { update: u, hops } in updates.into_vec() {
+            let onward = hops.checked_sub(1);
             match u {
                 Update::Alive {
                     peer, incarnation, ..
@@ -652,7 +690,7 @@ impl Swim {
                             self.counters.cleared += 1;
                         }
                     }
-                    self.enqueue(u);
+                    self.enqueue_with(u, onward);
                 }
                 Update::Suspect { peer, incarnation } | Update::Dead { peer, incarnation } => {
                     if peer == self.me {
@@ -672,7 +710,7 @@ impl Swim {
                             None => {}
                         }
                     }
-                    self.enqueue(u);
+                    self.enqueue_with(u, onward);
                 }
             }
         }

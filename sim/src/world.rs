@@ -288,6 +288,7 @@ fn apply_config(config: &mut Config, scenario: &Scenario) -> Result<(), SetupErr
             "suspicion_confirmations" => w.suspicion_confirmations = count(value)? as u32,
             "retransmit_limit" => w.retransmit_limit = count(value)? as u32,
             "lifeguard" => w.lifeguard = flag(value)?,
+            "gossip_hops" => w.gossip_hops = small(value)?,
             other => {
                 return Err(SetupError(format!(
                     "[config] {other}: no such protocol parameter in this build"

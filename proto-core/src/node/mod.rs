@@ -210,7 +210,7 @@ impl Node {
         let now = self.advance(now);
         self.counters.frames_received += 1;
         self.counters.bytes_received += frame.len() as u64;
-        let result = self.on_frame(now, from, &frame);
+        let result = self.on_frame(now, from, frame);
         self.drain_protocols(now);
         if let Err(e) = &result {
             let c = &mut self.counters;
@@ -440,11 +440,11 @@ impl Node {
         self.now
     }
 
-    fn on_frame(&mut self, now: Timestamp, from: PeerId, bytes: &[u8]) -> Result<(), FrameError> {
+    fn on_frame(&mut self, now: Timestamp, from: PeerId, bytes: Bytes) -> Result<(), FrameError> {
         if !self.links.contains_key(&from) {
             return Err(FrameError::NotConnected);
         }
-        let frame = Frame::decode(bytes).map_err(FrameError::Decode)?;
+        let frame = Frame::decode_shared(&bytes).map_err(FrameError::Decode)?;
         let established = self.links.get(&from).is_some_and(|l| l.established);
         match frame {
             Frame::Session(SessionMessage::Hello(hello)) => self.on_hello(now, from, hello),
@@ -534,12 +534,12 @@ impl Node {
             _ => return,
         };
         let mut kept = Vec::with_capacity(updates.len());
-        for u in core::mem::take(updates).into_vec() {
+        for g in core::mem::take(updates).into_vec() {
             if let swim::Update::Alive {
                 peer,
                 incarnation,
                 signature,
-            } = &u
+            } = &g.update
             {
                 let ok = self.records.get(peer).is_some_and(|r| {
                     let msg =
@@ -551,7 +551,7 @@ impl Node {
                     continue;
                 }
             }
-            kept.push(u);
+            kept.push(g);
         }
         *updates = BoundedVec::new(kept).unwrap_or_default();
     }

@@ -16,6 +16,7 @@ pub const MAX_PERSISTED_RECORDS: usize = 1024;
 /// [`Node::persistent_state`]: super::Node::persistent_state
 /// [`Node::restore`]: super::Node::restore
 #[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
+#[cbor(context_bound = "crate::wire::codec::DecodeSource")]
 pub struct PersistentState {
     /// The peer this state belongs to.
     #[n(0)]

@@ -120,6 +120,41 @@ impl fmt::Display for EncodeError {
 
 impl core::error::Error for EncodeError {}
 
+/// Where decoded byte strings come from. Decoding from a shared [`Bytes`] buffer lets keys,
+/// signatures and payloads point into the received frame instead of being copied (in the
+/// simulator, thousands of nodes then share one copy of each record).
+pub trait DecodeSource {
+    /// The buffer being decoded, if it is a shared one.
+    fn source(&self) -> Option<&Bytes>;
+}
+
+impl DecodeSource for () {
+    fn source(&self) -> Option<&Bytes> {
+        None
+    }
+}
+
+/// Decoding context over a shared buffer.
+#[derive(Debug, Clone)]
+pub struct Shared(pub Bytes);
+
+impl DecodeSource for Shared {
+    fn source(&self) -> Option<&Bytes> {
+        Some(&self.0)
+    }
+}
+
+/// `slice` as a [`Bytes`]: a view into the shared source when it lies inside it, else a copy.
+pub(crate) fn share<C: DecodeSource>(ctx: &C, slice: &[u8]) -> Bytes {
+    if let Some(src) = ctx.source() {
+        let (base, start) = (src.as_ptr() as usize, slice.as_ptr() as usize);
+        if start >= base && start + slice.len() <= base + src.len() {
+            return src.slice(start - base..start - base + slice.len());
+        }
+    }
+    Bytes::copy_from_slice(slice)
+}
+
 /// Wraps one of our typed errors so it survives minicbor's error type.
 pub(crate) fn limit(e: DecodeError) -> minicbor::decode::Error {
     minicbor::decode::Error::custom(e)
@@ -134,8 +169,16 @@ pub(crate) fn to_vec<T: Encode<()>>(value: &T) -> Result<Vec<u8>, EncodeError> {
 
 /// Decodes exactly one `T` from `bytes`, rejecting trailing bytes.
 pub(crate) fn from_slice<'b, T: Decode<'b, ()>>(bytes: &'b [u8]) -> Result<T, DecodeError> {
+    from_slice_with(bytes, &mut ())
+}
+
+/// Decodes exactly one `T` from `bytes` with a context, rejecting trailing bytes.
+pub(crate) fn from_slice_with<'b, C, T: Decode<'b, C>>(
+    bytes: &'b [u8],
+    ctx: &mut C,
+) -> Result<T, DecodeError> {
     let mut d = Decoder::new(bytes);
-    let value = T::decode(&mut d, &mut ())?;
+    let value = T::decode(&mut d, ctx)?;
     let extra = bytes.len().saturating_sub(d.position());
     if extra != 0 {
         return Err(DecodeError::TrailingBytes { extra });
@@ -241,8 +284,8 @@ impl<C, const N: usize> Encode<C> for FixedBytes<N> {
     }
 }
 
-impl<'b, C, const N: usize> Decode<'b, C> for FixedBytes<N> {
-    fn decode(d: &mut Decoder<'b>, _: &mut C) -> Result<Self, minicbor::decode::Error> {
+impl<'b, C: DecodeSource, const N: usize> Decode<'b, C> for FixedBytes<N> {
+    fn decode(d: &mut Decoder<'b>, ctx: &mut C) -> Result<Self, minicbor::decode::Error> {
         let b = bounded_bytes(d, N)?;
         if b.len() != N {
             return Err(limit(DecodeError::WrongLength {
@@ -250,7 +293,7 @@ impl<'b, C, const N: usize> Decode<'b, C> for FixedBytes<N> {
                 got: b.len(),
             }));
         }
-        Ok(Self(Bytes::copy_from_slice(b)))
+        Ok(Self(share(ctx, b)))
     }
 }
 
@@ -306,9 +349,10 @@ impl<C, const MAX: usize> Encode<C> for BoundedBytes<MAX> {
     }
 }
 
-impl<'b, C, const MAX: usize> Decode<'b, C> for BoundedBytes<MAX> {
-    fn decode(d: &mut Decoder<'b>, _: &mut C) -> Result<Self, minicbor::decode::Error> {
-        Ok(Self(Bytes::copy_from_slice(bounded_bytes(d, MAX)?)))
+impl<'b, C: DecodeSource, const MAX: usize> Decode<'b, C> for BoundedBytes<MAX> {
+    fn decode(d: &mut Decoder<'b>, ctx: &mut C) -> Result<Self, minicbor::decode::Error> {
+        let b = bounded_bytes(d, MAX)?;
+        Ok(Self(share(ctx, b)))
     }
 }
 

@@ -56,6 +56,7 @@ pub enum Frame {
 /// Session messages: the first and last words on a connection.
 #[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
 #[non_exhaustive]
+#[cbor(context_bound = "crate::wire::codec::DecodeSource")]
 pub enum SessionMessage {
     /// Sent by both sides as soon as a connection is up.
     #[n(0)]
@@ -71,6 +72,7 @@ pub enum SessionMessage {
 
 /// The handshake: the sender's protocol version and its signed record.
 #[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
+#[cbor(context_bound = "crate::wire::codec::DecodeSource")]
 pub struct Hello {
     /// The sender's [`PROTOCOL_VERSION`]; a receiver refuses a version it does not speak.
     #[n(0)]
@@ -125,17 +127,29 @@ impl Frame {
 
     /// Decodes one frame. Checks the size first, then parses; trailing bytes are an error.
     pub fn decode(bytes: &[u8]) -> Result<Frame, DecodeError> {
+        Self::check_len(bytes)?;
+        codec::from_slice(bytes)
+    }
+
+    /// As [`Frame::decode`], but keys, signatures and payloads share `bytes` instead of being
+    /// copied out of it.
+    pub fn decode_shared(bytes: &Bytes) -> Result<Frame, DecodeError> {
+        Self::check_len(bytes)?;
+        codec::from_slice_with(bytes, &mut codec::Shared(bytes.clone()))
+    }
+
+    fn check_len(bytes: &[u8]) -> Result<(), DecodeError> {
         if bytes.len() > MAX_FRAME_LEN {
             return Err(DecodeError::FrameTooLarge {
                 len: bytes.len(),
                 max: MAX_FRAME_LEN,
             });
         }
-        codec::from_slice(bytes)
+        Ok(())
     }
 }
 
-impl<C> Encode<C> for Frame {
+impl<C: codec::DecodeSource> Encode<C> for Frame {
     fn encode<W: minicbor::encode::Write>(
         &self,
         e: &mut Encoder<W>,
@@ -150,7 +164,7 @@ impl<C> Encode<C> for Frame {
     }
 }
 
-impl<'b, C> Decode<'b, C> for Frame {
+impl<'b, C: codec::DecodeSource> Decode<'b, C> for Frame {
     fn decode(d: &mut Decoder<'b>, ctx: &mut C) -> Result<Self, minicbor::decode::Error> {
         if d.array()? != Some(2) {
             return Err(codec::limit(DecodeError::Malformed {
