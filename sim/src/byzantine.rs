@@ -5,7 +5,8 @@
 use crate::scenario::Behaviour;
 use bytes::Bytes;
 use hearsay_proto::node::Transmit;
-use hearsay_proto::wire::{Frame, Hello, PROTOCOL_VERSION, SessionMessage};
+use hearsay_proto::swim::{Gossip, Message as SwimMessage, Update};
+use hearsay_proto::wire::{BoundedVec, Frame, Hello, PROTOCOL_VERSION, SessionMessage};
 use hearsay_proto::{Node, PeerId, PeerRecord, TimeDelta, Timestamp};
 use rand_core::Rng;
 use std::collections::VecDeque;
@@ -95,6 +96,33 @@ impl Adversary {
                 let victim = neighbours[below(rng, neighbours.len())];
                 if let Some(theirs) = view.known_record(&victim) {
                     out.extend(hello(theirs.clone()).map(|frame| Transmit::Send { to, frame }));
+                }
+                // Death claims: "your neighbour is dead", about an honest, reachable peer, with an
+                // incarnation it never had; sent to our neighbours and to the victim itself.
+                let claim = |update: Update| Gossip { update, hops: 2 };
+                let lie = Frame::FailureDetection(SwimMessage::Ping {
+                    seq: rng.next_u64(),
+                    want_view: false,
+                    updates: BoundedVec::new(vec![
+                        claim(Update::Dead {
+                            peer: victim,
+                            incarnation: u64::MAX / 2,
+                        }),
+                        claim(Update::Suspect {
+                            peer: victim,
+                            incarnation: u64::MAX / 2,
+                        }),
+                    ])
+                    .unwrap_or_default(),
+                })
+                .encode();
+                if let Ok(lie) = lie {
+                    for n in &neighbours {
+                        out.push(Transmit::Send {
+                            to: *n,
+                            frame: lie.clone(),
+                        });
+                    }
                 }
                 let mut mine = view.record().clone();
                 let mut sig = mine.signature.to_vec();

@@ -1,0 +1,124 @@
+//! Membership at scale and under attack, in the simulator.
+
+use hearsay_proto::TimeDelta;
+use hearsay_sim::SIM_EPOCH;
+use hearsay_sim::run::Sim;
+use hearsay_sim::scenario::{Action, Behaviour};
+
+fn s(secs: u64) -> TimeDelta {
+    TimeDelta::from_secs(secs)
+}
+
+#[test]
+fn a_thousand_nodes_join_into_one_component_with_symmetric_active_views() {
+    let mut w = Sim::builder()
+        .nodes(1000)
+        .seed(21)
+        .duration(s(90))
+        .at(
+            s(0),
+            Action::Join {
+                contacts: 1,
+                spread: s(20),
+            },
+        )
+        .build()
+        .unwrap();
+    w.run_until(SIM_EPOCH + s(90));
+    assert_eq!(w.components(), 1);
+    let mut asymmetric = Vec::new();
+    for i in 0..w.len() {
+        let node = w.node(i).unwrap();
+        let active: Vec<_> = node.inspect().neighbors().collect();
+        assert!(!active.is_empty(), "node {i} isolated");
+        for p in active {
+            let j = w.index_of(&p).unwrap();
+            if !w
+                .node(j)
+                .unwrap()
+                .inspect()
+                .neighbors()
+                .any(|q| q == node.peer_id())
+            {
+                asymmetric.push((i, j));
+            }
+        }
+    }
+    assert_eq!(
+        asymmetric,
+        vec![],
+        "active views are symmetric after quiescence"
+    );
+}
+
+#[test]
+fn a_byzantine_node_claiming_honest_nodes_dead_evicts_nobody() {
+    let result = Sim::builder()
+        .nodes(60)
+        .seed(5)
+        .duration(s(120))
+        .at(
+            s(0),
+            Action::Join {
+                contacts: 2,
+                spread: s(5),
+            },
+        )
+        .at(
+            s(20),
+            Action::Byzantine {
+                fraction: 0.1,
+                behaviour: Behaviour::Forge,
+            },
+        )
+        .expect("false_positives", None, Some(0.0))
+        .expect("components", None, Some(1.0))
+        .expect("rejected_frames", Some(1.0), None)
+        .run()
+        .unwrap();
+    for e in &result.expectations {
+        assert!(e.passed, "{e:?}");
+    }
+}
+
+#[test]
+fn lying_about_a_victim_makes_it_refute_and_is_counted_as_an_impossible_incarnation() {
+    let mut w = Sim::builder()
+        .nodes(30)
+        .seed(9)
+        .duration(s(60))
+        .at(
+            s(0),
+            Action::Join {
+                contacts: 2,
+                spread: s(2),
+            },
+        )
+        .at(
+            s(10),
+            Action::Byzantine {
+                fraction: 0.1,
+                behaviour: Behaviour::Forge,
+            },
+        )
+        .build()
+        .unwrap();
+    w.run_until(SIM_EPOCH + s(60));
+    let (mut future, mut refutations, mut none_isolated) = (0, 0, true);
+    for i in 0..w.len() {
+        if !w.is_live(i) {
+            continue;
+        }
+        let n = w.node(i).unwrap().inspect();
+        future += n.failure_detector_counters().future_incarnations;
+        refutations += n.failure_detector_counters().refutations;
+        none_isolated &= n.neighbors().count() > 0;
+    }
+    assert!(
+        future > 0,
+        "no victim saw a claim about an incarnation it never had"
+    );
+    assert!(refutations > 0, "no victim refuted");
+    assert!(none_isolated);
+    assert_eq!(w.components(), 1);
+}
