@@ -477,3 +477,40 @@ fn nothing_stays_due_after_handle_timeout_in_a_growing_overlay() {
     }
     assert!(sizes.iter().all(|&s| s >= 1), "{sizes:?}");
 }
+
+#[test]
+fn a_flood_of_forward_joins_is_bounded_and_counted() {
+    use hearsay_proto::hyparview::{Message, PeerInfo};
+    use hearsay_proto::record::Addresses;
+    let mut net = connected_pair();
+    let now = net.now;
+    let from = net.id(1);
+    let n = &mut net.nodes[0];
+    let mut connects = 0;
+    for k in 0..500u32 {
+        let mut id = [7u8; 32];
+        id[..4].copy_from_slice(&k.to_be_bytes());
+        let node = PeerInfo {
+            peer: hearsay_proto::PeerId::from_bytes(id),
+            addresses: Addresses::empty(),
+        };
+        let ttl = if k % 2 == 0 { 0 } else { 3 };
+        let frame = Frame::Membership(Message::ForwardJoin { node, ttl })
+            .encode()
+            .unwrap();
+        assert_eq!(n.handle_frame(now, from, frame), Ok(()));
+        while let Some(t) = n.poll_transmit() {
+            if matches!(t, Transmit::Connect { .. }) {
+                connects += 1;
+            }
+        }
+    }
+    let c = n.inspect().membership_counters().clone();
+    assert!(
+        connects <= Config::default().hyparview.max_pending,
+        "{connects} dials from one flood"
+    );
+    assert!(c.joins_dropped + c.attempts_dropped >= 400, "{c:?}");
+    assert!(n.inspect().passive().count() <= Config::default().hyparview.passive_view);
+    assert!(n.inspect().neighbors().count() <= Config::default().hyparview.active_view);
+}
