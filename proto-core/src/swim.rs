@@ -909,7 +909,7 @@ impl Swim {
         let c = (confirmations as u64).min(k);
         let frac_num = log2_fixed(c + 1);
         let frac_den = log2_fixed(k + 1).max(1);
-        TimeDelta::from_micros(max - (max - min) * frac_num / frac_den)
+        TimeDelta::from_micros(max - (max - min).saturating_mul(frac_num) / frac_den)
     }
 
     /// The earliest instant at which `handle_timeout` has work.
