@@ -45,8 +45,10 @@ extern crate std;
 
 pub mod crypto;
 pub mod hyparview;
+pub mod iblt;
 pub mod id;
 pub mod identity;
+pub mod message;
 pub mod node;
 pub mod record;
 pub mod swim;

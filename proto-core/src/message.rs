@@ -1,0 +1,360 @@
+//! Published messages: what an author signs once and relays carry unchanged (issue D builds
+//! the broadcast on top of this).
+//!
+//! A message's id is [`MessageId::new`] over (author, topic, sequence, BLAKE3(payload)); the
+//! author signs `signing_input("hearsay/v1/message", id ‖ timestamp)` with ML-DSA-65, so a relay
+//! can check a message once and never re-sign it. A bounded [`SeenCache`] remembers ids until
+//! their retention window ends; messages older than the window are refused, so a replay is
+//! refused whether or not its id is still cached.
+
+use crate::crypto::{CryptoProvider, SignatureBytes, VerifyingKeyBytes, signing_input};
+use crate::id::{MessageId, PeerId, TopicId};
+use crate::identity::Identity;
+use crate::time::{TimeDelta, Timestamp};
+use crate::wire::{BoundedBytes, MAX_FRAME_LEN};
+use alloc::collections::VecDeque;
+use alloc::vec::Vec;
+use core::fmt;
+use foldhash::fast::FixedState;
+use hashbrown::HashMap;
+use minicbor::{Decode, Encode};
+
+/// Bytes of a frame that a message's own fields and the broadcast envelope may take
+/// (author, topic, sequence, timestamp, signature, CBOR headers, protocol envelope).
+pub const MESSAGE_OVERHEAD: usize = 4096;
+/// The largest payload a message may carry: the frame limit less [`MESSAGE_OVERHEAD`].
+pub const MAX_PAYLOAD: usize = MAX_FRAME_LEN - MESSAGE_OVERHEAD;
+/// Domain of message signatures (SPEC.md §3).
+pub const MESSAGE_DOMAIN: &str = "hearsay/v1/message";
+
+/// A payload.
+pub type Payload = BoundedBytes<MAX_PAYLOAD>;
+
+/// A message as published by its author.
+#[derive(Clone, PartialEq, Eq, Encode, Decode)]
+#[cbor(context_bound = "crate::wire::codec::DecodeSource")]
+pub struct SignedMessage {
+    /// Who published it.
+    #[n(0)]
+    pub author: PeerId,
+    /// On which topic.
+    #[n(1)]
+    pub topic: TopicId,
+    /// The author's sequence number (never reused by one author on one topic).
+    #[n(2)]
+    pub sequence: u64,
+    /// When the author published it.
+    #[n(3)]
+    pub timestamp: Timestamp,
+    /// The application's bytes.
+    #[n(4)]
+    pub payload: Payload,
+    /// ML-DSA-65 over `signing_input(MESSAGE_DOMAIN, id ‖ timestamp)`.
+    #[n(5)]
+    pub signature: SignatureBytes,
+}
+
+/// Why a message cannot be published or accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum MessageError {
+    /// The payload is over [`MAX_PAYLOAD`].
+    PayloadTooLarge {
+        /// Its length.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// The signature does not verify under the author's key.
+    BadSignature,
+    /// The key given is not the author's.
+    WrongKey,
+    /// Older than the retention window: refused as a possible replay.
+    TooOld,
+    /// Dated further in the future than the allowed clock skew.
+    FromTheFuture,
+    /// The author could not sign.
+    SigningFailed,
+}
+
+impl fmt::Display for MessageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            MessageError::PayloadTooLarge { len, max } => {
+                write!(f, "payload of {len} bytes exceeds the {max}-byte limit")
+            }
+            MessageError::BadSignature => f.write_str("message signature does not verify"),
+            MessageError::WrongKey => f.write_str("key does not belong to the message's author"),
+            MessageError::TooOld => f.write_str("message is older than the retention window"),
+            MessageError::FromTheFuture => f.write_str("message is dated in the future"),
+            MessageError::SigningFailed => f.write_str("signing failed"),
+        }
+    }
+}
+
+impl core::error::Error for MessageError {}
+
+impl SignedMessage {
+    /// Signs a new message by `author`.
+    pub fn publish(
+        author: &Identity,
+        topic: TopicId,
+        sequence: u64,
+        timestamp: Timestamp,
+        payload: &[u8],
+    ) -> Result<Self, MessageError> {
+        let payload = Payload::new(bytes::Bytes::copy_from_slice(payload)).map_err(|_| {
+            MessageError::PayloadTooLarge {
+                len: payload.len(),
+                max: MAX_PAYLOAD,
+            }
+        })?;
+        let id = MessageId::new(&author.peer_id(), &topic, sequence, &payload);
+        let signature = author
+            .signer()
+            .sign(&signed_bytes(&id, timestamp))
+            .map_err(|_| MessageError::SigningFailed)?;
+        Ok(Self {
+            author: author.peer_id(),
+            topic,
+            sequence,
+            timestamp,
+            payload,
+            signature,
+        })
+    }
+
+    /// The message's content address.
+    pub fn id(&self) -> MessageId {
+        MessageId::new(&self.author, &self.topic, self.sequence, &self.payload)
+    }
+
+    /// Checks the author's signature with the author's verifying key; returns the id.
+    pub fn verify(
+        &self,
+        provider: &dyn CryptoProvider,
+        author_key: &VerifyingKeyBytes,
+    ) -> Result<MessageId, MessageError> {
+        if PeerId::from_verifying_key(author_key) != self.author {
+            return Err(MessageError::WrongKey);
+        }
+        let id = self.id();
+        if !provider.verify(
+            author_key,
+            &signed_bytes(&id, self.timestamp),
+            &self.signature,
+        ) {
+            return Err(MessageError::BadSignature);
+        }
+        Ok(id)
+    }
+
+    /// Whether the message's date is acceptable at `now`: not older than `retention`, not
+    /// further ahead than `skew`.
+    pub fn check_age(
+        &self,
+        now: Timestamp,
+        retention: TimeDelta,
+        skew: TimeDelta,
+    ) -> Result<(), MessageError> {
+        if self.timestamp + retention < now {
+            return Err(MessageError::TooOld);
+        }
+        if self.timestamp > now + skew {
+            return Err(MessageError::FromTheFuture);
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for SignedMessage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SignedMessage")
+            .field("author", &self.author)
+            .field("topic", &self.topic)
+            .field("sequence", &self.sequence)
+            .field("timestamp", &self.timestamp)
+            .field("payload_len", &self.payload.len())
+            .finish_non_exhaustive()
+    }
+}
+
+fn signed_bytes(id: &MessageId, timestamp: Timestamp) -> Vec<u8> {
+    let mut body = [0u8; 40];
+    let (a, b) = body.split_at_mut(32);
+    a.copy_from_slice(id.as_bytes());
+    b.copy_from_slice(&timestamp.as_micros().to_be_bytes());
+    signing_input(MESSAGE_DOMAIN, &body)
+}
+
+/// Ids seen recently, each kept until its message leaves the retention window, at most
+/// `capacity` of them (the oldest go first). Insert an id only after its message verified, so
+/// forged frames cannot poison real ids.
+#[derive(Debug)]
+pub struct SeenCache {
+    expiry: HashMap<MessageId, Timestamp, FixedState>,
+    order: VecDeque<(Timestamp, MessageId)>,
+    capacity: usize,
+}
+
+impl SeenCache {
+    /// An empty cache holding at most `capacity` ids.
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            expiry: HashMap::with_hasher(FixedState::with_seed(0)),
+            order: VecDeque::new(),
+            capacity: capacity.max(1),
+        }
+    }
+
+    /// Whether `id` was seen (and has not expired).
+    pub fn contains(&self, id: &MessageId) -> bool {
+        self.expiry.contains_key(id)
+    }
+
+    /// Remembers `id` until `expires`. Returns false if it was already there.
+    pub fn insert(&mut self, id: MessageId, expires: Timestamp) -> bool {
+        if self.expiry.contains_key(&id) {
+            return false;
+        }
+        while self.expiry.len() >= self.capacity {
+            match self.order.pop_front() {
+                Some((_, old)) => {
+                    self.expiry.remove(&old);
+                }
+                None => break,
+            }
+        }
+        self.expiry.insert(id, expires);
+        // Ids arrive roughly in expiry order; keep the queue sorted by inserting from the back.
+        let at = self
+            .order
+            .iter()
+            .rposition(|(t, _)| *t <= expires)
+            .map_or(0, |i| i + 1);
+        self.order.insert(at, (expires, id));
+        true
+    }
+
+    /// Forgets every id whose retention ended by `now`.
+    pub fn expire(&mut self, now: Timestamp) {
+        while let Some((t, id)) = self.order.front().copied() {
+            if t > now {
+                break;
+            }
+            self.order.pop_front();
+            self.expiry.remove(&id);
+        }
+    }
+
+    /// Ids held.
+    pub fn len(&self) -> usize {
+        self.expiry.len()
+    }
+
+    /// Whether no id is held.
+    pub fn is_empty(&self) -> bool {
+        self.expiry.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::PureRustProvider;
+    use crate::identity::{Identity, IdentitySeeds};
+    use rand_core::SeedableRng;
+
+    fn author(seed: u8) -> Identity {
+        let mut rng = chacha20::ChaCha8Rng::from_seed([seed; 32]);
+        Identity::from_seeds(&PureRustProvider, IdentitySeeds::generate(&mut rng))
+    }
+
+    const T: Timestamp = Timestamp::from_secs(1_800_000_000);
+
+    #[test]
+    fn published_messages_verify_once_and_any_change_breaks_them() {
+        let a = author(1);
+        let topic = TopicId::from_name("news");
+        let m = SignedMessage::publish(&a, topic, 1, T, b"hello").unwrap();
+        let vk = a.verifying_key();
+        assert_eq!(m.verify(&PureRustProvider, vk), Ok(m.id()));
+        assert_eq!(m.id(), MessageId::new(&a.peer_id(), &topic, 1, b"hello"));
+        let mut t = m.clone();
+        t.sequence = 2;
+        assert_eq!(
+            t.verify(&PureRustProvider, vk),
+            Err(MessageError::BadSignature)
+        );
+        let mut t = m.clone();
+        t.timestamp += TimeDelta::from_micros(1);
+        assert_eq!(
+            t.verify(&PureRustProvider, vk),
+            Err(MessageError::BadSignature)
+        );
+        let mut t = m.clone();
+        t.payload = Payload::new(&b"hellp"[..]).unwrap();
+        assert_eq!(
+            t.verify(&PureRustProvider, vk),
+            Err(MessageError::BadSignature)
+        );
+        assert_eq!(
+            m.verify(&PureRustProvider, author(2).verifying_key()),
+            Err(MessageError::WrongKey)
+        );
+        // Same bytes published twice are two messages.
+        let again = SignedMessage::publish(&a, topic, 2, T, b"hello").unwrap();
+        assert_ne!(again.id(), m.id());
+    }
+
+    #[test]
+    fn oversized_payload_is_refused_naming_the_limit() {
+        let big = alloc::vec![0u8; MAX_PAYLOAD + 1];
+        let e = SignedMessage::publish(&author(1), TopicId::from_name("t"), 1, T, &big);
+        assert_eq!(
+            e,
+            Err(MessageError::PayloadTooLarge {
+                len: MAX_PAYLOAD + 1,
+                max: MAX_PAYLOAD
+            })
+        );
+        // The largest payload still fits a frame with room for the envelope.
+        let m =
+            SignedMessage::publish(&author(1), TopicId::from_name("t"), 1, T, &big[1..]).unwrap();
+        let len = crate::wire::codec::to_vec(&m).unwrap().len();
+        assert!(len + 512 < MAX_FRAME_LEN, "{len}");
+    }
+
+    #[test]
+    fn age_window_refuses_replays_and_future_dates() {
+        let m = SignedMessage::publish(&author(1), TopicId::from_name("t"), 1, T, b"x").unwrap();
+        let (ret, skew) = (TimeDelta::from_secs(600), TimeDelta::from_secs(30));
+        assert_eq!(
+            m.check_age(T + TimeDelta::from_secs(600), ret, skew),
+            Ok(())
+        );
+        assert_eq!(
+            m.check_age(T + TimeDelta::from_secs(601), ret, skew),
+            Err(MessageError::TooOld)
+        );
+        assert_eq!(
+            m.check_age(T - TimeDelta::from_secs(31), ret, skew),
+            Err(MessageError::FromTheFuture)
+        );
+    }
+
+    #[test]
+    fn seen_cache_is_bounded_and_expires_in_order() {
+        let mut c = SeenCache::new(3);
+        let id = |n: u8| MessageId::from_bytes([n; 32]);
+        assert!(c.insert(id(1), T + TimeDelta::from_secs(10)));
+        assert!(!c.insert(id(1), T + TimeDelta::from_secs(10)));
+        c.insert(id(2), T + TimeDelta::from_secs(5));
+        c.insert(id(3), T + TimeDelta::from_secs(20));
+        c.insert(id(4), T + TimeDelta::from_secs(30)); // evicts the earliest expiry: id 2
+        assert_eq!(c.len(), 3);
+        assert!(!c.contains(&id(2)) && c.contains(&id(1)));
+        c.expire(T + TimeDelta::from_secs(20));
+        assert!(!c.contains(&id(1)) && !c.contains(&id(3)) && c.contains(&id(4)));
+    }
+}
