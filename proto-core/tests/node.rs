@@ -498,3 +498,48 @@ fn a_flood_of_forward_joins_is_bounded_and_counted() {
     assert!(n.inspect().passive().count() <= Config::default().hyparview.passive_view);
     assert!(n.inspect().neighbors().count() <= Config::default().hyparview.active_view);
 }
+
+#[test]
+fn protocol_frames_from_a_peer_whose_identity_did_not_verify_change_nothing() {
+    use hearsay_proto::hyparview::{Message, Priority};
+    let mut n = node(1);
+    let liar = identity(2);
+    let peer = liar.peer_id();
+    n.handle_connected(T0, peer);
+    // Its Hello carries a record whose signature was tampered with.
+    let mut record =
+        PeerRecord::issue(&liar, Default::default(), T0, TimeDelta::from_secs(3600)).unwrap();
+    record.issued_at += TimeDelta::from_micros(1);
+    let hello = Frame::Session(SessionMessage::Hello(Hello { version: 1, record }))
+        .encode()
+        .unwrap();
+    assert!(matches!(
+        n.handle_frame(T0, peer, hello),
+        Err(FrameError::BadRecord(_))
+    ));
+    let frames = [
+        Frame::Membership(Message::Neighbor {
+            priority: Priority::High,
+        }),
+        Frame::Membership(Message::Join),
+        Frame::Membership(Message::ShuffleReply {
+            nodes: Default::default(),
+        }),
+        Frame::FailureDetection(hearsay_proto::swim::Message::Ping {
+            seq: 1,
+            want_view: true,
+            updates: Default::default(),
+        }),
+    ];
+    for f in frames {
+        assert_eq!(
+            n.handle_frame(T0, peer, f.encode().unwrap()),
+            Err(FrameError::NotEstablished)
+        );
+    }
+    let v = n.inspect();
+    assert_eq!(v.neighbors().count(), 0);
+    assert_eq!(v.passive().count(), 0);
+    assert_eq!(v.counters().rejected_unestablished, 4);
+    assert_eq!(v.counters().rejected_record, 1);
+}
