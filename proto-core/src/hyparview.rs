@@ -629,22 +629,16 @@ impl HyParView {
                 if node.peer == self.me {
                     return;
                 }
-                if ttl == 0 || self.active.len() <= 1 {
-                    if !self.active.contains_key(&node.peer) {
-                        self.attempt(
-                            now,
-                            node.peer,
-                            node.addresses,
-                            Purpose::Neighbor(Priority::High),
-                            false,
-                        );
+                // The walk ends here (ttl spent, or nowhere else to go): ask the joiner to be
+                // our neighbour. Otherwise remember it at PRWL and pass the walk on.
+                let next = if ttl == 0 || self.active.len() <= 1 {
+                    None
+                } else {
+                    if ttl == self.config.prwl {
+                        self.add_passive(node.peer, node.addresses.clone(), &[], rng);
                     }
-                    return;
-                }
-                if ttl == self.config.prwl {
-                    self.add_passive(node.peer, node.addresses.clone(), &[], rng);
-                }
-                let next = self.random_active_except(&[from, node.peer], rng);
+                    self.random_active_except(&[from, node.peer], rng)
+                };
                 match next {
                     Some(p) => self.out.push_back(Output::Send {
                         to: p,
@@ -653,17 +647,16 @@ impl HyParView {
                             ttl: ttl.saturating_sub(1),
                         },
                     }),
-                    None => {
-                        if !self.active.contains_key(&node.peer) {
-                            self.attempt(
-                                now,
-                                node.peer,
-                                node.addresses,
-                                Purpose::Neighbor(Priority::High),
-                                false,
-                            );
-                        }
+                    None if !self.active.contains_key(&node.peer) => {
+                        self.attempt(
+                            now,
+                            node.peer,
+                            node.addresses,
+                            Purpose::Neighbor(Priority::High),
+                            false,
+                        );
                     }
+                    None => {}
                 }
             }
             Message::Neighbor { priority } => {
