@@ -228,10 +228,7 @@ impl Driver {
             frames_sent: c.frames_sent,
             frames_received: c.frames_received,
             bytes_sent: c.bytes_sent,
-            rejected: c.rejected_decode
-                + c.rejected_record
-                + c.rejected_version
-                + c.rejected_not_connected,
+            rejected: c.frames_rejected(),
         });
     }
 }

@@ -4,7 +4,7 @@
 mod common;
 
 use common::Net;
-use hearsay_proto::node::{Command, Contact};
+use hearsay_proto::node::Command;
 use hearsay_proto::{Config, TimeDelta};
 use std::process::Command as Process;
 
@@ -22,19 +22,7 @@ fn scenario() -> String {
     };
     let mut net = Net::new((1..=5).map(|s| common::node_with(s, config())).collect());
     for i in 1..5 {
-        let contact = Contact {
-            peer: net.id((i - 1) / 2),
-            addresses: vec![],
-        };
-        net.nodes[i]
-            .handle_command(
-                net.now,
-                Command::Join {
-                    contacts: vec![contact],
-                },
-            )
-            .unwrap();
-        net.run();
+        net.join(i, (i - 1) / 2);
         net.advance(TimeDelta::from_millis(250));
     }
     net.advance(TimeDelta::from_secs(200));

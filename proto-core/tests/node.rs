@@ -12,19 +12,7 @@ use hearsay_proto::{
 };
 
 fn join(net: &mut Net, from: usize, to: usize) {
-    let contact = Contact {
-        peer: net.id(to),
-        addresses: vec![],
-    };
-    net.nodes[from]
-        .handle_command(
-            net.now,
-            Command::Join {
-                contacts: vec![contact],
-            },
-        )
-        .unwrap();
-    net.run();
+    net.join(from, to);
 }
 
 #[test]

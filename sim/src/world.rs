@@ -1302,13 +1302,7 @@ impl World {
             .iter()
             .filter(|s| honest(s))
             .filter_map(|s| s.node.as_ref())
-            .map(|x| {
-                let c = x.inspect().counters().clone();
-                c.rejected_decode
-                    + c.rejected_not_connected
-                    + c.rejected_version
-                    + c.rejected_record
-            })
+            .map(|x| x.inspect().counters().frames_rejected())
             .sum();
         let secs = self.scenario.duration.as_micros() as f64 / 1e6;
         let peak = crate::rss::peak_rss_kb();

@@ -12,7 +12,6 @@ use super::{
     SIG_VERIFYING_KEY_LEN, SIGNATURE_LEN, SharedSecret, SignatureBytes, Signer, VerifyingKeyBytes,
 };
 use alloc::boxed::Box;
-use alloc::vec;
 use zeroize::Zeroizing;
 
 /// The insecure, fast test provider (feature `insecure-test-crypto`).
@@ -29,13 +28,13 @@ fn expand(context: &str, parts: &[&[u8]], out: &mut [u8]) {
 }
 
 fn signature_for(verifying_key: &[u8], message: &[u8]) -> SignatureBytes {
-    let mut sig = vec![0u8; SIGNATURE_LEN];
+    let mut sig = [0u8; SIGNATURE_LEN];
     expand(
         "hearsay insecure-test signature",
         &[verifying_key, message],
         &mut sig,
     );
-    SignatureBytes::new(sig).unwrap_or_else(|_| SignatureBytes::from_array([0; SIGNATURE_LEN]))
+    SignatureBytes::from_array(sig)
 }
 
 struct TestSigner {
@@ -80,10 +79,9 @@ impl CryptoProvider for InsecureTestProvider {
     }
 
     fn signer_from_seed(&self, seed: &[u8; SIG_SEED_LEN]) -> Box<dyn Signer> {
-        let mut vk = vec![0u8; SIG_VERIFYING_KEY_LEN];
+        let mut vk = [0u8; SIG_VERIFYING_KEY_LEN];
         expand("hearsay insecure-test verifying key", &[seed], &mut vk);
-        let verifying_key = VerifyingKeyBytes::new(vk)
-            .unwrap_or_else(|_| VerifyingKeyBytes::from_array([0; SIG_VERIFYING_KEY_LEN]));
+        let verifying_key = VerifyingKeyBytes::from_array(vk);
         Box::new(TestSigner { verifying_key })
     }
 
@@ -97,10 +95,9 @@ impl CryptoProvider for InsecureTestProvider {
     }
 
     fn decapsulator_from_seed(&self, seed: &[u8; KEM_SEED_LEN]) -> Box<dyn Decapsulator> {
-        let mut ek = vec![0u8; KEM_ENCAPSULATION_KEY_LEN];
+        let mut ek = [0u8; KEM_ENCAPSULATION_KEY_LEN];
         expand("hearsay insecure-test encapsulation key", &[seed], &mut ek);
-        let encapsulation_key = EncapsulationKeyBytes::new(ek)
-            .unwrap_or_else(|_| EncapsulationKeyBytes::from_array([0; KEM_ENCAPSULATION_KEY_LEN]));
+        let encapsulation_key = EncapsulationKeyBytes::from_array(ek);
         Box::new(TestDecapsulator { encapsulation_key })
     }
 
@@ -109,13 +106,13 @@ impl CryptoProvider for InsecureTestProvider {
         encapsulation_key: &EncapsulationKeyBytes,
         entropy: &[u8; 32],
     ) -> Result<(KemCiphertext, SharedSecret), CryptoError> {
-        let mut ct = vec![0u8; KEM_CIPHERTEXT_LEN];
+        let mut ct = [0u8; KEM_CIPHERTEXT_LEN];
         expand(
             "hearsay insecure-test kem ciphertext",
             &[encapsulation_key, entropy],
             &mut ct,
         );
-        let ct = KemCiphertext::new(ct).map_err(|_| CryptoError::InvalidCiphertext)?;
+        let ct = KemCiphertext::from_array(ct);
         let ss = shared_secret(encapsulation_key, &ct);
         Ok((ct, ss))
     }

@@ -316,3 +316,15 @@ pub struct Counters {
     /// Established connections closed because no protocol used them.
     pub unused_links_closed: u64,
 }
+
+impl Counters {
+    /// Every frame refused, whatever the cause (the sum of the `rejected_*` counters).
+    pub fn frames_rejected(&self) -> u64 {
+        self.rejected_decode
+            + self.rejected_not_connected
+            + self.rejected_version
+            + self.rejected_record
+            + self.rejected_unestablished
+            + self.rejected_alive
+    }
+}

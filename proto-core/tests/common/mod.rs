@@ -171,6 +171,19 @@ impl Net {
         }
     }
 
+    /// Node `from` joins through node `to`, and the network runs until quiet.
+    pub fn join(&mut self, from: usize, to: usize) {
+        let contact = hearsay_proto::node::Contact {
+            peer: self.id(to),
+            addresses: vec![],
+        };
+        let command = hearsay_proto::node::Command::Join {
+            contacts: vec![contact],
+        };
+        self.nodes[from].handle_command(self.now, command).unwrap();
+        self.run();
+    }
+
     pub fn neighbors(&self, i: usize) -> Vec<PeerId> {
         self.nodes[i].inspect().neighbors().collect()
     }
