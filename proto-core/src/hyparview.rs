@@ -387,6 +387,36 @@ impl HyParView {
         }
     }
 
+    /// `origin` asked to join through this node by proxy (a topic FIND walk reached it): do
+    /// what a JOIN from it would do, except that this node dials it (a NEIGHBOR of high
+    /// priority) since no connection may exist yet. Rate-limited like JOIN.
+    pub fn introduce(&mut self, now: Timestamp, origin: PeerInfo) -> bool {
+        if self.left || origin.peer == self.me || self.active.contains_key(&origin.peer) {
+            return false;
+        }
+        if !self.take_join_token(now) {
+            self.counters.joins_dropped += 1;
+            return false;
+        }
+        let others: Vec<PeerId> = self.active.keys().copied().collect();
+        for p in others {
+            self.out.push_back(Output::Send {
+                to: p,
+                message: Message::ForwardJoin {
+                    node: origin.clone(),
+                    ttl: self.config.arwl,
+                },
+            });
+        }
+        self.attempt(
+            now,
+            origin.peer,
+            origin.addresses,
+            Purpose::Neighbor(Priority::High),
+            false,
+        )
+    }
+
     /// Leave: forget everything (the owner says goodbye on every connection).
     pub fn leave(&mut self) {
         self.left = true;

@@ -43,6 +43,7 @@ extern crate alloc;
 #[cfg(test)]
 extern crate std;
 
+pub mod antientropy;
 pub mod crypto;
 pub mod hyparview;
 pub mod iblt;
@@ -50,9 +51,11 @@ pub mod id;
 pub mod identity;
 pub mod message;
 pub mod node;
+pub mod plumtree;
 pub mod record;
 pub mod swim;
 pub mod time;
+pub mod topic;
 pub mod wire;
 
 pub use crypto::{CryptoProvider, PureRustProvider, default_provider};

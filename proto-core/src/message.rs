@@ -20,8 +20,9 @@ use hashbrown::HashMap;
 use minicbor::{Decode, Encode};
 
 /// Bytes of a frame that a message's own fields and the broadcast envelope may take
-/// (author, topic, sequence, timestamp, signature, CBOR headers, protocol envelope).
-pub const MESSAGE_OVERHEAD: usize = 4096;
+/// (author, topic, sequence, timestamp, signature, the author's verifying key that travels
+/// with it, CBOR headers, the frame's envelope).
+pub const MESSAGE_OVERHEAD: usize = 8192;
 /// The largest payload a message may carry: the frame limit less [`MESSAGE_OVERHEAD`].
 pub const MAX_PAYLOAD: usize = MAX_FRAME_LEN - MESSAGE_OVERHEAD;
 /// Domain of message signatures (SPEC.md §3).

@@ -6,6 +6,7 @@
 
 mod persist;
 mod records;
+mod topics;
 mod types;
 
 pub use persist::{MAX_PERSISTED_RECORDS, PersistentState};
@@ -16,14 +17,16 @@ pub use types::{
 use crate::crypto::signing_input;
 use crate::hyparview::{self, HyParView, PeerInfo};
 use crate::id::PeerId;
+use crate::id::TopicId;
 use crate::identity::Identity;
 use crate::record::{Addresses, PeerRecord, RecordError};
 use crate::swim::{self, Swim};
 use crate::time::{TimeDelta, Timestamp};
+use crate::topic::Topic;
 use crate::wire::{
     BoundedVec, Frame, Goodbye, GoodbyeReason, Hello, PROTOCOL_VERSION, SessionMessage,
 };
-use alloc::collections::{BTreeMap, VecDeque};
+use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
 use alloc::vec::Vec;
 use bytes::Bytes;
 use chacha20::ChaCha8Rng;
@@ -81,6 +84,16 @@ pub struct Node {
     counters: Counters,
     hyparview: HyParView,
     swim: Swim,
+    /// Subscribed topics.
+    topics: BTreeMap<TopicId, Topic>,
+    /// What each connected peer said it subscribes to.
+    neighbor_topics: BTreeMap<PeerId, BTreeSet<TopicId>>,
+    /// In how many overlays each peer is a neighbour (SWIM probes it while any).
+    member_refs: BTreeMap<PeerId, u32>,
+    /// Invalid payloads per peer.
+    strikes: BTreeMap<PeerId, u32>,
+    find_tokens: u64,
+    find_tokens_at: Timestamp,
 }
 
 impl core::fmt::Debug for Node {
@@ -192,6 +205,12 @@ impl Node {
             counters: Counters::default(),
             hyparview,
             swim,
+            topics: BTreeMap::new(),
+            neighbor_topics: BTreeMap::new(),
+            member_refs: BTreeMap::new(),
+            strikes: BTreeMap::new(),
+            find_tokens: 0,
+            find_tokens_at: now,
         };
         node.adopt_record(node.record.clone())?;
         Ok(node)
@@ -260,7 +279,7 @@ impl Node {
         let now = self.advance(now);
         self.dialing.remove(&peer);
         self.links.remove(&peer);
-        self.hyparview.on_link_down(now, peer, &mut self.rng);
+        self.link_down(now, peer);
         self.drain_protocols(now);
     }
 
@@ -294,6 +313,9 @@ impl Node {
                 self.hyparview.set_addresses(addresses.clone());
                 self.reissue_record(now, addresses)
             }
+            Command::Subscribe { topic } => self.subscribe(now, topic),
+            Command::Unsubscribe { topic } => self.unsubscribe(now, topic),
+            Command::Publish { topic, payload } => self.publish(now, topic, &payload).map(|_| ()),
             Command::Leave => {
                 let goodbye = Frame::Session(SessionMessage::Goodbye(Goodbye {
                     reason: GoodbyeReason::Leaving,
@@ -301,10 +323,14 @@ impl Node {
                 .encode()
                 .ok();
                 self.hyparview.leave();
-                let members: Vec<PeerId> = self.links.keys().copied().collect();
+                for t in self.topics.values_mut() {
+                    t.hyparview.leave();
+                }
+                let members: Vec<PeerId> = self.member_refs.keys().copied().collect();
                 for peer in &members {
                     self.swim.remove_member(peer);
                 }
+                self.member_refs.clear();
                 let links = core::mem::take(&mut self.links);
                 for (peer, link) in links {
                     if let (true, Some(goodbye)) = (link.established, &goodbye) {
@@ -339,7 +365,7 @@ impl Node {
             self.links.remove(&peer);
             self.counters.hello_timeouts += 1;
             self.push_transmit(Transmit::Disconnect { peer });
-            self.hyparview.on_link_down(now, peer, &mut self.rng);
+            self.link_down(now, peer);
         }
         // Still waiting for a Hello after a while: it may have been lost; ask for it.
         let waiting: Vec<PeerId> = self
@@ -367,6 +393,7 @@ impl Node {
         }
         self.hyparview.handle_timeout(now, &mut self.rng);
         self.swim.handle_timeout(now, &mut self.rng);
+        self.topics_timeout(now);
         self.drain_protocols(now);
         self.close_unused_links(now);
     }
@@ -396,6 +423,7 @@ impl Node {
             .chain([self.refresh_at, self.housekeeping_at])
             .chain(self.hyparview.poll_timeout())
             .chain(self.swim.poll_timeout())
+            .chain(self.topics_poll_timeout())
             .chain(unused)
             .min()
     }
@@ -462,7 +490,12 @@ impl Node {
                 }
                 Ok(())
             }
-            Frame::Membership(_) | Frame::FailureDetection(_) if !established => {
+            Frame::Membership(_)
+            | Frame::FailureDetection(_)
+            | Frame::Topic(_)
+            | Frame::Reconcile(_)
+                if !established =>
+            {
                 // The peer is past the handshake, so its Hello was lost: ask for it again.
                 if let Some(link) = self.links.get_mut(&from)
                     && link
@@ -484,8 +517,16 @@ impl Node {
             }
             Frame::FailureDetection(mut message) => {
                 self.verify_alive_claims(&mut message);
-                let active: Vec<PeerId> = self.hyparview.active().copied().collect();
-                self.swim.handle_message(now, from, message, &active);
+                let members: Vec<PeerId> = self.member_refs.keys().copied().collect();
+                self.swim.handle_message(now, from, message, &members);
+                Ok(())
+            }
+            Frame::Topic(message) => {
+                self.on_topic_frame(now, from, message);
+                Ok(())
+            }
+            Frame::Reconcile(message) => {
+                self.on_reconcile_frame(now, from, message);
                 Ok(())
             }
         }
@@ -507,13 +548,14 @@ impl Node {
             link.established = true;
             link.last_used = now;
             self.hyparview.on_link_up(now, from);
+            self.topics_link_up(now, from);
         }
         Ok(())
     }
 
     fn on_goodbye(&mut self, now: Timestamp, from: PeerId, goodbye: Goodbye) {
         match goodbye.reason {
-            GoodbyeReason::Leaving => self.hyparview.on_left(now, from, &mut self.rng),
+            GoodbyeReason::Leaving => self.peer_left(now, from),
             GoodbyeReason::Replaced => self.hyparview.handle_message(
                 now,
                 from,
@@ -523,7 +565,7 @@ impl Node {
             ),
         }
         self.links.remove(&from);
-        self.hyparview.on_link_down(now, from, &mut self.rng);
+        self.link_down(now, from);
         self.push_transmit(Transmit::Disconnect { peer: from });
     }
 
@@ -567,30 +609,35 @@ impl Node {
                         self.send_frame(to, &Frame::Membership(message))
                     }
                     hyparview::Output::Connect { peer, addresses } => {
-                        if !self.links.contains_key(&peer) && !self.dialing.contains_key(&peer) {
-                            self.dialing.insert(peer, now + self.config.dial_timeout);
-                            self.push_transmit(Transmit::Connect {
-                                peer,
-                                addresses: addresses.into_vec(),
-                            });
-                        }
+                        self.dial(now, peer, addresses)
                     }
                     hyparview::Output::Disconnect { peer } => {
-                        if self.links.remove(&peer).is_some() {
-                            self.push_transmit(Transmit::Disconnect { peer });
-                        }
-                        self.dialing.remove(&peer);
                         self.hyparview.on_link_down(now, peer, &mut self.rng);
+                        if self.link_wanted(&peer) {
+                            // A topic overlay still uses the connection.
+                            if let Some(l) = self.links.get_mut(&peer) {
+                                l.last_used = now;
+                            }
+                        } else {
+                            if self.links.remove(&peer).is_some() {
+                                self.push_transmit(Transmit::Disconnect { peer });
+                            }
+                            self.dialing.remove(&peer);
+                            self.link_down(now, peer);
+                        }
                     }
                     hyparview::Output::NeighborUp { peer } => {
-                        self.swim.add_member(now, peer, &mut self.rng);
+                        self.member_up(now, peer);
+                        if !self.topics.is_empty() {
+                            self.send_subscriptions(peer);
+                        }
                         if let Some(l) = self.links.get_mut(&peer) {
                             l.last_used = now;
                         }
                         self.push_event(Event::NeighborUp { peer });
                     }
                     hyparview::Output::NeighborDown { peer, reason } => {
-                        self.swim.remove_member(&peer);
+                        self.member_down(&peer);
                         if let Some(l) = self.links.get_mut(&peer) {
                             l.last_used = now;
                         }
@@ -604,9 +651,7 @@ impl Node {
                     swim::Output::Send { to, message } => {
                         self.send_frame(to, &Frame::FailureDetection(message))
                     }
-                    swim::Output::Dead { peer } => {
-                        self.hyparview.on_failed(now, peer, &mut self.rng)
-                    }
+                    swim::Output::Dead { peer } => self.peer_failed(now, peer),
                     swim::Output::Refute { incarnation } => {
                         let me = self.identity.peer_id();
                         let msg =
@@ -617,9 +662,21 @@ impl Node {
                     }
                 }
             }
+            progressed |= self.drain_topics(now);
             if !progressed {
                 break;
             }
+        }
+    }
+
+    /// Asks the driver for a connection to `peer`, unless one exists or is being made.
+    fn dial(&mut self, now: Timestamp, peer: PeerId, addresses: Addresses) {
+        if !self.links.contains_key(&peer) && !self.dialing.contains_key(&peer) {
+            self.dialing.insert(peer, now + self.config.dial_timeout);
+            self.push_transmit(Transmit::Connect {
+                peer,
+                addresses: addresses.into_vec(),
+            });
         }
     }
 
@@ -636,7 +693,7 @@ impl Node {
     fn unused_link_deadline(&self) -> Option<Timestamp> {
         self.links
             .iter()
-            .filter(|(p, l)| l.established && !self.hyparview.wants_link(p))
+            .filter(|(p, l)| l.established && !self.link_wanted(p))
             .map(|(_, l)| l.last_used + self.config.unused_link_timeout)
             .min()
     }
@@ -648,7 +705,7 @@ impl Node {
             .iter()
             .filter(|(p, l)| {
                 l.established
-                    && !self.hyparview.wants_link(p)
+                    && !self.link_wanted(p)
                     && now >= l.last_used + self.config.unused_link_timeout
             })
             .map(|(p, _)| *p)
@@ -657,7 +714,7 @@ impl Node {
             self.links.remove(&peer);
             self.counters.unused_links_closed += 1;
             self.push_transmit(Transmit::Disconnect { peer });
-            self.hyparview.on_link_down(now, peer, &mut self.rng);
+            self.link_down(now, peer);
         }
         self.drain_protocols(now);
     }

@@ -1,9 +1,10 @@
 //! The vocabulary of the [`Node`](super::Node) idiom: its configuration, inputs and outputs.
 
 use crate::crypto::{CryptoProvider, default_provider};
-use crate::id::PeerId;
+use crate::id::{MessageId, PeerId, TopicId};
+use crate::message::MessageError;
 use crate::record::{Address, RecordError};
-use crate::time::TimeDelta;
+use crate::time::{TimeDelta, Timestamp};
 use crate::wire::DecodeError;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
@@ -41,6 +42,8 @@ pub struct Config {
     pub hyparview: crate::hyparview::Config,
     /// SWIM / Lifeguard failure-detection parameters.
     pub swim: crate::swim::Config,
+    /// Topic overlays, broadcast and anti-entropy parameters.
+    pub topics: crate::topic::Config,
 }
 
 impl Default for Config {
@@ -59,6 +62,7 @@ impl Default for Config {
             unused_link_timeout: TimeDelta::from_secs(10),
             hyparview: crate::hyparview::Config::default(),
             swim: crate::swim::Config::default(),
+            topics: crate::topic::Config::default(),
         }
     }
 }
@@ -79,6 +83,7 @@ impl fmt::Debug for Config {
             .field("unused_link_timeout", &self.unused_link_timeout)
             .field("hyparview", &self.hyparview)
             .field("swim", &self.swim)
+            .field("topics", &self.topics)
             .finish()
     }
 }
@@ -134,6 +139,24 @@ pub enum Command {
     },
     /// Leave gracefully: say goodbye to every neighbour and close every connection.
     Leave,
+    /// Subscribe to a topic (see [`Node::subscribe`](super::Node::subscribe)).
+    Subscribe {
+        /// The topic.
+        topic: TopicId,
+    },
+    /// Unsubscribe from a topic.
+    Unsubscribe {
+        /// The topic.
+        topic: TopicId,
+    },
+    /// Publish on a subscribed topic (see [`Node::publish`](super::Node::publish), which also
+    /// returns the message's id).
+    Publish {
+        /// The topic.
+        topic: TopicId,
+        /// The payload, at most [`MAX_PAYLOAD`](crate::message::MAX_PAYLOAD) bytes.
+        payload: Bytes,
+    },
 }
 
 /// What the node asks of its driver. Drain with [`Node::poll_transmit`](super::Node::poll_transmit).
@@ -191,6 +214,24 @@ pub enum Event {
         peer: PeerId,
         /// Why.
         reason: DownReason,
+    },
+    /// A message of a subscribed topic, accepted by its validator, delivered once. Messages
+    /// are delivered in no particular order.
+    Delivered {
+        /// The topic.
+        topic: TopicId,
+        /// Who published it.
+        author: PeerId,
+        /// Its id.
+        id: MessageId,
+        /// The author's sequence number.
+        sequence: u64,
+        /// When the author published it (the author's clock).
+        timestamp: Timestamp,
+        /// The application's bytes.
+        payload: Bytes,
+        /// Hops from the author to this node.
+        hops: u8,
     },
 }
 
@@ -255,6 +296,18 @@ pub enum NodeError {
     StateOfAnotherPeer,
     /// The persistent state could not be decoded.
     State(DecodeError),
+    /// The topic is not subscribed.
+    NotSubscribed {
+        /// The topic.
+        topic: TopicId,
+    },
+    /// The node already subscribes to the most topics it may.
+    TooManySubscriptions {
+        /// The limit ([`MAX_SUBSCRIPTIONS`](crate::topic::MAX_SUBSCRIPTIONS)).
+        max: usize,
+    },
+    /// A message could not be published (its payload is over the limit, or signing failed).
+    Message(MessageError),
 }
 
 impl fmt::Display for NodeError {
@@ -269,6 +322,11 @@ impl fmt::Display for NodeError {
                 f.write_str("persistent state belongs to another peer")
             }
             NodeError::State(e) => write!(f, "persistent state is corrupt: {e}"),
+            NodeError::NotSubscribed { topic } => write!(f, "not subscribed to topic {topic}"),
+            NodeError::TooManySubscriptions { max } => {
+                write!(f, "a node subscribes to at most {max} topics")
+            }
+            NodeError::Message(e) => write!(f, "cannot publish: {e}"),
         }
     }
 }
@@ -315,6 +373,22 @@ pub struct Counters {
     pub clock_regressions: u64,
     /// Established connections closed because no protocol used them.
     pub unused_links_closed: u64,
+    /// Messages this node published.
+    pub published: u64,
+    /// Topic frames about topics this node does not subscribe to (answered with LEFT).
+    pub topic_frames_unsubscribed: u64,
+    /// Payloads refused by a topic's validator.
+    pub invalid_payloads: u64,
+    /// Connections closed because the peer sent too many invalid payloads.
+    pub peers_penalised: u64,
+    /// Topic joins through a subscribed neighbour.
+    pub topic_joins: u64,
+    /// FIND walks started.
+    pub finds_sent: u64,
+    /// FIND walks that ended here with an introduction.
+    pub finds_answered: u64,
+    /// FIND walks dropped (rate limit, or our own walk come back).
+    pub finds_dropped: u64,
 }
 
 impl Counters {

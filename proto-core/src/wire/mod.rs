@@ -31,7 +31,12 @@ pub enum FrameKind {
     Membership = 1,
     /// Failure detection: SWIM with Lifeguard ([`crate::swim::Message`]).
     FailureDetection = 2,
-    // 3 broadcast (Plumtree), 4 reconciliation (IBLT), 5 discovery (FOAF, presence): reserved.
+    /// Topics: subscriptions, discovery, per-topic HyParView and Plumtree
+    /// ([`crate::topic::TopicMessage`]).
+    Topic = 3,
+    /// Per-topic reconciliation of retained messages ([`crate::topic::ReconcileMessage`]).
+    Reconcile = 4,
+    // 5 discovery (FOAF, presence): reserved.
 }
 
 impl FrameKind {
@@ -51,6 +56,10 @@ pub enum Frame {
     Membership(crate::hyparview::Message),
     /// SWIM failure detection.
     FailureDetection(crate::swim::Message),
+    /// Topic overlays and broadcast.
+    Topic(crate::topic::TopicMessage),
+    /// Anti-entropy.
+    Reconcile(crate::topic::ReconcileMessage),
 }
 
 /// Session messages: the first and last words on a connection.
@@ -110,6 +119,8 @@ impl Frame {
             Frame::Session(_) => FrameKind::Session,
             Frame::Membership(_) => FrameKind::Membership,
             Frame::FailureDetection(_) => FrameKind::FailureDetection,
+            Frame::Topic(_) => FrameKind::Topic,
+            Frame::Reconcile(_) => FrameKind::Reconcile,
         }
     }
 
@@ -160,6 +171,8 @@ impl<C: codec::DecodeSource> Encode<C> for Frame {
             Frame::Session(m) => m.encode(e, ctx),
             Frame::Membership(m) => m.encode(e, ctx),
             Frame::FailureDetection(m) => m.encode(e, ctx),
+            Frame::Topic(m) => m.encode(e, ctx),
+            Frame::Reconcile(m) => m.encode(e, ctx),
         }
     }
 }
@@ -177,6 +190,10 @@ impl<'b, C: codec::DecodeSource> Decode<'b, C> for Frame {
                 d, ctx,
             )?)),
             2 => Ok(Frame::FailureDetection(crate::swim::Message::decode(
+                d, ctx,
+            )?)),
+            3 => Ok(Frame::Topic(crate::topic::TopicMessage::decode(d, ctx)?)),
+            4 => Ok(Frame::Reconcile(crate::topic::ReconcileMessage::decode(
                 d, ctx,
             )?)),
             other => Err(codec::limit(DecodeError::UnknownKind(other))),

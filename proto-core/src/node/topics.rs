@@ -1,0 +1,569 @@
+//! The node's side of topics: subscriptions, discovery of a topic's first member, routing of
+//! topic frames to each topic's HyParView, Plumtree and reconciler, and sharing of connections
+//! and failure-detector verdicts between the node-level overlay and the topic overlays.
+
+use super::{Event, Node, NodeError};
+use crate::antientropy::{self, Reconciler};
+use crate::hyparview::{self, HyParView, PeerInfo};
+use crate::id::{MessageId, PeerId, TopicId};
+use crate::message::SignedMessage;
+use crate::plumtree::{self, Plumtree, SignatureValidator, Validator};
+use crate::time::Timestamp;
+use crate::topic::{MAX_SUBSCRIPTIONS, ReconcileMessage, Topic, TopicMessage};
+use crate::wire::{BoundedVec, Frame};
+use alloc::boxed::Box;
+use alloc::collections::BTreeSet;
+use alloc::vec::Vec;
+use rand_core::Rng;
+
+/// Invalid payloads a peer may send before its connection is closed.
+const MAX_STRIKES: u32 = 3;
+
+impl Node {
+    /// Subscribes to `topic`: joins its overlay (found through the node-level overlay) and
+    /// delivers its messages as [`Event::Delivered`]. Subscribing twice changes nothing.
+    pub fn subscribe(&mut self, now: Timestamp, topic: TopicId) -> Result<(), NodeError> {
+        let now = self.advance(now);
+        if self.topics.contains_key(&topic) {
+            return Ok(());
+        }
+        if self.topics.len() >= MAX_SUBSCRIPTIONS {
+            return Err(NodeError::TooManySubscriptions {
+                max: MAX_SUBSCRIPTIONS,
+            });
+        }
+        let me = self.identity.peer_id();
+        let cfg = &self.config.topics;
+        let hyparview = HyParView::new(
+            cfg.hyparview.clone(),
+            me,
+            self.record.addresses.clone(),
+            now,
+            &mut self.rng,
+        );
+        let reconciler = Reconciler::new(cfg.antientropy.clone(), now, &mut self.rng);
+        let validator: Box<dyn Validator> =
+            Box::new(SignatureValidator(self.config.crypto.clone()));
+        self.topics.insert(
+            topic,
+            Topic {
+                hyparview,
+                plumtree: Plumtree::new(cfg.plumtree.clone(), topic),
+                reconciler,
+                validator,
+                sequence: self.boot_count << 32,
+                next_discovery: now,
+                discovery_backoff: cfg.discovery_backoff_min,
+            },
+        );
+        self.advertise_subscriptions();
+        self.discover(now, topic);
+        self.drain_protocols(now);
+        Ok(())
+    }
+
+    /// Leaves `topic`'s overlay; its messages are no longer delivered or carried.
+    pub fn unsubscribe(&mut self, now: Timestamp, topic: TopicId) -> Result<(), NodeError> {
+        let now = self.advance(now);
+        let Some(mut t) = self.topics.remove(&topic) else {
+            return Err(NodeError::NotSubscribed { topic });
+        };
+        let members: Vec<PeerId> = t.hyparview.active().copied().collect();
+        t.hyparview.leave();
+        for peer in members {
+            self.send_frame(peer, &Frame::Topic(TopicMessage::Left { topic }));
+            self.member_down(&peer);
+            if let Some(l) = self.links.get_mut(&peer) {
+                l.last_used = now;
+            }
+        }
+        self.advertise_subscriptions();
+        self.drain_protocols(now);
+        Ok(())
+    }
+
+    /// Replaces the validator of a subscribed topic (the default checks the author's signature).
+    pub fn set_validator(
+        &mut self,
+        topic: TopicId,
+        validator: Box<dyn Validator>,
+    ) -> Result<(), NodeError> {
+        let t = self
+            .topics
+            .get_mut(&topic)
+            .ok_or(NodeError::NotSubscribed { topic })?;
+        t.validator = validator;
+        Ok(())
+    }
+
+    /// Publishes `payload` on a subscribed topic: signs it once and broadcasts it. Returns its
+    /// id. Fails, naming the limit, if the payload is over
+    /// [`MAX_PAYLOAD`](crate::message::MAX_PAYLOAD).
+    pub fn publish(
+        &mut self,
+        now: Timestamp,
+        topic: TopicId,
+        payload: &[u8],
+    ) -> Result<MessageId, NodeError> {
+        let now = self.advance(now);
+        let t = self
+            .topics
+            .get_mut(&topic)
+            .ok_or(NodeError::NotSubscribed { topic })?;
+        let message = SignedMessage::publish(&self.identity, topic, t.sequence, now, payload)
+            .map_err(NodeError::Message)?;
+        t.sequence += 1;
+        let id = message.id();
+        t.plumtree
+            .publish(now, message, self.identity.verifying_key().clone());
+        self.counters.published += 1;
+        self.drain_protocols(now);
+        Ok(id)
+    }
+
+    /// Tells every node-level neighbour which topics this node subscribes to.
+    fn advertise_subscriptions(&mut self) {
+        let peers: Vec<PeerId> = self.hyparview.active().copied().collect();
+        for peer in peers {
+            self.send_subscriptions(peer);
+        }
+    }
+
+    pub(super) fn send_subscriptions(&mut self, peer: PeerId) {
+        let topics: Vec<TopicId> = self.topics.keys().copied().collect();
+        if let Ok(topics) = BoundedVec::new(topics) {
+            self.send_frame(peer, &Frame::Topic(TopicMessage::Subscriptions { topics }));
+        }
+    }
+
+    fn my_info(&self) -> PeerInfo {
+        PeerInfo {
+            peer: self.identity.peer_id(),
+            addresses: self.record.addresses.clone(),
+        }
+    }
+
+    fn info_of(&self, peer: PeerId) -> Option<PeerInfo> {
+        self.records.get(&peer).map(|r| PeerInfo {
+            peer,
+            addresses: r.addresses.clone(),
+        })
+    }
+
+    /// One discovery round for a topic in which this node is alone: join through a node-level
+    /// neighbour that subscribes to it, or send FIND walks.
+    fn discover(&mut self, now: Timestamp, topic: TopicId) {
+        let Some(t) = self.topics.get_mut(&topic) else {
+            return;
+        };
+        if !(t.alone() && t.hyparview.attempts() == 0) {
+            return;
+        }
+        t.next_discovery = now + t.discovery_backoff;
+        t.discovery_backoff = (t.discovery_backoff + t.discovery_backoff)
+            .min(self.config.topics.discovery_backoff_max);
+        let subscribed: Vec<PeerId> = self
+            .hyparview
+            .active()
+            .filter(|p| {
+                self.neighbor_topics
+                    .get(*p)
+                    .is_some_and(|s| s.contains(&topic))
+            })
+            .copied()
+            .collect();
+        if !subscribed.is_empty() {
+            let pick = (self.rng.next_u64() % subscribed.len() as u64) as usize;
+            if let Some(info) = subscribed.get(pick).and_then(|p| self.info_of(*p))
+                && let Some(t) = self.topics.get_mut(&topic)
+            {
+                t.hyparview.join(now, alloc::vec![info]);
+                self.counters.topic_joins += 1;
+                return;
+            }
+        }
+        let neighbors: Vec<PeerId> = self.hyparview.active().copied().collect();
+        if neighbors.is_empty() {
+            return;
+        }
+        let origin = self.my_info();
+        let ttl = self.config.topics.find_ttl;
+        for _ in 0..self.config.topics.find_walks {
+            let pick = (self.rng.next_u64() % neighbors.len() as u64) as usize;
+            if let Some(p) = neighbors.get(pick) {
+                self.counters.finds_sent += 1;
+                self.send_frame(
+                    *p,
+                    &Frame::Topic(TopicMessage::Find {
+                        topic,
+                        origin: origin.clone(),
+                        ttl,
+                    }),
+                );
+            }
+        }
+    }
+
+    pub(super) fn on_topic_frame(&mut self, now: Timestamp, from: PeerId, message: TopicMessage) {
+        match message {
+            TopicMessage::Subscriptions { topics } => {
+                let set: BTreeSet<TopicId> = topics.iter().copied().collect();
+                let ours: Vec<TopicId> = self
+                    .topics
+                    .iter()
+                    .filter(|(id, t)| set.contains(id) && t.alone())
+                    .map(|(id, _)| *id)
+                    .collect();
+                self.neighbor_topics.insert(from, set);
+                for topic in ours {
+                    if let Some(t) = self.topics.get_mut(&topic) {
+                        t.discovery_backoff = self.config.topics.discovery_backoff_min;
+                    }
+                    self.discover(now, topic);
+                }
+            }
+            TopicMessage::Find { topic, origin, ttl } => {
+                self.on_find(now, from, topic, origin, ttl)
+            }
+            TopicMessage::Membership { topic, message } => {
+                let addresses = self.records.get(&from).map(|r| r.addresses.clone());
+                match self.topics.get_mut(&topic) {
+                    Some(t) => {
+                        t.hyparview
+                            .handle_message(now, from, addresses, message, &mut self.rng)
+                    }
+                    None => self.not_a_member(from, topic),
+                }
+            }
+            TopicMessage::Left { topic } => {
+                if let Some(s) = self.neighbor_topics.get_mut(&from) {
+                    s.remove(&topic);
+                }
+                if let Some(t) = self.topics.get_mut(&topic) {
+                    t.hyparview.on_left(now, from, &mut self.rng);
+                }
+            }
+            TopicMessage::Broadcast { topic, message } => match self.topics.get_mut(&topic) {
+                Some(t) => t.plumtree.handle_message(now, from, message, &*t.validator),
+                None => self.not_a_member(from, topic),
+            },
+        }
+    }
+
+    /// A topic frame for a topic this node is not in: say so, so the sender drops it.
+    fn not_a_member(&mut self, from: PeerId, topic: TopicId) {
+        self.counters.topic_frames_unsubscribed += 1;
+        self.send_frame(from, &Frame::Topic(TopicMessage::Left { topic }));
+    }
+
+    fn on_find(&mut self, now: Timestamp, from: PeerId, topic: TopicId, origin: PeerInfo, ttl: u8) {
+        if origin.peer == self.identity.peer_id() || !self.take_find_token(now) {
+            self.counters.finds_dropped += 1;
+            return;
+        }
+        if let Some(t) = self.topics.get_mut(&topic) {
+            if t.hyparview.introduce(now, origin) {
+                self.counters.finds_answered += 1;
+            }
+            return;
+        }
+        if ttl == 0 {
+            return;
+        }
+        let avoid = [from, origin.peer];
+        let subscribed: Vec<PeerId> = self
+            .hyparview
+            .active()
+            .filter(|p| !avoid.contains(p))
+            .filter(|p| {
+                self.neighbor_topics
+                    .get(*p)
+                    .is_some_and(|s| s.contains(&topic))
+            })
+            .copied()
+            .collect();
+        let candidates: Vec<PeerId> = if subscribed.is_empty() {
+            self.hyparview
+                .active()
+                .filter(|p| !avoid.contains(p))
+                .copied()
+                .collect()
+        } else {
+            subscribed
+        };
+        if candidates.is_empty() {
+            return;
+        }
+        let pick = (self.rng.next_u64() % candidates.len() as u64) as usize;
+        if let Some(next) = candidates.get(pick).copied() {
+            self.send_frame(
+                next,
+                &Frame::Topic(TopicMessage::Find {
+                    topic,
+                    origin,
+                    ttl: ttl - 1,
+                }),
+            );
+        }
+    }
+
+    fn take_find_token(&mut self, now: Timestamp) -> bool {
+        let rate = u64::from(self.config.topics.find_rate.max(1));
+        let elapsed = now.saturating_since(self.find_tokens_at).as_micros();
+        let refill = elapsed.saturating_mul(rate) / 1_000_000;
+        if refill > 0 {
+            self.find_tokens = self.find_tokens.saturating_add(refill).min(rate);
+            self.find_tokens_at = now;
+        }
+        if self.find_tokens == 0 {
+            return false;
+        }
+        self.find_tokens -= 1;
+        true
+    }
+
+    pub(super) fn on_reconcile_frame(&mut self, now: Timestamp, from: PeerId, m: ReconcileMessage) {
+        let Some(t) = self.topics.get_mut(&m.topic) else {
+            self.not_a_member(from, m.topic);
+            return;
+        };
+        if !t.hyparview.is_active(&from) {
+            self.counters.topic_frames_unsubscribed += 1;
+            return;
+        }
+        let ids: Vec<MessageId> = t.plumtree.retained_ids().copied().collect();
+        let plumtree = &t.plumtree;
+        t.reconciler
+            .handle_message(now, from, m.message, &ids, &|id| plumtree.has_seen(id));
+    }
+
+    /// Runs every topic's timers and discovery.
+    pub(super) fn topics_timeout(&mut self, now: Timestamp) {
+        let topics: Vec<TopicId> = self.topics.keys().copied().collect();
+        for topic in topics {
+            let Some(t) = self.topics.get_mut(&topic) else {
+                continue;
+            };
+            t.hyparview.handle_timeout(now, &mut self.rng);
+            t.plumtree.handle_timeout(now);
+            let neighbors: Vec<PeerId> = t.hyparview.active().copied().collect();
+            let ids: Vec<MessageId> = t.plumtree.retained_ids().copied().collect();
+            t.reconciler
+                .handle_timeout(now, &neighbors, &ids, &mut self.rng);
+            if t.alone() && now >= t.next_discovery {
+                self.discover(now, topic);
+            }
+        }
+    }
+
+    /// The earliest timer of any topic.
+    pub(super) fn topics_poll_timeout(&self) -> Option<Timestamp> {
+        self.topics
+            .values()
+            .flat_map(|t| {
+                [
+                    t.hyparview.poll_timeout(),
+                    t.plumtree.poll_timeout(),
+                    t.reconciler.poll_timeout(),
+                    (t.alone() && t.hyparview.attempts() == 0).then_some(t.next_discovery),
+                ]
+            })
+            .flatten()
+            .min()
+    }
+
+    /// Whether any overlay (node-level or a topic's) wants the connection to `peer`.
+    pub(super) fn link_wanted(&self, peer: &PeerId) -> bool {
+        self.hyparview.wants_link(peer)
+            || self.topics.values().any(|t| t.hyparview.wants_link(peer))
+    }
+
+    /// A connection's handshake completed: every topic overlay may use it.
+    pub(super) fn topics_link_up(&mut self, now: Timestamp, peer: PeerId) {
+        for t in self.topics.values_mut() {
+            t.hyparview.on_link_up(now, peer);
+        }
+    }
+
+    /// A connection is gone, for every overlay.
+    pub(super) fn link_down(&mut self, now: Timestamp, peer: PeerId) {
+        self.hyparview.on_link_down(now, peer, &mut self.rng);
+        self.neighbor_topics.remove(&peer);
+        for t in self.topics.values_mut() {
+            t.hyparview.on_link_down(now, peer, &mut self.rng);
+        }
+    }
+
+    /// The failure detector declared `peer` dead: every overlay drops it.
+    pub(super) fn peer_failed(&mut self, now: Timestamp, peer: PeerId) {
+        self.hyparview.on_failed(now, peer, &mut self.rng);
+        for t in self.topics.values_mut() {
+            t.hyparview.on_failed(now, peer, &mut self.rng);
+        }
+    }
+
+    /// `peer` said goodbye for good.
+    pub(super) fn peer_left(&mut self, now: Timestamp, peer: PeerId) {
+        self.hyparview.on_left(now, peer, &mut self.rng);
+        for t in self.topics.values_mut() {
+            t.hyparview.on_left(now, peer, &mut self.rng);
+        }
+    }
+
+    /// `peer` became a neighbour in some overlay: the failure detector probes it while any
+    /// overlay keeps it.
+    pub(super) fn member_up(&mut self, now: Timestamp, peer: PeerId) {
+        let refs = self.member_refs.entry(peer).or_insert(0);
+        *refs += 1;
+        if *refs == 1 {
+            self.swim.add_member(now, peer, &mut self.rng);
+        }
+    }
+
+    pub(super) fn member_down(&mut self, peer: &PeerId) {
+        if let Some(refs) = self.member_refs.get_mut(peer) {
+            *refs = refs.saturating_sub(1);
+            if *refs == 0 {
+                self.member_refs.remove(peer);
+                self.swim.remove_member(peer);
+            }
+        }
+    }
+
+    /// Carries out what the topics' state machines asked for. Returns whether anything was.
+    pub(super) fn drain_topics(&mut self, now: Timestamp) -> bool {
+        let mut progressed = false;
+        let topics: Vec<TopicId> = self.topics.keys().copied().collect();
+        for topic in topics {
+            loop {
+                let Some(t) = self.topics.get_mut(&topic) else {
+                    break;
+                };
+                if let Some(out) = t.hyparview.poll() {
+                    progressed = true;
+                    self.on_topic_membership_output(now, topic, out);
+                } else if let Some(out) = t.plumtree.poll() {
+                    progressed = true;
+                    self.on_plumtree_output(now, topic, out);
+                } else if let Some(out) = t.reconciler.poll() {
+                    progressed = true;
+                    self.on_reconciler_output(topic, out);
+                } else {
+                    break;
+                }
+            }
+        }
+        progressed
+    }
+
+    fn on_topic_membership_output(
+        &mut self,
+        now: Timestamp,
+        topic: TopicId,
+        out: hyparview::Output,
+    ) {
+        match out {
+            hyparview::Output::Send { to, message } => self.send_frame(
+                to,
+                &Frame::Topic(TopicMessage::Membership { topic, message }),
+            ),
+            hyparview::Output::Connect { peer, addresses } => {
+                if self.links.get(&peer).is_some_and(|l| l.established) {
+                    if let Some(t) = self.topics.get_mut(&topic) {
+                        t.hyparview.on_link_up(now, peer);
+                    }
+                } else {
+                    self.dial(now, peer, addresses);
+                }
+            }
+            hyparview::Output::Disconnect { peer } => {
+                // The topic is done with the link; the connection closes once no overlay uses it
+                // (after `unused_link_timeout`).
+                if let Some(t) = self.topics.get_mut(&topic) {
+                    t.hyparview.on_link_down(now, peer, &mut self.rng);
+                }
+                if let Some(l) = self.links.get_mut(&peer) {
+                    l.last_used = now;
+                }
+            }
+            hyparview::Output::NeighborUp { peer } => {
+                if let Some(t) = self.topics.get_mut(&topic) {
+                    t.plumtree.neighbor_up(peer);
+                    t.discovery_backoff = self.config.topics.discovery_backoff_min;
+                }
+                self.member_up(now, peer);
+                if let Some(l) = self.links.get_mut(&peer) {
+                    l.last_used = now;
+                }
+            }
+            hyparview::Output::NeighborDown { peer, .. } => {
+                if let Some(t) = self.topics.get_mut(&topic) {
+                    t.plumtree.neighbor_down(&peer);
+                    t.reconciler.neighbor_down(&peer);
+                    if t.alone() {
+                        t.next_discovery = now + t.discovery_backoff;
+                    }
+                }
+                self.member_down(&peer);
+                if let Some(l) = self.links.get_mut(&peer) {
+                    l.last_used = now;
+                }
+            }
+        }
+    }
+
+    fn on_plumtree_output(&mut self, now: Timestamp, topic: TopicId, out: plumtree::Output) {
+        match out {
+            plumtree::Output::Send { to, message } => self.send_frame(
+                to,
+                &Frame::Topic(TopicMessage::Broadcast { topic, message }),
+            ),
+            plumtree::Output::Deliver { message, id, hops } => self.push_event(Event::Delivered {
+                topic,
+                author: message.author,
+                id,
+                sequence: message.sequence,
+                timestamp: message.timestamp,
+                payload: message.payload.to_bytes(),
+                hops,
+            }),
+            plumtree::Output::Penalise { peer } => {
+                self.counters.invalid_payloads += 1;
+                let strikes = self.strikes.entry(peer).or_insert(0);
+                *strikes += 1;
+                if *strikes >= MAX_STRIKES {
+                    self.strikes.remove(&peer);
+                    self.counters.peers_penalised += 1;
+                    if self.links.remove(&peer).is_some() {
+                        self.push_transmit(super::Transmit::Disconnect { peer });
+                    }
+                    self.link_down(now, peer);
+                }
+            }
+        }
+    }
+
+    fn on_reconciler_output(&mut self, topic: TopicId, out: antientropy::Output) {
+        match out {
+            antientropy::Output::Send { to, message } => {
+                self.send_frame(to, &Frame::Reconcile(ReconcileMessage { topic, message }))
+            }
+            antientropy::Output::Push { to, ids } => {
+                if let Some(t) = self.topics.get_mut(&topic) {
+                    t.plumtree.serve(to, &ids, true);
+                }
+            }
+            antientropy::Output::Want { to, ids } => {
+                for chunk in ids.chunks(plumtree::MAX_IDS) {
+                    if let Ok(ids) = BoundedVec::new(chunk.to_vec()) {
+                        let message = plumtree::Message::IWant(ids);
+                        self.send_frame(
+                            to,
+                            &Frame::Topic(TopicMessage::Broadcast { topic, message }),
+                        );
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,688 @@
+//! Plumtree broadcast for one topic (Leitão, Pereira, Rodrigues, "Epidemic Broadcast Trees",
+//! SRDS 2007).
+//!
+//! Every neighbour of the topic's overlay starts as an *eager* peer: a new message is pushed to
+//! it in full. A node that receives a message twice tells the second sender to PRUNE the link,
+//! which becomes *lazy*: it only carries IHAVE announcements (message ids, batched). When an
+//! announced message does not arrive within `ihave_timeout`, the node asks the announcer for it
+//! with a GRAFT, which also makes the link eager again; if that does not help within
+//! `graft_timeout`, it asks the next announcer. The eager links converge to a spanning tree:
+//! payloads cross each tree edge once, and the lazy links repair it.
+//!
+//! A message is accepted once: its id is looked up in the seen-cache first; a new id is checked
+//! by the topic's [`Validator`] (by default the author's signature), and recorded as seen only
+//! once it passed, so a forged copy cannot poison the real message's id. Messages older than the
+//! retention window are refused, so the bounded seen-cache still refuses every replay.
+
+use crate::crypto::{CryptoProvider, VerifyingKeyBytes};
+use crate::id::{MessageId, PeerId, TopicId};
+use crate::message::{MessageError, SeenCache, SignedMessage};
+use crate::time::{TimeDelta, Timestamp};
+use crate::wire::BoundedVec;
+use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use minicbor::{Decode, Encode};
+
+/// Most ids in one IHAVE, GRAFT or IWANT.
+pub const MAX_IDS: usize = 64;
+
+/// A message and what a receiver needs to check it: the author's verifying key (a relay cannot
+/// be assumed to know every author) and the hop count at which the receiver gets it.
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
+#[cbor(context_bound = "crate::wire::codec::DecodeSource")]
+pub struct Payload {
+    /// The message as its author signed it.
+    #[n(0)]
+    pub message: SignedMessage,
+    /// The author's ML-DSA-65 verifying key (its hash is the author's id).
+    #[n(1)]
+    pub author_key: VerifyingKeyBytes,
+    /// Hops from the author to the receiver of this frame (1 for the author's own sends).
+    #[n(2)]
+    pub hops: u8,
+}
+
+/// One announced message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Encode, Decode)]
+pub struct Announcement {
+    /// The message.
+    #[n(0)]
+    pub id: MessageId,
+    /// Hops at which the receiver would get it from the announcer.
+    #[n(1)]
+    pub hops: u8,
+}
+
+/// Plumtree messages (inside frame kind 3, per topic).
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
+#[non_exhaustive]
+#[cbor(context_bound = "crate::wire::codec::DecodeSource")]
+pub enum Message {
+    /// Eager push of a message along the tree.
+    #[n(0)]
+    Gossip(#[n(0)] Payload),
+    /// Lazy announcement of messages the sender holds.
+    #[n(1)]
+    IHave(#[n(0)] BoundedVec<Announcement, MAX_IDS>),
+    /// "Make this link eager again, and send me these messages."
+    #[n(2)]
+    Graft(#[n(0)] BoundedVec<MessageId, MAX_IDS>),
+    /// "Stop pushing to me on this link; announcements are enough."
+    #[n(3)]
+    Prune,
+    /// "Send me these messages" (anti-entropy: the link's role does not change).
+    #[n(4)]
+    IWant(#[n(0)] BoundedVec<MessageId, MAX_IDS>),
+    /// A message sent in answer to IWANT, or pushed by reconciliation: accepted like a Gossip,
+    /// but a duplicate does not prune the link.
+    #[n(5)]
+    Repair(#[n(0)] Payload),
+}
+
+/// Decides whether a topic accepts a message. The default, [`SignatureValidator`], checks the
+/// author's signature; a topic may install another (a group-key MAC, an application rule).
+pub trait Validator: Send + Sync {
+    /// `Ok` if `message`, claimed to be signed with `author_key`, may be delivered and forwarded.
+    fn validate(
+        &self,
+        message: &SignedMessage,
+        author_key: &VerifyingKeyBytes,
+    ) -> Result<(), MessageError>;
+}
+
+/// The default validator: the author's ML-DSA-65 signature.
+pub struct SignatureValidator(pub Arc<dyn CryptoProvider>);
+
+impl core::fmt::Debug for SignatureValidator {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_tuple("SignatureValidator")
+            .field(&self.0.name())
+            .finish()
+    }
+}
+
+impl Validator for SignatureValidator {
+    fn validate(
+        &self,
+        message: &SignedMessage,
+        author_key: &VerifyingKeyBytes,
+    ) -> Result<(), MessageError> {
+        message.verify(&*self.0, author_key).map(|_| ())
+    }
+}
+
+/// Plumtree parameters (SPEC.md §15).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// How long an announced message may be missing before a GRAFT asks for it ("timeout 1").
+    /// Default 500 ms.
+    pub ihave_timeout: TimeDelta,
+    /// How long a GRAFT may go unanswered before the next announcer is asked ("timeout 2").
+    /// Default 250 ms.
+    pub graft_timeout: TimeDelta,
+    /// How long IHAVE entries wait to be batched. Default 50 ms.
+    pub ihave_delay: TimeDelta,
+    /// The tree optimisation: a lazy link that delivers announcements this many hops earlier
+    /// than the eager one replaces it. Default 3.
+    pub optimization_threshold: u8,
+    /// How long messages are retained (and served, and reconciled); older ones are refused as
+    /// replays. Default 10 min.
+    pub retention: TimeDelta,
+    /// Most messages retained. Default 4,096.
+    pub cache_messages: usize,
+    /// Most payload bytes retained. Default 64 MiB.
+    pub cache_bytes: usize,
+    /// Most ids remembered as seen (at least the messages of one retention window). Default 65,536.
+    pub seen_capacity: usize,
+    /// How far in the future a message may be dated. Default 30 s.
+    pub clock_skew: TimeDelta,
+    /// Most missing messages tracked at once. Default 1,024.
+    pub max_missing: usize,
+    /// Most announcers remembered per missing message. Default 4.
+    pub max_announcers: usize,
+    /// Most IHAVE entries waiting per peer. Default 1,024.
+    pub max_pending_ihave: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            ihave_timeout: TimeDelta::from_millis(500),
+            graft_timeout: TimeDelta::from_millis(250),
+            ihave_delay: TimeDelta::from_millis(50),
+            optimization_threshold: 3,
+            retention: TimeDelta::from_secs(600),
+            cache_messages: 4096,
+            cache_bytes: 64 << 20,
+            seen_capacity: 65_536,
+            clock_skew: TimeDelta::from_secs(30),
+            max_missing: 1024,
+            max_announcers: 4,
+            max_pending_ihave: 1024,
+        }
+    }
+}
+
+/// What the state machine asks of its owner.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Output {
+    /// Send `message` to `to`.
+    Send {
+        /// Recipient.
+        to: PeerId,
+        /// Message.
+        message: Message,
+    },
+    /// Give `message` to the application.
+    Deliver {
+        /// The message (its signature checked by the topic's validator).
+        message: SignedMessage,
+        /// Its id.
+        id: MessageId,
+        /// Hops from its author.
+        hops: u8,
+    },
+    /// `peer` sent something that failed validation.
+    Penalise {
+        /// The sender.
+        peer: PeerId,
+    },
+}
+
+/// Running totals.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Counters {
+    /// Messages delivered to the application.
+    pub delivered: u64,
+    /// Payload frames that carried an id already seen.
+    pub duplicates: u64,
+    /// Payloads refused by the validator (or naming another topic).
+    pub invalid: u64,
+    /// Payloads refused as older than the retention window, or dated in the future.
+    pub too_old: u64,
+    /// PRUNEs sent.
+    pub prunes_sent: u64,
+    /// GRAFTs sent because an announced message was missing.
+    pub grafts_sent: u64,
+    /// Tree optimisations (a lazy link replaced an eager one).
+    pub optimizations: u64,
+    /// Missing messages given up (no announcer delivered; anti-entropy may still repair).
+    pub missing_abandoned: u64,
+    /// Requests (GRAFT, IWANT) naming ids not retained.
+    pub unknown_requests: u64,
+    /// Messages from peers that are not neighbours in this topic, ignored.
+    pub not_neighbor: u64,
+    /// IHAVE entries or missing ids dropped because a bound was reached.
+    pub overflow: u64,
+}
+
+#[derive(Debug, Clone)]
+struct Retained {
+    payload: Payload,
+    /// Who pushed it to us along the tree, for the tree optimisation.
+    parent: Option<PeerId>,
+    /// Published by this node (served at hop 1, not one more than received).
+    own: bool,
+    len: usize,
+}
+
+#[derive(Debug, Clone)]
+struct Missing {
+    announcers: VecDeque<(PeerId, u8)>,
+    deadline: Timestamp,
+}
+
+/// The Plumtree state machine of one topic.
+pub struct Plumtree {
+    config: Config,
+    topic: TopicId,
+    eager_peers: BTreeSet<PeerId>,
+    lazy_peers: BTreeSet<PeerId>,
+    cache: BTreeMap<MessageId, Retained>,
+    cache_order: VecDeque<(Timestamp, MessageId)>,
+    cache_bytes: usize,
+    seen: SeenCache,
+    missing: BTreeMap<MessageId, Missing>,
+    pending_ihave: BTreeMap<PeerId, Vec<Announcement>>,
+    ihave_flush_at: Option<Timestamp>,
+    out: VecDeque<Output>,
+    counters: Counters,
+}
+
+impl core::fmt::Debug for Plumtree {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Plumtree")
+            .field("topic", &self.topic)
+            .field("eager_peers", &self.eager_peers.len())
+            .field("lazy_peers", &self.lazy_peers.len())
+            .field("retained", &self.cache.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Plumtree {
+    /// An empty broadcast state for `topic`.
+    pub fn new(config: Config, topic: TopicId) -> Self {
+        Self {
+            seen: SeenCache::new(config.seen_capacity),
+            config,
+            topic,
+            eager_peers: BTreeSet::new(),
+            lazy_peers: BTreeSet::new(),
+            cache: BTreeMap::new(),
+            cache_order: VecDeque::new(),
+            cache_bytes: 0,
+            missing: BTreeMap::new(),
+            pending_ihave: BTreeMap::new(),
+            ihave_flush_at: None,
+            out: VecDeque::new(),
+            counters: Counters::default(),
+        }
+    }
+
+    /// The topic.
+    pub fn topic(&self) -> TopicId {
+        self.topic
+    }
+
+    /// Peers that receive payloads from this node.
+    pub fn eager_peers(&self) -> impl Iterator<Item = &PeerId> + '_ {
+        self.eager_peers.iter()
+    }
+
+    /// Peers that receive announcements only.
+    pub fn lazy_peers(&self) -> impl Iterator<Item = &PeerId> + '_ {
+        self.lazy_peers.iter()
+    }
+
+    /// Ids of the messages retained (served on request and reconciled), in id order.
+    pub fn retained_ids(&self) -> impl Iterator<Item = &MessageId> + '_ {
+        self.cache.keys()
+    }
+
+    /// Whether `id` was accepted (or published) and has not expired.
+    pub fn has_seen(&self, id: &MessageId) -> bool {
+        self.seen.contains(id)
+    }
+
+    /// Messages being waited for.
+    pub fn missing(&self) -> usize {
+        self.missing.len()
+    }
+
+    /// Running totals.
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    /// The parameters.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The next output.
+    pub fn poll(&mut self) -> Option<Output> {
+        self.out.pop_front()
+    }
+
+    /// `peer` became a neighbour in this topic's overlay: it starts eager.
+    pub fn neighbor_up(&mut self, peer: PeerId) {
+        self.lazy_peers.remove(&peer);
+        self.eager_peers.insert(peer);
+    }
+
+    /// `peer` is no longer a neighbour.
+    pub fn neighbor_down(&mut self, peer: &PeerId) {
+        self.eager_peers.remove(peer);
+        self.lazy_peers.remove(peer);
+        self.pending_ihave.remove(peer);
+        for m in self.missing.values_mut() {
+            m.announcers.retain(|(p, _)| p != peer);
+        }
+    }
+
+    fn is_neighbor(&self, peer: &PeerId) -> bool {
+        self.eager_peers.contains(peer) || self.lazy_peers.contains(peer)
+    }
+
+    /// Broadcasts a message this node authored (already signed). It is not delivered locally.
+    pub fn publish(
+        &mut self,
+        now: Timestamp,
+        message: SignedMessage,
+        author_key: VerifyingKeyBytes,
+    ) {
+        let id = message.id();
+        let expires = message.timestamp + self.config.retention;
+        if !self.seen.insert(id, expires + TimeDelta::from_micros(1)) {
+            return;
+        }
+        let payload = Payload {
+            message,
+            author_key,
+            hops: 1,
+        };
+        self.retain(id, payload.clone(), None, true, expires);
+        self.spread(now, id, payload, None);
+    }
+
+    /// A message from `from`, a peer on this topic's overlay (or not: then it is ignored).
+    pub fn handle_message(
+        &mut self,
+        now: Timestamp,
+        from: PeerId,
+        message: Message,
+        validator: &dyn Validator,
+    ) {
+        if !self.is_neighbor(&from) && !matches!(message, Message::Repair(_)) {
+            // Repairs come from reconciliation, which may pair with any topic member it is
+            // connected to; everything else belongs to the tree.
+            self.counters.not_neighbor += 1;
+            return;
+        }
+        match message {
+            Message::Gossip(p) => self.on_payload(now, from, p, true, validator),
+            Message::Repair(p) => self.on_payload(now, from, p, false, validator),
+            Message::IHave(entries) => self.on_ihave(now, from, entries.into_vec()),
+            Message::Graft(ids) => {
+                self.lazy_peers.remove(&from);
+                self.eager_peers.insert(from);
+                self.serve(from, ids.as_slice(), false);
+            }
+            Message::Prune => {
+                if self.eager_peers.remove(&from) {
+                    self.lazy_peers.insert(from);
+                }
+            }
+            Message::IWant(ids) => self.serve(from, ids.as_slice(), true),
+        }
+    }
+
+    /// Sends the retained messages among `ids` to `to`, as repairs (`repair`) or tree pushes.
+    pub fn serve(&mut self, to: PeerId, ids: &[MessageId], repair: bool) {
+        for id in ids {
+            match self.cache.get(id) {
+                Some(r) => {
+                    let mut payload = r.payload.clone();
+                    payload.hops = payload.hops.saturating_add(u8::from(!r.own));
+                    let message = if repair {
+                        Message::Repair(payload)
+                    } else {
+                        Message::Gossip(payload)
+                    };
+                    self.out.push_back(Output::Send { to, message });
+                }
+                None => self.counters.unknown_requests += 1,
+            }
+        }
+    }
+
+    fn on_payload(
+        &mut self,
+        now: Timestamp,
+        from: PeerId,
+        payload: Payload,
+        eager: bool,
+        validator: &dyn Validator,
+    ) {
+        let id = payload.message.id();
+        if self.seen.contains(&id) {
+            self.counters.duplicates += 1;
+            if eager && self.eager_peers.remove(&from) {
+                self.lazy_peers.insert(from);
+                self.counters.prunes_sent += 1;
+                self.out.push_back(Output::Send {
+                    to: from,
+                    message: Message::Prune,
+                });
+            }
+            return;
+        }
+        if payload.message.topic != self.topic {
+            self.counters.invalid += 1;
+            self.out.push_back(Output::Penalise { peer: from });
+            return;
+        }
+        if payload
+            .message
+            .check_age(now, self.config.retention, self.config.clock_skew)
+            .is_err()
+        {
+            // Not necessarily malice: clocks drift, and late repairs happen. Refuse, no penalty.
+            self.counters.too_old += 1;
+            return;
+        }
+        if validator
+            .validate(&payload.message, &payload.author_key)
+            .is_err()
+        {
+            self.counters.invalid += 1;
+            self.out.push_back(Output::Penalise { peer: from });
+            return;
+        }
+        let expires = payload.message.timestamp + self.config.retention;
+        // Kept one tick past the window, so that no instant accepts a replay.
+        self.seen.insert(id, expires + TimeDelta::from_micros(1));
+        self.missing.remove(&id);
+        self.counters.delivered += 1;
+        self.out.push_back(Output::Deliver {
+            message: payload.message.clone(),
+            id,
+            hops: payload.hops,
+        });
+        if eager && self.lazy_peers.remove(&from) {
+            // The paper: a link that delivered a payload is part of the tree.
+            self.eager_peers.insert(from);
+        }
+        let parent = if eager { Some(from) } else { None };
+        self.retain(id, payload.clone(), parent, false, expires);
+        self.spread(now, id, payload, Some(from));
+    }
+
+    /// Pushes a new message to the eager peers and queues announcements for the lazy ones.
+    fn spread(&mut self, now: Timestamp, id: MessageId, payload: Payload, from: Option<PeerId>) {
+        let hops = payload.hops;
+        let mut next = payload;
+        if from.is_some() {
+            next.hops = hops.saturating_add(1);
+        }
+        for peer in self.eager_peers.iter() {
+            if Some(*peer) == from {
+                continue;
+            }
+            self.out.push_back(Output::Send {
+                to: *peer,
+                message: Message::Gossip(next.clone()),
+            });
+        }
+        let lazy: Vec<PeerId> = self
+            .lazy_peers
+            .iter()
+            .copied()
+            .filter(|p| Some(*p) != from)
+            .collect();
+        for peer in lazy {
+            let queue = self.pending_ihave.entry(peer).or_default();
+            if queue.len() >= self.config.max_pending_ihave {
+                queue.remove(0);
+                self.counters.overflow += 1;
+            }
+            queue.push(Announcement {
+                id,
+                hops: next.hops,
+            });
+            if self.ihave_flush_at.is_none() {
+                self.ihave_flush_at = Some(now + self.config.ihave_delay);
+            }
+        }
+    }
+
+    fn on_ihave(&mut self, now: Timestamp, from: PeerId, entries: Vec<Announcement>) {
+        for a in entries {
+            if self.seen.contains(&a.id) {
+                self.optimize(from, a);
+                continue;
+            }
+            if let Some(m) = self.missing.get_mut(&a.id) {
+                if m.announcers.iter().all(|(p, _)| *p != from) {
+                    if m.announcers.len() < self.config.max_announcers {
+                        m.announcers.push_back((from, a.hops));
+                    } else {
+                        self.counters.overflow += 1;
+                    }
+                }
+                continue;
+            }
+            if self.missing.len() >= self.config.max_missing {
+                self.counters.overflow += 1;
+                continue;
+            }
+            let mut announcers = VecDeque::new();
+            announcers.push_back((from, a.hops));
+            self.missing.insert(
+                a.id,
+                Missing {
+                    announcers,
+                    deadline: now + self.config.ihave_timeout,
+                },
+            );
+        }
+    }
+
+    /// The tree optimisation of the paper: an announcement that arrives much closer to the
+    /// author than the eager copy did makes its link eager, and the old parent link lazy.
+    fn optimize(&mut self, from: PeerId, a: Announcement) {
+        let Some(r) = self.cache.get_mut(&a.id) else {
+            return;
+        };
+        let Some(parent) = r.parent else { return };
+        if parent == from
+            || u16::from(a.hops) + u16::from(self.config.optimization_threshold)
+                > u16::from(r.payload.hops)
+        {
+            return;
+        }
+        r.parent = Some(from);
+        r.payload.hops = a.hops;
+        self.counters.optimizations += 1;
+        self.lazy_peers.remove(&from);
+        self.eager_peers.insert(from);
+        self.out.push_back(Output::Send {
+            to: from,
+            message: Message::Graft(BoundedVec::default()),
+        });
+        if self.eager_peers.remove(&parent) {
+            self.lazy_peers.insert(parent);
+            self.counters.prunes_sent += 1;
+            self.out.push_back(Output::Send {
+                to: parent,
+                message: Message::Prune,
+            });
+        }
+    }
+
+    fn retain(
+        &mut self,
+        id: MessageId,
+        payload: Payload,
+        parent: Option<PeerId>,
+        own: bool,
+        expires: Timestamp,
+    ) {
+        let len = payload.message.payload.len();
+        while !self.cache_order.is_empty()
+            && (self.cache.len() >= self.config.cache_messages
+                || self.cache_bytes + len > self.config.cache_bytes)
+        {
+            self.evict_oldest();
+        }
+        self.cache.insert(
+            id,
+            Retained {
+                payload,
+                parent,
+                own,
+                len,
+            },
+        );
+        self.cache_bytes += len;
+        let at = self
+            .cache_order
+            .iter()
+            .rposition(|(t, _)| *t <= expires)
+            .map_or(0, |i| i + 1);
+        self.cache_order.insert(at, (expires, id));
+    }
+
+    fn evict_oldest(&mut self) {
+        if let Some((_, id)) = self.cache_order.pop_front()
+            && let Some(r) = self.cache.remove(&id)
+        {
+            self.cache_bytes -= r.len;
+        }
+    }
+
+    /// Runs the timers due at `now`: IHAVE batches, missing messages, retention.
+    pub fn handle_timeout(&mut self, now: Timestamp) {
+        if self.ihave_flush_at.is_some_and(|t| t <= now) {
+            self.ihave_flush_at = None;
+            for (peer, entries) in core::mem::take(&mut self.pending_ihave) {
+                for chunk in entries.chunks(MAX_IDS) {
+                    if let Ok(batch) = BoundedVec::new(chunk.to_vec()) {
+                        self.out.push_back(Output::Send {
+                            to: peer,
+                            message: Message::IHave(batch),
+                        });
+                    }
+                }
+            }
+        }
+        let due: Vec<MessageId> = self
+            .missing
+            .iter()
+            .filter(|(_, m)| m.deadline <= now)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in due {
+            let Some(m) = self.missing.get_mut(&id) else {
+                continue;
+            };
+            match m.announcers.pop_front() {
+                Some((peer, _)) => {
+                    m.deadline = now + self.config.graft_timeout;
+                    self.counters.grafts_sent += 1;
+                    self.lazy_peers.remove(&peer);
+                    self.eager_peers.insert(peer);
+                    let ids = BoundedVec::new(alloc::vec![id]).unwrap_or_default();
+                    self.out.push_back(Output::Send {
+                        to: peer,
+                        message: Message::Graft(ids),
+                    });
+                }
+                None => {
+                    self.missing.remove(&id);
+                    self.counters.missing_abandoned += 1;
+                }
+            }
+        }
+        while let Some((t, _)) = self.cache_order.front() {
+            if *t > now {
+                break;
+            }
+            self.evict_oldest();
+        }
+        self.seen.expire(now);
+    }
+
+    /// When [`Plumtree::handle_timeout`] must run next.
+    pub fn poll_timeout(&self) -> Option<Timestamp> {
+        let missing = self.missing.values().map(|m| m.deadline).min();
+        let retention = self.cache_order.front().map(|(t, _)| *t);
+        [self.ihave_flush_at, missing, retention]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+}

@@ -1,0 +1,149 @@
+//! Topics: one overlay per topic, built from the same HyParView as the node-level overlay, with
+//! its own Plumtree and anti-entropy, over connections and a failure detector shared per peer.
+//!
+//! Only subscribers are members of a topic's overlay, so only they carry its payloads. A node
+//! finds a first member of a topic it subscribes to through the node-level overlay: neighbours
+//! tell each other which topics they subscribe to (SUBSCRIPTIONS); a node with a subscribed
+//! neighbour joins the topic through it; otherwise it sends FIND walks along the node-level
+//! overlay, and the first subscriber a walk reaches introduces the seeker into the topic (as if
+//! it had received the seeker's JOIN). SPEC.md §15 gives the cost per topic.
+
+use crate::antientropy::{self, Reconciler};
+use crate::hyparview::{self, HyParView, PeerInfo};
+use crate::id::TopicId;
+use crate::plumtree::{self, Plumtree, Validator};
+use crate::time::{TimeDelta, Timestamp};
+use crate::wire::BoundedVec;
+use alloc::boxed::Box;
+use minicbor::{Decode, Encode};
+
+/// Most topics a node subscribes to (and advertises).
+pub const MAX_SUBSCRIPTIONS: usize = 64;
+
+/// Topic messages (frame kind 3).
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
+#[non_exhaustive]
+#[cbor(context_bound = "crate::wire::codec::DecodeSource")]
+pub enum TopicMessage {
+    /// The sender's complete list of subscriptions (sent to node-level neighbours).
+    #[n(0)]
+    Subscriptions {
+        /// The topics.
+        #[n(0)]
+        topics: BoundedVec<TopicId, MAX_SUBSCRIPTIONS>,
+    },
+    /// A walk looking for a member of `topic` on behalf of `origin`.
+    #[n(1)]
+    Find {
+        /// The topic.
+        #[n(0)]
+        topic: TopicId,
+        /// Who is looking.
+        #[n(1)]
+        origin: PeerInfo,
+        /// Remaining hops.
+        #[n(2)]
+        ttl: u8,
+    },
+    /// HyParView, inside a topic's overlay.
+    #[n(2)]
+    Membership {
+        /// The topic.
+        #[n(0)]
+        topic: TopicId,
+        /// The message.
+        #[n(1)]
+        message: hyparview::Message,
+    },
+    /// "I am not (or no longer) a member of `topic`."
+    #[n(3)]
+    Left {
+        /// The topic.
+        #[n(0)]
+        topic: TopicId,
+    },
+    /// Plumtree, inside a topic's overlay.
+    #[n(4)]
+    Broadcast {
+        /// The topic.
+        #[n(0)]
+        topic: TopicId,
+        /// The message.
+        #[n(1)]
+        message: plumtree::Message,
+    },
+}
+
+/// Reconciliation of one topic (frame kind 4).
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
+#[cbor(context_bound = "crate::wire::codec::DecodeSource")]
+pub struct ReconcileMessage {
+    /// The topic.
+    #[n(0)]
+    pub topic: TopicId,
+    /// The message.
+    #[n(1)]
+    pub message: antientropy::Message,
+}
+
+/// Topic parameters (SPEC.md §15).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// HyParView of each topic's overlay. Default: as the node-level overlay but an active view
+    /// of 4 and a passive view of 16.
+    pub hyparview: hyparview::Config,
+    /// Plumtree.
+    pub plumtree: plumtree::Config,
+    /// Anti-entropy.
+    pub antientropy: antientropy::Config,
+    /// Hops of a FIND walk. Default 8.
+    pub find_ttl: u8,
+    /// Walks sent per discovery round. Default 2.
+    pub find_walks: usize,
+    /// First pause between discovery rounds while alone in a topic (doubles up to
+    /// `discovery_backoff_max`). Default 1 s.
+    pub discovery_backoff_min: TimeDelta,
+    /// Longest pause between discovery rounds. Default 30 s.
+    pub discovery_backoff_max: TimeDelta,
+    /// FIND walks forwarded per second (burst the same); more are dropped. Default 50.
+    pub find_rate: u32,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            hyparview: hyparview::Config {
+                active_view: 4,
+                passive_view: 16,
+                ..hyparview::Config::default()
+            },
+            plumtree: plumtree::Config::default(),
+            antientropy: antientropy::Config::default(),
+            find_ttl: 8,
+            find_walks: 2,
+            discovery_backoff_min: TimeDelta::from_secs(1),
+            discovery_backoff_max: TimeDelta::from_secs(30),
+            find_rate: 50,
+        }
+    }
+}
+
+/// The state of one subscribed topic.
+pub(crate) struct Topic {
+    pub(crate) hyparview: HyParView,
+    pub(crate) plumtree: Plumtree,
+    pub(crate) reconciler: Reconciler,
+    pub(crate) validator: Box<dyn Validator>,
+    /// Next sequence number for messages this node publishes.
+    pub(crate) sequence: u64,
+    /// When to look for members again while the topic's active view is empty.
+    pub(crate) next_discovery: Timestamp,
+    pub(crate) discovery_backoff: TimeDelta,
+}
+
+impl Topic {
+    /// Whether this node has no neighbour in the topic (and no join in flight).
+    pub(crate) fn alone(&self) -> bool {
+        self.hyparview.active().next().is_none()
+    }
+}
