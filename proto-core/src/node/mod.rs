@@ -897,4 +897,64 @@ impl<'a> NodeView<'a> {
     pub fn now(&self) -> Timestamp {
         self.node.now
     }
+
+    /// Subscribed topics, in id order.
+    pub fn subscriptions(&self) -> impl Iterator<Item = TopicId> + 'a {
+        self.node.topics.keys().copied()
+    }
+
+    /// Whether the node subscribes to `topic`.
+    pub fn is_subscribed(&self, topic: &TopicId) -> bool {
+        self.node.topics.contains_key(topic)
+    }
+
+    /// The active view of `topic`'s overlay (empty if not subscribed).
+    pub fn topic_neighbors(&self, topic: &TopicId) -> Vec<PeerId> {
+        self.node
+            .topics
+            .get(topic)
+            .map(|t| t.hyparview.active().copied().collect())
+            .unwrap_or_default()
+    }
+
+    /// Plumtree's eager peers in `topic` (empty if not subscribed).
+    pub fn eager_peers(&self, topic: &TopicId) -> Vec<PeerId> {
+        self.node
+            .topics
+            .get(topic)
+            .map(|t| t.plumtree.eager_peers().copied().collect())
+            .unwrap_or_default()
+    }
+
+    /// Plumtree's lazy peers in `topic` (empty if not subscribed).
+    pub fn lazy_peers(&self, topic: &TopicId) -> Vec<PeerId> {
+        self.node
+            .topics
+            .get(topic)
+            .map(|t| t.plumtree.lazy_peers().copied().collect())
+            .unwrap_or_default()
+    }
+
+    /// How many messages of `topic` are retained.
+    pub fn retained(&self, topic: &TopicId) -> usize {
+        self.node
+            .topics
+            .get(topic)
+            .map_or(0, |t| t.plumtree.retained_ids().count())
+    }
+
+    /// Plumtree's running totals for `topic`.
+    pub fn broadcast_counters(&self, topic: &TopicId) -> Option<&'a crate::plumtree::Counters> {
+        self.node.topics.get(topic).map(|t| t.plumtree.counters())
+    }
+
+    /// Anti-entropy's running totals for `topic`.
+    pub fn reconcile_counters(&self, topic: &TopicId) -> Option<&'a crate::antientropy::Counters> {
+        self.node.topics.get(topic).map(|t| t.reconciler.counters())
+    }
+
+    /// The topic overlay's HyParView totals for `topic`.
+    pub fn topic_membership_counters(&self, topic: &TopicId) -> Option<&'a hyparview::Counters> {
+        self.node.topics.get(topic).map(|t| t.hyparview.counters())
+    }
 }
