@@ -460,3 +460,193 @@ fn jitter(config: &Config, rng: &mut ChaCha8Rng) -> TimeDelta {
     let spread = base / 2;
     TimeDelta::from_micros(base - base / 4 + rng.next_u64() % spread.max(1))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand_core::SeedableRng;
+    use std::collections::BTreeSet;
+
+    const T: Timestamp = Timestamp::from_secs(1_800_000_000);
+
+    fn ids(range: core::ops::Range<u32>) -> Vec<MessageId> {
+        range
+            .map(|i| MessageId::from_bytes(blake3::hash(&i.to_be_bytes()).into()))
+            .collect()
+    }
+
+    fn peer(n: u8) -> PeerId {
+        PeerId::from_bytes([n; 32])
+    }
+
+    /// Runs one session from `a` (holding `ours`) to `b` (holding `theirs`); returns what `b`
+    /// pushed and wanted, and the number of sketches `a` sent.
+    fn session(
+        ours: &[MessageId],
+        theirs: &[MessageId],
+    ) -> (BTreeSet<MessageId>, BTreeSet<MessageId>, usize, Counters) {
+        let mut rng = ChaCha8Rng::from_seed([7; 32]);
+        let config = Config::default();
+        let mut a = Reconciler::new(config.clone(), T, &mut rng);
+        let mut b = Reconciler::new(config.clone(), T, &mut rng);
+        let now = T + TimeDelta::from_secs(10);
+        a.handle_timeout(now, &[peer(2)], ours, &mut rng);
+        let (mut pushed, mut wanted, mut sketches) = (BTreeSet::new(), BTreeSet::new(), 0);
+        let theirs_set: BTreeSet<MessageId> = theirs.iter().copied().collect();
+        for _ in 0..10 {
+            let mut progressed = false;
+            while let Some(out) = a.poll() {
+                progressed = true;
+                if let Output::Send { to, message } = out {
+                    assert_eq!(to, peer(2));
+                    sketches += usize::from(matches!(message, Message::Sketch { .. }));
+                    b.handle_message(now, peer(1), message, theirs, &|id| theirs_set.contains(id));
+                }
+            }
+            while let Some(out) = b.poll() {
+                progressed = true;
+                match out {
+                    Output::Send { message, .. } => {
+                        a.handle_message(now, peer(2), message, ours, &|_| false)
+                    }
+                    Output::Push { ids, .. } => pushed.extend(ids),
+                    Output::Want { ids, .. } => wanted.extend(ids),
+                }
+            }
+            if !progressed {
+                break;
+            }
+        }
+        (pushed, wanted, sketches, a.counters().clone())
+    }
+
+    #[test]
+    fn a_small_difference_is_found_in_one_sketch_both_ways() {
+        let ours = ids(0..100);
+        let theirs = ids(5..110);
+        let (pushed, wanted, sketches, counters) = session(&ours, &theirs);
+        assert_eq!(pushed, ids(100..110).into_iter().collect());
+        assert_eq!(wanted, ids(0..5).into_iter().collect());
+        assert_eq!(sketches, 1);
+        assert_eq!(counters.completed, 1);
+    }
+
+    #[test]
+    fn a_large_difference_is_estimated_then_found() {
+        let ours = ids(0..600);
+        let theirs = ids(300..1000);
+        let (pushed, wanted, sketches, counters) = session(&ours, &theirs);
+        // The responder pushes and asks for at most `max_transfer` ids per session.
+        assert_eq!(pushed.len(), 256);
+        assert_eq!(wanted.len(), 256);
+        let truth_pushed: BTreeSet<MessageId> = ids(600..1000).into_iter().collect();
+        let truth_wanted: BTreeSet<MessageId> = ids(0..300).into_iter().collect();
+        assert!(pushed.is_subset(&truth_pushed) && wanted.is_subset(&truth_wanted));
+        assert_eq!(sketches, 2, "one small sketch, one sized by the estimate");
+        assert_eq!(counters.completed, 1);
+    }
+
+    #[test]
+    fn equal_sets_finish_with_nothing_to_move() {
+        let same = ids(0..50);
+        let (pushed, wanted, _, counters) = session(&same, &same);
+        assert!(pushed.is_empty() && wanted.is_empty());
+        assert_eq!(counters.completed, 1);
+    }
+
+    #[test]
+    fn garbage_sketches_and_stray_answers_are_counted_and_change_nothing() {
+        let mut rng = ChaCha8Rng::from_seed([1; 32]);
+        let mut r = Reconciler::new(Config::default(), T, &mut rng);
+        let junk = BoundedBytes::new(alloc::vec![0xAB; 1000]).unwrap();
+        r.handle_message(
+            T,
+            peer(3),
+            Message::Sketch {
+                session: 1,
+                attempt: 0,
+                table: junk.clone(),
+            },
+            &ids(0..10),
+            &|_| false,
+        );
+        r.handle_message(
+            T,
+            peer(3),
+            Message::Estimate {
+                session: 9,
+                strata: junk,
+            },
+            &[],
+            &|_| false,
+        );
+        r.handle_message(
+            T,
+            peer(3),
+            Message::Done {
+                session: 9,
+                pushed: 0,
+                wanted: 0,
+            },
+            &[],
+            &|_| false,
+        );
+        assert_eq!(r.counters().malformed, 3);
+        assert!(r.poll().is_none());
+    }
+
+    #[test]
+    fn answers_are_rate_limited() {
+        let mut rng = ChaCha8Rng::from_seed([1; 32]);
+        let config = Config::default();
+        let mut r = Reconciler::new(config.clone(), T, &mut rng);
+        let table = BoundedBytes::new(Iblt::new(64, [1; 32]).unwrap().to_bytes()).unwrap();
+        for s in 0..100 {
+            r.handle_message(
+                T,
+                peer(3),
+                Message::Sketch {
+                    session: s,
+                    attempt: 0,
+                    table: table.clone(),
+                },
+                &[],
+                &|_| false,
+            );
+        }
+        assert_eq!(
+            r.counters().answered,
+            u64::from(config.responses_per_second)
+        );
+        assert_eq!(
+            r.counters().rate_limited,
+            100 - u64::from(config.responses_per_second)
+        );
+    }
+
+    #[test]
+    fn an_unanswered_session_times_out_and_the_next_round_starts_another() {
+        let mut rng = ChaCha8Rng::from_seed([1; 32]);
+        let mut r = Reconciler::new(Config::default(), T, &mut rng);
+        let mut now = T;
+        let mut sketches = 0;
+        for _ in 0..400 {
+            now += TimeDelta::from_millis(100);
+            if r.poll_timeout().is_some_and(|t| t <= now) {
+                r.handle_timeout(now, &[peer(2)], &ids(0..3), &mut rng);
+                assert!(r.poll_timeout().is_some_and(|t| t > now));
+            }
+            while let Some(o) = r.poll() {
+                sketches += usize::from(matches!(
+                    o,
+                    Output::Send {
+                        message: Message::Sketch { .. },
+                        ..
+                    }
+                ));
+            }
+        }
+        assert!(sketches >= 3, "{sketches}");
+        assert!(r.counters().timed_out >= 2, "{:?}", r.counters());
+    }
+}

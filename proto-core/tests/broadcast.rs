@@ -80,3 +80,86 @@ fn every_subscriber_gets_each_message_once_and_nobody_else_carries_it() {
         );
     }
 }
+
+#[test]
+fn a_subscriber_cut_off_while_messages_flow_gets_them_by_reconciliation() {
+    let n = 10;
+    let mut net = overlay(n);
+    let topic = TopicId::from_name("repair");
+    for i in 0..n {
+        let now = net.now;
+        net.nodes[i].subscribe(now, topic).unwrap();
+        net.run();
+    }
+    net.advance(TimeDelta::from_secs(10));
+    let victim = n - 1;
+    for j in 0..n {
+        net.cut.push((victim, j));
+        net.cut.push((j, victim));
+    }
+    let mut ids = Vec::new();
+    for k in 0..3 {
+        let now = net.now;
+        ids.push(
+            net.nodes[k]
+                .publish(now, topic, b"while you were out")
+                .unwrap(),
+        );
+        net.advance(TimeDelta::from_millis(200));
+    }
+    net.advance(TimeDelta::from_millis(500));
+    let got = deliveries(&net);
+    assert!(
+        ids.iter().all(|id| !got.contains_key(&(victim, *id))),
+        "the cut leaked"
+    );
+    net.cut.clear();
+    net.advance(TimeDelta::from_secs(30));
+    let got = deliveries(&net);
+    for id in &ids {
+        for i in 0..n {
+            let author = ids.iter().position(|x| x == id).unwrap();
+            if i != author {
+                assert_eq!(got.get(&(i, *id)), Some(&1), "node {i}");
+            }
+        }
+    }
+    let repaired: u64 = (0..n)
+        .map(|i| {
+            net.nodes[i]
+                .inspect()
+                .reconcile_counters(&topic)
+                .unwrap()
+                .pushed
+                + net.nodes[i]
+                    .inspect()
+                    .reconcile_counters(&topic)
+                    .unwrap()
+                    .wanted
+        })
+        .sum();
+    assert!(repaired >= 3, "reconciliation moved {repaired} messages");
+}
+
+#[test]
+fn publishing_needs_a_subscription_and_a_payload_within_the_limit() {
+    let mut net = overlay(2);
+    let topic = TopicId::from_name("t");
+    let now = net.now;
+    assert_eq!(
+        net.nodes[0].publish(now, topic, b"x"),
+        Err(hearsay_proto::NodeError::NotSubscribed { topic })
+    );
+    net.nodes[0].subscribe(now, topic).unwrap();
+    let max = hearsay_proto::message::MAX_PAYLOAD;
+    let err = net.nodes[0]
+        .publish(now, topic, &vec![0; max + 1])
+        .unwrap_err();
+    assert!(err.to_string().contains(&max.to_string()), "{err}");
+    // The largest payload travels: its frame is within the frame limit.
+    net.nodes[1].subscribe(now, topic).unwrap();
+    net.advance(TimeDelta::from_secs(5));
+    let id = net.nodes[0].publish(net.now, topic, &vec![7; max]).unwrap();
+    net.advance(TimeDelta::from_secs(1));
+    assert_eq!(deliveries(&net).get(&(1, id)), Some(&1));
+}

@@ -134,8 +134,113 @@ fn failure_detection() -> impl Strategy<Value = hearsay_proto::swim::Message> {
     ]
 }
 
+fn topic_id() -> impl Strategy<Value = TopicId> {
+    any::<[u8; 32]>().prop_map(TopicId::from_bytes)
+}
+
+fn message_id() -> impl Strategy<Value = MessageId> {
+    any::<[u8; 32]>().prop_map(MessageId::from_bytes)
+}
+
+fn plumtree_message() -> impl Strategy<Value = hearsay_proto::plumtree::Message> {
+    use hearsay_proto::message::{Payload as Body, SignedMessage};
+    use hearsay_proto::plumtree::{Announcement, Message as M, Payload};
+    let payload = (
+        peer_id(),
+        topic_id(),
+        any::<u64>(),
+        any::<u64>(),
+        prop::collection::vec(any::<u8>(), 0..64),
+        bytes_of(SIGNATURE_LEN),
+        bytes_of(SIG_VERIFYING_KEY_LEN),
+        any::<u8>(),
+    )
+        .prop_map(
+            |(author, topic, sequence, t, body, sig, key, hops)| Payload {
+                message: SignedMessage {
+                    author,
+                    topic,
+                    sequence,
+                    timestamp: Timestamp::from_micros(t),
+                    payload: Body::new(body).unwrap(),
+                    signature: SignatureBytes::new(sig).unwrap(),
+                },
+                author_key: VerifyingKeyBytes::new(key).unwrap(),
+                hops,
+            },
+        )
+        .boxed();
+    let ids = prop::collection::vec(message_id(), 0..8)
+        .prop_map(|v| BoundedVec::new(v).unwrap())
+        .boxed();
+    prop_oneof![
+        payload.clone().prop_map(M::Gossip),
+        payload.prop_map(M::Repair),
+        prop::collection::vec((message_id(), any::<u8>()), 0..8).prop_map(|v| M::IHave(
+            BoundedVec::new(
+                v.into_iter()
+                    .map(|(id, hops)| Announcement { id, hops })
+                    .collect()
+            )
+            .unwrap()
+        )),
+        ids.clone().prop_map(M::Graft),
+        ids.prop_map(M::IWant),
+        Just(M::Prune),
+    ]
+}
+
+fn topic_frame() -> impl Strategy<Value = Frame> {
+    use hearsay_proto::antientropy::Message as R;
+    use hearsay_proto::topic::{ReconcileMessage, TopicMessage as T};
+    let table = prop::collection::vec(any::<u8>(), 0..256)
+        .prop_map(|v| hearsay_proto::wire::BoundedBytes::new(v).unwrap())
+        .boxed();
+    prop_oneof![
+        prop::collection::vec(topic_id(), 0..8).prop_map(|v| T::Subscriptions {
+            topics: BoundedVec::new(v).unwrap()
+        }),
+        (topic_id(), peer_info(), any::<u8>()).prop_map(|(topic, origin, ttl)| T::Find {
+            topic,
+            origin,
+            ttl
+        }),
+        (topic_id(), membership()).prop_map(|(topic, message)| T::Membership { topic, message }),
+        topic_id().prop_map(|topic| T::Left { topic }),
+        (topic_id(), plumtree_message())
+            .prop_map(|(topic, message)| T::Broadcast { topic, message }),
+    ]
+    .prop_map(Frame::Topic)
+    .boxed()
+    .prop_union(
+        (
+            topic_id(),
+            prop_oneof![
+                (any::<u64>(), any::<u8>(), table.clone()).prop_map(|(session, attempt, table)| {
+                    R::Sketch {
+                        session,
+                        attempt,
+                        table,
+                    }
+                }),
+                (any::<u64>(), table).prop_map(|(session, strata)| R::Estimate { session, strata }),
+                (any::<u64>(), any::<u32>(), any::<u32>()).prop_map(|(session, pushed, wanted)| {
+                    R::Done {
+                        session,
+                        pushed,
+                        wanted,
+                    }
+                }),
+            ],
+        )
+            .prop_map(|(topic, message)| Frame::Reconcile(ReconcileMessage { topic, message }))
+            .boxed(),
+    )
+}
+
 fn frame() -> impl Strategy<Value = Frame> {
     prop_oneof![
+        topic_frame(),
         membership().prop_map(Frame::Membership),
         failure_detection().prop_map(Frame::FailureDetection),
         Just(Frame::Session(SessionMessage::HelloRequest)),

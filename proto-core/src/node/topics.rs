@@ -435,10 +435,7 @@ impl Node {
         let mut progressed = false;
         let topics: Vec<TopicId> = self.topics.keys().copied().collect();
         for topic in topics {
-            loop {
-                let Some(t) = self.topics.get_mut(&topic) else {
-                    break;
-                };
+            while let Some(t) = self.topics.get_mut(&topic) {
                 if let Some(out) = t.hyparview.poll() {
                     progressed = true;
                     self.on_topic_membership_output(now, topic, out);
