@@ -75,5 +75,54 @@ fn message_id(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, frame_codec, record_verify, sign, message_id);
+/// What a relay spends on one payload frame: decoding it, and Plumtree accepting a new message
+/// (signature check included) or dropping a duplicate.
+fn broadcast(c: &mut Criterion) {
+    use hearsay_proto::plumtree::{Config, Plumtree, SignatureValidator};
+    use hearsay_proto::topic::TopicMessage;
+    let bytes = hearsay_benches::fixture_gossip_frame(1024);
+    let Ok(Frame::Topic(TopicMessage::Broadcast { message, .. })) = Frame::decode(&bytes) else {
+        panic!("the fixture is a broadcast frame");
+    };
+    let validator = SignatureValidator(default_provider());
+    let from = fixture_identity(2).peer_id();
+    let topic = hearsay_benches::fixture_topic();
+    let mut group = c.benchmark_group("broadcast");
+    group.bench_function("decode_gossip_1KiB", |b| {
+        b.iter(|| Frame::decode_shared(black_box(&bytes)))
+    });
+    group.bench_function("accept_new_1KiB", |b| {
+        b.iter_batched(
+            || {
+                let mut p = Plumtree::new(Config::default(), topic);
+                p.neighbor_up(from);
+                p
+            },
+            |mut p| {
+                p.handle_message(FIXTURE_NOW, from, message.clone(), &validator);
+                p
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    let mut seen = Plumtree::new(Config::default(), topic);
+    seen.neighbor_up(from);
+    seen.handle_message(FIXTURE_NOW, from, message.clone(), &validator);
+    group.bench_function("drop_duplicate_1KiB", |b| {
+        b.iter(|| {
+            seen.handle_message(FIXTURE_NOW, from, black_box(message.clone()), &validator);
+            while seen.poll().is_some() {}
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(
+    benches,
+    frame_codec,
+    record_verify,
+    sign,
+    message_id,
+    broadcast
+);
 criterion_main!(benches);

@@ -5,7 +5,9 @@
 //!
 //! Usage: `cargo run -p hearsay-benches --example fuzz_seeds -- CORPUS_DIR`
 
-use hearsay_benches::{fixture_frame, fixture_hello_frame};
+use hearsay_benches::{
+    fixture_frame, fixture_gossip_frame, fixture_hello_frame, fixture_topic_frames,
+};
 use hearsay_proto::Frame;
 use hearsay_proto::wire::{Goodbye, GoodbyeReason, SessionMessage};
 use std::path::PathBuf;
@@ -35,12 +37,29 @@ fn main() -> ExitCode {
             hello.record.to_bytes().expect("record encodes"),
         ),
     ];
+    let mut seeds: Vec<(&str, String, Vec<u8>)> = seeds
+        .into_iter()
+        .map(|(t, n, b)| (t, n.to_string(), b))
+        .collect();
+    let mut topic_frames = fixture_topic_frames();
+    topic_frames.push(("gossip", fixture_gossip_frame(64)));
+    for (name, frame) in topic_frames {
+        seeds.push(("frame_decode", format!("seed-{name}"), frame.to_vec()));
+        // node_frames reads records [op (even: a frame), len_hi, len_lo, frame...], then a wait.
+        let mut record = vec![0u8, (frame.len() >> 8) as u8, frame.len() as u8];
+        record.extend_from_slice(&frame);
+        record.extend_from_slice(&[1, 0x02, 0x00]);
+        seeds.push(("node_frames", format!("seed-{name}"), record));
+    }
     for (target, name, bytes) in seeds {
         let dir = corpus.join(target);
         let written =
-            std::fs::create_dir_all(&dir).and_then(|()| std::fs::write(dir.join(name), &bytes));
+            std::fs::create_dir_all(&dir).and_then(|()| std::fs::write(dir.join(&name), &bytes));
         if let Err(e) = written {
-            eprintln!("fuzz_seeds: cannot write {}: {e}", dir.join(name).display());
+            eprintln!(
+                "fuzz_seeds: cannot write {}: {e}",
+                dir.join(&name).display()
+            );
             return ExitCode::FAILURE;
         }
     }

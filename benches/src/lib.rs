@@ -56,6 +56,114 @@ pub fn fixture_hello_frame() -> Bytes {
         .expect("a Hello is far below the frame limit")
 }
 
+/// The topic of the broadcast fixtures.
+pub fn fixture_topic() -> hearsay_proto::TopicId {
+    hearsay_proto::TopicId::from_name("fixture")
+}
+
+/// A payload frame (Plumtree GOSSIP) of a `len`-byte message signed by
+/// [`fixture_identity`]`(1)`: what a relay receives and checks per message.
+pub fn fixture_gossip_frame(len: usize) -> Bytes {
+    use hearsay_proto::message::SignedMessage;
+    use hearsay_proto::plumtree::{Message, Payload};
+    use hearsay_proto::topic::TopicMessage;
+    let author = fixture_identity(1);
+    let message = SignedMessage::publish(&author, fixture_topic(), 1, FIXTURE_NOW, &vec![7; len])
+        .expect("the fixture message signs");
+    Frame::Topic(TopicMessage::Broadcast {
+        topic: fixture_topic(),
+        message: Message::Gossip(Payload {
+            message,
+            author_key: author.verifying_key().clone(),
+            hops: 1,
+        }),
+    })
+    .encode()
+    .expect("the fixture payload fits a frame")
+}
+
+/// One valid frame of every topic and reconciliation message kind other than GOSSIP.
+pub fn fixture_topic_frames() -> Vec<(&'static str, Bytes)> {
+    use hearsay_proto::MessageId;
+    use hearsay_proto::antientropy::Message as R;
+    use hearsay_proto::hyparview::{Message as H, PeerInfo};
+    use hearsay_proto::iblt::Iblt;
+    use hearsay_proto::plumtree::{Announcement, Message as P};
+    use hearsay_proto::topic::{ReconcileMessage, TopicMessage as T};
+    use hearsay_proto::wire::{BoundedBytes, BoundedVec};
+    let topic = fixture_topic();
+    let ids: Vec<MessageId> = (0u8..8).map(|i| MessageId::from_bytes([i; 32])).collect();
+    let mut table = Iblt::new(64, [3; 32]).expect("64 cells is a valid size");
+    for id in &ids {
+        table.insert(id.as_bytes());
+    }
+    let origin = PeerInfo {
+        peer: fixture_identity(1).peer_id(),
+        addresses: BoundedVec::default(),
+    };
+    let list = |v: Vec<MessageId>| BoundedVec::new(v).expect("8 ids fit");
+    let broadcast = |message| Frame::Topic(T::Broadcast { topic, message });
+    let frames = [
+        (
+            "subscriptions",
+            Frame::Topic(T::Subscriptions {
+                topics: list_of(vec![topic]),
+            }),
+        ),
+        (
+            "find",
+            Frame::Topic(T::Find {
+                topic,
+                origin,
+                ttl: 8,
+            }),
+        ),
+        (
+            "join",
+            Frame::Topic(T::Membership {
+                topic,
+                message: H::Join,
+            }),
+        ),
+        ("left", Frame::Topic(T::Left { topic })),
+        (
+            "ihave",
+            broadcast(P::IHave(
+                BoundedVec::new(
+                    ids.iter()
+                        .map(|id| Announcement { id: *id, hops: 2 })
+                        .collect(),
+                )
+                .expect("8 entries fit"),
+            )),
+        ),
+        ("graft", broadcast(P::Graft(list(ids.clone())))),
+        ("iwant", broadcast(P::IWant(list(ids.clone())))),
+        ("prune", broadcast(P::Prune)),
+        (
+            "sketch",
+            Frame::Reconcile(ReconcileMessage {
+                topic,
+                message: R::Sketch {
+                    session: 1,
+                    attempt: 0,
+                    table: BoundedBytes::new(table.to_bytes()).expect("a small table fits"),
+                },
+            }),
+        ),
+    ];
+    frames
+        .into_iter()
+        .map(|(name, f)| (name, f.encode().expect("fixture frames fit")))
+        .collect()
+}
+
+fn list_of<T>(
+    v: Vec<T>,
+) -> hearsay_proto::wire::BoundedVec<T, { hearsay_proto::topic::MAX_SUBSCRIPTIONS }> {
+    hearsay_proto::wire::BoundedVec::new(v).expect("one topic fits")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
