@@ -135,6 +135,9 @@ pub struct Config {
     pub cache_bytes: usize,
     /// Most ids remembered as seen (at least the messages of one retention window). Default 65,536.
     pub seen_capacity: usize,
+    /// Most refused payloads remembered (by digest of id, signature and key), so that the same
+    /// bytes offered again are dropped without another check or penalty. Default 4,096.
+    pub rejected_capacity: usize,
     /// How far in the future a message may be dated. Default 30 s.
     pub clock_skew: TimeDelta,
     /// Most missing messages tracked at once. Default 1,024.
@@ -156,6 +159,7 @@ impl Default for Config {
             cache_messages: 4096,
             cache_bytes: 64 << 20,
             seen_capacity: 65_536,
+            rejected_capacity: 4096,
             clock_skew: TimeDelta::from_secs(30),
             max_missing: 1024,
             max_announcers: 4,
@@ -202,6 +206,8 @@ pub struct Counters {
     pub invalid: u64,
     /// Payloads refused as older than the retention window, or dated in the future.
     pub too_old: u64,
+    /// Payloads dropped because exactly these bytes were refused before.
+    pub refused_again: u64,
     /// PRUNEs sent.
     pub prunes_sent: u64,
     /// GRAFTs sent because an announced message was missing.
@@ -244,6 +250,8 @@ pub struct Plumtree {
     cache_order: VecDeque<(Timestamp, MessageId)>,
     cache_bytes: usize,
     seen: SeenCache,
+    /// Digests of refused payloads.
+    rejected: SeenCache,
     missing: BTreeMap<MessageId, Missing>,
     pending_ihave: BTreeMap<PeerId, Vec<Announcement>>,
     ihave_flush_at: Option<Timestamp>,
@@ -267,6 +275,7 @@ impl Plumtree {
     pub fn new(config: Config, topic: TopicId) -> Self {
         Self {
             seen: SeenCache::new(config.seen_capacity),
+            rejected: SeenCache::new(config.rejected_capacity),
             config,
             topic,
             eager_peers: BTreeSet::new(),
@@ -445,6 +454,13 @@ impl Plumtree {
             self.out.push_back(Output::Penalise { peer: from });
             return;
         }
+        // A forged copy must not block the real message, so refusals are remembered by the
+        // exact bytes that were refused, not by id.
+        let digest = refusal_digest(&id, &payload);
+        if self.rejected.contains(&digest) {
+            self.counters.refused_again += 1;
+            return;
+        }
         if payload
             .message
             .check_age(now, self.config.retention, self.config.clock_skew)
@@ -458,6 +474,9 @@ impl Plumtree {
             .validate(&payload.message, &payload.author_key)
             .is_err()
         {
+            let until = payload.message.timestamp + self.config.retention;
+            self.rejected
+                .insert(digest, until + TimeDelta::from_micros(1));
             self.counters.invalid += 1;
             self.out.push_back(Output::Penalise { peer: from });
             return;
@@ -674,6 +693,7 @@ impl Plumtree {
             self.evict_oldest();
         }
         self.seen.expire(now);
+        self.rejected.expire(now);
     }
 
     /// When [`Plumtree::handle_timeout`] must run next.
@@ -685,4 +705,13 @@ impl Plumtree {
             .flatten()
             .min()
     }
+}
+
+/// Names one exact refused payload: its id, signature and key.
+fn refusal_digest(id: &MessageId, payload: &Payload) -> MessageId {
+    let mut h = blake3::Hasher::new_derive_key("hearsay 2026-11 refused payload v1");
+    h.update(id.as_bytes());
+    h.update(payload.message.signature.as_bytes());
+    h.update(payload.author_key.as_bytes());
+    MessageId::from_bytes(*h.finalize().as_bytes())
 }

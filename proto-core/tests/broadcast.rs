@@ -163,3 +163,60 @@ fn publishing_needs_a_subscription_and_a_payload_within_the_limit() {
     net.advance(TimeDelta::from_secs(1));
     assert_eq!(deliveries(&net).get(&(1, id)), Some(&1));
 }
+
+/// Refuses payloads that start with `x`, and otherwise checks the signature as the default does.
+struct NoX(hearsay_proto::plumtree::SignatureValidator);
+impl hearsay_proto::plumtree::Validator for NoX {
+    fn validate(
+        &self,
+        m: &hearsay_proto::message::SignedMessage,
+        key: &hearsay_proto::crypto::VerifyingKeyBytes,
+    ) -> Result<(), hearsay_proto::message::MessageError> {
+        if m.payload.first() == Some(&b'x') {
+            return Err(hearsay_proto::message::MessageError::BadSignature);
+        }
+        self.0.validate(m, key)
+    }
+}
+
+#[test]
+fn a_topic_validator_decides_what_is_delivered_and_forwarded() {
+    // A line 0 - 1 - 2 in the topic: node 1 installs a stricter validator.
+    let mut net = Net::new((1..=3).map(node).collect());
+    net.cut.extend([(0, 2), (2, 0)]);
+    net.join(1, 0);
+    net.join(2, 1);
+    net.advance(TimeDelta::from_secs(2));
+    let topic = TopicId::from_name("strict");
+    for i in 0..3 {
+        let now = net.now;
+        net.nodes[i].subscribe(now, topic).unwrap();
+        net.run();
+    }
+    net.advance(TimeDelta::from_secs(5));
+    assert!(
+        !net.nodes[0]
+            .inspect()
+            .topic_neighbors(&topic)
+            .contains(&net.id(2)),
+        "not a line"
+    );
+    let strict = NoX(hearsay_proto::plumtree::SignatureValidator(
+        hearsay_proto::Config::default().crypto,
+    ));
+    net.nodes[1].set_validator(topic, Box::new(strict)).unwrap();
+    let now = net.now;
+    let refused = net.nodes[0].publish(now, topic, b"xylophone").unwrap();
+    let accepted = net.nodes[0].publish(now, topic, b"accordion").unwrap();
+    net.advance(TimeDelta::from_secs(3));
+    let got = deliveries(&net);
+    assert_eq!(got.get(&(1, accepted)), Some(&1));
+    assert_eq!(got.get(&(2, accepted)), Some(&1));
+    assert_eq!(got.get(&(1, refused)), None, "the validator refused it");
+    assert_eq!(
+        got.get(&(2, refused)),
+        None,
+        "node 1 must not forward what it refused"
+    );
+    assert_eq!(net.nodes[1].inspect().counters().invalid_payloads, 1);
+}

@@ -90,8 +90,8 @@ pub struct Node {
     neighbor_topics: BTreeMap<PeerId, BTreeSet<TopicId>>,
     /// In how many overlays each peer is a neighbour (SWIM probes it while any).
     member_refs: BTreeMap<PeerId, u32>,
-    /// Invalid payloads per peer.
-    strikes: BTreeMap<PeerId, u32>,
+    /// Invalid payloads per peer, and when the current count started.
+    strikes: BTreeMap<PeerId, (u32, Timestamp)>,
     find_tokens: u64,
     find_tokens_at: Timestamp,
 }

@@ -16,8 +16,10 @@ use alloc::collections::BTreeSet;
 use alloc::vec::Vec;
 use rand_core::Rng;
 
-/// Invalid payloads a peer may send before its connection is closed.
+/// Invalid payloads a peer may send within [`STRIKE_WINDOW`] before its connection is closed.
 const MAX_STRIKES: u32 = 3;
+/// The window over which strikes add up.
+const STRIKE_WINDOW: crate::time::TimeDelta = crate::time::TimeDelta::from_secs(60);
 
 impl Node {
     /// Subscribes to `topic`: joins its overlay (found through the node-level overlay) and
@@ -526,9 +528,12 @@ impl Node {
             }),
             plumtree::Output::Penalise { peer } => {
                 self.counters.invalid_payloads += 1;
-                let strikes = self.strikes.entry(peer).or_insert(0);
-                *strikes += 1;
-                if *strikes >= MAX_STRIKES {
+                let strikes = self.strikes.entry(peer).or_insert((0, now));
+                if now >= strikes.1 + STRIKE_WINDOW {
+                    *strikes = (0, now);
+                }
+                strikes.0 += 1;
+                if strikes.0 >= MAX_STRIKES {
                     self.strikes.remove(&peer);
                     self.counters.peers_penalised += 1;
                     if self.links.remove(&peer).is_some() {
