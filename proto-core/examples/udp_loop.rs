@@ -19,7 +19,7 @@
 
 use bytes::Bytes;
 use hearsay_proto::node::{Command, Contact, Event, Transmit};
-use hearsay_proto::{Address, Config, Identity, IdentitySeeds, Node, PeerId, Timestamp};
+use hearsay_proto::{Address, Config, Identity, IdentitySeeds, Node, PeerId, Timestamp, TopicId};
 use rand_core::SeedableRng;
 use std::collections::HashMap;
 use std::net::{SocketAddr, UdpSocket};
@@ -52,6 +52,7 @@ struct Report {
     peak_neighbours: usize,
     left_seen: usize,
     ups: usize,
+    delivered: usize,
     frames_sent: u64,
     frames_received: u64,
     bytes_sent: u64,
@@ -70,6 +71,8 @@ struct Driver {
     downs: usize,
     peak: usize,
     left_seen: usize,
+    delivered: usize,
+    published: bool,
 }
 
 impl Driver {
@@ -146,6 +149,20 @@ impl Driver {
                     }
                     self.log(format_args!("neighbour down {} ({reason:?})", peer.short()));
                 }
+                Event::Delivered {
+                    payload,
+                    author,
+                    hops,
+                    ..
+                } => {
+                    self.delivered += 1;
+                    self.log(format_args!(
+                        "delivered {:?} by {} ({hops} hop{})",
+                        String::from_utf8_lossy(payload),
+                        author.short(),
+                        if *hops == 1 { "" } else { "s" }
+                    ));
+                }
                 other => self.log(format_args!("event {other:?}")),
             }
         }
@@ -209,8 +226,20 @@ impl Driver {
                 )
                 .expect("join");
         }
+        let topic = TopicId::from_name("demo");
+        let now = self.clock.now();
+        self.node.subscribe(now, topic).expect("subscribe");
         let mut buf = vec![0u8; MAX_DATAGRAM + 64];
         while self.started.elapsed() < run_for {
+            // Halfway through, every node publishes one signed message on the topic.
+            if !self.published && self.started.elapsed() >= run_for / 2 {
+                self.published = true;
+                let now = self.clock.now();
+                let text = format!("hello from node {}", self.index);
+                self.node
+                    .publish(now, topic, text.as_bytes())
+                    .expect("publish");
+            }
             self.drain();
             self.turn(&mut buf);
         }
@@ -225,6 +254,7 @@ impl Driver {
             peak_neighbours: self.peak,
             left_seen: self.left_seen,
             ups: self.ups,
+            delivered: self.delivered,
             frames_sent: c.frames_sent,
             frames_received: c.frames_received,
             bytes_sent: c.bytes_sent,
@@ -273,6 +303,8 @@ fn main() {
             downs: 0,
             peak: 0,
             left_seen: 0,
+            delivered: 0,
+            published: false,
         });
     }
     let first = Contact {
@@ -300,16 +332,17 @@ fn main() {
     let mut reports = reports.lock().unwrap().clone();
     reports.sort_by(|a, b| a.peer.cmp(&b.peer));
     println!(
-        "\n{:<10} {:>10} {:>4} {:>6} {:>8} {:>8} {:>10} {:>9}",
-        "peer", "peak nbrs", "up", "left", "sent", "received", "bytes out", "refused"
+        "\n{:<10} {:>10} {:>4} {:>6} {:>10} {:>8} {:>8} {:>10} {:>9}",
+        "peer", "peak nbrs", "up", "left", "delivered", "sent", "received", "bytes out", "refused"
     );
     for r in &reports {
         println!(
-            "{:<10} {:>10} {:>4} {:>6} {:>8} {:>8} {:>10} {:>9}",
+            "{:<10} {:>10} {:>4} {:>6} {:>10} {:>8} {:>8} {:>10} {:>9}",
             r.peer,
             r.peak_neighbours,
             r.ups,
             r.left_seen,
+            r.delivered,
             r.frames_sent,
             r.frames_received,
             r.bytes_sent,
@@ -320,13 +353,18 @@ fn main() {
     let goodbyes = reports.iter().map(|r| r.left_seen).max().unwrap_or(0);
     let formed =
         hub == nodes - 1 && goodbyes == nodes - 1 && reports.iter().all(|r| r.peak_neighbours >= 1);
-    if formed {
+    let broadcast = reports.iter().all(|r| r.delivered == nodes - 1);
+    if formed && broadcast {
         println!(
-            "\noverlay formed: every node completed a signed handshake with node 0 and left gracefully"
+            "\noverlay formed: every node completed a signed handshake with node 0, received every \
+             other node's signed message on topic \"demo\" exactly once, and left gracefully"
         );
     } else {
         println!(
-            "\noverlay did NOT form: hub saw {hub} of {} neighbours and {goodbyes} goodbyes",
+            "\noverlay did NOT form: hub saw {hub} of {} neighbours and {goodbyes} goodbyes; \
+             deliveries per node {:?} (want {} each)",
+            nodes - 1,
+            reports.iter().map(|r| r.delivered).collect::<Vec<_>>(),
             nodes - 1
         );
         std::process::exit(1);
