@@ -1,13 +1,26 @@
 //! Byzantine behaviours as plug-ins. They wrap an honest node's *driver* side — they filter and
 //! add to what goes on the wire — and never run inside an honest node's code. The node they wrap
-//! keeps running so the adversary stays in the overlay.
+//! keeps running (and subscribes to topics when asked) so the adversary stays in the overlays.
+//!
+//! Against broadcast: `drop` lets the topic overlays' membership frames through (so it sits in
+//! them) but sends no Plumtree or reconciliation frame; `forge` sends payload frames made from
+//! real ones it heard — payload bytes changed under the author's signature, a random signature,
+//! a message signed with its own key that claims another author, or a new timestamp under the
+//! old signature — to its neighbours in that topic; `replay` keeps payload frames it heard (the
+//! first ones for the whole run, so they are replayed long after the retention window, and the
+//! latest ones) and resends them, as received or re-wrapped as repairs, to its topic neighbours.
 
+use crate::broadcast::payload_of;
 use crate::scenario::Behaviour;
 use bytes::Bytes;
+use hearsay_proto::crypto::{SIGNATURE_LEN, SignatureBytes};
+use hearsay_proto::message::{Payload as MessageBytes, SignedMessage};
 use hearsay_proto::node::Transmit;
+use hearsay_proto::plumtree::{Message as Plumtree, Payload};
 use hearsay_proto::swim::{Gossip, Message as SwimMessage, Update};
+use hearsay_proto::topic::TopicMessage;
 use hearsay_proto::wire::{BoundedVec, Frame, Hello, PROTOCOL_VERSION, SessionMessage};
-use hearsay_proto::{Node, PeerId, PeerRecord, TimeDelta, Timestamp};
+use hearsay_proto::{Identity, Node, PeerId, PeerRecord, TimeDelta, Timestamp, TopicId};
 use rand_core::Rng;
 use std::collections::VecDeque;
 
@@ -17,6 +30,8 @@ pub const TICK: TimeDelta = TimeDelta::from_millis(100);
 const REPLAY_MEMORY: usize = 512;
 /// Honest protocols send a frame now and then; a flooder sends this many times more.
 const FLOOD_FACTOR: usize = 100;
+/// Payload frames kept from the start (for the whole run) and, separately, the latest ones.
+const PAYLOAD_MEMORY: usize = 64;
 
 /// The wire kind of a frame (`[kind, body]`), read without decoding the body.
 pub fn frame_kind(frame: &[u8]) -> Option<u64> {
@@ -27,9 +42,18 @@ pub fn frame_kind(frame: &[u8]) -> Option<u64> {
     }
 }
 
-/// First wire kind that carries application payloads (broadcast); lower kinds keep the
-/// adversary connected (session, membership, failure detection).
+/// First wire kind that carries application payloads (topics; kind 3 also carries the topic
+/// overlays' membership); lower kinds keep the adversary connected (session, membership,
+/// failure detection).
 const FIRST_PAYLOAD_KIND: u64 = 3;
+
+/// A payload frame heard: its topic, its payload, and the frame as received.
+#[derive(Debug, Clone)]
+struct HeardPayload {
+    topic: TopicId,
+    payload: Payload,
+    frame: Bytes,
+}
 
 /// One adversary's state.
 #[derive(Debug)]
@@ -38,8 +62,15 @@ pub struct Adversary {
     /// Frames received (for replay) and sent (for flooding), newest last.
     heard: VecDeque<Bytes>,
     sent: VecDeque<Bytes>,
+    /// The first payload frames heard (kept for the whole run) and the latest ones.
+    first_payloads: Vec<HeardPayload>,
+    latest_payloads: VecDeque<HeardPayload>,
+    /// The wrapped node's identity, to sign forgeries with (forge only).
+    identity: Option<Identity>,
     /// Frames emitted by the plug-in itself (not by the wrapped node).
     pub injected: u64,
+    /// Payload frames forged (forge) or replayed (replay) among them.
+    pub payload_frames: u64,
 }
 
 impl Adversary {
@@ -49,7 +80,19 @@ impl Adversary {
             behaviour,
             heard: VecDeque::new(),
             sent: VecDeque::new(),
+            first_payloads: Vec::new(),
+            latest_payloads: VecDeque::new(),
+            identity: None,
             injected: 0,
+            payload_frames: 0,
+        }
+    }
+
+    /// A new adversary that can sign with `identity` (the wrapped node's own keys).
+    pub fn with_identity(behaviour: Behaviour, identity: Identity) -> Self {
+        Self {
+            identity: Some(identity),
+            ..Self::new(behaviour)
         }
     }
 
@@ -62,9 +105,7 @@ impl Adversary {
     pub fn outgoing(&mut self, t: Transmit) -> Option<Transmit> {
         if let Transmit::Send { frame, .. } = &t {
             remember(&mut self.sent, frame.clone());
-            if self.behaviour == Behaviour::Drop
-                && frame_kind(frame).is_some_and(|k| k >= FIRST_PAYLOAD_KIND)
-            {
+            if self.behaviour == Behaviour::Drop && !keeps_overlays(frame) {
                 return None;
             }
         }
@@ -75,12 +116,118 @@ impl Adversary {
     pub fn incoming(&mut self, frame: &Bytes) {
         if matches!(self.behaviour, Behaviour::Replay | Behaviour::Forge) {
             remember(&mut self.heard, frame.clone());
+            if let Some((topic, payload)) = payload_of(frame) {
+                let heard = HeardPayload {
+                    topic,
+                    payload,
+                    frame: frame.clone(),
+                };
+                if self.first_payloads.len() < PAYLOAD_MEMORY {
+                    self.first_payloads.push(heard);
+                } else {
+                    if self.latest_payloads.len() >= PAYLOAD_MEMORY {
+                        self.latest_payloads.pop_front();
+                    }
+                    self.latest_payloads.push_back(heard);
+                }
+            }
         }
+    }
+
+    /// A random payload frame heard, if any.
+    fn heard_payload(&self, rng: &mut impl Rng) -> Option<&HeardPayload> {
+        let n = self.first_payloads.len() + self.latest_payloads.len();
+        if n == 0 {
+            return None;
+        }
+        let i = below(rng, n);
+        self.first_payloads
+            .get(i)
+            .or_else(|| self.latest_payloads.get(i - self.first_payloads.len()))
+    }
+
+    /// A payload frame made from a real one, with something its author did not sign, for a
+    /// random neighbour in that topic.
+    fn forged_payload(&self, now: Timestamp, node: &Node, rng: &mut impl Rng) -> Option<Transmit> {
+        let heard = self.heard_payload(rng)?;
+        let to = pick(rng, &node.inspect().topic_neighbors(&heard.topic))?;
+        let real = &heard.payload;
+        let mut p = real.clone();
+        match rng.next_u64() % 4 {
+            0 => {
+                // Other payload bytes under the author's signature (a new id).
+                let mut bytes = p.message.payload.to_vec();
+                match bytes.len() {
+                    0 => bytes.push(1),
+                    len => bytes[below(rng, len)] ^= 1 << (rng.next_u64() % 8),
+                }
+                p.message.payload = MessageBytes::new(Bytes::from(bytes)).ok()?;
+            }
+            1 => {
+                // The real message with a random signature (the same id as the real one).
+                let mut sig = vec![0u8; SIGNATURE_LEN];
+                rng.fill_bytes(&mut sig);
+                p.message.signature = SignatureBytes::new(sig).ok()?;
+            }
+            2 => {
+                // Signed with our own key, claiming the real author; the author's key attached,
+                // or ours.
+                let me = self.identity.as_ref()?;
+                let mut m = SignedMessage::publish(
+                    me,
+                    heard.topic,
+                    rng.next_u64(),
+                    now,
+                    &real.message.payload,
+                )
+                .ok()?;
+                m.author = real.message.author;
+                p.message = m;
+                if rng.next_u64().is_multiple_of(2) {
+                    p.author_key = me.verifying_key().clone();
+                }
+            }
+            _ => {
+                // Re-dated to look fresh, under the old signature (the same id).
+                p.message.timestamp = now;
+            }
+        }
+        p.hops = 1;
+        let message = if rng.next_u64().is_multiple_of(2) {
+            Plumtree::Gossip(p)
+        } else {
+            Plumtree::Repair(p)
+        };
+        let frame = Frame::Topic(TopicMessage::Broadcast {
+            topic: heard.topic,
+            message,
+        })
+        .encode()
+        .ok()?;
+        Some(Transmit::Send { to, frame })
+    }
+
+    /// A payload frame heard earlier, as received or re-wrapped as a repair, for a random
+    /// neighbour in that topic.
+    fn replayed_payload(&self, node: &Node, rng: &mut impl Rng) -> Option<Transmit> {
+        let heard = self.heard_payload(rng)?;
+        let to = pick(rng, &node.inspect().topic_neighbors(&heard.topic))?;
+        let frame = if rng.next_u64().is_multiple_of(2) {
+            heard.frame.clone()
+        } else {
+            Frame::Topic(TopicMessage::Broadcast {
+                topic: heard.topic,
+                message: Plumtree::Repair(heard.payload.clone()),
+            })
+            .encode()
+            .ok()?
+        };
+        Some(Transmit::Send { to, frame })
     }
 
     /// Acts on its own every [`TICK`]: returns frames to put on the wire to the wrapped node's
     /// neighbours. It reads the wrapped node only through `inspect()`, like any observer.
-    pub fn tick(&mut self, _now: Timestamp, node: &Node, rng: &mut impl Rng) -> Vec<Transmit> {
+    pub fn tick(&mut self, now: Timestamp, node: &Node, rng: &mut impl Rng) -> Vec<Transmit> {
         let mut out = Vec::new();
         let view = node.inspect();
         let neighbours: Vec<PeerId> = view.neighbors().collect();
@@ -153,6 +300,10 @@ impl Adversary {
                         frame: Bytes::from(forged),
                     });
                 }
+                if let Some(t) = self.forged_payload(now, node, rng) {
+                    self.payload_frames += 1;
+                    out.push(t);
+                }
             }
             Behaviour::Replay => {
                 if self.heard.is_empty() {
@@ -165,6 +316,10 @@ impl Adversary {
                     let old = self.heard[below(rng, self.heard.len())].clone();
                     let to = neighbours[below(rng, neighbours.len())];
                     out.push(Transmit::Send { to, frame: old });
+                }
+                if let Some(t) = self.replayed_payload(node, rng) {
+                    self.payload_frames += 1;
+                    out.push(t);
                 }
             }
             Behaviour::Flood => {
@@ -204,6 +359,29 @@ pub fn below(rng: &mut impl Rng, n: usize) -> usize {
     (rng.next_u64() % n as u64) as usize
 }
 
+fn pick(rng: &mut impl Rng, peers: &[PeerId]) -> Option<PeerId> {
+    (!peers.is_empty()).then(|| peers[below(rng, peers.len())])
+}
+
+/// Whether a `drop` adversary lets `frame` out: session, membership and failure detection, and
+/// the topic frames that keep it in topic overlays (subscriptions, FIND, topic membership,
+/// LEFT); never broadcast, reconciliation, or any later payload kind.
+fn keeps_overlays(frame: &Bytes) -> bool {
+    match frame_kind(frame) {
+        Some(k) if k < FIRST_PAYLOAD_KIND => true,
+        Some(FIRST_PAYLOAD_KIND) => matches!(
+            Frame::decode_shared(frame),
+            Ok(Frame::Topic(
+                TopicMessage::Subscriptions { .. }
+                    | TopicMessage::Find { .. }
+                    | TopicMessage::Membership { .. }
+                    | TopicMessage::Left { .. }
+            ))
+        ),
+        _ => false,
+    }
+}
+
 fn remember(q: &mut VecDeque<Bytes>, frame: Bytes) {
     if q.len() >= REPLAY_MEMORY {
         q.pop_front();
@@ -237,5 +415,22 @@ mod tests {
         };
         assert!(a.outgoing(session).is_some());
         assert!(a.outgoing(payload).is_none());
+        let topic = TopicId::from_name("t");
+        let frame = |m: TopicMessage| Transmit::Send {
+            to,
+            frame: Frame::Topic(m).encode().unwrap(),
+        };
+        // It stays in topic overlays, but forwards nothing of the broadcast.
+        assert!(a.outgoing(frame(TopicMessage::Left { topic })).is_some());
+        let prune = TopicMessage::Broadcast {
+            topic,
+            message: Plumtree::Prune,
+        };
+        assert!(a.outgoing(frame(prune)).is_none());
+        let reconcile = Transmit::Send {
+            to,
+            frame: Bytes::from_static(&[0x82, 0x04, 0x80]),
+        };
+        assert!(a.outgoing(reconcile).is_none());
     }
 }

@@ -10,6 +10,7 @@
 //! - [`metrics`] and [`report`]: the contract's metrics, JSON, a terminal table and an HTML page;
 //! - [`run`]: running a scenario, and `Sim::builder()` for scenarios written in code.
 
+pub mod broadcast;
 pub mod byzantine;
 pub mod crypto;
 pub mod metrics;

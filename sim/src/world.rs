@@ -7,19 +7,20 @@
 //! other side goes silent (crash, hang, partition), reported as gone after `idle_timeout`.
 
 use crate::SIM_EPOCH;
+use crate::broadcast::{self, Published, Tracker};
 use crate::byzantine::{self, Adversary};
 use crate::metrics::{ExpectOutcome, Metrics, Percentiles, RunResult, Series};
-use crate::scenario::{Action, LatencyDist, LossMode, NetworkSpec, Scenario, Selection};
+use crate::scenario::{Action, Behaviour, LatencyDist, LossMode, NetworkSpec, Scenario, Selection};
 use crate::scheduler::Scheduler;
 use bytes::Bytes;
 use chacha20::ChaCha8Rng;
 use hearsay_proto::node::{Command, Contact, DownReason, Event, Transmit};
 use hearsay_proto::{
     Address, Config, CryptoProvider, Identity, IdentitySeeds, Node, PeerId, PersistentState,
-    TimeDelta, Timestamp,
+    TimeDelta, Timestamp, TopicId,
 };
 use rand_core::{Rng, SeedableRng};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 /// Which crypto the simulated nodes use.
@@ -79,7 +80,23 @@ struct SimNode {
     boots: u64,
     frames_sent: u64,
     bytes_sent: u64,
-    subscriptions: Vec<String>,
+    /// Topics the scenario subscribed it to (re-subscribed after a restart, as an operator
+    /// restarting it with the same command line would).
+    subscriptions: BTreeSet<TopicId>,
+}
+
+/// One `publish` event in progress.
+#[derive(Debug, Clone)]
+struct PublishPlan {
+    /// The scenario event it comes from.
+    event: usize,
+    topic: TopicId,
+    name: String,
+    size: usize,
+    measure: bool,
+    /// `senders = N`: the N nodes chosen at the event, taking turns; empty for `senders = 0`.
+    senders: Vec<usize>,
+    turn: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -137,6 +154,11 @@ enum Ev {
     },
     AdversaryTick {
         node: usize,
+    },
+    /// Message `k` of a publish plan.
+    Publish {
+        plan: usize,
+        k: u64,
     },
     SampleComponents,
 }
@@ -213,6 +235,8 @@ pub struct World {
     stats: LinkStats,
     delivery_log: Option<Vec<Delivery>>,
     event_log: Option<Vec<(Timestamp, usize, Event)>>,
+    plans: Vec<PublishPlan>,
+    broadcast: Tracker,
 }
 
 impl std::fmt::Debug for World {
@@ -237,63 +261,125 @@ impl std::fmt::Display for SetupError {
 impl std::error::Error for SetupError {}
 
 fn apply_config(config: &mut Config, scenario: &Scenario) -> Result<(), SetupError> {
-    use crate::scenario::ConfigValue as V;
     for (key, value) in &scenario.config {
-        let bad = |what: &str| SetupError(format!("[config] {key}: expected {what}"));
-        let dur = |v: &V| match v {
-            V::Duration(d) => Ok(*d),
-            _ => Err(bad("a duration such as \"10s\"")),
-        };
-        let count = |v: &V| match v {
-            V::Int(n) if *n > 0 => Ok(*n as usize),
-            _ => Err(bad("a positive integer")),
-        };
-        let small = |v: &V| match v {
-            V::Int(n) if (0..=255).contains(n) => Ok(*n as u8),
-            _ => Err(bad("an integer 0..=255")),
-        };
-        let flag = |v: &V| match v {
-            V::Bool(b) => Ok(*b),
-            _ => Err(bad("true or false")),
-        };
-        let (h, w) = (&mut config.hyparview, &mut config.swim);
-        match key.as_str() {
-            "record_lifetime" => config.record_lifetime = dur(value)?,
-            "hello_timeout" => config.hello_timeout = dur(value)?,
-            "dial_timeout" => config.dial_timeout = dur(value)?,
-            "housekeeping_interval" => config.housekeeping_interval = dur(value)?,
-            "unused_link_timeout" => config.unused_link_timeout = dur(value)?,
-            "max_connections" => config.max_connections = count(value)?,
-            "max_known_records" => config.max_known_records = count(value)?,
-            "max_queued_transmits" => config.max_queued_transmits = count(value)?,
-            "max_queued_events" => config.max_queued_events = count(value)?,
-            "active_view" => h.active_view = count(value)?,
-            "passive_view" => h.passive_view = count(value)?,
-            "arwl" => h.arwl = small(value)?,
-            "prwl" => h.prwl = small(value)?,
-            "shuffle_interval" => h.shuffle_interval = dur(value)?,
-            "shuffle_active" => h.shuffle_active = count(value)?,
-            "shuffle_passive" => h.shuffle_passive = count(value)?,
-            "retry_backoff_min" => h.retry_backoff_min = dur(value)?,
-            "retry_backoff_max" => h.retry_backoff_max = dur(value)?,
-            "retry_horizon" => h.retry_horizon = dur(value)?,
-            "repair_interval" => h.repair_interval = dur(value)?,
-            "join_rate" => h.join_rate = count(value)? as u32,
-            "probe_interval" => w.probe_interval = dur(value)?,
-            "probe_timeout" => w.probe_timeout = dur(value)?,
-            "indirect_timeout" => w.indirect_timeout = dur(value)?,
-            "indirect_probes" => w.indirect_probes = count(value)?,
-            "suspicion_min" => w.suspicion_min = dur(value)?,
-            "suspicion_max" => w.suspicion_max = dur(value)?,
-            "suspicion_confirmations" => w.suspicion_confirmations = count(value)? as u32,
-            "retransmit_limit" => w.retransmit_limit = count(value)? as u32,
-            "lifeguard" => w.lifeguard = flag(value)?,
-            "gossip_hops" => w.gossip_hops = small(value)?,
-            other => {
-                return Err(SetupError(format!(
-                    "[config] {other}: no such protocol parameter in this build"
-                )));
+        apply_config_key(config, key, value)?;
+    }
+    Ok(())
+}
+
+/// Sets one `[config]` key. The names are the fields of `hearsay_proto::Config` and its parts;
+/// the topic overlays' HyParView takes the membership names with a `topic_` prefix and
+/// anti-entropy's take a `reconcile_` prefix (`sim/scenarios/README.md` lists them all).
+fn apply_config_key(
+    config: &mut Config,
+    key: &str,
+    value: &crate::scenario::ConfigValue,
+) -> Result<(), SetupError> {
+    use crate::scenario::ConfigValue as V;
+    let bad = |what: &str| SetupError(format!("[config] {key}: expected {what}"));
+    let dur = |v: &V| match v {
+        V::Duration(d) => Ok(*d),
+        _ => Err(bad("a duration such as \"10s\"")),
+    };
+    let count = |v: &V| match v {
+        V::Int(n) if *n > 0 => Ok(*n as usize),
+        _ => Err(bad("a positive integer")),
+    };
+    let count32 = |v: &V| match v {
+        V::Int(n) if (1..=i64::from(u32::MAX)).contains(n) => Ok(*n as u32),
+        _ => Err(bad("a positive integer below 2^32")),
+    };
+    let small = |v: &V| match v {
+        V::Int(n) if (0..=255).contains(n) => Ok(*n as u8),
+        _ => Err(bad("an integer 0..=255")),
+    };
+    let flag = |v: &V| match v {
+        V::Bool(b) => Ok(*b),
+        _ => Err(bad("true or false")),
+    };
+    let hyparview =
+        |h: &mut hearsay_proto::hyparview::Config, name: &str| -> Result<bool, SetupError> {
+            match name {
+                "active_view" => h.active_view = count(value)?,
+                "passive_view" => h.passive_view = count(value)?,
+                "arwl" => h.arwl = small(value)?,
+                "prwl" => h.prwl = small(value)?,
+                "shuffle_interval" => h.shuffle_interval = dur(value)?,
+                "shuffle_active" => h.shuffle_active = count(value)?,
+                "shuffle_passive" => h.shuffle_passive = count(value)?,
+                "retry_backoff_min" => h.retry_backoff_min = dur(value)?,
+                "retry_backoff_max" => h.retry_backoff_max = dur(value)?,
+                "retry_horizon" => h.retry_horizon = dur(value)?,
+                "max_lost" => h.max_lost = count(value)?,
+                "max_pending" => h.max_pending = count(value)?,
+                "attempt_timeout" => h.attempt_timeout = dur(value)?,
+                "repair_interval" => h.repair_interval = dur(value)?,
+                "request_retry" => h.request_retry = dur(value)?,
+                "join_rate" => h.join_rate = count32(value)?,
+                _ => return Ok(false),
             }
+            Ok(true)
+        };
+    if hyparview(&mut config.hyparview, key)? {
+        return Ok(());
+    }
+    if let Some(name) = key.strip_prefix("topic_")
+        && hyparview(&mut config.topics.hyparview, name)?
+    {
+        return Ok(());
+    }
+    let (w, t) = (&mut config.swim, &mut config.topics);
+    let (p, a) = (&mut t.plumtree, &mut t.antientropy);
+    match key {
+        "record_lifetime" => config.record_lifetime = dur(value)?,
+        "hello_timeout" => config.hello_timeout = dur(value)?,
+        "dial_timeout" => config.dial_timeout = dur(value)?,
+        "housekeeping_interval" => config.housekeeping_interval = dur(value)?,
+        "unused_link_timeout" => config.unused_link_timeout = dur(value)?,
+        "max_connections" => config.max_connections = count(value)?,
+        "max_known_records" => config.max_known_records = count(value)?,
+        "max_queued_transmits" => config.max_queued_transmits = count(value)?,
+        "max_queued_events" => config.max_queued_events = count(value)?,
+        "probe_interval" => w.probe_interval = dur(value)?,
+        "probe_timeout" => w.probe_timeout = dur(value)?,
+        "indirect_timeout" => w.indirect_timeout = dur(value)?,
+        "indirect_probes" => w.indirect_probes = count(value)?,
+        "suspicion_min" => w.suspicion_min = dur(value)?,
+        "suspicion_max" => w.suspicion_max = dur(value)?,
+        "suspicion_confirmations" => w.suspicion_confirmations = count32(value)?,
+        "retransmit_limit" => w.retransmit_limit = count32(value)?,
+        "lifeguard" => w.lifeguard = flag(value)?,
+        "gossip_hops" => w.gossip_hops = small(value)?,
+        // Topics.
+        "find_ttl" => t.find_ttl = small(value)?,
+        "find_walks" => t.find_walks = count(value)?,
+        "discovery_backoff_min" => t.discovery_backoff_min = dur(value)?,
+        "discovery_backoff_max" => t.discovery_backoff_max = dur(value)?,
+        "find_rate" => t.find_rate = count32(value)?,
+        // Plumtree.
+        "ihave_timeout" => p.ihave_timeout = dur(value)?,
+        "graft_timeout" => p.graft_timeout = dur(value)?,
+        "ihave_delay" => p.ihave_delay = dur(value)?,
+        "optimization_threshold" => p.optimization_threshold = small(value)?,
+        "retention" => p.retention = dur(value)?,
+        "cache_messages" => p.cache_messages = count(value)?,
+        "cache_bytes" => p.cache_bytes = count(value)?,
+        "seen_capacity" => p.seen_capacity = count(value)?,
+        "clock_skew" => p.clock_skew = dur(value)?,
+        "max_missing" => p.max_missing = count(value)?,
+        "max_announcers" => p.max_announcers = count(value)?,
+        "max_pending_ihave" => p.max_pending_ihave = count(value)?,
+        // Anti-entropy.
+        "reconcile_interval" => a.interval = dur(value)?,
+        "reconcile_session_timeout" => a.session_timeout = dur(value)?,
+        "reconcile_initial_cells" => a.initial_cells = count(value)?,
+        "reconcile_max_attempts" => a.max_attempts = small(value)?,
+        "reconcile_max_transfer" => a.max_transfer = count(value)?,
+        "reconcile_responses_per_second" => a.responses_per_second = count32(value)?,
+        other => {
+            return Err(SetupError(format!(
+                "[config] {other}: no such protocol parameter in this build"
+            )));
         }
     }
     Ok(())
@@ -352,7 +438,7 @@ impl World {
                 boots: 1,
                 frames_sent: 0,
                 bytes_sent: 0,
-                subscriptions: Vec::new(),
+                subscriptions: BTreeSet::new(),
             });
         }
         let mut scheduler = Scheduler::new(SIM_EPOCH);
@@ -371,6 +457,12 @@ impl World {
         let sample_every =
             TimeDelta::from_micros((scenario.duration.as_micros() / 200).max(100_000));
         scheduler.schedule(SIM_EPOCH, Ev::SampleComponents);
+        let broadcast = Tracker::new(
+            scenario
+                .events
+                .iter()
+                .any(|e| matches!(e.action, Action::Publish { .. })),
+        );
         let mut world = World {
             net: scenario.network.clone(),
             scenario,
@@ -406,6 +498,8 @@ impl World {
             stats: LinkStats::default(),
             delivery_log: None,
             event_log: None,
+            plans: Vec::new(),
+            broadcast,
         };
         for i in 0..nodes {
             world.drain(i);
@@ -441,6 +535,16 @@ impl World {
     /// The state of node `i`.
     pub fn state(&self, i: usize) -> NodeState {
         self.nodes[i].state
+    }
+
+    /// The messages published so far, in order.
+    pub fn published(&self) -> &[Published] {
+        self.broadcast.messages()
+    }
+
+    /// The adversary wrapping node `i`, if it is Byzantine.
+    pub fn adversary(&self, i: usize) -> Option<&Adversary> {
+        self.nodes[i].adversary.as_ref()
     }
 
     /// Whether node `i` is live: running, joined, not hung, not Byzantine.
@@ -611,8 +715,20 @@ impl World {
                         frame: frame.clone(),
                     });
                 }
-                if let Some(adv) = self.nodes[to].adversary.as_mut() {
-                    adv.incoming(&frame);
+                match self.nodes[to].adversary.as_mut() {
+                    Some(adv) => adv.incoming(&frame),
+                    None => {
+                        if self.broadcast.publishing()
+                            && let Some((topic, payload)) = broadcast::payload_of(&frame)
+                        {
+                            let subscribed = self.nodes[to]
+                                .node
+                                .as_ref()
+                                .is_some_and(|n| n.inspect().is_subscribed(&topic));
+                            self.broadcast
+                                .frame_received(&payload.message.id(), subscribed);
+                        }
+                    }
                 }
                 let peer = self.nodes[from].peer;
                 if let Some(node) = self.nodes[to].node.as_mut() {
@@ -690,6 +806,7 @@ impl World {
                 self.scheduler
                     .schedule(now + byzantine::TICK, Ev::AdversaryTick { node });
             }
+            Ev::Publish { plan, k } => self.publish(now, plan, k),
             Ev::SampleComponents => {
                 let comps = self.components();
                 self.components_series
@@ -976,8 +1093,34 @@ impl World {
     }
 
     fn on_event(&mut self, now: Timestamp, i: usize, e: Event) {
-        self.trace
-            .update(format!("E{} {i} {e:?}", now.as_micros()).as_bytes());
+        if let Event::Delivered {
+            topic,
+            author,
+            id,
+            sequence,
+            timestamp,
+            hops,
+            ..
+        } = &e
+        {
+            // The id covers the payload; formatting kilobytes of it per delivery would be slow.
+            self.trace.update(
+                format!(
+                    "E{} {i} Delivered {topic:?} {author:?} {id:?} {sequence} {} {hops}",
+                    now.as_micros(),
+                    timestamp.as_micros()
+                )
+                .as_bytes(),
+            );
+            if self.nodes[i].adversary.is_none() {
+                let claimed = self.index.get(author).copied();
+                self.broadcast
+                    .delivered(now, i, *id, claimed, *timestamp, *hops);
+            }
+        } else {
+            self.trace
+                .update(format!("E{} {i} {e:?}", now.as_micros()).as_bytes());
+        }
         if let Some(log) = self.event_log.as_mut() {
             log.push((now, i, e.clone()));
         }
@@ -1000,6 +1143,11 @@ impl World {
 
     fn pick_fraction(&mut self, candidates: Vec<usize>, fraction: f64) -> Vec<usize> {
         let k = ((candidates.len() as f64) * fraction + 1e-9).floor() as usize;
+        self.pick_count(candidates, k)
+    }
+
+    /// `k` of `candidates` (all of them if fewer), chosen by the world RNG, in id order.
+    fn pick_count(&mut self, candidates: Vec<usize>, k: usize) -> Vec<usize> {
         let mut pool = candidates;
         // Partial Fisher-Yates with the world RNG: deterministic for a seed.
         for n in 0..k.min(pool.len()) {
@@ -1038,7 +1186,11 @@ impl World {
         match scheduled.action {
             Action::Join { contacts, spread } => {
                 let joiners: Vec<usize> = (0..self.nodes.len())
-                    .filter(|&i| self.nodes[i].state == NodeState::Running && !self.nodes[i].joined && !self.began_joining.contains(&i))
+                    .filter(|&i| {
+                        self.nodes[i].state == NodeState::Running
+                            && !self.nodes[i].joined
+                            && !self.began_joining.contains(&i)
+                    })
                     .collect();
                 let count = joiners.len().max(1) as u64;
                 for (k, node) in joiners.into_iter().enumerate() {
@@ -1050,14 +1202,22 @@ impl World {
                     }
                     self.began_joining.push(node);
                     let offset = TimeDelta::from_micros(spread.as_micros() / count * k as u64);
-                    self.scheduler.schedule(now + offset, Ev::JoinNode { node, contacts: chosen });
+                    self.scheduler.schedule(
+                        now + offset,
+                        Ev::JoinNode {
+                            node,
+                            contacts: chosen,
+                        },
+                    );
                 }
             }
             Action::Crash { select, group } => {
                 if group.is_some() {
                     self.warn_once(format!("{} at {at:?}: presence groups do not exist yet (issue E2); `group` ignored", "crash"));
                 }
-                let chosen = self.select(&select, |w, i| w.nodes[i].state == NodeState::Running && w.nodes[i].adversary.is_none());
+                let chosen = self.select(&select, |w, i| {
+                    w.nodes[i].state == NodeState::Running && w.nodes[i].adversary.is_none()
+                });
                 for i in chosen {
                     self.note_departure(now, i);
                     let n = &mut self.nodes[i];
@@ -1069,7 +1229,9 @@ impl World {
                 }
             }
             Action::Hang { select } => {
-                let chosen = self.select(&select, |w, i| w.nodes[i].state == NodeState::Running && w.nodes[i].adversary.is_none());
+                let chosen = self.select(&select, |w, i| {
+                    w.nodes[i].state == NodeState::Running && w.nodes[i].adversary.is_none()
+                });
                 for i in chosen {
                     self.note_departure(now, i);
                     self.nodes[i].state = NodeState::Hung;
@@ -1100,7 +1262,10 @@ impl World {
             }
             Action::Leave { select, group } => {
                 if group.is_some() {
-                    self.warn_once("leave: presence groups do not exist yet (issue E2); `group` ignored".to_string());
+                    self.warn_once(
+                        "leave: presence groups do not exist yet (issue E2); `group` ignored"
+                            .to_string(),
+                    );
                 }
                 let chosen = self.select(&select, |w, i| w.is_live(i));
                 for i in chosen {
@@ -1137,28 +1302,196 @@ impl World {
                 }
             }
             Action::SetNetwork(patch) => self.net.apply(&patch),
-            Action::Byzantine { fraction, behaviour } => {
+            Action::Byzantine {
+                fraction,
+                behaviour,
+            } => {
                 let chosen = self.select(&Selection::Fraction(fraction), |w, i| w.is_live(i));
                 for i in chosen {
-                    self.nodes[i].adversary = Some(Adversary::new(behaviour));
-                    self.scheduler.schedule(now + byzantine::TICK, Ev::AdversaryTick { node: i });
+                    let adversary = if behaviour == Behaviour::Forge {
+                        let seeds = self.nodes[i].seeds.clone();
+                        Adversary::with_identity(
+                            behaviour,
+                            Identity::from_seeds(&*self.config.crypto, seeds),
+                        )
+                    } else {
+                        Adversary::new(behaviour)
+                    };
+                    self.nodes[i].adversary = Some(adversary);
+                    self.scheduler
+                        .schedule(now + byzantine::TICK, Ev::AdversaryTick { node: i });
                 }
             }
-            Action::Subscribe { ref topic, .. } | Action::Unsubscribe { ref topic, .. } => {
-                let _ = &self.nodes[0].subscriptions;
-                self.warn_once(format!(
-                    "{} (topic {topic:?}): not performed — this build has no broadcast protocol yet (issue D)",
-                    scheduled.action.name()
-                ));
+            Action::Subscribe {
+                ref topic,
+                fraction,
+            } => {
+                let id = TopicId::from_name(topic);
+                let chosen = self.select(&Selection::Fraction(fraction), |w, i| {
+                    w.in_overlay(i) && !w.nodes[i].subscriptions.contains(&id)
+                });
+                for i in chosen {
+                    self.nodes[i].subscriptions.insert(id);
+                    self.subscribe(now, i, id, topic);
+                }
             }
-            Action::Publish { ref topic, .. } => self.warn_once(format!(
-                "publish (topic {topic:?}): not performed — this build has no broadcast protocol yet (issue D); delivery metrics are null"
-            )),
+            Action::Unsubscribe {
+                ref topic,
+                fraction,
+            } => {
+                let id = TopicId::from_name(topic);
+                let chosen = self.select(&Selection::Fraction(fraction), |w, i| {
+                    w.in_overlay(i) && w.nodes[i].subscriptions.contains(&id)
+                });
+                for i in chosen {
+                    self.nodes[i].subscriptions.remove(&id);
+                    let result = match self.nodes[i].node.as_mut() {
+                        Some(n) => n.unsubscribe(now, id),
+                        None => continue,
+                    };
+                    if let Err(e) = result {
+                        self.warn_once(format!("unsubscribe (topic {topic:?}) at node {i}: {e}"));
+                    }
+                    self.drain(i);
+                }
+            }
+            Action::Publish {
+                ref topic,
+                count,
+                rate,
+                size,
+                measure,
+                senders,
+            } => {
+                let id = TopicId::from_name(topic);
+                let mut chosen = Vec::new();
+                if senders > 0 {
+                    let candidates: Vec<usize> = (0..self.nodes.len())
+                        .filter(|&i| self.can_publish(i, &id))
+                        .collect();
+                    if candidates.len() < senders {
+                        self.warn_once(format!(
+                            "publish (topic {topic:?}) at {at:?}: senders = {senders} but only {} live subscribers",
+                            candidates.len()
+                        ));
+                    }
+                    chosen = self.pick_count(candidates, senders);
+                }
+                let plan = self.plans.len();
+                self.plans.push(PublishPlan {
+                    event: index,
+                    topic: id,
+                    name: topic.clone(),
+                    size,
+                    measure,
+                    senders: chosen,
+                    turn: 0,
+                });
+                for k in 0..count {
+                    self.scheduler.schedule(
+                        broadcast::publish_instant(now, k, rate),
+                        Ev::Publish { plan, k },
+                    );
+                }
+            }
             Action::Presence { .. } | Action::Foaf { .. } => self.warn_once(format!(
                 "{}: not performed — presence and FOAF arrive with issue E2",
                 scheduled.action.name()
             )),
         }
+    }
+
+    /// Whether node `i` is running (not hung or stopped) and joined or joining, Byzantine or
+    /// not: the nodes that `subscribe` and `unsubscribe` choose from. (A `join` at the same
+    /// instant as a `subscribe` has started but not finished its joins when the subscription
+    /// runs; Byzantine nodes wrap an honest node and subscribe like any other, so that they sit
+    /// in the topic overlays.)
+    fn in_overlay(&self, i: usize) -> bool {
+        let n = &self.nodes[i];
+        n.state == NodeState::Running
+            && n.node.is_some()
+            && (n.joined || self.began_joining.contains(&i))
+    }
+
+    /// Whether node `i` may author a message on `topic`: live and subscribed.
+    fn can_publish(&self, i: usize, topic: &TopicId) -> bool {
+        self.is_live(i)
+            && self.nodes[i].subscriptions.contains(topic)
+            && self.nodes[i]
+                .node
+                .as_ref()
+                .is_some_and(|n| n.inspect().is_subscribed(topic))
+    }
+
+    fn subscribe(&mut self, now: Timestamp, i: usize, topic: TopicId, name: &str) {
+        let result = match self.nodes[i].node.as_mut() {
+            Some(n) => n.subscribe(now, topic),
+            None => return,
+        };
+        if let Err(e) = result {
+            self.warn_once(format!("subscribe (topic {name:?}) at node {i}: {e}"));
+        }
+        self.drain(i);
+    }
+
+    /// Message `k` of publish plan `plan`: picks its author, publishes through the node's API
+    /// and records what `publish()` returned.
+    fn publish(&mut self, now: Timestamp, plan: usize, k: u64) {
+        let p = &self.plans[plan];
+        let topic = p.topic;
+        let author = if p.senders.is_empty() {
+            let candidates: Vec<usize> = (0..self.nodes.len())
+                .filter(|&i| self.can_publish(i, &topic))
+                .collect();
+            (!candidates.is_empty())
+                .then(|| candidates[byzantine::below(&mut self.rng, candidates.len())])
+        } else {
+            // Taking turns; a chosen sender that is no longer live passes its turn on.
+            let n = p.senders.len();
+            let found = (0..n)
+                .map(|j| (p.turn + j) % n)
+                .find(|&j| self.can_publish(p.senders[j], &topic));
+            let author = found.map(|j| p.senders[j]);
+            let p = &mut self.plans[plan];
+            p.turn = found.map_or(p.turn, |j| j) + 1;
+            author
+        };
+        let p = &self.plans[plan];
+        let (event, size, measure) = (p.event, p.size, p.measure);
+        let Some(author) = author else {
+            let w = format!(
+                "publish (topic {:?}, event at {:?}): no live subscriber to publish from; message(s) skipped",
+                p.name, self.scenario.events[event].at
+            );
+            self.warn_once(w);
+            return;
+        };
+        let payload = broadcast::payload_bytes(self.seed, event, k, size);
+        let result = match self.nodes[author].node.as_mut() {
+            Some(n) => n.publish(now, topic, &payload),
+            None => return,
+        };
+        match result {
+            Ok(id) => {
+                self.trace
+                    .update(format!("P{} {author} {id:?}", now.as_micros()).as_bytes());
+                self.broadcast.published(Published {
+                    id,
+                    topic,
+                    author,
+                    at: now,
+                    measure,
+                });
+            }
+            Err(e) => {
+                let w = format!(
+                    "publish (topic {:?}) at node {author}: {e}",
+                    self.plans[plan].name
+                );
+                self.warn_once(w);
+            }
+        }
+        self.drain(author);
     }
 
     fn warn_once(&mut self, w: String) {
@@ -1216,6 +1549,11 @@ impl World {
             self.send_join(now, i);
         } else {
             self.drain(i);
+        }
+        // Subscriptions are not persisted: the operator's command line subscribes again.
+        let topics: Vec<TopicId> = self.nodes[i].subscriptions.iter().copied().collect();
+        for topic in topics {
+            self.subscribe(now, i, topic, "(re-subscribed after restart)");
         }
     }
 
@@ -1305,8 +1643,22 @@ impl World {
             .map(|x| x.inspect().counters().frames_rejected())
             .sum();
         let secs = self.scenario.duration.as_micros() as f64 / 1e6;
+        let delivery = self.broadcast.finish(n, SIM_EPOCH, |i, topic| {
+            self.is_live(i)
+                && self.nodes[i]
+                    .node
+                    .as_ref()
+                    .is_some_and(|x| x.inspect().is_subscribed(topic))
+        });
         let peak = crate::rss::peak_rss_kb();
         let metrics = Metrics {
+            delivery_ratio: delivery.delivery_ratio,
+            latency_ms: delivery.latency_ms,
+            rmr: delivery.rmr,
+            ldh_max: delivery.ldh_max,
+            payload_frames_to_nonsubscribers: delivery.payload_frames_to_nonsubscribers,
+            forged_delivered: delivery.forged_delivered,
+            duplicate_deliveries: delivery.duplicate_deliveries,
             detection_ms: if had_pairs {
                 Percentiles::of(&detection)
             } else {
@@ -1340,10 +1692,11 @@ impl World {
             .map(|e| ExpectOutcome::check(e, &metrics))
             .collect();
         let series = Series {
+            latency_ms: delivery.latency_samples,
+            deliveries_over_time: delivery.deliveries_over_time,
             active_view_degree: degrees,
             frames_per_node: self.nodes.iter().map(|s| s.frames_sent).collect(),
             components_over_time: std::mem::take(&mut self.components_series),
-            ..Series::default()
         };
         let replay_command = match &file {
             Some(f) => format!(
