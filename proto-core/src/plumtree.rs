@@ -123,6 +123,15 @@ pub struct Config {
     pub graft_timeout: TimeDelta,
     /// How long IHAVE entries wait to be batched. Default 50 ms.
     pub ihave_delay: TimeDelta,
+    /// A random extra wait, up to this much, added to `ihave_timeout` per missing message, so
+    /// that the nodes of a branch cut off from the tree do not all GRAFT at once (each GRAFT
+    /// adds an eager link; the first one usually brings the message to the others). Default 0.
+    pub ihave_jitter: TimeDelta,
+    /// Only messages whose id's first byte is a multiple of this may PRUNE a link (1: every
+    /// message). Concurrent messages from different authors each cut the cycles of the eager
+    /// graph where their copies meet; two cuts of one cycle disconnect the tree. Letting a
+    /// known subset of messages prune makes such double cuts rarer. Default 1.
+    pub prune_modulus: u8,
     /// The tree optimisation: a lazy link that delivers announcements this many hops earlier
     /// than the eager one replaces it. Default 3.
     pub optimization_threshold: u8,
@@ -154,6 +163,8 @@ impl Default for Config {
             ihave_timeout: TimeDelta::from_millis(500),
             graft_timeout: TimeDelta::from_millis(250),
             ihave_delay: TimeDelta::from_millis(50),
+            ihave_jitter: TimeDelta::ZERO,
+            prune_modulus: 1,
             optimization_threshold: 3,
             retention: TimeDelta::from_secs(600),
             cache_messages: 4096,
@@ -255,6 +266,8 @@ pub struct Plumtree {
     missing: BTreeMap<MessageId, Missing>,
     pending_ihave: BTreeMap<PeerId, Vec<Announcement>>,
     ihave_flush_at: Option<Timestamp>,
+    /// State of the jitter generator (xorshift, seeded by the owner).
+    jitter_state: u64,
     out: VecDeque<Output>,
     counters: Counters,
 }
@@ -286,9 +299,29 @@ impl Plumtree {
             missing: BTreeMap::new(),
             pending_ihave: BTreeMap::new(),
             ihave_flush_at: None,
+            jitter_state: 0x9E37_79B9_7F4A_7C15,
             out: VecDeque::new(),
             counters: Counters::default(),
         }
+    }
+
+    /// Seeds the generator of the GRAFT jitter (the owner passes bits of its seeded RNG, so
+    /// that nodes differ and runs repeat).
+    pub fn seed_jitter(&mut self, seed: u64) {
+        self.jitter_state = seed | 1;
+    }
+
+    fn jitter(&mut self) -> TimeDelta {
+        let span = self.config.ihave_jitter.as_micros();
+        if span == 0 {
+            return TimeDelta::ZERO;
+        }
+        let mut x = self.jitter_state;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.jitter_state = x;
+        TimeDelta::from_micros(x % span)
     }
 
     /// The topic.
@@ -439,7 +472,15 @@ impl Plumtree {
         let id = payload.message.id();
         if self.seen.contains(&id) {
             self.counters.duplicates += 1;
-            if eager && self.eager_peers.remove(&from) {
+            let may_prune = id
+                .as_bytes()
+                .first()
+                .is_some_and(|b| b % self.config.prune_modulus.max(1) == 0);
+            // The sender pushes to us although we have the message: whatever we think of the
+            // link, tell it to stop (the paper's rule; a PRUNE only sent when we saw the link
+            // as eager would leave links pushing one way forever).
+            if eager && may_prune {
+                self.eager_peers.remove(&from);
                 self.lazy_peers.insert(from);
                 self.counters.prunes_sent += 1;
                 self.out.push_back(Output::Send {
@@ -560,11 +601,12 @@ impl Plumtree {
             }
             let mut announcers = VecDeque::new();
             announcers.push_back((from, a.hops));
+            let deadline = now + self.config.ihave_timeout + self.jitter();
             self.missing.insert(
                 a.id,
                 Missing {
                     announcers,
-                    deadline: now + self.config.ihave_timeout,
+                    deadline,
                 },
             );
         }
@@ -707,10 +749,12 @@ impl Plumtree {
     }
 }
 
-/// Names one exact refused payload: its id, signature and key.
+/// Names one exact refused payload: its id, timestamp, signature and key.
 fn refusal_digest(id: &MessageId, payload: &Payload) -> MessageId {
     let mut h = blake3::Hasher::new_derive_key("hearsay 2026-11 refused payload v1");
     h.update(id.as_bytes());
+    // The timestamp is signed but not part of the id: a re-dated copy is another payload.
+    h.update(&payload.message.timestamp.as_micros().to_be_bytes());
     h.update(payload.message.signature.as_bytes());
     h.update(payload.author_key.as_bytes());
     MessageId::from_bytes(*h.finalize().as_bytes())

@@ -6,15 +6,19 @@
 //! tell each other which topics they subscribe to (SUBSCRIPTIONS); a node with a subscribed
 //! neighbour joins the topic through it; otherwise it sends FIND walks along the node-level
 //! overlay, and the first subscriber a walk reaches introduces the seeker into the topic (as if
-//! it had received the seeker's JOIN). SPEC.md §15 gives the cost per topic.
+//! it had received the seeker's JOIN). Nodes that subscribe at the same time can pair up into
+//! separate groups this way; so a node also joins once through each subscribed node-level
+//! neighbour that is in neither of its topic views (a *merge join*), which links the groups
+//! along the node-level overlay. SPEC.md §15 gives the cost per topic.
 
 use crate::antientropy::{self, Reconciler};
 use crate::hyparview::{self, HyParView, PeerInfo};
-use crate::id::TopicId;
+use crate::id::{PeerId, TopicId};
 use crate::plumtree::{self, Plumtree, Validator};
 use crate::time::{TimeDelta, Timestamp};
 use crate::wire::BoundedVec;
 use alloc::boxed::Box;
+use alloc::collections::BTreeSet;
 use minicbor::{Decode, Encode};
 
 /// Most topics a node subscribes to (and advertises).
@@ -107,6 +111,9 @@ pub struct Config {
     pub discovery_backoff_max: TimeDelta,
     /// FIND walks forwarded per second (burst the same); more are dropped. Default 50.
     pub find_rate: u32,
+    /// Least time between two merge joins of one topic (a JOIN through a node-level neighbour
+    /// that subscribes but is in neither of the topic's views). Default 2 s.
+    pub merge_interval: TimeDelta,
 }
 
 impl Default for Config {
@@ -124,6 +131,7 @@ impl Default for Config {
             discovery_backoff_min: TimeDelta::from_secs(1),
             discovery_backoff_max: TimeDelta::from_secs(30),
             find_rate: 50,
+            merge_interval: TimeDelta::from_secs(2),
         }
     }
 }
@@ -139,6 +147,11 @@ pub(crate) struct Topic {
     /// When to look for members again while the topic's active view is empty.
     pub(crate) next_discovery: Timestamp,
     pub(crate) discovery_backoff: TimeDelta,
+    /// Node-level neighbours already used for a merge join (forgotten when they stop being
+    /// neighbours), so that each adjacency costs at most one join.
+    pub(crate) merge_tried: BTreeSet<PeerId>,
+    /// When the next merge join may start.
+    pub(crate) next_merge: Timestamp,
 }
 
 impl Topic {

@@ -220,3 +220,32 @@ fn a_topic_validator_decides_what_is_delivered_and_forwarded() {
     );
     assert_eq!(net.nodes[1].inspect().counters().invalid_payloads, 1);
 }
+
+#[test]
+fn subscribing_before_joining_finds_the_topic_once_the_overlay_forms() {
+    let n = 12;
+    let mut net = Net::new((0..n as u8).map(|i| node(i + 1)).collect());
+    let topic = TopicId::from_name("early");
+    for i in 0..n {
+        let now = net.now;
+        net.nodes[i].subscribe(now, topic).unwrap();
+    }
+    for i in 1..n {
+        net.join(i, 0);
+    }
+    net.advance(TimeDelta::from_secs(20));
+    for i in 0..n {
+        assert!(
+            !net.nodes[i].inspect().topic_neighbors(&topic).is_empty(),
+            "node {i} alone in the topic; node-level neighbours {:?}",
+            net.neighbors(i).len()
+        );
+    }
+    let id = net.nodes[3].publish(net.now, topic, b"early bird").unwrap();
+    net.advance(TimeDelta::from_secs(3));
+    let got = deliveries(&net);
+    let missing: Vec<usize> = (0..n)
+        .filter(|&i| i != 3 && got.get(&(i, id)) != Some(&1))
+        .collect();
+    assert!(missing.is_empty(), "missing at {missing:?}");
+}

@@ -44,18 +44,22 @@ impl Node {
             &mut self.rng,
         );
         let reconciler = Reconciler::new(cfg.antientropy.clone(), now, &mut self.rng);
+        let mut plumtree = Plumtree::new(cfg.plumtree.clone(), topic);
+        plumtree.seed_jitter(self.rng.next_u64());
         let validator: Box<dyn Validator> =
             Box::new(SignatureValidator(self.config.crypto.clone()));
         self.topics.insert(
             topic,
             Topic {
                 hyparview,
-                plumtree: Plumtree::new(cfg.plumtree.clone(), topic),
+                plumtree,
                 reconciler,
                 validator,
                 sequence: self.boot_count << 32,
                 next_discovery: now,
                 discovery_backoff: cfg.discovery_backoff_min,
+                merge_tried: BTreeSet::new(),
+                next_merge: now,
             },
         );
         self.advertise_subscriptions();
@@ -206,6 +210,41 @@ impl Node {
         }
     }
 
+    /// Joins `topic` once through a node-level neighbour that subscribes to it and is in
+    /// neither of the topic's views: topic overlays formed concurrently get linked along the
+    /// node-level overlay. At most one per `merge_interval`; each adjacency is used once.
+    fn merge_join(&mut self, now: Timestamp, topic: TopicId) {
+        let Some(t) = self.topics.get(&topic) else {
+            return;
+        };
+        if t.alone() || now < t.next_merge || t.hyparview.attempts() > 0 {
+            return;
+        }
+        let candidate = self
+            .hyparview
+            .active()
+            .filter(|p| {
+                self.neighbor_topics
+                    .get(*p)
+                    .is_some_and(|s| s.contains(&topic))
+            })
+            .find(|p| {
+                !t.merge_tried.contains(*p)
+                    && !t.hyparview.is_active(p)
+                    && !t.hyparview.is_passive(p)
+            })
+            .copied();
+        let Some(info) = candidate.and_then(|p| self.info_of(p)) else {
+            return;
+        };
+        if let Some(t) = self.topics.get_mut(&topic) {
+            t.merge_tried.insert(info.peer);
+            t.next_merge = now + self.config.topics.merge_interval;
+            t.hyparview.join(now, alloc::vec![info]);
+            self.counters.topic_merge_joins += 1;
+        }
+    }
+
     pub(super) fn on_topic_frame(&mut self, now: Timestamp, from: PeerId, message: TopicMessage) {
         match message {
             TopicMessage::Subscriptions { topics } => {
@@ -216,12 +255,21 @@ impl Node {
                     .filter(|(id, t)| set.contains(id) && t.alone())
                     .map(|(id, _)| *id)
                     .collect();
+                let shared: Vec<TopicId> = self
+                    .topics
+                    .keys()
+                    .filter(|id| set.contains(id))
+                    .copied()
+                    .collect();
                 self.neighbor_topics.insert(from, set);
                 for topic in ours {
                     if let Some(t) = self.topics.get_mut(&topic) {
                         t.discovery_backoff = self.config.topics.discovery_backoff_min;
                     }
                     self.discover(now, topic);
+                }
+                for topic in shared {
+                    self.merge_join(now, topic);
                 }
             }
             TopicMessage::Find { topic, origin, ttl } => {
@@ -354,6 +402,14 @@ impl Node {
                 .handle_timeout(now, &neighbors, &ids, &mut self.rng);
             if t.alone() && now >= t.next_discovery {
                 self.discover(now, topic);
+            } else if now >= t.next_merge {
+                self.merge_join(now, topic);
+                if let Some(t) = self.topics.get_mut(&topic)
+                    && t.next_merge <= now
+                {
+                    // Nothing to merge with now: look again when the interval has passed.
+                    t.next_merge = now + self.config.topics.merge_interval;
+                }
             }
         }
     }
@@ -368,6 +424,7 @@ impl Node {
                     t.plumtree.poll_timeout(),
                     t.reconciler.poll_timeout(),
                     (t.alone() && t.hyparview.attempts() == 0).then_some(t.next_discovery),
+                    (!t.alone()).then_some(t.next_merge),
                 ]
             })
             .flatten()
@@ -392,6 +449,7 @@ impl Node {
         self.hyparview.on_link_down(now, peer, &mut self.rng);
         self.neighbor_topics.remove(&peer);
         for t in self.topics.values_mut() {
+            t.merge_tried.remove(&peer);
             t.hyparview.on_link_down(now, peer, &mut self.rng);
         }
     }
