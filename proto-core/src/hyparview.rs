@@ -422,6 +422,21 @@ impl HyParView {
         )
     }
 
+    /// Asks `peer` to become an active neighbour with high priority (it cannot refuse), without
+    /// announcing this node further: one new link, used to join two parts of an overlay.
+    pub fn link(&mut self, now: Timestamp, peer: PeerInfo) -> bool {
+        if self.left || peer.peer == self.me || self.active.contains_key(&peer.peer) {
+            return false;
+        }
+        self.attempt(
+            now,
+            peer.peer,
+            peer.addresses,
+            Purpose::Neighbor(Priority::High),
+            false,
+        )
+    }
+
     /// Leave: forget everything (the owner says goodbye on every connection).
     pub fn leave(&mut self) {
         self.left = true;

@@ -7,9 +7,10 @@
 //! neighbour joins the topic through it; otherwise it sends FIND walks along the node-level
 //! overlay, and the first subscriber a walk reaches introduces the seeker into the topic (as if
 //! it had received the seeker's JOIN). Nodes that subscribe at the same time can pair up into
-//! separate groups this way; so a node also joins once through each subscribed node-level
-//! neighbour that is in neither of its topic views (a *merge join*), which links the groups
-//! along the node-level overlay. SPEC.md §15 gives the cost per topic.
+//! separate groups this way; so a node also links once to each subscribed node-level
+//! neighbour that is in neither of its topic views (a *merge link*), and sends a few *merge
+//! walks* after subscribing, which end at a random member that does not know it and link the
+//! two. SPEC.md §15 gives the cost per topic.
 
 use crate::antientropy::{self, Reconciler};
 use crate::hyparview::{self, HyParView, PeerInfo};
@@ -48,6 +49,11 @@ pub enum TopicMessage {
         /// Remaining hops.
         #[n(2)]
         ttl: u8,
+        /// A merge walk: the seeker has neighbours in the topic already and looks for a member
+        /// it does not know, to link two parts of the topic's overlay that may have formed
+        /// apart. It walks its full `ttl` before it may end.
+        #[n(3)]
+        merge: bool,
     },
     /// HyParView, inside a topic's overlay.
     #[n(2)]
@@ -111,9 +117,12 @@ pub struct Config {
     pub discovery_backoff_max: TimeDelta,
     /// FIND walks forwarded per second (burst the same); more are dropped. Default 50.
     pub find_rate: u32,
-    /// Least time between two merge joins of one topic (a JOIN through a node-level neighbour
-    /// that subscribes but is in neither of the topic's views). Default 2 s.
+    /// Least time between two merge links of one topic (a NEIGHBOR of high priority to a
+    /// node-level neighbour that subscribes but is in neither of the topic's views). Default 2 s.
     pub merge_interval: TimeDelta,
+    /// Merge walks sent after subscribing (the first after `discovery_backoff_min`, then at
+    /// doubling intervals). Default 5.
+    pub merge_walks: u8,
 }
 
 impl Default for Config {
@@ -132,6 +141,7 @@ impl Default for Config {
             discovery_backoff_max: TimeDelta::from_secs(30),
             find_rate: 50,
             merge_interval: TimeDelta::from_secs(2),
+            merge_walks: 5,
         }
     }
 }
@@ -150,8 +160,12 @@ pub(crate) struct Topic {
     /// Node-level neighbours already used for a merge join (forgotten when they stop being
     /// neighbours), so that each adjacency costs at most one join.
     pub(crate) merge_tried: BTreeSet<PeerId>,
-    /// When the next merge join may start.
+    /// When the next merge link may start.
     pub(crate) next_merge: Timestamp,
+    /// Merge walks still to send, when the next goes, and the pause after it.
+    pub(crate) merge_walks_left: u8,
+    pub(crate) next_merge_walk: Timestamp,
+    pub(crate) merge_walk_backoff: TimeDelta,
 }
 
 impl Topic {

@@ -16,6 +16,14 @@ use alloc::collections::BTreeSet;
 use alloc::vec::Vec;
 use rand_core::Rng;
 
+/// A FIND walk's fields.
+struct Walk {
+    topic: TopicId,
+    origin: PeerInfo,
+    ttl: u8,
+    merge: bool,
+}
+
 /// Invalid payloads a peer may send within [`STRIKE_WINDOW`] before its connection is closed.
 const MAX_STRIKES: u32 = 3;
 /// The window over which strikes add up.
@@ -60,6 +68,9 @@ impl Node {
                 discovery_backoff: cfg.discovery_backoff_min,
                 merge_tried: BTreeSet::new(),
                 next_merge: now,
+                merge_walks_left: cfg.merge_walks,
+                next_merge_walk: now + cfg.discovery_backoff_min,
+                merge_walk_backoff: cfg.discovery_backoff_min,
             },
         );
         self.advertise_subscriptions();
@@ -204,6 +215,7 @@ impl Node {
                         topic,
                         origin: origin.clone(),
                         ttl,
+                        merge: false,
                     }),
                 );
             }
@@ -240,7 +252,7 @@ impl Node {
         if let Some(t) = self.topics.get_mut(&topic) {
             t.merge_tried.insert(info.peer);
             t.next_merge = now + self.config.topics.merge_interval;
-            t.hyparview.join(now, alloc::vec![info]);
+            t.hyparview.link(now, info);
             self.counters.topic_merge_joins += 1;
         }
     }
@@ -272,9 +284,21 @@ impl Node {
                     self.merge_join(now, topic);
                 }
             }
-            TopicMessage::Find { topic, origin, ttl } => {
-                self.on_find(now, from, topic, origin, ttl)
-            }
+            TopicMessage::Find {
+                topic,
+                origin,
+                ttl,
+                merge,
+            } => self.on_find(
+                now,
+                from,
+                Walk {
+                    topic,
+                    origin,
+                    ttl,
+                    merge,
+                },
+            ),
             TopicMessage::Membership { topic, message } => {
                 let addresses = self.records.get(&from).map(|r| r.addresses.clone());
                 match self.topics.get_mut(&topic) {
@@ -306,19 +330,34 @@ impl Node {
         self.send_frame(from, &Frame::Topic(TopicMessage::Left { topic }));
     }
 
-    fn on_find(&mut self, now: Timestamp, from: PeerId, topic: TopicId, origin: PeerInfo, ttl: u8) {
+    fn on_find(&mut self, now: Timestamp, from: PeerId, walk: Walk) {
+        let Walk {
+            topic,
+            origin,
+            ttl,
+            merge,
+        } = walk;
         if origin.peer == self.identity.peer_id() || !self.take_find_token(now) {
             self.counters.finds_dropped += 1;
             return;
         }
         if let Some(t) = self.topics.get_mut(&topic) {
-            if t.hyparview.introduce(now, origin) {
-                self.counters.finds_answered += 1;
+            if !merge {
+                // A seeker alone in the topic: bring it in as a JOIN would.
+                if t.hyparview.introduce(now, origin) {
+                    self.counters.finds_answered += 1;
+                }
+                return;
             }
-            return;
-        }
-        if ttl == 0 {
-            return;
+            if ttl == 0 {
+                // The end of a merge walk: link the seeker if it is a stranger here.
+                let known =
+                    t.hyparview.is_active(&origin.peer) || t.hyparview.is_passive(&origin.peer);
+                if !known && t.hyparview.link(now, origin) {
+                    self.counters.finds_answered += 1;
+                }
+                return;
+            }
         }
         let avoid = [from, origin.peer];
         let subscribed: Vec<PeerId> = self
@@ -332,7 +371,15 @@ impl Node {
             })
             .copied()
             .collect();
-        let candidates: Vec<PeerId> = if subscribed.is_empty() {
+        // A discovery walk heads for a subscriber at once; a merge walk wanders its full length
+        // first (a nearby member is likely in the seeker's own part), then takes one more hop
+        // to a subscriber if it did not end on one.
+        let candidates: Vec<PeerId> = if ttl == 0 {
+            if !merge {
+                return;
+            }
+            subscribed
+        } else if subscribed.is_empty() || merge {
             self.hyparview
                 .active()
                 .filter(|p| !avoid.contains(p))
@@ -351,10 +398,32 @@ impl Node {
                 &Frame::Topic(TopicMessage::Find {
                     topic,
                     origin,
-                    ttl: ttl - 1,
+                    ttl: ttl.saturating_sub(1),
+                    merge,
                 }),
             );
         }
+    }
+
+    /// Sends one merge walk for `topic` to a random node-level neighbour.
+    fn send_merge_walk(&mut self, topic: TopicId) {
+        let neighbors: Vec<PeerId> = self.hyparview.active().copied().collect();
+        let pick = (self.rng.next_u64() % neighbors.len().max(1) as u64) as usize;
+        let Some(p) = neighbors.get(pick).copied() else {
+            return;
+        };
+        self.counters.finds_sent += 1;
+        let origin = self.my_info();
+        let ttl = self.config.topics.find_ttl;
+        self.send_frame(
+            p,
+            &Frame::Topic(TopicMessage::Find {
+                topic,
+                origin,
+                ttl,
+                merge: true,
+            }),
+        );
     }
 
     fn take_find_token(&mut self, now: Timestamp) -> bool {
@@ -400,6 +469,15 @@ impl Node {
             let ids: Vec<MessageId> = t.plumtree.retained_ids().copied().collect();
             t.reconciler
                 .handle_timeout(now, &neighbors, &ids, &mut self.rng);
+            if !t.alone() && t.merge_walks_left > 0 && now >= t.next_merge_walk {
+                t.merge_walks_left -= 1;
+                t.next_merge_walk = now + t.merge_walk_backoff;
+                t.merge_walk_backoff = t.merge_walk_backoff + t.merge_walk_backoff;
+                self.send_merge_walk(topic);
+            }
+            let Some(t) = self.topics.get_mut(&topic) else {
+                continue;
+            };
             if t.alone() && now >= t.next_discovery {
                 self.discover(now, topic);
             } else if now >= t.next_merge {
@@ -425,6 +503,7 @@ impl Node {
                     t.reconciler.poll_timeout(),
                     (t.alone() && t.hyparview.attempts() == 0).then_some(t.next_discovery),
                     (!t.alone()).then_some(t.next_merge),
+                    (!t.alone() && t.merge_walks_left > 0).then_some(t.next_merge_walk),
                 ]
             })
             .flatten()
