@@ -116,7 +116,7 @@ pub fn fixture_topic_frames() -> Vec<(&'static str, Bytes)> {
                 topic,
                 origin,
                 ttl: 8,
-                merge: false,
+                merge: None,
             }),
         ),
         (

@@ -44,6 +44,7 @@ extern crate alloc;
 extern crate std;
 
 pub mod antientropy;
+pub mod beacon;
 pub mod crypto;
 pub mod hyparview;
 pub mod iblt;

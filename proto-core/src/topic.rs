@@ -7,10 +7,10 @@
 //! neighbour joins the topic through it; otherwise it sends FIND walks along the node-level
 //! overlay, and the first subscriber a walk reaches introduces the seeker into the topic (as if
 //! it had received the seeker's JOIN). Nodes that subscribe at the same time can pair up into
-//! separate groups this way; so a node also links once to each subscribed node-level
-//! neighbour that is in neither of its topic views (a *merge link*), and sends a few *merge
-//! walks* after subscribing, which end at a random member that does not know it and link the
-//! two. SPEC.md §15 gives the cost per topic.
+//! separate groups this way, and a partition cuts an overlay in parts. Each overlay therefore
+//! elects a root by beacons ([`crate::beacon`]): the parts have different roots. A member sends
+//! *merge walks* now and then; one that ends at a member following another root links the two
+//! members, which joins the parts. SPEC.md §15 gives the cost per topic.
 
 use crate::antientropy::{self, Reconciler};
 use crate::hyparview::{self, HyParView, PeerInfo};
@@ -19,7 +19,6 @@ use crate::plumtree::{self, Plumtree, Validator};
 use crate::time::{TimeDelta, Timestamp};
 use crate::wire::BoundedVec;
 use alloc::boxed::Box;
-use alloc::collections::BTreeSet;
 use minicbor::{Decode, Encode};
 
 /// Most topics a node subscribes to (and advertises).
@@ -49,11 +48,11 @@ pub enum TopicMessage {
         /// Remaining hops.
         #[n(2)]
         ttl: u8,
-        /// A merge walk: the seeker has neighbours in the topic already and looks for a member
-        /// it does not know, to link two parts of the topic's overlay that may have formed
-        /// apart. It walks its full `ttl` before it may end.
+        /// For a merge walk, the root the seeker follows: the seeker has neighbours in the
+        /// topic and looks for a member of another part of its overlay (one following another
+        /// root). A merge walk wanders its full `ttl` before it may end.
         #[n(3)]
-        merge: bool,
+        merge: Option<PeerId>,
     },
     /// HyParView, inside a topic's overlay.
     #[n(2)]
@@ -81,6 +80,16 @@ pub enum TopicMessage {
         /// The message.
         #[n(1)]
         message: plumtree::Message,
+    },
+    /// The root beacon of a topic's overlay.
+    #[n(5)]
+    Beacon {
+        /// The topic.
+        #[n(0)]
+        topic: TopicId,
+        /// The beacon.
+        #[n(1)]
+        beacon: crate::beacon::Beacon,
     },
 }
 
@@ -117,12 +126,11 @@ pub struct Config {
     pub discovery_backoff_max: TimeDelta,
     /// FIND walks forwarded per second (burst the same); more are dropped. Default 50.
     pub find_rate: u32,
-    /// Least time between two merge links of one topic (a NEIGHBOR of high priority to a
-    /// node-level neighbour that subscribes but is in neither of the topic's views). Default 2 s.
-    pub merge_interval: TimeDelta,
-    /// Merge walks sent after subscribing (the first after `discovery_backoff_min`, then at
-    /// doubling intervals). Default 5.
-    pub merge_walks: u8,
+    /// Longest pause between two merge walks of a topic (the first goes
+    /// `discovery_backoff_min` after subscribing, then the pause doubles up to this). Default 30 s.
+    pub merge_walk_max: TimeDelta,
+    /// Root beacons.
+    pub beacon: crate::beacon::Config,
 }
 
 impl Default for Config {
@@ -140,8 +148,8 @@ impl Default for Config {
             discovery_backoff_min: TimeDelta::from_secs(1),
             discovery_backoff_max: TimeDelta::from_secs(30),
             find_rate: 50,
-            merge_interval: TimeDelta::from_secs(2),
-            merge_walks: 5,
+            merge_walk_max: TimeDelta::from_secs(30),
+            beacon: crate::beacon::Config::default(),
         }
     }
 }
@@ -157,13 +165,9 @@ pub(crate) struct Topic {
     /// When to look for members again while the topic's active view is empty.
     pub(crate) next_discovery: Timestamp,
     pub(crate) discovery_backoff: TimeDelta,
-    /// Node-level neighbours already used for a merge join (forgotten when they stop being
-    /// neighbours), so that each adjacency costs at most one join.
-    pub(crate) merge_tried: BTreeSet<PeerId>,
-    /// When the next merge link may start.
-    pub(crate) next_merge: Timestamp,
-    /// Merge walks still to send, when the next goes, and the pause after it.
-    pub(crate) merge_walks_left: u8,
+    /// Root beacons of the topic's overlay.
+    pub(crate) beacons: crate::beacon::Beacons,
+    /// When the next merge walk goes, and the pause after it.
     pub(crate) next_merge_walk: Timestamp,
     pub(crate) merge_walk_backoff: TimeDelta,
 }

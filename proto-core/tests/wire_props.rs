@@ -200,16 +200,26 @@ fn topic_frame() -> impl Strategy<Value = Frame> {
         prop::collection::vec(topic_id(), 0..8).prop_map(|v| T::Subscriptions {
             topics: BoundedVec::new(v).unwrap()
         }),
-        (topic_id(), peer_info(), any::<u8>(), any::<bool>()).prop_map(
-            |(topic, origin, ttl, merge)| T::Find {
+        (
+            topic_id(),
+            peer_info(),
+            any::<u8>(),
+            prop::option::of(peer_id())
+        )
+            .prop_map(|(topic, origin, ttl, merge)| T::Find {
                 topic,
                 origin,
                 ttl,
                 merge
-            }
-        ),
+            }),
         (topic_id(), membership()).prop_map(|(topic, message)| T::Membership { topic, message }),
         topic_id().prop_map(|topic| T::Left { topic }),
+        (topic_id(), peer_id(), any::<u64>(), any::<u8>()).prop_map(|(topic, root, seq, dist)| {
+            T::Beacon {
+                topic,
+                beacon: hearsay_proto::beacon::Beacon { root, seq, dist },
+            }
+        }),
         (topic_id(), plumtree_message())
             .prop_map(|(topic, message)| T::Broadcast { topic, message }),
     ]

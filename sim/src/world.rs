@@ -356,7 +356,9 @@ fn apply_config_key(
         "discovery_backoff_min" => t.discovery_backoff_min = dur(value)?,
         "discovery_backoff_max" => t.discovery_backoff_max = dur(value)?,
         "find_rate" => t.find_rate = count32(value)?,
-        "merge_interval" => t.merge_interval = dur(value)?,
+        "merge_walk_max" => t.merge_walk_max = dur(value)?,
+        "beacon_interval" => t.beacon.interval = dur(value)?,
+        "beacon_timeout" => t.beacon.timeout = dur(value)?,
         // Plumtree.
         "ihave_timeout" => p.ihave_timeout = dur(value)?,
         "graft_timeout" => p.graft_timeout = dur(value)?,

@@ -4,11 +4,12 @@
 
 use super::{Event, Node, NodeError};
 use crate::antientropy::{self, Reconciler};
+use crate::beacon::Beacons;
 use crate::hyparview::{self, HyParView, PeerInfo};
 use crate::id::{MessageId, PeerId, TopicId};
 use crate::message::SignedMessage;
 use crate::plumtree::{self, Plumtree, SignatureValidator, Validator};
-use crate::time::Timestamp;
+use crate::time::{TimeDelta, Timestamp};
 use crate::topic::{MAX_SUBSCRIPTIONS, ReconcileMessage, Topic, TopicMessage};
 use crate::wire::{BoundedVec, Frame};
 use alloc::boxed::Box;
@@ -21,7 +22,7 @@ struct Walk {
     topic: TopicId,
     origin: PeerInfo,
     ttl: u8,
-    merge: bool,
+    merge: Option<PeerId>,
 }
 
 /// Invalid payloads a peer may send within [`STRIKE_WINDOW`] before its connection is closed.
@@ -52,6 +53,8 @@ impl Node {
             &mut self.rng,
         );
         let reconciler = Reconciler::new(cfg.antientropy.clone(), now, &mut self.rng);
+        let first_beacon = now + TimeDelta::from_micros(self.rng.next_u64() % 1_000_000);
+        let beacons = Beacons::new(cfg.beacon.clone(), me, now, first_beacon);
         let mut plumtree = Plumtree::new(cfg.plumtree.clone(), topic);
         plumtree.seed_jitter(self.rng.next_u64());
         let validator: Box<dyn Validator> =
@@ -66,9 +69,7 @@ impl Node {
                 sequence: self.boot_count << 32,
                 next_discovery: now,
                 discovery_backoff: cfg.discovery_backoff_min,
-                merge_tried: BTreeSet::new(),
-                next_merge: now,
-                merge_walks_left: cfg.merge_walks,
+                beacons,
                 next_merge_walk: now + cfg.discovery_backoff_min,
                 merge_walk_backoff: cfg.discovery_backoff_min,
             },
@@ -215,45 +216,10 @@ impl Node {
                         topic,
                         origin: origin.clone(),
                         ttl,
-                        merge: false,
+                        merge: None,
                     }),
                 );
             }
-        }
-    }
-
-    /// Joins `topic` once through a node-level neighbour that subscribes to it and is in
-    /// neither of the topic's views: topic overlays formed concurrently get linked along the
-    /// node-level overlay. At most one per `merge_interval`; each adjacency is used once.
-    fn merge_join(&mut self, now: Timestamp, topic: TopicId) {
-        let Some(t) = self.topics.get(&topic) else {
-            return;
-        };
-        if t.alone() || now < t.next_merge || t.hyparview.attempts() > 0 {
-            return;
-        }
-        let candidate = self
-            .hyparview
-            .active()
-            .filter(|p| {
-                self.neighbor_topics
-                    .get(*p)
-                    .is_some_and(|s| s.contains(&topic))
-            })
-            .find(|p| {
-                !t.merge_tried.contains(*p)
-                    && !t.hyparview.is_active(p)
-                    && !t.hyparview.is_passive(p)
-            })
-            .copied();
-        let Some(info) = candidate.and_then(|p| self.info_of(p)) else {
-            return;
-        };
-        if let Some(t) = self.topics.get_mut(&topic) {
-            t.merge_tried.insert(info.peer);
-            t.next_merge = now + self.config.topics.merge_interval;
-            t.hyparview.link(now, info);
-            self.counters.topic_merge_joins += 1;
         }
     }
 
@@ -267,21 +233,12 @@ impl Node {
                     .filter(|(id, t)| set.contains(id) && t.alone())
                     .map(|(id, _)| *id)
                     .collect();
-                let shared: Vec<TopicId> = self
-                    .topics
-                    .keys()
-                    .filter(|id| set.contains(id))
-                    .copied()
-                    .collect();
                 self.neighbor_topics.insert(from, set);
                 for topic in ours {
                     if let Some(t) = self.topics.get_mut(&topic) {
                         t.discovery_backoff = self.config.topics.discovery_backoff_min;
                     }
                     self.discover(now, topic);
-                }
-                for topic in shared {
-                    self.merge_join(now, topic);
                 }
             }
             TopicMessage::Find {
@@ -317,6 +274,11 @@ impl Node {
                     t.hyparview.on_left(now, from, &mut self.rng);
                 }
             }
+            TopicMessage::Beacon { topic, beacon } => match self.topics.get_mut(&topic) {
+                Some(t) if t.hyparview.is_active(&from) => t.beacons.handle(now, from, beacon),
+                Some(_) => self.counters.topic_frames_unsubscribed += 1,
+                None => self.not_a_member(from, topic),
+            },
             TopicMessage::Broadcast { topic, message } => match self.topics.get_mut(&topic) {
                 Some(t) => t.plumtree.handle_message(now, from, message, &*t.validator),
                 None => self.not_a_member(from, topic),
@@ -342,19 +304,17 @@ impl Node {
             return;
         }
         if let Some(t) = self.topics.get_mut(&topic) {
-            if !merge {
+            let Some(their_root) = merge else {
                 // A seeker alone in the topic: bring it in as a JOIN would.
                 if t.hyparview.introduce(now, origin) {
                     self.counters.finds_answered += 1;
                 }
                 return;
-            }
+            };
             if ttl == 0 {
-                // The end of a merge walk: link the seeker if it is a stranger here.
-                let known =
-                    t.hyparview.is_active(&origin.peer) || t.hyparview.is_passive(&origin.peer);
-                if !known && t.hyparview.link(now, origin) {
-                    self.counters.finds_answered += 1;
+                // The end of a merge walk: link the seeker if it is in another part.
+                if their_root != t.beacons.root() && t.hyparview.link(now, origin) {
+                    self.counters.merge_links += 1;
                 }
                 return;
             }
@@ -375,11 +335,11 @@ impl Node {
         // first (a nearby member is likely in the seeker's own part), then takes one more hop
         // to a subscriber if it did not end on one.
         let candidates: Vec<PeerId> = if ttl == 0 {
-            if !merge {
+            if merge.is_none() {
                 return;
             }
             subscribed
-        } else if subscribed.is_empty() || merge {
+        } else if subscribed.is_empty() || merge.is_some() {
             self.hyparview
                 .active()
                 .filter(|p| !avoid.contains(p))
@@ -406,7 +366,7 @@ impl Node {
     }
 
     /// Sends one merge walk for `topic` to a random node-level neighbour.
-    fn send_merge_walk(&mut self, topic: TopicId) {
+    fn send_merge_walk(&mut self, topic: TopicId, root: PeerId) {
         let neighbors: Vec<PeerId> = self.hyparview.active().copied().collect();
         let pick = (self.rng.next_u64() % neighbors.len().max(1) as u64) as usize;
         let Some(p) = neighbors.get(pick).copied() else {
@@ -421,7 +381,7 @@ impl Node {
                 topic,
                 origin,
                 ttl,
-                merge: true,
+                merge: Some(root),
             }),
         );
     }
@@ -469,25 +429,21 @@ impl Node {
             let ids: Vec<MessageId> = t.plumtree.retained_ids().copied().collect();
             t.reconciler
                 .handle_timeout(now, &neighbors, &ids, &mut self.rng);
-            if !t.alone() && t.merge_walks_left > 0 && now >= t.next_merge_walk {
-                t.merge_walks_left -= 1;
+            t.beacons.handle_timeout(now);
+            if now >= t.next_merge_walk {
                 t.next_merge_walk = now + t.merge_walk_backoff;
-                t.merge_walk_backoff = t.merge_walk_backoff + t.merge_walk_backoff;
-                self.send_merge_walk(topic);
+                t.merge_walk_backoff = (t.merge_walk_backoff + t.merge_walk_backoff)
+                    .min(self.config.topics.merge_walk_max);
+                if !t.alone() {
+                    let root = t.beacons.root();
+                    self.send_merge_walk(topic, root);
+                }
             }
             let Some(t) = self.topics.get_mut(&topic) else {
                 continue;
             };
             if t.alone() && now >= t.next_discovery {
                 self.discover(now, topic);
-            } else if now >= t.next_merge {
-                self.merge_join(now, topic);
-                if let Some(t) = self.topics.get_mut(&topic)
-                    && t.next_merge <= now
-                {
-                    // Nothing to merge with now: look again when the interval has passed.
-                    t.next_merge = now + self.config.topics.merge_interval;
-                }
             }
         }
     }
@@ -502,8 +458,8 @@ impl Node {
                     t.plumtree.poll_timeout(),
                     t.reconciler.poll_timeout(),
                     (t.alone() && t.hyparview.attempts() == 0).then_some(t.next_discovery),
-                    (!t.alone()).then_some(t.next_merge),
-                    (!t.alone() && t.merge_walks_left > 0).then_some(t.next_merge_walk),
+                    Some(t.next_merge_walk),
+                    Some(t.beacons.poll_timeout()),
                 ]
             })
             .flatten()
@@ -528,7 +484,6 @@ impl Node {
         self.hyparview.on_link_down(now, peer, &mut self.rng);
         self.neighbor_topics.remove(&peer);
         for t in self.topics.values_mut() {
-            t.merge_tried.remove(&peer);
             t.hyparview.on_link_down(now, peer, &mut self.rng);
         }
     }
@@ -584,6 +539,9 @@ impl Node {
                 } else if let Some(out) = t.reconciler.poll() {
                     progressed = true;
                     self.on_reconciler_output(topic, out);
+                } else if let Some((to, beacon)) = t.beacons.poll() {
+                    progressed = true;
+                    self.send_frame(to, &Frame::Topic(TopicMessage::Beacon { topic, beacon }));
                 } else {
                     break;
                 }
@@ -625,6 +583,7 @@ impl Node {
             hyparview::Output::NeighborUp { peer } => {
                 if let Some(t) = self.topics.get_mut(&topic) {
                     t.plumtree.neighbor_up(peer);
+                    t.beacons.neighbor_up(peer);
                     t.discovery_backoff = self.config.topics.discovery_backoff_min;
                 }
                 self.member_up(now, peer);
@@ -636,6 +595,7 @@ impl Node {
                 if let Some(t) = self.topics.get_mut(&topic) {
                     t.plumtree.neighbor_down(&peer);
                     t.reconciler.neighbor_down(&peer);
+                    t.beacons.neighbor_down(&peer);
                     if t.alone() {
                         t.next_discovery = now + t.discovery_backoff;
                     }

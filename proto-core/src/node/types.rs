@@ -383,9 +383,9 @@ pub struct Counters {
     pub peers_penalised: u64,
     /// Topic joins through a subscribed neighbour.
     pub topic_joins: u64,
-    /// Merge joins: topic joins through a subscribed node-level neighbour outside the topic's
-    /// views, linking topic overlays that formed apart.
-    pub topic_merge_joins: u64,
+    /// Merge links made at the end of another member's merge walk (the two followed different
+    /// roots: parts of a topic's overlay joined).
+    pub merge_links: u64,
     /// FIND walks started.
     pub finds_sent: u64,
     /// FIND walks that ended here with an introduction.

@@ -1,0 +1,288 @@
+//! Root beacons for one topic overlay: the member with the smallest id is the overlay's *root*
+//! and floods a numbered beacon every `interval`; every member keeps the root it heard, its
+//! distance in hops, and the neighbour the latest beacon came from first (its *parent*).
+//!
+//! Two parts of a topic's overlay that formed apart, or were cut apart, have different roots;
+//! a merge walk that reaches a member of another part sees it and links the two (§15.2). A
+//! member that hears nothing from its root for `timeout` takes over as its own root; the smallest
+//! id wins again within one flood.
+
+use crate::id::PeerId;
+use crate::time::{TimeDelta, Timestamp};
+use alloc::collections::{BTreeMap, VecDeque};
+use alloc::vec::Vec;
+use minicbor::{Decode, Encode};
+
+/// A root beacon as one neighbour passes it to another.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Encode, Decode)]
+pub struct Beacon {
+    /// The root.
+    #[n(0)]
+    pub root: PeerId,
+    /// The root's beacon number (grows by one per beacon).
+    #[n(1)]
+    pub seq: u64,
+    /// Hops from the root to the sender.
+    #[n(2)]
+    pub dist: u8,
+}
+
+/// Parameters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// Pause between two beacons of a root. Default 5 s.
+    pub interval: TimeDelta,
+    /// Silence after which a member takes over as root. Default 16 s.
+    pub timeout: TimeDelta,
+    /// Beacons farther than this many hops are ignored. Default 32.
+    pub max_dist: u8,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            interval: TimeDelta::from_secs(5),
+            timeout: TimeDelta::from_secs(16),
+            max_dist: 32,
+        }
+    }
+}
+
+/// The beacon state of one member.
+#[derive(Debug)]
+pub struct Beacons {
+    config: Config,
+    me: PeerId,
+    current: Beacon,
+    parent: Option<PeerId>,
+    heard_at: Timestamp,
+    /// This member's own beacon numbers, kept when it stops being root.
+    own_seq: u64,
+    next_emit: Timestamp,
+    neighbors: Vec<PeerId>,
+    out: VecDeque<(PeerId, Beacon)>,
+    /// Beacons adopted (for inspection).
+    adopted: u64,
+    /// Roots this member gave up on, with the last number heard: copies of those beacons still
+    /// travelling are refused, so a dead root cannot come back from them.
+    expired: BTreeMap<PeerId, u64>,
+}
+
+/// Most given-up roots remembered.
+const MAX_EXPIRED: usize = 8;
+
+impl Beacons {
+    /// A member that starts as its own root; its first beacon goes at `first`.
+    pub fn new(config: Config, me: PeerId, now: Timestamp, first: Timestamp) -> Self {
+        Self {
+            config,
+            me,
+            current: Beacon {
+                root: me,
+                seq: 0,
+                dist: 0,
+            },
+            parent: None,
+            heard_at: now,
+            own_seq: 0,
+            next_emit: first,
+            neighbors: Vec::new(),
+            out: VecDeque::new(),
+            adopted: 0,
+            expired: BTreeMap::new(),
+        }
+    }
+
+    /// The root this member follows (itself when it is root).
+    pub fn root(&self) -> PeerId {
+        self.current.root
+    }
+
+    /// Hops to the root.
+    pub fn dist(&self) -> u8 {
+        self.current.dist
+    }
+
+    /// The neighbour the current root's latest beacon came from first.
+    pub fn parent(&self) -> Option<PeerId> {
+        self.parent
+    }
+
+    /// Whether this member is root.
+    pub fn is_root(&self) -> bool {
+        self.current.root == self.me
+    }
+
+    /// Beacons adopted so far.
+    pub fn adopted(&self) -> u64 {
+        self.adopted
+    }
+
+    /// The next beacon to send.
+    pub fn poll(&mut self) -> Option<(PeerId, Beacon)> {
+        self.out.pop_front()
+    }
+
+    /// `peer` became a neighbour: it hears the current beacon at once.
+    pub fn neighbor_up(&mut self, peer: PeerId) {
+        if !self.neighbors.contains(&peer) {
+            self.neighbors.push(peer);
+        }
+        self.out.push_back((peer, self.current));
+    }
+
+    /// `peer` is no longer a neighbour.
+    pub fn neighbor_down(&mut self, peer: &PeerId) {
+        self.neighbors.retain(|p| p != peer);
+        if self.parent == Some(*peer) {
+            // Keep the root: its next beacon arrives through another neighbour, or the
+            // timeout makes this member root.
+            self.parent = None;
+        }
+    }
+
+    /// A beacon from neighbour `from`.
+    pub fn handle(&mut self, now: Timestamp, from: PeerId, b: Beacon) {
+        let dist = b.dist.saturating_add(1);
+        if dist > self.config.max_dist || b.root == self.me {
+            return;
+        }
+        if self.expired.get(&b.root).is_some_and(|s| b.seq <= *s) {
+            return;
+        }
+        let better =
+            b.root < self.current.root || (b.root == self.current.root && b.seq > self.current.seq);
+        if better {
+            self.current = Beacon {
+                root: b.root,
+                seq: b.seq,
+                dist,
+            };
+            self.parent = Some(from);
+            self.heard_at = now;
+            self.adopted += 1;
+            for p in self.neighbors.iter().filter(|p| **p != from) {
+                self.out.push_back((*p, self.current));
+            }
+        } else if b.root > self.current.root {
+            // The neighbour follows a worse root: tell it about ours now rather than at the
+            // next flood.
+            self.out.push_back((from, self.current));
+        }
+    }
+
+    /// Runs the beacon timer and the root timeout.
+    pub fn handle_timeout(&mut self, now: Timestamp) {
+        if !self.is_root() && now >= self.heard_at + self.config.timeout {
+            if self.expired.len() >= MAX_EXPIRED
+                && let Some(oldest) = self.expired.keys().next().copied()
+            {
+                self.expired.remove(&oldest);
+            }
+            self.expired.insert(self.current.root, self.current.seq);
+            self.current = Beacon {
+                root: self.me,
+                seq: self.own_seq,
+                dist: 0,
+            };
+            self.parent = None;
+            self.next_emit = now;
+        }
+        if self.is_root() && now >= self.next_emit {
+            self.own_seq += 1;
+            self.current.seq = self.own_seq;
+            self.next_emit = now + self.config.interval;
+            for p in &self.neighbors {
+                self.out.push_back((*p, self.current));
+            }
+        }
+    }
+
+    /// When [`Beacons::handle_timeout`] must run next.
+    pub fn poll_timeout(&self) -> Timestamp {
+        if self.is_root() {
+            self.next_emit
+        } else {
+            self.heard_at + self.config.timeout
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const T: Timestamp = Timestamp::from_secs(1_800_000_000);
+
+    fn id(n: u8) -> PeerId {
+        PeerId::from_bytes([n; 32])
+    }
+
+    /// A line of members 1 - 2 - ... - n delivering beacons instantly.
+    fn settle(members: &mut [Beacons], now: Timestamp) {
+        loop {
+            let mut moved = false;
+            for i in 0..members.len() {
+                while let Some((to, b)) = members[i].poll() {
+                    moved = true;
+                    let from = members[i].me;
+                    if let Some(j) = members.iter().position(|m| m.me == to) {
+                        members[j].handle(now, from, b);
+                    }
+                }
+            }
+            if !moved {
+                break;
+            }
+        }
+    }
+
+    fn line(n: u8) -> Vec<Beacons> {
+        let mut m: Vec<Beacons> = (1..=n)
+            .rev()
+            .map(|i| Beacons::new(Config::default(), id(i), T, T))
+            .collect();
+        for i in 0..m.len() - 1 {
+            let (a, b) = (m[i].me, m[i + 1].me);
+            m[i].neighbor_up(b);
+            m[i + 1].neighbor_up(a);
+        }
+        m
+    }
+
+    #[test]
+    fn the_smallest_id_becomes_everyones_root_with_hop_distances() {
+        let mut m = line(6);
+        for x in m.iter_mut() {
+            x.handle_timeout(T);
+        }
+        settle(&mut m, T);
+        for (k, x) in m.iter().enumerate() {
+            assert_eq!(x.root(), id(1));
+            assert_eq!(usize::from(x.dist()), m.len() - 1 - k);
+        }
+    }
+
+    #[test]
+    fn when_the_root_goes_silent_the_next_smallest_takes_over() {
+        let mut m = line(4);
+        for x in m.iter_mut() {
+            x.handle_timeout(T);
+        }
+        settle(&mut m, T);
+        // Member 1 (last in the line) disappears.
+        let gone = m.pop().unwrap().me;
+        let last = m.len() - 1;
+        m[last].neighbor_down(&gone);
+        let later = T + TimeDelta::from_secs(17);
+        for x in m.iter_mut() {
+            x.handle_timeout(later);
+        }
+        settle(&mut m, later);
+        assert!(
+            m.iter().all(|x| x.root() == id(2)),
+            "{:?}",
+            m.iter().map(|x| x.root()).collect::<Vec<_>>()
+        );
+    }
+}
