@@ -86,6 +86,10 @@ pub struct Config {
     pub max_transfer: usize,
     /// Sketches answered per second (burst the same); more are dropped. Default 4.
     pub responses_per_second: u32,
+    /// Messages younger than this (by their author's timestamp) are left out of sketches: the
+    /// broadcast is still carrying them, and repairing them would only duplicate it.
+    /// Default 5 s.
+    pub settle: TimeDelta,
 }
 
 impl Default for Config {
@@ -97,6 +101,7 @@ impl Default for Config {
             max_attempts: 3,
             max_transfer: 256,
             responses_per_second: 4,
+            settle: TimeDelta::from_secs(5),
         }
     }
 }

@@ -1,6 +1,10 @@
 //! Root beacons for one topic overlay: the member with the smallest id is the overlay's *root*
 //! and floods a numbered beacon every `interval`; every member keeps the root it heard, its
-//! distance in hops, and the neighbour the latest beacon came from first (its *parent*).
+//! distance in hops, and a *parent*: the neighbour closest to the root in hops (ties keep the
+//! current parent, so the choice does not flap with latency). Each member passes every new beacon
+//! to all its neighbours, naming its parent, so a member knows its *children* too. Parents and
+//! children form a breadth-first spanning tree of the overlay, which Plumtree uses as its eager
+//! tree (§15.4): its depth is the root's eccentricity, whoever publishes.
 //!
 //! Two parts of a topic's overlay that formed apart, or were cut apart, have different roots;
 //! a merge walk that reaches a member of another part sees it and links the two (§15.2). A
@@ -25,6 +29,9 @@ pub struct Beacon {
     /// Hops from the root to the sender.
     #[n(2)]
     pub dist: u8,
+    /// The sender's parent (none for the root).
+    #[n(3)]
+    pub parent: Option<PeerId>,
 }
 
 /// Parameters.
@@ -60,9 +67,13 @@ pub struct Beacons {
     own_seq: u64,
     next_emit: Timestamp,
     neighbors: Vec<PeerId>,
+    /// The latest beacon each neighbour passed on, for the current root.
+    reports: BTreeMap<PeerId, Beacon>,
     out: VecDeque<(PeerId, Beacon)>,
     /// Beacons adopted (for inspection).
     adopted: u64,
+    /// Grows whenever the tree links may have changed.
+    version: u64,
     /// Roots this member gave up on, with the last number heard: copies of those beacons still
     /// travelling are refused, so a dead root cannot come back from them.
     expired: BTreeMap<PeerId, u64>,
@@ -81,14 +92,17 @@ impl Beacons {
                 root: me,
                 seq: 0,
                 dist: 0,
+                parent: None,
             },
             parent: None,
             heard_at: now,
+            reports: BTreeMap::new(),
             own_seq: 0,
             next_emit: first,
             neighbors: Vec::new(),
             out: VecDeque::new(),
             adopted: 0,
+            version: 0,
             expired: BTreeMap::new(),
         }
     }
@@ -118,6 +132,28 @@ impl Beacons {
         self.adopted
     }
 
+    /// Neighbours whose latest beacon named this member as their parent.
+    pub fn children(&self) -> impl Iterator<Item = &PeerId> + '_ {
+        let me = self.me;
+        let (root, seq) = (self.current.root, self.current.seq);
+        self.reports
+            .iter()
+            .filter(move |(_, b)| {
+                b.parent == Some(me) && b.root == root && b.seq.saturating_add(1) >= seq
+            })
+            .map(|(p, _)| p)
+    }
+
+    /// Grows whenever [`Beacons::tree_links`] may have changed.
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
+    /// The tree links of this member: its parent and its children.
+    pub fn tree_links(&self) -> Vec<PeerId> {
+        self.parent.iter().chain(self.children()).copied().collect()
+    }
+
     /// The next beacon to send.
     pub fn poll(&mut self) -> Option<(PeerId, Beacon)> {
         self.out.pop_front()
@@ -133,7 +169,9 @@ impl Beacons {
 
     /// `peer` is no longer a neighbour.
     pub fn neighbor_down(&mut self, peer: &PeerId) {
+        self.version += 1;
         self.neighbors.retain(|p| p != peer);
+        self.reports.remove(peer);
         if self.parent == Some(*peer) {
             // Keep the root: its next beacon arrives through another neighbour, or the
             // timeout makes this member root.
@@ -143,32 +181,81 @@ impl Beacons {
 
     /// A beacon from neighbour `from`.
     pub fn handle(&mut self, now: Timestamp, from: PeerId, b: Beacon) {
-        let dist = b.dist.saturating_add(1);
-        if dist > self.config.max_dist || b.root == self.me {
+        if b.root == self.me {
+            // Our own beacon passed back by a neighbour: it says whether we are its parent.
+            if self.is_root() {
+                self.reports.insert(from, b);
+                self.version += 1;
+            }
+            return;
+        }
+        if b.dist >= self.config.max_dist {
             return;
         }
         if self.expired.get(&b.root).is_some_and(|s| b.seq <= *s) {
             return;
         }
-        let better =
-            b.root < self.current.root || (b.root == self.current.root && b.seq > self.current.seq);
-        if better {
-            self.current = Beacon {
-                root: b.root,
-                seq: b.seq,
-                dist,
-            };
-            self.parent = Some(from);
-            self.heard_at = now;
-            self.adopted += 1;
-            for p in self.neighbors.iter().filter(|p| **p != from) {
-                self.out.push_back((*p, self.current));
-            }
-        } else if b.root > self.current.root {
+        if b.root > self.current.root {
             // The neighbour follows a worse root: tell it about ours now rather than at the
             // next flood.
             self.out.push_back((from, self.current));
+            return;
         }
+        if b.root < self.current.root {
+            self.reports.clear();
+        }
+        self.reports.insert(from, b);
+        self.version += 1;
+        let fresh = b.root < self.current.root || b.seq > self.current.seq;
+        let old_parent = self.parent;
+        self.choose_parent();
+        if fresh {
+            self.current.root = b.root;
+            self.current.seq = b.seq;
+            self.heard_at = now;
+            self.adopted += 1;
+        }
+        if fresh || self.parent != old_parent {
+            self.current.dist = self
+                .parent
+                .and_then(|p| self.reports.get(&p))
+                .map_or(b.dist, |r| r.dist)
+                .saturating_add(1);
+            self.current.parent = self.parent;
+            for p in &self.neighbors {
+                self.out.push_back((*p, self.current));
+            }
+        }
+    }
+
+    /// The parent: among neighbours reporting the current root (or a better one just heard)
+    /// with a recent number, the one fewest hops from it; ties keep the current parent, then
+    /// the smallest id.
+    fn choose_parent(&mut self) {
+        let best_root = self
+            .reports
+            .values()
+            .map(|b| b.root)
+            .min()
+            .unwrap_or(self.current.root)
+            .min(self.current.root);
+        let newest = self
+            .reports
+            .values()
+            .filter(|b| b.root == best_root)
+            .map(|b| b.seq)
+            .max()
+            .unwrap_or(0);
+        let current = self.parent;
+        let me = self.me;
+        self.parent = self
+            .reports
+            .iter()
+            .filter(|(_, b)| b.root == best_root && b.seq.saturating_add(1) >= newest)
+            // A neighbour whose parent is this member is below it, not a way up.
+            .filter(|(_, b)| b.parent != Some(me))
+            .min_by_key(|(p, b)| (b.dist, Some(**p) != current, **p))
+            .map(|(p, _)| *p);
     }
 
     /// Runs the beacon timer and the root timeout.
@@ -184,8 +271,11 @@ impl Beacons {
                 root: self.me,
                 seq: self.own_seq,
                 dist: 0,
+                parent: None,
             };
             self.parent = None;
+            self.reports.clear();
+            self.version += 1;
             self.next_emit = now;
         }
         if self.is_root() && now >= self.next_emit {
@@ -260,6 +350,13 @@ mod tests {
         for (k, x) in m.iter().enumerate() {
             assert_eq!(x.root(), id(1));
             assert_eq!(usize::from(x.dist()), m.len() - 1 - k);
+            // In the line 6 - 5 - ... - 1, each member's parent is the next one towards 1 and
+            // its only child the previous one.
+            let parent = (k + 1 < m.len()).then(|| m[k + 1].me);
+            assert_eq!(x.parent(), parent, "member {k}");
+            let children: Vec<PeerId> = x.children().copied().collect();
+            let expected: Vec<PeerId> = (k > 0).then(|| m[k - 1].me).into_iter().collect();
+            assert_eq!(children, expected, "member {k}");
         }
     }
 

@@ -266,6 +266,10 @@ pub struct Plumtree {
     missing: BTreeMap<MessageId, Missing>,
     pending_ihave: BTreeMap<PeerId, Vec<Announcement>>,
     ihave_flush_at: Option<Timestamp>,
+    /// Whether the owner maintains the eager tree ([`Plumtree::set_tree`]).
+    tree_mode: bool,
+    /// The owner's tree links (never pruned in tree mode).
+    tree: BTreeSet<PeerId>,
     /// State of the jitter generator (xorshift, seeded by the owner).
     jitter_state: u64,
     out: VecDeque<Output>,
@@ -299,6 +303,8 @@ impl Plumtree {
             missing: BTreeMap::new(),
             pending_ihave: BTreeMap::new(),
             ihave_flush_at: None,
+            tree_mode: false,
+            tree: BTreeSet::new(),
             jitter_state: 0x9E37_79B9_7F4A_7C15,
             out: VecDeque::new(),
             counters: Counters::default(),
@@ -344,6 +350,15 @@ impl Plumtree {
         self.cache.keys()
     }
 
+    /// Ids of retained messages dated at or before `cutoff` (the author's timestamp), in id
+    /// order: reconciliation leaves out messages still being broadcast.
+    pub fn retained_ids_before(&self, cutoff: Timestamp) -> impl Iterator<Item = &MessageId> + '_ {
+        self.cache
+            .iter()
+            .filter(move |(_, r)| r.payload.message.timestamp <= cutoff)
+            .map(|(id, _)| id)
+    }
+
     /// Whether `id` was accepted (or published) and has not expired.
     pub fn has_seen(&self, id: &MessageId) -> bool {
         self.seen.contains(id)
@@ -373,6 +388,30 @@ impl Plumtree {
     pub fn neighbor_up(&mut self, peer: PeerId) {
         self.lazy_peers.remove(&peer);
         self.eager_peers.insert(peer);
+    }
+
+    /// Makes exactly `links` (those that are neighbours) eager and every other neighbour lazy:
+    /// the owner passes the links of a spanning tree it maintains (the topic's beacon tree).
+    /// Until the next call, the usual rules (PRUNE on duplicates, GRAFT for missing messages)
+    /// repair it; the hop-count optimisation is off, since the tree is already shallow.
+    pub fn set_tree(&mut self, links: &[PeerId]) {
+        self.tree_mode = true;
+        self.tree = links.iter().copied().collect();
+        let all: Vec<PeerId> = self
+            .eager_peers
+            .iter()
+            .chain(self.lazy_peers.iter())
+            .copied()
+            .collect();
+        self.eager_peers.clear();
+        self.lazy_peers.clear();
+        for p in all {
+            if links.contains(&p) {
+                self.eager_peers.insert(p);
+            } else {
+                self.lazy_peers.insert(p);
+            }
+        }
     }
 
     /// `peer` is no longer a neighbour.
@@ -479,7 +518,10 @@ impl Plumtree {
             // The sender pushes to us although we have the message: whatever we think of the
             // link, tell it to stop (the paper's rule; a PRUNE only sent when we saw the link
             // as eager would leave links pushing one way forever).
-            if eager && may_prune {
+            // In tree mode the owner's tree links stay: a duplicate on one means a GRAFT
+            // elsewhere raced it, and the grafted link is the one to prune.
+            let tree_link = self.tree_mode && self.tree.contains(&from);
+            if eager && may_prune && !tree_link {
                 self.eager_peers.remove(&from);
                 self.lazy_peers.insert(from);
                 self.counters.prunes_sent += 1;
@@ -615,6 +657,9 @@ impl Plumtree {
     /// The tree optimisation of the paper: an announcement that arrives much closer to the
     /// author than the eager copy did makes its link eager, and the old parent link lazy.
     fn optimize(&mut self, from: PeerId, a: Announcement) {
+        if self.tree_mode {
+            return;
+        }
         let Some(r) = self.cache.get_mut(&a.id) else {
             return;
         };

@@ -109,7 +109,7 @@ pub struct ReconcileMessage {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
     /// HyParView of each topic's overlay. Default: as the node-level overlay but an active view
-    /// of 4 and a passive view of 16.
+    /// of 6 and a passive view of 24 (a denser overlay gives the broadcast tree less depth).
     pub hyparview: hyparview::Config,
     /// Plumtree.
     pub plumtree: plumtree::Config,
@@ -131,14 +131,16 @@ pub struct Config {
     pub merge_walk_max: TimeDelta,
     /// Root beacons.
     pub beacon: crate::beacon::Config,
+    /// Whether Plumtree's eager links follow the beacon tree (§15.4). Default true.
+    pub beacon_tree: bool,
 }
 
 impl Default for Config {
     fn default() -> Self {
         Self {
             hyparview: hyparview::Config {
-                active_view: 4,
-                passive_view: 16,
+                active_view: 6,
+                passive_view: 24,
                 ..hyparview::Config::default()
             },
             plumtree: plumtree::Config::default(),
@@ -150,6 +152,7 @@ impl Default for Config {
             find_rate: 50,
             merge_walk_max: TimeDelta::from_secs(30),
             beacon: crate::beacon::Config::default(),
+            beacon_tree: true,
         }
     }
 }
@@ -167,6 +170,8 @@ pub(crate) struct Topic {
     pub(crate) discovery_backoff: TimeDelta,
     /// Root beacons of the topic's overlay.
     pub(crate) beacons: crate::beacon::Beacons,
+    /// The beacon state's version last given to Plumtree.
+    pub(crate) tree_version: u64,
     /// When the next merge walk goes, and the pause after it.
     pub(crate) next_merge_walk: Timestamp,
     pub(crate) merge_walk_backoff: TimeDelta,

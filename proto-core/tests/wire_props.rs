@@ -214,12 +214,22 @@ fn topic_frame() -> impl Strategy<Value = Frame> {
             }),
         (topic_id(), membership()).prop_map(|(topic, message)| T::Membership { topic, message }),
         topic_id().prop_map(|topic| T::Left { topic }),
-        (topic_id(), peer_id(), any::<u64>(), any::<u8>()).prop_map(|(topic, root, seq, dist)| {
-            T::Beacon {
+        (
+            topic_id(),
+            peer_id(),
+            any::<u64>(),
+            any::<u8>(),
+            prop::option::of(peer_id())
+        )
+            .prop_map(|(topic, root, seq, dist, parent)| T::Beacon {
                 topic,
-                beacon: hearsay_proto::beacon::Beacon { root, seq, dist },
-            }
-        }),
+                beacon: hearsay_proto::beacon::Beacon {
+                    root,
+                    seq,
+                    dist,
+                    parent
+                },
+            }),
         (topic_id(), plumtree_message())
             .prop_map(|(topic, message)| T::Broadcast { topic, message }),
     ]

@@ -359,6 +359,7 @@ fn apply_config_key(
         "merge_walk_max" => t.merge_walk_max = dur(value)?,
         "beacon_interval" => t.beacon.interval = dur(value)?,
         "beacon_timeout" => t.beacon.timeout = dur(value)?,
+        "beacon_tree" => t.beacon_tree = flag(value)?,
         // Plumtree.
         "ihave_timeout" => p.ihave_timeout = dur(value)?,
         "graft_timeout" => p.graft_timeout = dur(value)?,
@@ -381,6 +382,7 @@ fn apply_config_key(
         "reconcile_max_attempts" => a.max_attempts = small(value)?,
         "reconcile_max_transfer" => a.max_transfer = count(value)?,
         "reconcile_responses_per_second" => a.responses_per_second = count32(value)?,
+        "reconcile_settle" => a.settle = dur(value)?,
         other => {
             return Err(SetupError(format!(
                 "[config] {other}: no such protocol parameter in this build"

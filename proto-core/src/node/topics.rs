@@ -70,6 +70,7 @@ impl Node {
                 next_discovery: now,
                 discovery_backoff: cfg.discovery_backoff_min,
                 beacons,
+                tree_version: 0,
                 next_merge_walk: now + cfg.discovery_backoff_min,
                 merge_walk_backoff: cfg.discovery_backoff_min,
             },
@@ -410,7 +411,8 @@ impl Node {
             self.counters.topic_frames_unsubscribed += 1;
             return;
         }
-        let ids: Vec<MessageId> = t.plumtree.retained_ids().copied().collect();
+        let cutoff = now - self.config.topics.antientropy.settle;
+        let ids: Vec<MessageId> = t.plumtree.retained_ids_before(cutoff).copied().collect();
         let plumtree = &t.plumtree;
         t.reconciler
             .handle_message(now, from, m.message, &ids, &|id| plumtree.has_seen(id));
@@ -426,7 +428,8 @@ impl Node {
             t.hyparview.handle_timeout(now, &mut self.rng);
             t.plumtree.handle_timeout(now);
             let neighbors: Vec<PeerId> = t.hyparview.active().copied().collect();
-            let ids: Vec<MessageId> = t.plumtree.retained_ids().copied().collect();
+            let cutoff = now - self.config.topics.antientropy.settle;
+            let ids: Vec<MessageId> = t.plumtree.retained_ids_before(cutoff).copied().collect();
             t.reconciler
                 .handle_timeout(now, &neighbors, &ids, &mut self.rng);
             t.beacons.handle_timeout(now);
@@ -542,6 +545,12 @@ impl Node {
                 } else if let Some((to, beacon)) = t.beacons.poll() {
                     progressed = true;
                     self.send_frame(to, &Frame::Topic(TopicMessage::Beacon { topic, beacon }));
+                } else if t.tree_version != t.beacons.version() {
+                    t.tree_version = t.beacons.version();
+                    if self.config.topics.beacon_tree {
+                        let links = t.beacons.tree_links();
+                        t.plumtree.set_tree(&links);
+                    }
                 } else {
                     break;
                 }
