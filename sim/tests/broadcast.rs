@@ -213,3 +213,27 @@ fn without_a_publish_the_delivery_metrics_are_null() {
     assert_eq!(m.duplicate_deliveries, None);
     assert_eq!(m.payload_frames_to_nonsubscribers, None);
 }
+
+/// Regression: when the node-level overlay dropped a neighbour whose connection a topic overlay
+/// kept, a later NEIGHBOR or JOIN attempt to that peer waited for a dial that never came, timed
+/// out, and dropped the peer; crash-half with seed 3 ended with the node-level overlay in two
+/// parts (43 and 157 nodes) that never re-merged.
+#[test]
+fn a_connection_kept_by_a_topic_is_reused_by_the_node_level_overlay() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/crash-half.toml");
+    let scenario = hearsay_sim::scenario::Scenario::load(&path).unwrap();
+    let opts = hearsay_sim::run::RunOptions {
+        seed: Some(3),
+        nodes: None,
+        crypto: hearsay_sim::world::CryptoChoice::Fast,
+        progress: false,
+        file: None,
+    };
+    let result = hearsay_sim::run::run_scenario(scenario, &opts).unwrap();
+    assert_eq!(
+        result.metrics.components,
+        Some(1),
+        "replay: hearsay-sim run sim/scenarios/crash-half.toml --seed 3"
+    );
+    assert_eq!(result.metrics.false_positives, Some(0));
+}

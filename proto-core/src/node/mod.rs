@@ -609,7 +609,12 @@ impl Node {
                         self.send_frame(to, &Frame::Membership(message))
                     }
                     hyparview::Output::Connect { peer, addresses } => {
-                        self.dial(now, peer, addresses)
+                        if self.links.get(&peer).is_some_and(|l| l.established) {
+                            // A topic overlay kept the connection up: it is ready now.
+                            self.hyparview.on_link_up(now, peer);
+                        } else {
+                            self.dial(now, peer, addresses)
+                        }
                     }
                     hyparview::Output::Disconnect { peer } => {
                         self.hyparview.on_link_down(now, peer, &mut self.rng);
