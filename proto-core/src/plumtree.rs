@@ -123,15 +123,6 @@ pub struct Config {
     pub graft_timeout: TimeDelta,
     /// How long IHAVE entries wait to be batched. Default 50 ms.
     pub ihave_delay: TimeDelta,
-    /// A random extra wait, up to this much, added to `ihave_timeout` per missing message, so
-    /// that the nodes of a branch cut off from the tree do not all GRAFT at once (each GRAFT
-    /// adds an eager link; the first one usually brings the message to the others). Default 0.
-    pub ihave_jitter: TimeDelta,
-    /// Only messages whose id's first byte is a multiple of this may PRUNE a link (1: every
-    /// message). Concurrent messages from different authors each cut the cycles of the eager
-    /// graph where their copies meet; two cuts of one cycle disconnect the tree. Letting a
-    /// known subset of messages prune makes such double cuts rarer. Default 1.
-    pub prune_modulus: u8,
     /// The tree optimisation: a lazy link that delivers announcements this many hops earlier
     /// than the eager one replaces it. Default 3.
     pub optimization_threshold: u8,
@@ -163,8 +154,6 @@ impl Default for Config {
             ihave_timeout: TimeDelta::from_millis(500),
             graft_timeout: TimeDelta::from_millis(250),
             ihave_delay: TimeDelta::from_millis(50),
-            ihave_jitter: TimeDelta::ZERO,
-            prune_modulus: 1,
             optimization_threshold: 3,
             retention: TimeDelta::from_secs(600),
             cache_messages: 4096,
@@ -270,8 +259,6 @@ pub struct Plumtree {
     tree_mode: bool,
     /// The owner's tree links (never pruned in tree mode).
     tree: BTreeSet<PeerId>,
-    /// State of the jitter generator (xorshift, seeded by the owner).
-    jitter_state: u64,
     out: VecDeque<Output>,
     counters: Counters,
 }
@@ -305,29 +292,9 @@ impl Plumtree {
             ihave_flush_at: None,
             tree_mode: false,
             tree: BTreeSet::new(),
-            jitter_state: 0x9E37_79B9_7F4A_7C15,
             out: VecDeque::new(),
             counters: Counters::default(),
         }
-    }
-
-    /// Seeds the generator of the GRAFT jitter (the owner passes bits of its seeded RNG, so
-    /// that nodes differ and runs repeat).
-    pub fn seed_jitter(&mut self, seed: u64) {
-        self.jitter_state = seed | 1;
-    }
-
-    fn jitter(&mut self) -> TimeDelta {
-        let span = self.config.ihave_jitter.as_micros();
-        if span == 0 {
-            return TimeDelta::ZERO;
-        }
-        let mut x = self.jitter_state;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.jitter_state = x;
-        TimeDelta::from_micros(x % span)
     }
 
     /// The topic.
@@ -511,17 +478,13 @@ impl Plumtree {
         let id = payload.message.id();
         if self.seen.contains(&id) {
             self.counters.duplicates += 1;
-            let may_prune = id
-                .as_bytes()
-                .first()
-                .is_some_and(|b| b % self.config.prune_modulus.max(1) == 0);
             // The sender pushes to us although we have the message: whatever we think of the
             // link, tell it to stop (the paper's rule; a PRUNE only sent when we saw the link
             // as eager would leave links pushing one way forever).
             // In tree mode the owner's tree links stay: a duplicate on one means a GRAFT
             // elsewhere raced it, and the grafted link is the one to prune.
             let tree_link = self.tree_mode && self.tree.contains(&from);
-            if eager && may_prune && !tree_link {
+            if eager && !tree_link {
                 self.eager_peers.remove(&from);
                 self.lazy_peers.insert(from);
                 self.counters.prunes_sent += 1;
@@ -643,7 +606,7 @@ impl Plumtree {
             }
             let mut announcers = VecDeque::new();
             announcers.push_back((from, a.hops));
-            let deadline = now + self.config.ihave_timeout + self.jitter();
+            let deadline = now + self.config.ihave_timeout;
             self.missing.insert(
                 a.id,
                 Missing {

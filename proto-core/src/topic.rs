@@ -109,7 +109,7 @@ pub struct ReconcileMessage {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
     /// HyParView of each topic's overlay. Default: as the node-level overlay but an active view
-    /// of 6 and a passive view of 24 (a denser overlay gives the broadcast tree less depth).
+    /// of 7 and a passive view of 28 (a denser overlay gives the broadcast tree less depth).
     pub hyparview: hyparview::Config,
     /// Plumtree.
     pub plumtree: plumtree::Config,
@@ -139,8 +139,8 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             hyparview: hyparview::Config {
-                active_view: 6,
-                passive_view: 24,
+                active_view: 7,
+                passive_view: 28,
                 ..hyparview::Config::default()
             },
             plumtree: plumtree::Config::default(),

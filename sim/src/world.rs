@@ -365,8 +365,6 @@ fn apply_config_key(
         "graft_timeout" => p.graft_timeout = dur(value)?,
         "ihave_delay" => p.ihave_delay = dur(value)?,
         "optimization_threshold" => p.optimization_threshold = small(value)?,
-        "prune_modulus" => p.prune_modulus = small(value)?,
-        "ihave_jitter" => p.ihave_jitter = dur(value)?,
         "retention" => p.retention = dur(value)?,
         "cache_messages" => p.cache_messages = count(value)?,
         "cache_bytes" => p.cache_bytes = count(value)?,

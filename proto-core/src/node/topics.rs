@@ -55,8 +55,7 @@ impl Node {
         let reconciler = Reconciler::new(cfg.antientropy.clone(), now, &mut self.rng);
         let first_beacon = now + TimeDelta::from_micros(self.rng.next_u64() % 1_000_000);
         let beacons = Beacons::new(cfg.beacon.clone(), me, now, first_beacon);
-        let mut plumtree = Plumtree::new(cfg.plumtree.clone(), topic);
-        plumtree.seed_jitter(self.rng.next_u64());
+        let plumtree = Plumtree::new(cfg.plumtree.clone(), topic);
         let validator: Box<dyn Validator> =
             Box::new(SignatureValidator(self.config.crypto.clone()));
         self.topics.insert(
