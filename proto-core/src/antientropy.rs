@@ -14,7 +14,7 @@
 
 use crate::iblt::{Iblt, MAX_CELLS, StrataEstimator, cells_for_estimate};
 use crate::id::{MessageId, PeerId};
-use crate::time::{TimeDelta, Timestamp};
+use crate::time::{TimeDelta, Timestamp, TokenBucket};
 use crate::wire::{BoundedBytes, MAX_FRAME_LEN};
 use alloc::collections::VecDeque;
 use alloc::vec::Vec;
@@ -170,8 +170,7 @@ pub struct Reconciler {
     config: Config,
     session: Option<Session>,
     next_round: Timestamp,
-    tokens: u32,
-    tokens_at: Timestamp,
+    tokens: TokenBucket,
     out: VecDeque<Output>,
     counters: Counters,
 }
@@ -205,11 +204,10 @@ impl Reconciler {
     pub fn new(config: Config, now: Timestamp, rng: &mut ChaCha8Rng) -> Self {
         let first = now + jitter(&config, rng);
         Self {
-            tokens: config.responses_per_second,
+            tokens: TokenBucket::new(config.responses_per_second, now),
             config,
             session: None,
             next_round: first,
-            tokens_at: now,
             out: VecDeque::new(),
             counters: Counters::default(),
         }
@@ -429,21 +427,7 @@ impl Reconciler {
     }
 
     fn take_token(&mut self, now: Timestamp) -> bool {
-        let rate = self.config.responses_per_second.max(1);
-        let elapsed = now.saturating_since(self.tokens_at).as_micros();
-        let refill = elapsed.saturating_mul(u64::from(rate)) / 1_000_000;
-        if refill > 0 {
-            self.tokens = self
-                .tokens
-                .saturating_add(u32::try_from(refill).unwrap_or(u32::MAX))
-                .min(rate);
-            self.tokens_at = now;
-        }
-        if self.tokens == 0 {
-            return false;
-        }
-        self.tokens -= 1;
-        true
+        self.tokens.take(now)
     }
 
     /// `peer` left the topic's overlay: a session with it ends.

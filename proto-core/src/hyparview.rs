@@ -15,7 +15,7 @@
 use crate::id::PeerId;
 use crate::node::DownReason;
 use crate::record::Addresses;
-use crate::time::{TimeDelta, Timestamp};
+use crate::time::{TimeDelta, Timestamp, TokenBucket};
 use crate::wire::BoundedVec;
 use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
 use alloc::vec::Vec;
@@ -279,8 +279,7 @@ pub struct HyParView {
     contacts: Vec<PeerInfo>,
     next_rejoin: Timestamp,
     rejoin_backoff: TimeDelta,
-    join_tokens: u32,
-    tokens_at: Timestamp,
+    join_tokens: TokenBucket,
     out: VecDeque<Output>,
     counters: Counters,
     left: bool,
@@ -297,7 +296,7 @@ impl HyParView {
     ) -> Self {
         let first_shuffle = now + jitter(rng, config.shuffle_interval);
         Self {
-            join_tokens: config.join_rate,
+            join_tokens: TokenBucket::new(config.join_rate, now),
             config,
             me,
             my_addresses,
@@ -314,7 +313,6 @@ impl HyParView {
             contacts: Vec::new(),
             next_rejoin: Timestamp::MAX,
             rejoin_backoff: TimeDelta::ZERO,
-            tokens_at: now,
             out: VecDeque::new(),
             counters: Counters::default(),
             left: false,
@@ -923,18 +921,7 @@ impl HyParView {
     }
 
     fn take_join_token(&mut self, now: Timestamp) -> bool {
-        let rate = u64::from(self.config.join_rate.max(1));
-        let elapsed = now.saturating_since(self.tokens_at).as_micros();
-        let refill = elapsed.saturating_mul(rate) / 1_000_000;
-        if refill > 0 {
-            self.join_tokens = (u64::from(self.join_tokens) + refill).min(rate) as u32;
-            self.tokens_at = now;
-        }
-        if self.join_tokens == 0 {
-            return false;
-        }
-        self.join_tokens -= 1;
-        true
+        self.join_tokens.take(now)
     }
 
     fn add_active(&mut self, peer: PeerId, addresses: Addresses, rng: &mut ChaCha8Rng) {

@@ -188,6 +188,20 @@ fn signed_bytes(id: &MessageId, timestamp: Timestamp) -> Vec<u8> {
     signing_input(MESSAGE_DOMAIN, &body)
 }
 
+/// Inserts `(expires, id)` into a queue kept sorted by expiry. Ids arrive roughly in expiry
+/// order, so the place is searched from the back.
+pub(crate) fn insert_by_expiry(
+    order: &mut VecDeque<(Timestamp, MessageId)>,
+    expires: Timestamp,
+    id: MessageId,
+) {
+    let at = order
+        .iter()
+        .rposition(|(t, _)| *t <= expires)
+        .map_or(0, |i| i + 1);
+    order.insert(at, (expires, id));
+}
+
 /// Ids seen recently, each kept until its message leaves the retention window, at most
 /// `capacity` of them (the oldest go first). Insert an id only after its message verified, so
 /// forged frames cannot poison real ids.
@@ -227,13 +241,7 @@ impl SeenCache {
             }
         }
         self.expiry.insert(id, expires);
-        // Ids arrive roughly in expiry order; keep the queue sorted by inserting from the back.
-        let at = self
-            .order
-            .iter()
-            .rposition(|(t, _)| *t <= expires)
-            .map_or(0, |i| i + 1);
-        self.order.insert(at, (expires, id));
+        insert_by_expiry(&mut self.order, expires, id);
         true
     }
 

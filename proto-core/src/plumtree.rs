@@ -677,12 +677,7 @@ impl Plumtree {
             },
         );
         self.cache_bytes += len;
-        let at = self
-            .cache_order
-            .iter()
-            .rposition(|(t, _)| *t <= expires)
-            .map_or(0, |i| i + 1);
-        self.cache_order.insert(at, (expires, id));
+        crate::message::insert_by_expiry(&mut self.cache_order, expires, id);
     }
 
     fn evict_oldest(&mut self) {

@@ -185,6 +185,42 @@ impl<'b, C> Decode<'b, C> for Timestamp {
     }
 }
 
+/// A token bucket: at most `rate` events per second on average, bursts of up to `rate`.
+/// Used to bound how much work remote peers can ask of a node (JOINs, FIND walks, sketches).
+#[derive(Debug, Clone)]
+pub struct TokenBucket {
+    rate: u64,
+    tokens: u64,
+    at: Timestamp,
+}
+
+impl TokenBucket {
+    /// A full bucket of `rate` tokens (at least 1) at `now`.
+    pub fn new(rate: u32, now: Timestamp) -> Self {
+        let rate = u64::from(rate.max(1));
+        Self {
+            rate,
+            tokens: rate,
+            at: now,
+        }
+    }
+
+    /// Takes a token if one is left at `now`.
+    pub fn take(&mut self, now: Timestamp) -> bool {
+        let elapsed = now.saturating_since(self.at).as_micros();
+        let refill = elapsed.saturating_mul(self.rate) / 1_000_000;
+        if refill > 0 {
+            self.tokens = self.tokens.saturating_add(refill).min(self.rate);
+            self.at = now;
+        }
+        if self.tokens == 0 {
+            return false;
+        }
+        self.tokens -= 1;
+        true
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -92,8 +92,8 @@ pub struct Node {
     member_refs: BTreeMap<PeerId, u32>,
     /// Invalid payloads per peer, and when the current count started.
     strikes: BTreeMap<PeerId, (u32, Timestamp)>,
-    find_tokens: u64,
-    find_tokens_at: Timestamp,
+    /// FIND walks handled.
+    find_tokens: crate::time::TokenBucket,
 }
 
 impl core::fmt::Debug for Node {
@@ -187,6 +187,7 @@ impl Node {
         let hyparview = HyParView::new(config.hyparview.clone(), me, addresses, now, &mut rng);
         // Incarnations grow across restarts: the boot count is their high half.
         let swim = Swim::new(config.swim.clone(), me, boot_count << 32);
+        let find_tokens = crate::time::TokenBucket::new(config.topics.find_rate, now);
         let mut node = Node {
             records: RecordCache::new(config.max_known_records),
             housekeeping_at: now + config.housekeeping_interval,
@@ -209,8 +210,7 @@ impl Node {
             neighbor_topics: BTreeMap::new(),
             member_refs: BTreeMap::new(),
             strikes: BTreeMap::new(),
-            find_tokens: 0,
-            find_tokens_at: now,
+            find_tokens,
         };
         node.adopt_record(node.record.clone())?;
         Ok(node)

@@ -154,6 +154,20 @@ impl Node {
         }
     }
 
+    /// Node-level neighbours (but `avoid`) that said they subscribe to `topic`.
+    fn subscribed_neighbors(&self, topic: TopicId, avoid: &[PeerId]) -> Vec<PeerId> {
+        self.hyparview
+            .active()
+            .filter(|p| !avoid.contains(p))
+            .filter(|p| {
+                self.neighbor_topics
+                    .get(*p)
+                    .is_some_and(|s| s.contains(&topic))
+            })
+            .copied()
+            .collect()
+    }
+
     fn my_info(&self) -> PeerInfo {
         PeerInfo {
             peer: self.identity.peer_id(),
@@ -180,16 +194,7 @@ impl Node {
         t.next_discovery = now + t.discovery_backoff;
         t.discovery_backoff = (t.discovery_backoff + t.discovery_backoff)
             .min(self.config.topics.discovery_backoff_max);
-        let subscribed: Vec<PeerId> = self
-            .hyparview
-            .active()
-            .filter(|p| {
-                self.neighbor_topics
-                    .get(*p)
-                    .is_some_and(|s| s.contains(&topic))
-            })
-            .copied()
-            .collect();
+        let subscribed = self.subscribed_neighbors(topic, &[]);
         if !subscribed.is_empty() {
             let pick = (self.rng.next_u64() % subscribed.len() as u64) as usize;
             if let Some(info) = subscribed.get(pick).and_then(|p| self.info_of(*p))
@@ -299,7 +304,7 @@ impl Node {
             ttl,
             merge,
         } = walk;
-        if origin.peer == self.identity.peer_id() || !self.take_find_token(now) {
+        if origin.peer == self.identity.peer_id() || !self.find_tokens.take(now) {
             self.counters.finds_dropped += 1;
             return;
         }
@@ -320,17 +325,7 @@ impl Node {
             }
         }
         let avoid = [from, origin.peer];
-        let subscribed: Vec<PeerId> = self
-            .hyparview
-            .active()
-            .filter(|p| !avoid.contains(p))
-            .filter(|p| {
-                self.neighbor_topics
-                    .get(*p)
-                    .is_some_and(|s| s.contains(&topic))
-            })
-            .copied()
-            .collect();
+        let subscribed = self.subscribed_neighbors(topic, &avoid);
         // A discovery walk heads for a subscriber at once; a merge walk wanders its full length
         // first (a nearby member is likely in the seeker's own part), then takes one more hop
         // to a subscriber if it did not end on one.
@@ -384,21 +379,6 @@ impl Node {
                 merge: Some(root),
             }),
         );
-    }
-
-    fn take_find_token(&mut self, now: Timestamp) -> bool {
-        let rate = u64::from(self.config.topics.find_rate.max(1));
-        let elapsed = now.saturating_since(self.find_tokens_at).as_micros();
-        let refill = elapsed.saturating_mul(rate) / 1_000_000;
-        if refill > 0 {
-            self.find_tokens = self.find_tokens.saturating_add(refill).min(rate);
-            self.find_tokens_at = now;
-        }
-        if self.find_tokens == 0 {
-            return false;
-        }
-        self.find_tokens -= 1;
-        true
     }
 
     pub(super) fn on_reconcile_frame(&mut self, now: Timestamp, from: PeerId, m: ReconcileMessage) {
