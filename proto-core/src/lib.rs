@@ -46,6 +46,7 @@ extern crate std;
 pub mod antientropy;
 pub mod beacon;
 pub mod crypto;
+pub mod envelope;
 pub mod hyparview;
 pub mod iblt;
 pub mod id;
