@@ -43,6 +43,7 @@ extern crate alloc;
 #[cfg(test)]
 extern crate std;
 
+pub mod access;
 pub mod antientropy;
 pub mod beacon;
 pub mod crypto;
