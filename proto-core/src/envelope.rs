@@ -13,6 +13,7 @@
 
 use crate::crypto::{
     CryptoProvider, Decapsulator, EncapsulationKeyBytes, KEM_CIPHERTEXT_LEN, KemCiphertext,
+    SharedSecret,
 };
 use crate::message::MAX_PAYLOAD;
 use crate::wire::codec::{self, BoundedBytes, BoundedVec, DecodeError, EncodeError, FixedBytes};
@@ -291,6 +292,19 @@ pub fn seal<R: CryptoRng + ?Sized>(
     plaintext: &[u8],
     rng: &mut R,
 ) -> Result<Sealed, EnvelopeError> {
+    seal_with_secrets(provider, recipients, plaintext, rng).map(|(sealed, _)| sealed)
+}
+
+/// [`seal`], also returning each slot's KEM shared secret, in slot order (after the shuffle),
+/// so the sealer can derive per-slot keys such as fetch keys (SPEC.md §17.8). Consumes `rng`
+/// exactly as [`seal`] does. The secrets are as sensitive as the content key: keep them only
+/// as long as needed.
+pub fn seal_with_secrets<R: CryptoRng + ?Sized>(
+    provider: &dyn CryptoProvider,
+    recipients: &[EncapsulationKeyBytes],
+    plaintext: &[u8],
+    rng: &mut R,
+) -> Result<(Sealed, Vec<SharedSecret>), EnvelopeError> {
     check_count(plaintext.len(), recipients.len())?;
     let mut key: ContentKey = Zeroizing::new([0u8; CONTENT_KEY_LEN]);
     rng.fill_bytes(key.as_mut());
@@ -301,8 +315,8 @@ pub fn seal<R: CryptoRng + ?Sized>(
     let content = aead_seal(&key, CONTENT_AD, plaintext).ok_or(too_large.clone())?;
     let content = Content::new(content).map_err(|_| too_large)?;
     let content_hash = *blake3::hash(&content).as_bytes();
-    let slots = make_slots(provider, &key, &content_hash, recipients, rng)?;
-    Ok(Sealed { content, slots })
+    let (slots, secrets) = make_slots(provider, &key, &content_hash, recipients, rng)?;
+    Ok((Sealed { content, slots }, secrets))
 }
 
 /// Gives an existing content ciphertext a new set of slots: the envelope `content` under
@@ -322,7 +336,7 @@ pub fn seal_with_key<R: CryptoRng + ?Sized>(
         return Err(EnvelopeError::WrongKey);
     }
     let content_hash = *blake3::hash(content).as_bytes();
-    let slots = make_slots(provider, key, &content_hash, recipients, rng)?;
+    let (slots, _) = make_slots(provider, key, &content_hash, recipients, rng)?;
     Ok(Sealed {
         content: content.clone(),
         slots,
@@ -335,8 +349,9 @@ fn make_slots<R: CryptoRng + ?Sized>(
     content_hash: &[u8; 32],
     recipients: &[EncapsulationKeyBytes],
     rng: &mut R,
-) -> Result<BoundedVec<Slot, MAX_SLOTS>, EnvelopeError> {
+) -> Result<(BoundedVec<Slot, MAX_SLOTS>, Vec<SharedSecret>), EnvelopeError> {
     let mut slots = Vec::with_capacity(recipients.len());
+    let mut secrets = Vec::with_capacity(recipients.len());
     for (index, recipient) in recipients.iter().enumerate() {
         let mut entropy = Zeroizing::new([0u8; 32]);
         rng.fill_bytes(entropy.as_mut());
@@ -350,24 +365,44 @@ fn make_slots<R: CryptoRng + ?Sized>(
             kem_ciphertext,
             wrapped_key,
         });
+        secrets.push(secret);
     }
     // Fisher–Yates: a slot's position says nothing about whose it is. The modulo bias of a
     // 64-bit draw over at most MAX_SLOTS positions is below 2^-56.
     for i in (1..slots.len()).rev() {
         let j = rng.next_u64() % (i as u64 + 1);
-        slots.swap(i, usize::try_from(j).unwrap_or(0));
+        let j = usize::try_from(j).unwrap_or(0);
+        slots.swap(i, j);
+        secrets.swap(i, j);
     }
-    BoundedVec::new(slots).map_err(|_| EnvelopeError::TooManyRecipients {
+    let slots = BoundedVec::new(slots).map_err(|_| EnvelopeError::TooManyRecipients {
         recipients: recipients.len(),
         max: MAX_SLOTS,
-    })
+    })?;
+    Ok((slots, secrets))
 }
 
 /// Finds `me`'s slot and returns the content key. Slots are tried in order until one opens
 /// (one ML-KEM decapsulation each).
 pub fn open_key(sealed: &Sealed, me: &dyn Decapsulator) -> Result<ContentKey, EnvelopeError> {
+    find_slot(sealed, me).map(|(_, _, key)| key)
+}
+
+/// Finds `me`'s slot as [`open_key`] does and returns its position and KEM shared secret, so a
+/// recipient can derive per-slot keys such as fetch keys (SPEC.md §17.8).
+pub fn open_secret(
+    sealed: &Sealed,
+    me: &dyn Decapsulator,
+) -> Result<(usize, SharedSecret), EnvelopeError> {
+    find_slot(sealed, me).map(|(index, secret, _)| (index, secret))
+}
+
+fn find_slot(
+    sealed: &Sealed,
+    me: &dyn Decapsulator,
+) -> Result<(usize, SharedSecret, ContentKey), EnvelopeError> {
     let content_hash = sealed.content_hash();
-    for slot in sealed.slots.iter() {
+    for (index, slot) in sealed.slots.iter().enumerate() {
         let Ok(secret) = me.decapsulate(&slot.kem_ciphertext) else {
             continue;
         };
@@ -378,7 +413,7 @@ pub fn open_key(sealed: &Sealed, me: &dyn Decapsulator) -> Result<ContentKey, En
                 return Err(EnvelopeError::Corrupt);
             }
             key.copy_from_slice(&unwrapped);
-            return Ok(key);
+            return Ok((index, secret, key));
         }
     }
     Err(EnvelopeError::NotARecipient)

@@ -48,6 +48,7 @@ pub mod antientropy;
 pub mod beacon;
 pub mod crypto;
 pub mod envelope;
+pub mod filter;
 pub mod hyparview;
 pub mod iblt;
 pub mod id;
