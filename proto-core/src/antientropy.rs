@@ -223,11 +223,6 @@ impl Reconciler {
         self.out.pop_front()
     }
 
-    /// Whether a session is in flight.
-    pub fn in_session(&self) -> bool {
-        self.session.is_some()
-    }
-
     /// Runs the round timer and the session deadline. `neighbors` are the topic's neighbours,
     /// `ids` the ids retained.
     pub fn handle_timeout(

@@ -329,11 +329,6 @@ impl HyParView {
         self.active.contains_key(peer)
     }
 
-    /// Whether `peer` is in the passive view.
-    pub fn is_passive(&self, peer: &PeerId) -> bool {
-        self.passive.contains_key(peer)
-    }
-
     /// The passive view, in id order.
     pub fn passive(&self) -> impl Iterator<Item = &PeerId> + '_ {
         self.passive.keys()

@@ -609,11 +609,8 @@ impl Node {
                         self.send_frame(to, &Frame::Membership(message))
                     }
                     hyparview::Output::Connect { peer, addresses } => {
-                        if self.links.get(&peer).is_some_and(|l| l.established) {
-                            // A topic overlay kept the connection up: it is ready now.
+                        if self.link_ready_or_dial(now, peer, addresses) {
                             self.hyparview.on_link_up(now, peer);
-                        } else {
-                            self.dial(now, peer, addresses)
                         }
                     }
                     hyparview::Output::Disconnect { peer } => {
@@ -672,6 +669,18 @@ impl Node {
                 break;
             }
         }
+    }
+
+    /// An overlay wants a connection to `peer`. Returns true if an established one exists
+    /// (another overlay may have kept it up after this one let it go): the caller reports it
+    /// up at once, since no dial will. Otherwise asks the driver to dial, unless a connection
+    /// is being made; its handshake reaches every overlay.
+    fn link_ready_or_dial(&mut self, now: Timestamp, peer: PeerId, addresses: Addresses) -> bool {
+        if self.links.get(&peer).is_some_and(|l| l.established) {
+            return true;
+        }
+        self.dial(now, peer, addresses);
+        false
     }
 
     /// Asks the driver for a connection to `peer`, unless one exists or is being made.

@@ -406,11 +406,15 @@ impl Node {
             };
             t.hyparview.handle_timeout(now, &mut self.rng);
             t.plumtree.handle_timeout(now);
-            let neighbors: Vec<PeerId> = t.hyparview.active().copied().collect();
-            let cutoff = now - self.config.topics.antientropy.settle;
-            let ids: Vec<MessageId> = t.plumtree.retained_ids_before(cutoff).copied().collect();
-            t.reconciler
-                .handle_timeout(now, &neighbors, &ids, &mut self.rng);
+            // The id and neighbour lists are built only when the reconciler has work due,
+            // not on every timer of the node.
+            if t.reconciler.poll_timeout().is_some_and(|due| due <= now) {
+                let neighbors: Vec<PeerId> = t.hyparview.active().copied().collect();
+                let cutoff = now - self.config.topics.antientropy.settle;
+                let ids: Vec<MessageId> = t.plumtree.retained_ids_before(cutoff).copied().collect();
+                t.reconciler
+                    .handle_timeout(now, &neighbors, &ids, &mut self.rng);
+            }
             t.beacons.handle_timeout(now);
             if now >= t.next_merge_walk {
                 t.next_merge_walk = now + t.merge_walk_backoff;
@@ -550,12 +554,10 @@ impl Node {
                 &Frame::Topic(TopicMessage::Membership { topic, message }),
             ),
             hyparview::Output::Connect { peer, addresses } => {
-                if self.links.get(&peer).is_some_and(|l| l.established) {
-                    if let Some(t) = self.topics.get_mut(&topic) {
-                        t.hyparview.on_link_up(now, peer);
-                    }
-                } else {
-                    self.dial(now, peer, addresses);
+                if self.link_ready_or_dial(now, peer, addresses)
+                    && let Some(t) = self.topics.get_mut(&topic)
+                {
+                    t.hyparview.on_link_up(now, peer);
                 }
             }
             hyparview::Output::Disconnect { peer } => {
