@@ -305,6 +305,17 @@ pub fn seal_with_secrets<R: CryptoRng + ?Sized>(
     plaintext: &[u8],
     rng: &mut R,
 ) -> Result<(Sealed, Vec<SharedSecret>), EnvelopeError> {
+    seal_keyed(provider, recipients, plaintext, rng).map(|(sealed, secrets, _)| (sealed, secrets))
+}
+
+/// [`seal_with_secrets`], also returning the fresh content key, so that the sealer can
+/// re-wrap it later ([`seal_with_key`]) without holding a slot of its own.
+pub fn seal_keyed<R: CryptoRng + ?Sized>(
+    provider: &dyn CryptoProvider,
+    recipients: &[EncapsulationKeyBytes],
+    plaintext: &[u8],
+    rng: &mut R,
+) -> Result<(Sealed, Vec<SharedSecret>, ContentKey), EnvelopeError> {
     check_count(plaintext.len(), recipients.len())?;
     let mut key: ContentKey = Zeroizing::new([0u8; CONTENT_KEY_LEN]);
     rng.fill_bytes(key.as_mut());
@@ -316,7 +327,7 @@ pub fn seal_with_secrets<R: CryptoRng + ?Sized>(
     let content = Content::new(content).map_err(|_| too_large)?;
     let content_hash = *blake3::hash(&content).as_bytes();
     let (slots, secrets) = make_slots(provider, &key, &content_hash, recipients, rng)?;
-    Ok((Sealed { content, slots }, secrets))
+    Ok((Sealed { content, slots }, secrets, key))
 }
 
 /// Gives an existing content ciphertext a new set of slots: the envelope `content` under
@@ -330,17 +341,32 @@ pub fn seal_with_key<R: CryptoRng + ?Sized>(
     recipients: &[EncapsulationKeyBytes],
     rng: &mut R,
 ) -> Result<Sealed, EnvelopeError> {
+    seal_with_key_and_secrets(provider, key, content, recipients, rng).map(|(sealed, _)| sealed)
+}
+
+/// [`seal_with_key`], also returning the slots' KEM shared secrets in slot order (as
+/// [`seal_with_secrets`] does), so the sealer can derive the new slots' fetch keys.
+pub fn seal_with_key_and_secrets<R: CryptoRng + ?Sized>(
+    provider: &dyn CryptoProvider,
+    key: &ContentKey,
+    content: &Content,
+    recipients: &[EncapsulationKeyBytes],
+    rng: &mut R,
+) -> Result<(Sealed, Vec<SharedSecret>), EnvelopeError> {
     let plaintext_len = content.len().saturating_sub(TAG_LEN);
     check_count(plaintext_len, recipients.len())?;
     if aead_open(key, CONTENT_AD, content).is_none() {
         return Err(EnvelopeError::WrongKey);
     }
     let content_hash = *blake3::hash(content).as_bytes();
-    let (slots, _) = make_slots(provider, key, &content_hash, recipients, rng)?;
-    Ok(Sealed {
-        content: content.clone(),
-        slots,
-    })
+    let (slots, secrets) = make_slots(provider, key, &content_hash, recipients, rng)?;
+    Ok((
+        Sealed {
+            content: content.clone(),
+            slots,
+        },
+        secrets,
+    ))
 }
 
 fn make_slots<R: CryptoRng + ?Sized>(
@@ -401,12 +427,23 @@ fn find_slot(
     sealed: &Sealed,
     me: &dyn Decapsulator,
 ) -> Result<(usize, SharedSecret, ContentKey), EnvelopeError> {
-    let content_hash = sealed.content_hash();
-    for (index, slot) in sealed.slots.iter().enumerate() {
+    find_key(&sealed.slots, &sealed.content_hash(), me)
+}
+
+/// Finds `me`'s slot among `slots` of the content whose hash is `content_hash`, without the
+/// content itself (a reader learns the hash first and fetches the content afterwards, SPEC.md
+/// §17.9): the slot's index, its KEM shared secret and the content key it wraps.
+/// [`EnvelopeError::NotARecipient`] when no slot opens.
+pub fn find_key(
+    slots: &[Slot],
+    content_hash: &[u8; 32],
+    me: &dyn Decapsulator,
+) -> Result<(usize, SharedSecret, ContentKey), EnvelopeError> {
+    for (index, slot) in slots.iter().enumerate() {
         let Ok(secret) = me.decapsulate(&slot.kem_ciphertext) else {
             continue;
         };
-        let wrap = wrapping_key(secret.as_ref(), &slot.kem_ciphertext, &content_hash);
+        let wrap = wrapping_key(secret.as_ref(), &slot.kem_ciphertext, content_hash);
         if let Some(unwrapped) = aead_open(&wrap, SLOT_AD, &slot.wrapped_key) {
             let mut key: ContentKey = Zeroizing::new([0u8; CONTENT_KEY_LEN]);
             if unwrapped.len() != CONTENT_KEY_LEN {

@@ -176,11 +176,27 @@ impl MessageId {
     /// BLAKE3(payload)`. Two publishes of the same bytes are two messages; what may change in
     /// transit (access records, relay metadata) is not covered.
     pub fn new(author: &PeerId, topic: &TopicId, sequence: u64, payload: &[u8]) -> Self {
+        Self::of_kind(0, author, topic, sequence, payload)
+    }
+
+    /// The id of a message of kind number `kind` (SPEC.md §15.1): as [`MessageId::new`] for
+    /// kind 0 (application messages); other kinds append the kind's byte to the hashed input,
+    /// so a message of one kind never has the id of another.
+    pub fn of_kind(
+        kind: u8,
+        author: &PeerId,
+        topic: &TopicId,
+        sequence: u64,
+        payload: &[u8],
+    ) -> Self {
         let mut h = blake3::Hasher::new_derive_key(context::MESSAGE_ID);
         h.update(author.as_bytes());
         h.update(topic.as_bytes());
         h.update(&sequence.to_be_bytes());
         h.update(blake3::hash(payload).as_bytes());
+        if kind != 0 {
+            h.update(&[kind]);
+        }
         Self(*h.finalize().as_bytes())
     }
 }

@@ -53,6 +53,75 @@ pub struct SignedMessage {
     /// ML-DSA-65 over `signing_input(MESSAGE_DOMAIN, id ‖ timestamp)`.
     #[n(5)]
     pub signature: SignatureBytes,
+    /// What the payload is. Application messages (the default) omit the field on the wire;
+    /// the other kinds are the node's own (SPEC.md §17.9) and are never delivered as
+    /// application payloads. The id covers the kind.
+    #[n(6)]
+    #[cbor(default, skip_if = "MessageKind::is_application")]
+    pub kind: MessageKind,
+}
+
+/// What a message's payload is (SPEC.md §15.1, §17.9).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
+pub enum MessageKind {
+    /// The application's bytes, delivered as [`Event::Delivered`](crate::node::Event::Delivered).
+    #[default]
+    Application,
+    /// An announcement of an encrypted message: its access record and its author's peer record.
+    Access,
+    /// A delete request for an encrypted message.
+    Delete,
+    /// An encrypted message's content (ciphertext), served only to proven readers and never
+    /// broadcast.
+    Sealed,
+}
+
+impl MessageKind {
+    /// The kind's number on the wire and in the id.
+    pub const fn number(self) -> u8 {
+        match self {
+            MessageKind::Application => 0,
+            MessageKind::Access => 1,
+            MessageKind::Delete => 2,
+            MessageKind::Sealed => 3,
+        }
+    }
+
+    /// The kind numbered `n`.
+    pub const fn from_number(n: u8) -> Option<Self> {
+        match n {
+            0 => Some(MessageKind::Application),
+            1 => Some(MessageKind::Access),
+            2 => Some(MessageKind::Delete),
+            3 => Some(MessageKind::Sealed),
+            _ => None,
+        }
+    }
+
+    /// Whether this is [`MessageKind::Application`] (the default, omitted on the wire).
+    pub fn is_application(&self) -> bool {
+        *self == MessageKind::Application
+    }
+}
+
+impl<C> Encode<C> for MessageKind {
+    fn encode<W: minicbor::encode::Write>(
+        &self,
+        e: &mut minicbor::Encoder<W>,
+        _: &mut C,
+    ) -> Result<(), minicbor::encode::Error<W::Error>> {
+        e.u8(self.number())?;
+        Ok(())
+    }
+}
+
+impl<'b, C> Decode<'b, C> for MessageKind {
+    fn decode(d: &mut minicbor::Decoder<'b>, _: &mut C) -> Result<Self, minicbor::decode::Error> {
+        let n = d.u8()?;
+        MessageKind::from_number(n)
+            .ok_or_else(|| minicbor::decode::Error::message("unknown message kind"))
+    }
 }
 
 /// Why a message cannot be published or accepted.
@@ -76,6 +145,9 @@ pub enum MessageError {
     FromTheFuture,
     /// The author could not sign.
     SigningFailed,
+    /// The payload is not a valid object of the message's kind (SPEC.md §17.9), or the kind
+    /// is never broadcast.
+    Malformed,
 }
 
 impl fmt::Display for MessageError {
@@ -89,6 +161,7 @@ impl fmt::Display for MessageError {
             MessageError::TooOld => f.write_str("message is older than the retention window"),
             MessageError::FromTheFuture => f.write_str("message is dated in the future"),
             MessageError::SigningFailed => f.write_str("signing failed"),
+            MessageError::Malformed => f.write_str("payload is malformed for its message kind"),
         }
     }
 }
@@ -96,9 +169,28 @@ impl fmt::Display for MessageError {
 impl core::error::Error for MessageError {}
 
 impl SignedMessage {
-    /// Signs a new message by `author`.
+    /// Signs a new application message by `author`.
     pub fn publish(
         author: &Identity,
+        topic: TopicId,
+        sequence: u64,
+        timestamp: Timestamp,
+        payload: &[u8],
+    ) -> Result<Self, MessageError> {
+        Self::publish_kind(
+            author,
+            MessageKind::Application,
+            topic,
+            sequence,
+            timestamp,
+            payload,
+        )
+    }
+
+    /// Signs a new message of `kind` by `author`.
+    pub fn publish_kind(
+        author: &Identity,
+        kind: MessageKind,
         topic: TopicId,
         sequence: u64,
         timestamp: Timestamp,
@@ -110,7 +202,7 @@ impl SignedMessage {
                 max: MAX_PAYLOAD,
             }
         })?;
-        let id = MessageId::new(&author.peer_id(), &topic, sequence, &payload);
+        let id = MessageId::of_kind(kind.number(), &author.peer_id(), &topic, sequence, &payload);
         let signature = author
             .signer()
             .sign(&signed_bytes(&id, timestamp))
@@ -122,12 +214,19 @@ impl SignedMessage {
             timestamp,
             payload,
             signature,
+            kind,
         })
     }
 
     /// The message's content address.
     pub fn id(&self) -> MessageId {
-        MessageId::new(&self.author, &self.topic, self.sequence, &self.payload)
+        MessageId::of_kind(
+            self.kind.number(),
+            &self.author,
+            &self.topic,
+            self.sequence,
+            &self.payload,
+        )
     }
 
     /// Checks the author's signature with the author's verifying key; returns the id.
@@ -175,6 +274,7 @@ impl fmt::Debug for SignedMessage {
             .field("topic", &self.topic)
             .field("sequence", &self.sequence)
             .field("timestamp", &self.timestamp)
+            .field("kind", &self.kind)
             .field("payload_len", &self.payload.len())
             .finish_non_exhaustive()
     }

@@ -186,6 +186,8 @@ pub enum Output {
         id: MessageId,
         /// Hops from its author.
         hops: u8,
+        /// The author's verifying key that travelled with it (the validator checked it).
+        author_key: VerifyingKeyBytes,
     },
     /// `peer` sent something that failed validation.
     Penalise {
@@ -536,6 +538,7 @@ impl Plumtree {
             message: payload.message.clone(),
             id,
             hops: payload.hops,
+            author_key: payload.author_key.clone(),
         });
         if eager && self.lazy_peers.remove(&from) {
             // The paper: a link that delivered a payload is part of the tree.

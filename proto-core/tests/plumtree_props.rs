@@ -45,6 +45,7 @@ fn message(n: u8, valid: bool) -> SignedMessage {
         timestamp: T0,
         payload: Bytes_::new(vec![n; 8]).unwrap(),
         signature: SignatureBytes::new(sig).unwrap(),
+        kind: Default::default(),
     }
 }
 

@@ -143,7 +143,7 @@ fn message_id() -> impl Strategy<Value = MessageId> {
 }
 
 fn plumtree_message() -> impl Strategy<Value = hearsay_proto::plumtree::Message> {
-    use hearsay_proto::message::{Payload as Body, SignedMessage};
+    use hearsay_proto::message::{MessageKind, Payload as Body, SignedMessage};
     use hearsay_proto::plumtree::{Announcement, Message as M, Payload};
     let payload = (
         peer_id(),
@@ -154,9 +154,10 @@ fn plumtree_message() -> impl Strategy<Value = hearsay_proto::plumtree::Message>
         bytes_of(SIGNATURE_LEN),
         bytes_of(SIG_VERIFYING_KEY_LEN),
         any::<u8>(),
+        0u8..4,
     )
         .prop_map(
-            |(author, topic, sequence, t, body, sig, key, hops)| Payload {
+            |(author, topic, sequence, t, body, sig, key, hops, kind)| Payload {
                 message: SignedMessage {
                     author,
                     topic,
@@ -164,6 +165,7 @@ fn plumtree_message() -> impl Strategy<Value = hearsay_proto::plumtree::Message>
                     timestamp: Timestamp::from_micros(t),
                     payload: Body::new(body).unwrap(),
                     signature: SignatureBytes::new(sig).unwrap(),
+                    kind: MessageKind::from_number(kind).unwrap(),
                 },
                 author_key: VerifyingKeyBytes::new(key).unwrap(),
                 hops,

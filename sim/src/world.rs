@@ -607,6 +607,28 @@ impl World {
             .is_some_and(|c| c.open[0] && c.open[1])
     }
 
+    /// Node `i`'s identity (rebuilt from its seeds), as a test holding the node's keys would
+    /// use it: to open envelopes addressed to the node, for instance.
+    pub fn identity(&self, i: usize) -> Option<Identity> {
+        let seeds = self.nodes.get(i)?.seeds.clone();
+        Some(Identity::from_seeds(&*self.config.crypto, seeds))
+    }
+
+    /// Runs `f` on node `i` at the current virtual time, then carries out what the node
+    /// asked for (frames, dials, timers, events), as any action does. `None` if the node is
+    /// not running. The library's way to drive commands the scenario language has no action
+    /// for (encrypted messages, revocation).
+    pub fn with_node<R>(
+        &mut self,
+        i: usize,
+        f: impl FnOnce(&mut Node, Timestamp) -> R,
+    ) -> Option<R> {
+        let now = self.now();
+        let result = f(self.nodes.get_mut(i)?.node.as_mut()?, now);
+        self.drain(i);
+        Some(result)
+    }
+
     /// Puts `frame` on the connection from `from` to `to` as if `from`'s driver sent it (what a
     /// Byzantine plug-in does; also how tests exercise the link model).
     pub fn send_raw(&mut self, from: usize, to: usize, frame: Bytes) {

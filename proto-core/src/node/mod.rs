@@ -5,11 +5,13 @@
 //! `handle_timeout` must be called next. No method blocks, reads a clock, or does I/O.
 
 mod persist;
+mod private;
 mod records;
 mod topics;
 mod types;
 
 pub use persist::{MAX_PERSISTED_RECORDS, PersistentState};
+pub use private::{Announcement, MAX_READERS, PrivateConfig, PrivateCounters, PrivateMessage};
 pub use types::{
     Command, Config, Contact, Counters, DownReason, Event, FrameError, NodeError, RngSeed, Transmit,
 };
@@ -94,6 +96,8 @@ pub struct Node {
     strikes: BTreeMap<PeerId, (u32, Timestamp)>,
     /// FIND walks handled.
     find_tokens: crate::time::TokenBucket,
+    /// Encrypted messages: authored, fetched, access records.
+    private: private::Private,
 }
 
 impl core::fmt::Debug for Node {
@@ -188,6 +192,7 @@ impl Node {
         // Incarnations grow across restarts: the boot count is their high half.
         let swim = Swim::new(config.swim.clone(), me, boot_count << 32);
         let find_tokens = crate::time::TokenBucket::new(config.topics.find_rate, now);
+        let private = private::Private::new(&config.private);
         let mut node = Node {
             records: RecordCache::new(config.max_known_records),
             housekeeping_at: now + config.housekeeping_interval,
@@ -210,6 +215,7 @@ impl Node {
             neighbor_topics: BTreeMap::new(),
             member_refs: BTreeMap::new(),
             strikes: BTreeMap::new(),
+            private,
             find_tokens,
         };
         node.adopt_record(node.record.clone())?;
@@ -394,6 +400,7 @@ impl Node {
         self.hyparview.handle_timeout(now, &mut self.rng);
         self.swim.handle_timeout(now, &mut self.rng);
         self.topics_timeout(now);
+        self.private_timeout(now);
         self.drain_protocols(now);
         self.close_unused_links(now);
     }
@@ -424,6 +431,7 @@ impl Node {
             .chain(self.hyparview.poll_timeout())
             .chain(self.swim.poll_timeout())
             .chain(self.topics_poll_timeout())
+            .chain(self.private.poll_timeout())
             .chain(unused)
             .min()
     }
@@ -494,6 +502,7 @@ impl Node {
             | Frame::FailureDetection(_)
             | Frame::Topic(_)
             | Frame::Reconcile(_)
+            | Frame::Private(_)
                 if !established =>
             {
                 // The peer is past the handshake, so its Hello was lost: ask for it again.
@@ -529,6 +538,10 @@ impl Node {
                 self.on_reconcile_frame(now, from, message);
                 Ok(())
             }
+            Frame::Private(message) => {
+                self.on_private_frame(now, from, message);
+                Ok(())
+            }
         }
     }
 
@@ -549,6 +562,7 @@ impl Node {
             link.last_used = now;
             self.hyparview.on_link_up(now, from);
             self.topics_link_up(now, from);
+            self.private_link_up(now, from);
         }
         Ok(())
     }
@@ -960,6 +974,35 @@ impl<'a> NodeView<'a> {
     /// Plumtree's running totals for `topic`.
     pub fn broadcast_counters(&self, topic: &TopicId) -> Option<&'a crate::plumtree::Counters> {
         self.node.topics.get(topic).map(|t| t.plumtree.counters())
+    }
+
+    /// Encrypted-message counters (SPEC.md §17.9).
+    pub fn private_counters(&self) -> &'a PrivateCounters {
+        &self.node.private.counters
+    }
+
+    /// Access-record store counters (records stored, replaced, refused by reason).
+    pub fn access_counters(&self) -> crate::access::Counters {
+        self.node.private.access.counters()
+    }
+
+    /// Fetch refusals this node made as a server, by reason.
+    pub fn fetch_guard_counters(&self) -> &'a crate::filter::Counters {
+        self.node.private.guard_counters()
+    }
+
+    /// The content (a signed message of kind `Sealed`) this node serves for an encrypted
+    /// message it authored.
+    pub fn authored(&self, id: &crate::id::MessageId) -> Option<&'a crate::message::SignedMessage> {
+        self.node.private.authored_content(id)
+    }
+
+    /// The latest access record held for `id`.
+    pub fn access_record(
+        &self,
+        id: &crate::id::MessageId,
+    ) -> Option<&'a crate::access::AccessRecord> {
+        self.node.private.access.get(id)
     }
 
     /// Anti-entropy's running totals for `topic`.

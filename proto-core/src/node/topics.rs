@@ -285,7 +285,14 @@ impl Node {
                 None => self.not_a_member(from, topic),
             },
             TopicMessage::Broadcast { topic, message } => match self.topics.get_mut(&topic) {
-                Some(t) => t.plumtree.handle_message(now, from, message, &*t.validator),
+                Some(t) => {
+                    let validator = super::private::KindValidator {
+                        application: &*t.validator,
+                        crypto: &*self.config.crypto,
+                        now,
+                    };
+                    t.plumtree.handle_message(now, from, message, &validator)
+                }
                 None => self.not_a_member(from, topic),
             },
         }
@@ -456,6 +463,7 @@ impl Node {
     pub(super) fn link_wanted(&self, peer: &PeerId) -> bool {
         self.hyparview.wants_link(peer)
             || self.topics.values().any(|t| t.hyparview.wants_link(peer))
+            || self.private.wants_link(peer)
     }
 
     /// A connection's handshake completed: every topic overlay may use it.
@@ -604,15 +612,26 @@ impl Node {
                 to,
                 &Frame::Topic(TopicMessage::Broadcast { topic, message }),
             ),
-            plumtree::Output::Deliver { message, id, hops } => self.push_event(Event::Delivered {
-                topic,
-                author: message.author,
+            plumtree::Output::Deliver {
+                message,
                 id,
-                sequence: message.sequence,
-                timestamp: message.timestamp,
-                payload: message.payload.to_bytes(),
                 hops,
-            }),
+                author_key,
+            } => {
+                if message.kind.is_application() {
+                    self.push_event(Event::Delivered {
+                        topic,
+                        author: message.author,
+                        id,
+                        sequence: message.sequence,
+                        timestamp: message.timestamp,
+                        payload: message.payload.to_bytes(),
+                        hops,
+                    })
+                } else {
+                    self.on_private_delivery(now, topic, message, author_key);
+                }
+            }
             plumtree::Output::Penalise { peer } => {
                 self.counters.invalid_payloads += 1;
                 let strikes = self.strikes.entry(peer).or_insert((0, now));

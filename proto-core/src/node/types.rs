@@ -44,6 +44,8 @@ pub struct Config {
     pub swim: crate::swim::Config,
     /// Topic overlays, broadcast and anti-entropy parameters.
     pub topics: crate::topic::Config,
+    /// Encrypted-message parameters.
+    pub private: super::PrivateConfig,
 }
 
 impl Default for Config {
@@ -63,6 +65,7 @@ impl Default for Config {
             hyparview: crate::hyparview::Config::default(),
             swim: crate::swim::Config::default(),
             topics: crate::topic::Config::default(),
+            private: super::PrivateConfig::default(),
         }
     }
 }
@@ -84,6 +87,7 @@ impl fmt::Debug for Config {
             .field("hyparview", &self.hyparview)
             .field("swim", &self.swim)
             .field("topics", &self.topics)
+            .field("private", &self.private)
             .finish()
     }
 }
@@ -233,6 +237,26 @@ pub enum Event {
         /// Hops from the author to this node.
         hops: u8,
     },
+    /// An encrypted message this node may read, fetched from its author and opened
+    /// (SPEC.md §17.9). Delivered once per message id.
+    PrivateDelivered {
+        /// The topic it was announced on.
+        topic: TopicId,
+        /// Its author.
+        author: PeerId,
+        /// Its id (covers the ciphertext).
+        id: MessageId,
+        /// The access-record version that named this node.
+        version: u64,
+        /// The decrypted bytes.
+        plaintext: Bytes,
+    },
+    /// The author withdrew an encrypted message this node had delivered (a delete request):
+    /// the application should forget it.
+    PrivateDeleted {
+        /// The message withdrawn.
+        id: MessageId,
+    },
 }
 
 /// Why a frame from a peer was refused. The node's protocol state is unchanged by a refused
@@ -308,6 +332,22 @@ pub enum NodeError {
     },
     /// A message could not be published (its payload is over the limit, or signing failed).
     Message(MessageError),
+    /// Sealing or opening an envelope failed.
+    Envelope(crate::envelope::EnvelopeError),
+    /// An access record or delete request could not be issued.
+    Access(crate::access::AccessError),
+    /// This node did not author the message (or has forgotten it).
+    NotAuthored {
+        /// The message.
+        id: MessageId,
+    },
+    /// An encrypted message needs between 1 and [`MAX_READERS`](super::MAX_READERS) readers.
+    TooManyReaders {
+        /// How many were given.
+        readers: usize,
+        /// The limit.
+        max: usize,
+    },
 }
 
 impl fmt::Display for NodeError {
@@ -327,6 +367,20 @@ impl fmt::Display for NodeError {
                 write!(f, "a node subscribes to at most {max} topics")
             }
             NodeError::Message(e) => write!(f, "cannot publish: {e}"),
+            NodeError::Envelope(e) => write!(f, "envelope: {e}"),
+            NodeError::Access(e) => write!(f, "access record: {e}"),
+            NodeError::NotAuthored { id } => {
+                write!(
+                    f,
+                    "message {id} was not published by this node (or is forgotten)"
+                )
+            }
+            NodeError::TooManyReaders { readers, max } => {
+                write!(
+                    f,
+                    "{readers} readers given; an encrypted message takes 1 to {max}"
+                )
+            }
         }
     }
 }

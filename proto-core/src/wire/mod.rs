@@ -37,6 +37,8 @@ pub enum FrameKind {
     /// Per-topic reconciliation of retained messages ([`crate::topic::ReconcileMessage`]).
     Reconcile = 4,
     // 5 discovery (FOAF, presence): reserved.
+    /// Fetching encrypted messages' content ([`crate::node::PrivateMessage`]).
+    Private = 6,
 }
 
 impl FrameKind {
@@ -60,6 +62,8 @@ pub enum Frame {
     Topic(crate::topic::TopicMessage),
     /// Anti-entropy.
     Reconcile(crate::topic::ReconcileMessage),
+    /// Encrypted messages' fetches.
+    Private(crate::node::PrivateMessage),
 }
 
 /// Session messages: the first and last words on a connection.
@@ -121,6 +125,7 @@ impl Frame {
             Frame::FailureDetection(_) => FrameKind::FailureDetection,
             Frame::Topic(_) => FrameKind::Topic,
             Frame::Reconcile(_) => FrameKind::Reconcile,
+            Frame::Private(_) => FrameKind::Private,
         }
     }
 
@@ -173,6 +178,7 @@ impl<C: codec::DecodeSource> Encode<C> for Frame {
             Frame::FailureDetection(m) => m.encode(e, ctx),
             Frame::Topic(m) => m.encode(e, ctx),
             Frame::Reconcile(m) => m.encode(e, ctx),
+            Frame::Private(m) => m.encode(e, ctx),
         }
     }
 }
@@ -196,6 +202,7 @@ impl<'b, C: codec::DecodeSource> Decode<'b, C> for Frame {
             4 => Ok(Frame::Reconcile(crate::topic::ReconcileMessage::decode(
                 d, ctx,
             )?)),
+            6 => Ok(Frame::Private(crate::node::PrivateMessage::decode(d, ctx)?)),
             other => Err(codec::limit(DecodeError::UnknownKind(other))),
         }
     }
