@@ -206,7 +206,7 @@ fn a_reader_removed_before_it_fetched_is_refused_by_the_author() {
         .fetches_started
         == 0
     {
-        t = t + TimeDelta::from_millis(1);
+        t += TimeDelta::from_millis(1);
         assert!(t < at(45), "reader 3 never started its fetch");
         w.run_until(t);
     }
