@@ -54,14 +54,14 @@ pub struct SignedMessage {
     #[n(5)]
     pub signature: SignatureBytes,
     /// What the payload is. Application messages (the default) omit the field on the wire;
-    /// the other kinds are the node's own (SPEC.md §17.9) and are never delivered as
+    /// the other kinds are the node's own (SPEC.md §17.10) and are never delivered as
     /// application payloads. The id covers the kind.
     #[n(6)]
     #[cbor(default, skip_if = "MessageKind::is_application")]
     pub kind: MessageKind,
 }
 
-/// What a message's payload is (SPEC.md §15.1, §17.9).
+/// What a message's payload is (SPEC.md §15.1, §17.10).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 #[non_exhaustive]
 pub enum MessageKind {
@@ -145,7 +145,7 @@ pub enum MessageError {
     FromTheFuture,
     /// The author could not sign.
     SigningFailed,
-    /// The payload is not a valid object of the message's kind (SPEC.md §17.9), or the kind
+    /// The payload is not a valid object of the message's kind (SPEC.md §17.10), or the kind
     /// is never broadcast.
     Malformed,
 }

@@ -691,6 +691,12 @@ impl Plumtree {
         }
     }
 
+    /// Changes how long messages are kept and accepted (a topic whose messages age fast,
+    /// such as presence beacons, keeps them for less than the default).
+    pub(crate) fn set_retention(&mut self, retention: TimeDelta) {
+        self.config.retention = retention;
+    }
+
     /// Runs the timers due at `now`: IHAVE batches, missing messages, retention.
     pub fn handle_timeout(&mut self, now: Timestamp) {
         if self.ihave_flush_at.is_some_and(|t| t <= now) {

@@ -13,6 +13,7 @@
 pub mod broadcast;
 pub mod byzantine;
 pub mod crypto;
+pub mod discovery;
 pub mod metrics;
 pub mod report;
 pub mod rss;

@@ -125,6 +125,10 @@ pub struct Metrics {
     pub memory_per_node_kb: Option<f64>,
     /// (ours) Simulator events per wall-clock second.
     pub events_per_s: Option<f64>,
+    /// (ours) `presence_gone_ms` of the members that left gracefully (offline beacon).
+    pub presence_gone_left_ms: Option<MedianMax>,
+    /// (ours) `presence_gone_ms` of the members that crashed (beacons stop; TTL).
+    pub presence_gone_crashed_ms: Option<MedianMax>,
 }
 
 impl Metrics {

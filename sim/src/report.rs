@@ -1052,6 +1052,8 @@ mod tests {
             rejected_frames: Some(1),
             memory_per_node_kb: Some(1.0),
             events_per_s: Some(1.0),
+            presence_gone_left_ms: Some(crate::metrics::MedianMax { p50: 1.0, max: 1.0 }),
+            presence_gone_crashed_ms: Some(crate::metrics::MedianMax { p50: 1.0, max: 1.0 }),
         };
         fn leaves(prefix: &str, v: &Value, out: &mut Vec<String>) {
             match v {

@@ -161,6 +161,11 @@ enum Ev {
         k: u64,
     },
     SampleComponents,
+    /// Query `k` of a `foaf` action.
+    Foaf {
+        distance: crate::scenario::FoafDistance,
+        k: u64,
+    },
 }
 
 /// What happened to frames on the links.
@@ -237,6 +242,7 @@ pub struct World {
     event_log: Option<Vec<(Timestamp, usize, Event)>>,
     plans: Vec<PublishPlan>,
     broadcast: Tracker,
+    discovery: crate::discovery::Tracker,
 }
 
 impl std::fmt::Debug for World {
@@ -487,6 +493,7 @@ impl World {
             next_conn: 0,
             last_delivery: HashMap::new(),
             began_joining: Vec::new(),
+            discovery: crate::discovery::Tracker::default(),
             trace: blake3::Hasher::new(),
             events_processed: 0,
             warnings: Vec::new(),
@@ -834,6 +841,7 @@ impl World {
                     .schedule(now + byzantine::TICK, Ev::AdversaryTick { node });
             }
             Ev::Publish { plan, k } => self.publish(now, plan, k),
+            Ev::Foaf { distance, k } => self.foaf_query(now, distance, k),
             Ev::SampleComponents => {
                 let comps = self.components();
                 self.components_series
@@ -980,6 +988,7 @@ impl World {
                     return;
                 };
                 if !injected || self.nodes[i].adversary.is_none() {
+                    self.discovery.frame_sent(&frame);
                     self.nodes[i].frames_sent += 1;
                     self.nodes[i].bytes_sent += frame.len() as u64;
                 }
@@ -1148,6 +1157,23 @@ impl World {
             self.trace
                 .update(format!("E{} {i} {e:?}", now.as_micros()).as_bytes());
         }
+        match &e {
+            Event::PresenceOnline { group, member, .. } => {
+                if let Some(&m) = self.index.get(member) {
+                    self.discovery.online(*group, i, m, now);
+                }
+            }
+            Event::PresenceOffline { group, member, .. } => {
+                if let Some(&m) = self.index.get(member) {
+                    self.discovery.offline(*group, i, m, now);
+                }
+            }
+            Event::Found { query, records, .. } => {
+                self.discovery
+                    .query_found(i, *query, records.iter().map(|r| r.peer_id));
+            }
+            _ => {}
+        }
         if let Some(log) = self.event_log.as_mut() {
             log.push((now, i, e.clone()));
         }
@@ -1239,13 +1265,13 @@ impl World {
                 }
             }
             Action::Crash { select, group } => {
-                if group.is_some() {
-                    self.warn_once(format!("{} at {at:?}: presence groups do not exist yet (issue E2); `group` ignored", "crash"));
-                }
                 let chosen = self.select(&select, |w, i| {
-                    w.nodes[i].state == NodeState::Running && w.nodes[i].adversary.is_none()
+                    w.nodes[i].state == NodeState::Running
+                        && w.nodes[i].adversary.is_none()
+                        && group.as_ref().is_none_or(|g| w.discovery.is_member(g, i))
                 });
                 for i in chosen {
+                    self.discovery.departed(i, now, true);
                     self.note_departure(now, i);
                     let n = &mut self.nodes[i];
                     n.persisted = n.node.as_ref().map(Node::persistent_state);
@@ -1288,14 +1314,11 @@ impl World {
                 }
             }
             Action::Leave { select, group } => {
-                if group.is_some() {
-                    self.warn_once(
-                        "leave: presence groups do not exist yet (issue E2); `group` ignored"
-                            .to_string(),
-                    );
-                }
-                let chosen = self.select(&select, |w, i| w.is_live(i));
+                let chosen = self.select(&select, |w, i| {
+                    w.is_live(i) && group.as_ref().is_none_or(|g| w.discovery.is_member(g, i))
+                });
                 for i in chosen {
+                    self.discovery.departed(i, now, false);
                     self.nodes[i].state = NodeState::Left;
                     if let Some(n) = self.nodes[i].node.as_mut() {
                         let _ = n.handle_command(now, Command::Leave);
@@ -1421,10 +1444,50 @@ impl World {
                     );
                 }
             }
-            Action::Presence { .. } | Action::Foaf { .. } => self.warn_once(format!(
-                "{}: not performed — presence and FOAF arrive with issue E2",
-                scheduled.action.name()
-            )),
+            Action::Presence { group, fraction } => {
+                let chosen = self.select(&Selection::Fraction(fraction), |w, i| {
+                    w.is_live(i) && !w.discovery.is_member(&group, i)
+                });
+                let mut input = self.seed.to_le_bytes().to_vec();
+                input.extend_from_slice(group.as_bytes());
+                let secret = blake3::derive_key("hearsay-sim presence group secret v1", &input);
+                let mut started = Vec::new();
+                let mut topic = None;
+                for i in chosen {
+                    let result = match self.nodes[i].node.as_mut() {
+                        Some(n) => n.presence_start(now, secret),
+                        None => continue,
+                    };
+                    match result {
+                        Ok(t) => {
+                            topic = Some(t);
+                            started.push(i);
+                        }
+                        Err(e) => self.warn_once(format!("presence at node {i}: {e}")),
+                    }
+                    self.drain(i);
+                }
+                if let Some(topic) = topic {
+                    self.discovery.group_started(&group, topic, &started, now);
+                }
+            }
+            Action::Foaf {
+                count,
+                rate,
+                distance,
+            } => {
+                let step = if rate > 0.0 {
+                    TimeDelta::from_micros((1_000_000.0 / rate) as u64)
+                } else {
+                    TimeDelta::ZERO
+                };
+                for k in 0..count {
+                    self.scheduler.schedule(
+                        now + TimeDelta::from_micros(step.as_micros() * k),
+                        Ev::Foaf { distance, k },
+                    );
+                }
+            }
         }
     }
 
@@ -1463,6 +1526,80 @@ impl World {
 
     /// Message `k` of publish plan `plan`: picks its author, publishes through the node's API
     /// and records what `publish()` returned.
+    /// Query `k` of a `foaf` action: a random live node looks for a live node `distance` hops
+    /// away in the membership overlay (active views), or any live node.
+    fn foaf_query(&mut self, now: Timestamp, distance: crate::scenario::FoafDistance, k: u64) {
+        use crate::scenario::FoafDistance;
+        let live: Vec<usize> = (0..self.nodes.len()).filter(|&i| self.is_live(i)).collect();
+        for _ in 0..32 {
+            if live.len() < 2 {
+                break;
+            }
+            let origin = live[byzantine::below(&mut self.rng, live.len())];
+            let candidates: Vec<usize> = match distance {
+                FoafDistance::Hops(d) => self
+                    .overlay_distances(origin)
+                    .into_iter()
+                    .filter(|&(_, x)| x == d)
+                    .map(|(j, _)| j)
+                    .collect(),
+                FoafDistance::Any => live.iter().copied().filter(|&j| j != origin).collect(),
+            };
+            if candidates.is_empty() {
+                continue;
+            }
+            let target = candidates[byzantine::below(&mut self.rng, candidates.len())];
+            let peer = self.nodes[target].peer;
+            let result = match self.nodes[origin].node.as_mut() {
+                Some(n) => n.find(now, hearsay_proto::foaf::Target::Peer(peer), None),
+                None => continue,
+            };
+            match result {
+                Ok(id) => {
+                    self.trace.update(
+                        format!("F{} {origin} {target} {id:?}", now.as_micros()).as_bytes(),
+                    );
+                    self.discovery.query_started(origin, id, peer);
+                }
+                Err(e) => self.warn_once(format!("foaf query {k} at node {origin}: {e}")),
+            }
+            self.drain(origin);
+            return;
+        }
+        self.discovery.unplaceable += 1;
+        self.warn_once(format!(
+            "foaf: no live node has another live node at {distance:?}; query skipped"
+        ));
+    }
+
+    /// Hops from `origin` to every live node it reaches over active views (breadth first).
+    fn overlay_distances(&self, origin: usize) -> BTreeMap<usize, u32> {
+        let mut dist = BTreeMap::new();
+        dist.insert(origin, 0u32);
+        let mut frontier = vec![origin];
+        let mut d = 0;
+        while !frontier.is_empty() {
+            d += 1;
+            let mut next = Vec::new();
+            for &i in &frontier {
+                let Some(n) = self.nodes[i].node.as_ref() else {
+                    continue;
+                };
+                for p in n.inspect().neighbors() {
+                    if let Some(&j) = self.index.get(&p)
+                        && self.is_live(j)
+                        && !dist.contains_key(&j)
+                    {
+                        dist.insert(j, d);
+                        next.push(j);
+                    }
+                }
+            }
+            frontier = next;
+        }
+        dist
+    }
+
     fn publish(&mut self, now: Timestamp, plan: usize, k: u64) {
         let p = &self.plans[plan];
         let topic = p.topic;
@@ -1678,7 +1815,15 @@ impl World {
                     .is_some_and(|x| x.inspect().is_subscribed(topic))
         });
         let peak = crate::rss::peak_rss_kb();
+        let (foaf_success_ratio, foaf_forwards_per_query) = self.discovery.foaf_metrics();
+        let presence = self.discovery.presence_metrics(end, |i| self.is_live(i));
         let metrics = Metrics {
+            presence_seen_ms: presence.seen,
+            presence_gone_ms: presence.gone,
+            presence_gone_left_ms: presence.gone_left,
+            presence_gone_crashed_ms: presence.gone_crashed,
+            foaf_success_ratio,
+            foaf_forwards_per_query,
             delivery_ratio: delivery.delivery_ratio,
             latency_ms: delivery.latency_ms,
             rmr: delivery.rmr,
@@ -1710,7 +1855,6 @@ impl World {
                 _ => None,
             },
             events_per_s: (wall_s > 0.0).then(|| self.events_processed as f64 / wall_s),
-            ..Metrics::default()
         };
         let expectations = self
             .scenario

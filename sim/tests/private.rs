@@ -264,3 +264,97 @@ fn reencrypt_withdraws_the_old_message_everywhere() {
     assert!(!can_open_with_held_record(&w, 0, 3, new));
     assert!(can_open_with_held_record(&w, 0, 1, new));
 }
+
+#[test]
+fn a_group_message_needs_one_slot_and_a_removed_member_cannot_read_after_the_rekey() {
+    use hearsay_proto::group::{Group, Role};
+    use rand_core::SeedableRng;
+    let mut w = world(5);
+    let topic = TopicId::from_name("t");
+    let admin = w.identity(0).unwrap();
+    // The simulated nodes' crypto (fast stand-ins with the real sizes).
+    let provider = std::sync::Arc::new(hearsay_proto::crypto::InsecureTestProvider);
+    let mut rng = chacha20::ChaCha8Rng::seed_from_u64(5);
+    let (mut group, genesis, secret) = Group::create(&*provider, &admin, 200, &mut rng).unwrap();
+    let _ = genesis;
+    let members = [1usize, 2, 3];
+    for &m in &members {
+        let me = w.identity(m).unwrap();
+        let p = group
+            .propose_add(
+                &*provider,
+                &admin,
+                me.peer_id(),
+                me.encapsulation_key().clone(),
+                Role::Viewer,
+                false,
+                &mut rng,
+            )
+            .unwrap();
+        group.apply(&*provider, &p.op).unwrap();
+    }
+    // The founder wraps shard 0's secret for the members; each opens it and hands the shard
+    // key to its node.
+    let package = group
+        .rekey_package(&*provider, &admin, 0, &secret, &mut rng)
+        .unwrap();
+    for &m in &members {
+        let me = w.identity(m).unwrap();
+        let key = group
+            .clone()
+            .open_package(&*provider, &package, me.decapsulator())
+            .unwrap();
+        w.with_node(m, |n, _| n.add_group_key(key)).unwrap();
+    }
+    let readers = group.sealing_keys();
+    assert_eq!(readers.len(), 1, "one slot for the whole group");
+    let first = w
+        .with_node(0, |n, now| {
+            n.publish_private(now, topic, b"to the group", &readers)
+        })
+        .unwrap()
+        .unwrap();
+    w.run_until(at(60));
+    let who: BTreeSet<usize> = delivered(&w, first).iter().map(|(i, _, _)| *i).collect();
+    assert_eq!(who, BTreeSet::from([1, 2, 3]));
+
+    // Remove member 3: its shard is rekeyed; the others get the new key.
+    let removed = w.identity(3).unwrap().peer_id();
+    let p = group
+        .propose_remove(&*provider, &admin, removed, &mut rng)
+        .unwrap();
+    group.apply(&*provider, &p.op).unwrap();
+    let rekey = p.rekey.unwrap();
+    let package = group
+        .rekey_package(&*provider, &admin, rekey.shard, &rekey.secret, &mut rng)
+        .unwrap();
+    for m in [1usize, 2] {
+        let me = w.identity(m).unwrap();
+        let key = group
+            .clone()
+            .open_package(&*provider, &package, me.decapsulator())
+            .unwrap();
+        w.with_node(m, |n, _| n.add_group_key(key)).unwrap();
+    }
+    let me3 = w.identity(3).unwrap();
+    assert!(
+        group
+            .clone()
+            .open_package(&*provider, &package, me3.decapsulator())
+            .is_err()
+    );
+    let readers = group.sealing_keys();
+    let second = w
+        .with_node(0, |n, now| {
+            n.publish_private(now, topic, b"after the removal", &readers)
+        })
+        .unwrap()
+        .unwrap();
+    w.run_until(at(80));
+    let who: BTreeSet<usize> = delivered(&w, second).iter().map(|(i, _, _)| *i).collect();
+    assert_eq!(who, BTreeSet::from([1, 2]));
+    assert_eq!(
+        w.node(3).unwrap().inspect().private_counters().not_a_reader,
+        1
+    );
+}

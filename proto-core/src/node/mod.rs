@@ -4,13 +4,16 @@
 //! drained with `poll_transmit` and `poll_event`; `poll_timeout` names the instant at which
 //! `handle_timeout` must be called next. No method blocks, reads a clock, or does I/O.
 
+mod discovery;
 mod persist;
+mod presence;
 mod private;
 mod records;
 mod topics;
 mod types;
 
 pub use persist::{MAX_PERSISTED_RECORDS, PersistentState};
+pub use presence::MAX_PRESENCE_GROUPS;
 pub use private::{Announcement, MAX_READERS, PrivateConfig, PrivateCounters, PrivateMessage};
 pub use types::{
     Command, Config, Contact, Counters, DownReason, Event, FrameError, NodeError, RngSeed, Transmit,
@@ -98,6 +101,10 @@ pub struct Node {
     find_tokens: crate::time::TokenBucket,
     /// Encrypted messages: authored, fetched, access records.
     private: private::Private,
+    /// Friends-of-friends discovery.
+    foaf: crate::foaf::Foaf,
+    /// Presence groups this node is a member of, by presence topic.
+    presence: BTreeMap<TopicId, crate::presence::Presence>,
 }
 
 impl core::fmt::Debug for Node {
@@ -193,6 +200,8 @@ impl Node {
         let swim = Swim::new(config.swim.clone(), me, boot_count << 32);
         let find_tokens = crate::time::TokenBucket::new(config.topics.find_rate, now);
         let private = private::Private::new(&config.private);
+        let foaf = crate::foaf::Foaf::new(config.foaf.clone())
+            .map_err(|_| NodeError::InvalidConfig("foaf"))?;
         let mut node = Node {
             records: RecordCache::new(config.max_known_records),
             housekeeping_at: now + config.housekeeping_interval,
@@ -216,6 +225,8 @@ impl Node {
             member_refs: BTreeMap::new(),
             strikes: BTreeMap::new(),
             private,
+            foaf,
+            presence: BTreeMap::new(),
             find_tokens,
         };
         node.adopt_record(node.record.clone())?;
@@ -323,6 +334,7 @@ impl Node {
             Command::Unsubscribe { topic } => self.unsubscribe(now, topic),
             Command::Publish { topic, payload } => self.publish(now, topic, &payload).map(|_| ()),
             Command::Leave => {
+                self.presence_leave(now);
                 let goodbye = Frame::Session(SessionMessage::Goodbye(Goodbye {
                     reason: GoodbyeReason::Leaving,
                 }))
@@ -401,6 +413,8 @@ impl Node {
         self.swim.handle_timeout(now, &mut self.rng);
         self.topics_timeout(now);
         self.private_timeout(now);
+        self.foaf.handle_timeout(now);
+        self.presence_timeout(now);
         self.drain_protocols(now);
         self.close_unused_links(now);
     }
@@ -432,6 +446,8 @@ impl Node {
             .chain(self.swim.poll_timeout())
             .chain(self.topics_poll_timeout())
             .chain(self.private.poll_timeout())
+            .chain(self.foaf.poll_timeout())
+            .chain(self.presence_poll_timeout())
             .chain(unused)
             .min()
     }
@@ -503,6 +519,7 @@ impl Node {
             | Frame::Topic(_)
             | Frame::Reconcile(_)
             | Frame::Private(_)
+            | Frame::Discovery(_)
                 if !established =>
             {
                 // The peer is past the handshake, so its Hello was lost: ask for it again.
@@ -536,6 +553,10 @@ impl Node {
             }
             Frame::Reconcile(message) => {
                 self.on_reconcile_frame(now, from, message);
+                Ok(())
+            }
+            Frame::Discovery(message) => {
+                self.on_discovery_frame(now, from, message);
                 Ok(())
             }
             Frame::Private(message) => {
@@ -679,6 +700,8 @@ impl Node {
                 }
             }
             progressed |= self.drain_topics(now);
+            progressed |= self.drain_discovery(now);
+            progressed |= self.drain_presence(now);
             if !progressed {
                 break;
             }
@@ -769,6 +792,7 @@ impl Node {
         let record = PeerRecord::issue(&self.identity, addresses, now, self.config.record_lifetime)
             .map_err(NodeError::Record)?;
         self.adopt_record(record)?;
+        self.presence_record();
         let hello = self.hello.clone();
         let neighbors: Vec<PeerId> = self
             .links
@@ -976,7 +1000,17 @@ impl<'a> NodeView<'a> {
         self.node.topics.get(topic).map(|t| t.plumtree.counters())
     }
 
-    /// Encrypted-message counters (SPEC.md §17.9).
+    /// Presence counters of `group` (beacons accepted and refused by cause).
+    pub fn presence_counters(&self, group: &TopicId) -> Option<crate::presence::Counters> {
+        self.node.presence.get(group).map(|p| p.counters())
+    }
+
+    /// Friends-of-friends discovery counters (SPEC.md §18).
+    pub fn discovery_counters(&self) -> &'a crate::foaf::Counters {
+        self.node.foaf.counters()
+    }
+
+    /// Encrypted-message counters (SPEC.md §17.10).
     pub fn private_counters(&self) -> &'a PrivateCounters {
         &self.node.private.counters
     }

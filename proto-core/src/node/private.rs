@@ -1,4 +1,4 @@
-//! The node's side of encrypted messages (SPEC.md §17.9): publishing an envelope on a topic,
+//! The node's side of encrypted messages (SPEC.md §17.10): publishing an envelope on a topic,
 //! announcing who may read it, fetching its content from the author with a proof of
 //! readership, and both revocation operations.
 //!
@@ -35,7 +35,7 @@ use minicbor::{Decode, Encode};
 pub const MAX_READERS: usize = 200;
 const _: () = assert!(MAX_READERS <= crate::envelope::MAX_SLOTS);
 
-/// Encrypted-message parameters (SPEC.md §17.9).
+/// Encrypted-message parameters (SPEC.md §17.10).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PrivateConfig {
     /// Most messages this node authored and serves (oldest forgotten first). Default 256.
@@ -55,6 +55,8 @@ pub struct PrivateConfig {
     pub max_challenges: usize,
     /// Most message ids remembered as delivered (so each is delivered once). Default 4096.
     pub max_delivered: usize,
+    /// Most group shard keys held (newest kept). Default 64.
+    pub max_group_keys: usize,
 }
 
 impl Default for PrivateConfig {
@@ -68,6 +70,7 @@ impl Default for PrivateConfig {
             challenge_ttl: TimeDelta::from_secs(10),
             max_challenges: 1024,
             max_delivered: 4096,
+            max_group_keys: 64,
         }
     }
 }
@@ -177,7 +180,7 @@ pub enum PrivateMessage {
     },
 }
 
-/// Counters of encrypted messages (SPEC.md §17.9).
+/// Counters of encrypted messages (SPEC.md §17.10).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct PrivateCounters {
@@ -239,6 +242,8 @@ pub(super) struct Private {
     authored_order: VecDeque<MessageId>,
     guard: FetchGuard,
     pub(super) access: AccessStore,
+    /// Group shard keys this node holds (a group message needs one slot per shard).
+    group_keys: crate::group::Keyring,
     fetches: HashMap<MessageId, Fetch, FixedState>,
     delivered: HashSet<MessageId, FixedState>,
     delivered_order: VecDeque<MessageId>,
@@ -256,6 +261,7 @@ impl Private {
                 config.challenge_ttl,
             ),
             access: AccessStore::new(config.max_access_records),
+            group_keys: crate::group::Keyring::new(config.max_group_keys),
             fetches: HashMap::with_hasher(FixedState::with_seed(0)),
             delivered: HashSet::with_hasher(FixedState::with_seed(0)),
             delivered_order: VecDeque::new(),
@@ -335,7 +341,7 @@ impl Validator for KindValidator<'_> {
 impl Node {
     /// Publishes `plaintext` encrypted for `readers` (their ML-KEM encapsulation keys, from
     /// their peer records) on a subscribed topic. The topic carries only the announcement;
-    /// readers fetch the content from this node with a proof (SPEC.md §17.9). Returns the
+    /// readers fetch the content from this node with a proof (SPEC.md §17.10). Returns the
     /// message's id, which covers the ciphertext and never changes with its readers.
     pub fn publish_private(
         &mut self,
@@ -447,6 +453,14 @@ impl Node {
         self.private.counters.deletes_issued += 1;
         self.drain_protocols(now);
         Ok(new_id)
+    }
+
+    /// Holds a group shard key (from a group key package, `group::Group::open_package`): this
+    /// node then fetches and opens encrypted messages sealed to that shard
+    /// (`group::Group::sealing_keys` as the readers), as a member. The newest
+    /// `max_group_keys` keys are kept; a rekeyed shard's new key is simply added.
+    pub fn add_group_key(&mut self, key: crate::group::ShardKey) {
+        self.private.group_keys.insert(key);
     }
 
     /// The latest access record this node holds for `id`, if any.
@@ -591,8 +605,19 @@ impl Node {
             h.copy_from_slice(a.content_hash.as_bytes());
             h
         };
+        // This node's own slot, else a slot of a group shard whose key it holds.
         let found =
-            envelope::find_key(&a.record.slots, &content_hash, self.identity.decapsulator());
+            envelope::find_key(&a.record.slots, &content_hash, self.identity.decapsulator())
+                .or_else(|e| {
+                    self.private
+                        .group_keys
+                        .iter()
+                        .find_map(|k| {
+                            envelope::find_key(&a.record.slots, &content_hash, k.decapsulator())
+                                .ok()
+                        })
+                        .ok_or(e)
+                });
         let Ok((index, secret, key)) = found else {
             self.private.counters.not_a_reader += 1;
             // A newer version without our slot ends a fetch of an older one.

@@ -619,6 +619,9 @@ impl Node {
                 author_key,
             } => {
                 if message.kind.is_application() {
+                    if self.presence_delivery(now, topic, &message) {
+                        return;
+                    }
                     self.push_event(Event::Delivered {
                         topic,
                         author: message.author,

@@ -46,6 +46,10 @@ pub struct Config {
     pub topics: crate::topic::Config,
     /// Encrypted-message parameters.
     pub private: super::PrivateConfig,
+    /// Friends-of-friends discovery parameters.
+    pub foaf: crate::foaf::Config,
+    /// Presence parameters (every group of this node).
+    pub presence: crate::presence::PresenceConfig,
 }
 
 impl Default for Config {
@@ -66,6 +70,8 @@ impl Default for Config {
             swim: crate::swim::Config::default(),
             topics: crate::topic::Config::default(),
             private: super::PrivateConfig::default(),
+            foaf: crate::foaf::Config::default(),
+            presence: crate::presence::PresenceConfig::default(),
         }
     }
 }
@@ -88,6 +94,8 @@ impl fmt::Debug for Config {
             .field("swim", &self.swim)
             .field("topics", &self.topics)
             .field("private", &self.private)
+            .field("foaf", &self.foaf)
+            .field("presence", &self.presence)
             .finish()
     }
 }
@@ -238,7 +246,7 @@ pub enum Event {
         hops: u8,
     },
     /// An encrypted message this node may read, fetched from its author and opened
-    /// (SPEC.md §17.9). Delivered once per message id.
+    /// (SPEC.md §17.10). Delivered once per message id.
     PrivateDelivered {
         /// The topic it was announced on.
         topic: TopicId,
@@ -250,6 +258,44 @@ pub enum Event {
         version: u64,
         /// The decrypted bytes.
         plaintext: Bytes,
+    },
+    /// Records answering one of this node's [`Node::find`](super::Node::find) queries (each
+    /// peer reported once per query; verified and cached).
+    Found {
+        /// The query.
+        query: crate::foaf::QueryId,
+        /// What it looked for.
+        target: crate::foaf::Target,
+        /// The records.
+        records: Vec<crate::record::PeerRecord>,
+    },
+    /// A member of a presence group of this node is online (a fresh beacon; again when it
+    /// announces a newer record).
+    PresenceOnline {
+        /// The group's presence topic.
+        group: TopicId,
+        /// The member.
+        member: PeerId,
+        /// Its record, from the beacon (signed by the member inside the encryption).
+        record: crate::record::PeerRecord,
+    },
+    /// A member of a presence group is offline: it said so, or no beacon came within the TTL.
+    PresenceOffline {
+        /// The group's presence topic.
+        group: TopicId,
+        /// The member.
+        member: PeerId,
+        /// Why.
+        reason: crate::presence::OfflineReason,
+    },
+    /// A query of this node ended; answers after it are dropped.
+    FindDone {
+        /// The query.
+        query: crate::foaf::QueryId,
+        /// Distinct records found (0: the query failed).
+        found: usize,
+        /// Neighbours the query was sent to.
+        sent: usize,
     },
     /// The author withdrew an encrypted message this node had delivered (a delete request):
     /// the application should forget it.
@@ -336,6 +382,13 @@ pub enum NodeError {
     Envelope(crate::envelope::EnvelopeError),
     /// An access record or delete request could not be issued.
     Access(crate::access::AccessError),
+    /// The node is a member of the most presence groups it may be.
+    TooManyGroups {
+        /// The limit.
+        max: usize,
+    },
+    /// A discovery query could not start (bad TTL, no neighbour, too many in flight).
+    Find(crate::foaf::FoafError),
     /// This node did not author the message (or has forgotten it).
     NotAuthored {
         /// The message.
@@ -368,6 +421,10 @@ impl fmt::Display for NodeError {
             }
             NodeError::Message(e) => write!(f, "cannot publish: {e}"),
             NodeError::Envelope(e) => write!(f, "envelope: {e}"),
+            NodeError::Find(e) => write!(f, "find: {e}"),
+            NodeError::TooManyGroups { max } => {
+                write!(f, "a node is a member of at most {max} presence groups")
+            }
             NodeError::Access(e) => write!(f, "access record: {e}"),
             NodeError::NotAuthored { id } => {
                 write!(

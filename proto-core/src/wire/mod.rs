@@ -36,7 +36,8 @@ pub enum FrameKind {
     Topic = 3,
     /// Per-topic reconciliation of retained messages ([`crate::topic::ReconcileMessage`]).
     Reconcile = 4,
-    // 5 discovery (FOAF, presence): reserved.
+    /// Discovery: friends-of-friends queries ([`crate::foaf::DiscoveryMessage`]).
+    Discovery = 5,
     /// Fetching encrypted messages' content ([`crate::node::PrivateMessage`]).
     Private = 6,
 }
@@ -62,6 +63,8 @@ pub enum Frame {
     Topic(crate::topic::TopicMessage),
     /// Anti-entropy.
     Reconcile(crate::topic::ReconcileMessage),
+    /// Friends-of-friends discovery.
+    Discovery(crate::foaf::DiscoveryMessage),
     /// Encrypted messages' fetches.
     Private(crate::node::PrivateMessage),
 }
@@ -125,6 +128,7 @@ impl Frame {
             Frame::FailureDetection(_) => FrameKind::FailureDetection,
             Frame::Topic(_) => FrameKind::Topic,
             Frame::Reconcile(_) => FrameKind::Reconcile,
+            Frame::Discovery(_) => FrameKind::Discovery,
             Frame::Private(_) => FrameKind::Private,
         }
     }
@@ -178,6 +182,7 @@ impl<C: codec::DecodeSource> Encode<C> for Frame {
             Frame::FailureDetection(m) => m.encode(e, ctx),
             Frame::Topic(m) => m.encode(e, ctx),
             Frame::Reconcile(m) => m.encode(e, ctx),
+            Frame::Discovery(m) => Encode::encode(m, e, ctx),
             Frame::Private(m) => m.encode(e, ctx),
         }
     }
@@ -202,6 +207,9 @@ impl<'b, C: codec::DecodeSource> Decode<'b, C> for Frame {
             4 => Ok(Frame::Reconcile(crate::topic::ReconcileMessage::decode(
                 d, ctx,
             )?)),
+            5 => Ok(Frame::Discovery(
+                <crate::foaf::DiscoveryMessage as Decode<'b, C>>::decode(d, ctx)?,
+            )),
             6 => Ok(Frame::Private(crate::node::PrivateMessage::decode(d, ctx)?)),
             other => Err(codec::limit(DecodeError::UnknownKind(other))),
         }

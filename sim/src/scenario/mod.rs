@@ -375,4 +375,8 @@ pub const METRIC_KEYS: &[&str] = &[
     "rejected_frames",
     "memory_per_node_kb",
     "events_per_s",
+    "presence_gone_left_ms.p50",
+    "presence_gone_left_ms.max",
+    "presence_gone_crashed_ms.p50",
+    "presence_gone_crashed_ms.max",
 ];
