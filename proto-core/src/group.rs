@@ -33,14 +33,12 @@ use crate::id::PeerId;
 use crate::identity::Identity;
 use crate::message::MAX_PAYLOAD;
 use crate::wire::MAX_FRAME_LEN;
-use crate::wire::codec::{
-    self, BoundedVec, DecodeError, EncodeError, FixedBytes, bounded_bytes, limit,
-};
+use crate::wire::codec::{self, BoundedVec, DecodeError, EncodeError, FixedBytes};
 use alloc::boxed::Box;
 use alloc::collections::{BTreeMap, VecDeque};
 use alloc::vec::Vec;
 use core::fmt;
-use minicbor::{Decode, Decoder, Encode, Encoder};
+use minicbor::{Decode, Encode};
 use rand_core::CryptoRng;
 use zeroize::Zeroizing;
 
@@ -124,77 +122,16 @@ pub type PackageSlots = BoundedVec<Slot, MAX_SHARD_SIZE>;
 /// A shard's position in the group's shard list.
 pub type ShardIndex = u32;
 
-macro_rules! digest_type {
-    ($(#[$doc:meta])* $name:ident) => {
-        $(#[$doc])*
-        #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-        pub struct $name([u8; 32]);
-
-        impl $name {
-            /// Wraps 32 raw bytes.
-            pub const fn from_bytes(bytes: [u8; 32]) -> Self {
-                Self(bytes)
-            }
-
-            /// The raw bytes.
-            pub const fn as_bytes(&self) -> &[u8; 32] {
-                &self.0
-            }
-        }
-
-        impl fmt::Display for $name {
-            /// 64 lower-case hex digits.
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                for b in &self.0 {
-                    write!(f, "{b:02x}")?;
-                }
-                Ok(())
-            }
-        }
-
-        impl fmt::Debug for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                write!(f, concat!(stringify!($name), "("))?;
-                for b in self.0.iter().take(4) {
-                    write!(f, "{b:02x}")?;
-                }
-                write!(f, ")")
-            }
-        }
-
-        impl<C> Encode<C> for $name {
-            fn encode<W: minicbor::encode::Write>(
-                &self,
-                e: &mut Encoder<W>,
-                _: &mut C,
-            ) -> Result<(), minicbor::encode::Error<W::Error>> {
-                e.bytes(&self.0)?;
-                Ok(())
-            }
-        }
-
-        impl<'b, C> Decode<'b, C> for $name {
-            fn decode(d: &mut Decoder<'b>, _: &mut C) -> Result<Self, minicbor::decode::Error> {
-                let b = bounded_bytes(d, 32)?;
-                <[u8; 32]>::try_from(b).map(Self).map_err(|_| {
-                    limit(DecodeError::WrongLength {
-                        expected: 32,
-                        got: b.len(),
-                    })
-                })
-            }
-        }
-    };
-}
-
-digest_type!(
+crate::id::id_type!(
     /// A group's identity: BLAKE3-derive([`GROUP_ID_CONTEXT`], founder `PeerId` ‖ 32-byte nonce).
-    GroupId
+    GroupId,
+    "GroupId"
 );
-digest_type!(
+crate::id::id_type!(
     /// The hash of an operation's signed bytes: BLAKE3-derive([`OP_HASH_CONTEXT`],
     /// `signing_input(GROUP_OP_DOMAIN, …)`). Each operation names its predecessor's hash.
-    OpHash
+    OpHash,
+    "OpHash"
 );
 
 impl GroupId {
@@ -803,27 +740,40 @@ impl GroupOp {
 
     /// Encodes the operation.
     pub fn to_bytes(&self) -> Result<Vec<u8>, GroupError> {
-        let bytes = codec::to_vec(self).map_err(GroupError::Encode)?;
-        if bytes.len() > MAX_OP_LEN {
-            return Err(GroupError::TooLarge {
-                len: bytes.len(),
-                max: MAX_OP_LEN,
-            });
-        }
-        Ok(bytes)
+        encode_within(self, MAX_OP_LEN)
     }
 
     /// Decodes an operation (without verifying it); more than [`MAX_OP_LEN`] bytes are refused
     /// before parsing.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, GroupError> {
-        if bytes.len() > MAX_OP_LEN {
-            return Err(GroupError::TooLarge {
-                len: bytes.len(),
-                max: MAX_OP_LEN,
-            });
-        }
-        codec::from_slice(bytes).map_err(GroupError::Decode)
+        decode_within(bytes, MAX_OP_LEN)
     }
+}
+
+/// Encodes `value`, refusing an encoding longer than `max` bytes.
+fn encode_within<T: minicbor::Encode<()>>(value: &T, max: usize) -> Result<Vec<u8>, GroupError> {
+    let bytes = codec::to_vec(value).map_err(GroupError::Encode)?;
+    if bytes.len() > max {
+        return Err(GroupError::TooLarge {
+            len: bytes.len(),
+            max,
+        });
+    }
+    Ok(bytes)
+}
+
+/// Decodes `bytes`, refusing more than `max` of them before parsing.
+fn decode_within<'b, T: minicbor::Decode<'b, ()>>(
+    bytes: &'b [u8],
+    max: usize,
+) -> Result<T, GroupError> {
+    if bytes.len() > max {
+        return Err(GroupError::TooLarge {
+            len: bytes.len(),
+            max,
+        });
+    }
+    codec::from_slice(bytes).map_err(GroupError::Decode)
 }
 
 impl fmt::Debug for GroupOp {
@@ -963,26 +913,13 @@ impl KeyPackage {
 
     /// Encodes the package.
     pub fn to_bytes(&self) -> Result<Vec<u8>, GroupError> {
-        let bytes = codec::to_vec(self).map_err(GroupError::Encode)?;
-        if bytes.len() > MAX_PACKAGE_LEN {
-            return Err(GroupError::TooLarge {
-                len: bytes.len(),
-                max: MAX_PACKAGE_LEN,
-            });
-        }
-        Ok(bytes)
+        encode_within(self, MAX_PACKAGE_LEN)
     }
 
     /// Decodes a package (without verifying it); more than [`MAX_PACKAGE_LEN`] bytes are
     /// refused before parsing, more than [`MAX_SHARD_SIZE`] slots on the list's header.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, GroupError> {
-        if bytes.len() > MAX_PACKAGE_LEN {
-            return Err(GroupError::TooLarge {
-                len: bytes.len(),
-                max: MAX_PACKAGE_LEN,
-            });
-        }
-        codec::from_slice(bytes).map_err(GroupError::Decode)
+        decode_within(bytes, MAX_PACKAGE_LEN)
     }
 }
 

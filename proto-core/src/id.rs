@@ -3,10 +3,7 @@
 //! All three are 32-byte BLAKE3 outputs, each under its own derivation context so that no value
 //! of one kind can be mistaken for another. A person sees them as 64 lower-case hex digits.
 
-use crate::wire::codec::{DecodeError, bounded_bytes, limit};
 use core::fmt;
-use core::str::FromStr;
-use minicbor::{Decode, Decoder, Encode, Encoder};
 
 /// BLAKE3 derivation contexts. Changing one changes every id of that kind: they are part of the
 /// protocol (SPEC.md §2).
@@ -61,6 +58,8 @@ pub(crate) fn parse_hex32(s: &str) -> Result<[u8; 32], ParseIdError> {
     Ok(out)
 }
 
+/// Defines a 32-byte identifier type: hex `Display` and `FromStr`, short `Debug`, CBOR as a
+/// 32-byte string. Used for peer, topic and message ids here, and for group ids and hashes.
 macro_rules! id_type {
     ($(#[$doc:meta])* $name:ident, $short:literal) => {
         $(#[$doc])*
@@ -79,14 +78,14 @@ macro_rules! id_type {
             }
 
             /// The first eight hex digits, for logs and tables.
-            pub fn short(&self) -> impl fmt::Display + '_ {
-                ShortHex(&self.0)
+            pub fn short(&self) -> impl core::fmt::Display + '_ {
+                $crate::id::ShortHex(&self.0)
             }
         }
 
-        impl fmt::Display for $name {
+        impl core::fmt::Display for $name {
             /// 64 lower-case hex digits: the form people see and type.
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
                 for b in &self.0 {
                     write!(f, "{b:02x}")?;
                 }
@@ -94,23 +93,23 @@ macro_rules! id_type {
             }
         }
 
-        impl fmt::Debug for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        impl core::fmt::Debug for $name {
+            fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
                 write!(f, concat!($short, "({})"), self.short())
             }
         }
 
-        impl FromStr for $name {
-            type Err = ParseIdError;
-            fn from_str(s: &str) -> Result<Self, ParseIdError> {
-                parse_hex32(s).map(Self)
+        impl core::str::FromStr for $name {
+            type Err = $crate::id::ParseIdError;
+            fn from_str(s: &str) -> Result<Self, $crate::id::ParseIdError> {
+                $crate::id::parse_hex32(s).map(Self)
             }
         }
 
-        impl<C> Encode<C> for $name {
+        impl<C> minicbor::Encode<C> for $name {
             fn encode<W: minicbor::encode::Write>(
                 &self,
-                e: &mut Encoder<W>,
+                e: &mut minicbor::Encoder<W>,
                 _: &mut C,
             ) -> Result<(), minicbor::encode::Error<W::Error>> {
                 e.bytes(&self.0)?;
@@ -118,18 +117,19 @@ macro_rules! id_type {
             }
         }
 
-        impl<'b, C> Decode<'b, C> for $name {
-            fn decode(d: &mut Decoder<'b>, _: &mut C) -> Result<Self, minicbor::decode::Error> {
-                let b = bounded_bytes(d, 32)?;
+        impl<'b, C> minicbor::Decode<'b, C> for $name {
+            fn decode(d: &mut minicbor::Decoder<'b>, _: &mut C) -> Result<Self, minicbor::decode::Error> {
+                let b = $crate::wire::codec::bounded_bytes(d, 32)?;
                 <[u8; 32]>::try_from(b).map(Self).map_err(|_| {
-                    limit(DecodeError::WrongLength { expected: 32, got: b.len() })
+                    $crate::wire::codec::limit($crate::wire::codec::DecodeError::WrongLength { expected: 32, got: b.len() })
                 })
             }
         }
     };
 }
+pub(crate) use id_type;
 
-struct ShortHex<'a>(&'a [u8; 32]);
+pub(crate) struct ShortHex<'a>(pub(crate) &'a [u8; 32]);
 
 impl fmt::Display for ShortHex<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
