@@ -1,0 +1,346 @@
+//! [`NodeHandle`]: the application's side of a running node, and what it receives
+//! ([`Subscription`], [`Events`]).
+
+use crate::addr::BootstrapPeer;
+use crate::counters::{Live, TransportCounters};
+use crate::error::{DialError, Error};
+use bytes::Bytes;
+use hearsay_proto::node::NodeView;
+use hearsay_proto::{DownReason, MessageId, Node, PeerId, Timestamp, TopicId};
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::sync::{broadcast, mpsc, oneshot};
+
+/// A message delivered on a subscribed topic: accepted by the topic's validator (by default,
+/// the author's signature verified), delivered once per message id, in no particular order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    /// The topic.
+    pub topic: TopicId,
+    /// Who published it.
+    pub author: PeerId,
+    /// Its id.
+    pub id: MessageId,
+    /// The author's sequence number.
+    pub sequence: u64,
+    /// When the author published it (the author's clock).
+    pub timestamp: Timestamp,
+    /// The application's bytes.
+    pub payload: Bytes,
+    /// Hops from the author to this node.
+    pub hops: u8,
+}
+
+/// What a [`Subscription`] yields.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Received {
+    /// The next delivery.
+    Message(Delivery),
+    /// This subscriber fell behind and lost its `n` oldest deliveries (other subscribers and the
+    /// node are not affected).
+    Lagged(u64),
+}
+
+/// The deliveries of one topic to one subscriber, from [`NodeHandle::subscribe`].
+///
+/// Bounded: if the application reads more slowly than messages arrive, this subscriber loses its
+/// own oldest deliveries (it is told how many with [`Received::Lagged`]); the node never waits
+/// for it.
+#[derive(Debug)]
+pub struct Subscription {
+    topic: TopicId,
+    rx: broadcast::Receiver<Delivery>,
+}
+
+impl Subscription {
+    pub(crate) fn new(topic: TopicId, rx: broadcast::Receiver<Delivery>) -> Self {
+        Self { topic, rx }
+    }
+
+    /// The topic.
+    pub fn topic(&self) -> TopicId {
+        self.topic
+    }
+
+    /// The next delivery, or a note of how many were lost; `None` once the topic is
+    /// unsubscribed or the node has shut down (after what was buffered).
+    pub async fn recv(&mut self) -> Option<Received> {
+        match self.rx.recv().await {
+            Ok(d) => Some(Received::Message(d)),
+            Err(broadcast::error::RecvError::Lagged(n)) => Some(Received::Lagged(n)),
+            Err(broadcast::error::RecvError::Closed) => None,
+        }
+    }
+
+    /// Like [`Subscription::recv`], without waiting: `None` if nothing is buffered now (or the
+    /// subscription has ended).
+    pub fn try_recv(&mut self) -> Option<Received> {
+        match self.rx.try_recv() {
+            Ok(d) => Some(Received::Message(d)),
+            Err(broadcast::error::TryRecvError::Lagged(n)) => Some(Received::Lagged(n)),
+            Err(_) => None,
+        }
+    }
+}
+
+/// What happened to the node, for the application (from [`NodeHandle::events`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum NodeEvent {
+    /// `peer` entered the node-level active view (became a neighbour).
+    NeighborUp {
+        /// The neighbour.
+        peer: PeerId,
+        /// The address of its connection.
+        address: Option<SocketAddr>,
+    },
+    /// `peer` left the active view.
+    NeighborDown {
+        /// The former neighbour.
+        peer: PeerId,
+        /// Why.
+        reason: DownReason,
+    },
+    /// A bootstrap peer answered and proved its identity; the node joins through it.
+    Bootstrapped {
+        /// The peer's proven id.
+        peer: PeerId,
+        /// Its address.
+        address: SocketAddr,
+    },
+    /// A bootstrap peer could not be reached or refused; the node keeps running.
+    BootstrapFailed {
+        /// The bootstrap peer.
+        peer: BootstrapPeer,
+        /// Why.
+        error: DialError,
+    },
+    /// A dial the protocol asked for failed (the protocol retries by itself).
+    DialFailed {
+        /// The peer.
+        peer: PeerId,
+        /// Why.
+        error: DialError,
+    },
+    /// This receiver fell behind and lost its `n` oldest events.
+    Lagged(u64),
+}
+
+/// The node's events, for one receiver (from [`NodeHandle::events`]). Bounded like a
+/// [`Subscription`]: a slow receiver loses its own oldest events and gets
+/// [`NodeEvent::Lagged`].
+#[derive(Debug)]
+pub struct Events {
+    rx: broadcast::Receiver<NodeEvent>,
+}
+
+impl Events {
+    /// The next event; `None` once the node has shut down.
+    pub async fn recv(&mut self) -> Option<NodeEvent> {
+        match self.rx.recv().await {
+            Ok(e) => Some(e),
+            Err(broadcast::error::RecvError::Lagged(n)) => Some(NodeEvent::Lagged(n)),
+            Err(broadcast::error::RecvError::Closed) => None,
+        }
+    }
+
+    /// Like [`Events::recv`], without waiting.
+    pub fn try_recv(&mut self) -> Option<NodeEvent> {
+        match self.rx.try_recv() {
+            Ok(e) => Some(e),
+            Err(broadcast::error::TryRecvError::Lagged(n)) => Some(NodeEvent::Lagged(n)),
+            Err(_) => None,
+        }
+    }
+}
+
+/// A neighbour and the address of its connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Neighbor {
+    /// Its id.
+    pub peer: PeerId,
+    /// The remote address of the connection.
+    pub address: SocketAddr,
+}
+
+/// A job run inside the node task with read access to the core.
+pub(crate) type InspectJob = Box<dyn FnOnce(&Node) + Send>;
+
+/// What the handles ask of the node task.
+pub(crate) enum Request {
+    Subscribe {
+        topic: TopicId,
+        reply: oneshot::Sender<Result<Subscription, Error>>,
+    },
+    Unsubscribe {
+        topic: TopicId,
+        reply: oneshot::Sender<Result<(), Error>>,
+    },
+    Publish {
+        topic: TopicId,
+        payload: Bytes,
+        reply: oneshot::Sender<Result<MessageId, Error>>,
+    },
+    Join {
+        peers: Vec<BootstrapPeer>,
+        reply: oneshot::Sender<Result<(), Error>>,
+    },
+    Peers {
+        reply: oneshot::Sender<Vec<Neighbor>>,
+    },
+    Inspect(InspectJob),
+    Shutdown {
+        reply: oneshot::Sender<()>,
+    },
+}
+
+pub(crate) struct Shared {
+    pub requests: mpsc::Sender<Request>,
+    /// Weak, so that receivers end when the node task (the only strong sender) stops.
+    pub events: broadcast::WeakSender<NodeEvent>,
+    pub counters: Arc<Live>,
+    pub peer_id: PeerId,
+    pub local_addr: SocketAddr,
+}
+
+/// A running node: cheap to clone, each clone talks to the same node task.
+///
+/// The node runs until [`NodeHandle::shutdown`] is called or the last handle is dropped (which
+/// shuts it down gracefully as well). All methods that talk to the node task are `async` and
+/// return [`Error::Closed`] once it has stopped.
+#[derive(Clone)]
+pub struct NodeHandle {
+    shared: Arc<Shared>,
+}
+
+impl fmt::Debug for NodeHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NodeHandle")
+            .field("peer_id", &self.shared.peer_id)
+            .field("local_addr", &self.shared.local_addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl NodeHandle {
+    pub(crate) fn new(shared: Shared) -> Self {
+        Self {
+            shared: Arc::new(shared),
+        }
+    }
+
+    async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Request) -> Result<T, Error> {
+        let (tx, rx) = oneshot::channel();
+        self.shared
+            .requests
+            .send(make(tx))
+            .await
+            .map_err(|_| Error::Closed)?;
+        rx.await.map_err(|_| Error::Closed)
+    }
+
+    /// This node's peer id.
+    pub fn peer_id(&self) -> PeerId {
+        self.shared.peer_id
+    }
+
+    /// The local UDP address the node is bound to.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.shared.local_addr
+    }
+
+    /// This node as a bootstrap peer for others: `PEERID@local_addr`.
+    pub fn bootstrap_peer(&self) -> BootstrapPeer {
+        BootstrapPeer::pinned(self.shared.peer_id, self.shared.local_addr)
+    }
+
+    /// Subscribes to `topic` (if not already) and returns a new receiver of its deliveries.
+    /// Several receivers of one topic each get every delivery.
+    pub async fn subscribe(&self, topic: TopicId) -> Result<Subscription, Error> {
+        self.ask(|reply| Request::Subscribe { topic, reply })
+            .await?
+    }
+
+    /// Leaves `topic`: the node stops carrying it, and every [`Subscription`] of it ends.
+    pub async fn unsubscribe(&self, topic: TopicId) -> Result<(), Error> {
+        self.ask(|reply| Request::Unsubscribe { topic, reply })
+            .await?
+    }
+
+    /// Publishes `payload` on a subscribed topic; returns the message's id. Fails with
+    /// [`Error::Node`] if the topic is not subscribed or the payload is over
+    /// [`MAX_PAYLOAD`](hearsay_proto::message::MAX_PAYLOAD).
+    pub async fn publish(
+        &self,
+        topic: TopicId,
+        payload: impl Into<Bytes>,
+    ) -> Result<MessageId, Error> {
+        let payload = payload.into();
+        self.ask(|reply| Request::Publish {
+            topic,
+            payload,
+            reply,
+        })
+        .await?
+    }
+
+    /// Joins the overlay through more peers (as the builder's bootstrap peers do).
+    pub async fn join(&self, peers: impl IntoIterator<Item = BootstrapPeer>) -> Result<(), Error> {
+        let peers = peers.into_iter().collect();
+        self.ask(|reply| Request::Join { peers, reply }).await?
+    }
+
+    /// The current neighbours (the node-level active view) and their connections' addresses.
+    pub async fn peers(&self) -> Result<Vec<Neighbor>, Error> {
+        self.ask(|reply| Request::Peers { reply }).await
+    }
+
+    /// A new receiver of the node's events, from now on.
+    pub fn events(&self) -> Events {
+        let rx = match self.shared.events.upgrade() {
+            Some(tx) => tx.subscribe(),
+            // The node has stopped: a receiver that ends at once.
+            None => broadcast::channel(1).1,
+        };
+        Events { rx }
+    }
+
+    /// The transport's running totals (connections refused by reason, frames and bytes in and
+    /// out, queue drops, ...). Never waits for the node task.
+    pub fn counters(&self) -> TransportCounters {
+        self.shared.counters.snapshot()
+    }
+
+    /// Runs `f` in the node task with a read-only view of the core (its neighbours, topic
+    /// overlays, protocol counters; see [`NodeView`]) and returns its result. `f` must be quick:
+    /// the node does nothing else meanwhile.
+    pub async fn inspect<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(NodeView<'_>) -> R + Send + 'static,
+    ) -> Result<R, Error> {
+        let (tx, rx) = oneshot::channel();
+        let job: InspectJob = Box::new(move |node: &Node| {
+            let _ = tx.send(f(node.inspect()));
+        });
+        self.shared
+            .requests
+            .send(Request::Inspect(job))
+            .await
+            .map_err(|_| Error::Closed)?;
+        rx.await.map_err(|_| Error::Closed)
+    }
+
+    /// Leaves gracefully: says goodbye to every neighbour, flushes the send queues (bounded by
+    /// [`TransportConfig::shutdown_timeout`](crate::TransportConfig::shutdown_timeout)), closes
+    /// the endpoint, and returns when the node task has stopped. Calling it again, or on a node
+    /// that has stopped, returns at once.
+    pub async fn shutdown(&self) {
+        let _ = self.ask(|reply| Request::Shutdown { reply }).await;
+    }
+
+    /// Whether the node task has stopped.
+    pub fn is_closed(&self) -> bool {
+        self.shared.requests.is_closed()
+    }
+}
