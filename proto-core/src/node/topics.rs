@@ -27,6 +27,8 @@ struct Walk {
 
 /// Invalid payloads a peer may send within [`STRIKE_WINDOW`] before its connection is closed.
 const MAX_STRIKES: u32 = 3;
+/// Most peers whose strikes are remembered at once.
+const MAX_STRIKE_ENTRIES: usize = 1024;
 /// The window over which strikes add up.
 const STRIKE_WINDOW: crate::time::TimeDelta = crate::time::TimeDelta::from_secs(60);
 
@@ -406,6 +408,8 @@ impl Node {
 
     /// Runs every topic's timers and discovery.
     pub(super) fn topics_timeout(&mut self, now: Timestamp) {
+        self.strikes
+            .retain(|_, (_, since)| now < *since + STRIKE_WINDOW);
         let topics: Vec<TopicId> = self.topics.keys().copied().collect();
         for topic in topics {
             let Some(t) = self.topics.get_mut(&topic) else {
@@ -637,6 +641,18 @@ impl Node {
             }
             plumtree::Output::Penalise { peer } => {
                 self.counters.invalid_payloads += 1;
+                if !self.strikes.contains_key(&peer) && self.strikes.len() >= MAX_STRIKE_ENTRIES {
+                    // Full: forget the peer whose window started first (a peer that struck
+                    // once and went away must not hold memory for ever).
+                    let oldest = self
+                        .strikes
+                        .iter()
+                        .min_by_key(|(_, (_, t))| *t)
+                        .map(|(p, _)| *p);
+                    if let Some(oldest) = oldest {
+                        self.strikes.remove(&oldest);
+                    }
+                }
                 let strikes = self.strikes.entry(peer).or_insert((0, now));
                 if now >= strikes.1 + STRIKE_WINDOW {
                     *strikes = (0, now);
