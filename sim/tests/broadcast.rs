@@ -237,3 +237,49 @@ fn a_connection_kept_by_a_topic_is_reused_by_the_node_level_overlay() {
     );
     assert_eq!(result.metrics.false_positives, Some(0));
 }
+
+#[test]
+fn topic_neighbour_events_track_each_topic_overlay() {
+    let n = 12;
+    let topic = TopicId::from_name("t");
+    let mut w = Sim::builder()
+        .nodes(n)
+        .seed(9)
+        .duration(s(40))
+        .at(
+            s(0),
+            Action::Join {
+                contacts: 1,
+                spread: s(5),
+            },
+        )
+        .at(s(10), subscribe(1.0))
+        .build()
+        .unwrap();
+    w.record();
+    w.run();
+    for i in 0..n {
+        // Replaying the node's up/down events gives exactly its current topic neighbours.
+        let mut replayed = BTreeSet::new();
+        for (_, j, e) in w.events() {
+            match e {
+                Event::TopicNeighborUp { topic: t, peer } if *j == i && *t == topic => {
+                    replayed.insert(*peer);
+                }
+                Event::TopicNeighborDown { topic: t, peer } if *j == i && *t == topic => {
+                    replayed.remove(peer);
+                }
+                _ => {}
+            }
+        }
+        let now: BTreeSet<_> = w
+            .node(i)
+            .unwrap()
+            .inspect()
+            .topic_neighbors(&topic)
+            .into_iter()
+            .collect();
+        assert!(!now.is_empty(), "node {i} has topic neighbours");
+        assert_eq!(replayed, now, "node {i}");
+    }
+}

@@ -592,6 +592,7 @@ impl Node {
                 if let Some(l) = self.links.get_mut(&peer) {
                     l.last_used = now;
                 }
+                self.push_event(Event::TopicNeighborUp { topic, peer });
             }
             hyparview::Output::NeighborDown { peer, .. } => {
                 if let Some(t) = self.topics.get_mut(&topic) {
@@ -606,6 +607,7 @@ impl Node {
                 if let Some(l) = self.links.get_mut(&peer) {
                     l.last_used = now;
                 }
+                self.push_event(Event::TopicNeighborDown { topic, peer });
             }
         }
     }

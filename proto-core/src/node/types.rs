@@ -227,6 +227,21 @@ pub enum Event {
         /// Why.
         reason: DownReason,
     },
+    /// `peer` became a neighbour in `topic`'s overlay: the topic can now carry this node's
+    /// messages (an application may wait for the first one before publishing).
+    TopicNeighborUp {
+        /// The topic.
+        topic: TopicId,
+        /// The neighbour.
+        peer: PeerId,
+    },
+    /// `peer` is no longer a neighbour in `topic`'s overlay.
+    TopicNeighborDown {
+        /// The topic.
+        topic: TopicId,
+        /// The former neighbour.
+        peer: PeerId,
+    },
     /// A message of a subscribed topic, accepted by its validator, delivered once. Messages
     /// are delivered in no particular order.
     Delivered {
