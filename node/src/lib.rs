@@ -1,8 +1,10 @@
 //! # hearsay
 //!
 //! The logic behind the `hearsay` command: argument definitions ([`Cli`]), home-directory
-//! resolution ([`resolve_home`]) and the on-disk identity [`Keystore`]. `main.rs` only wires
-//! them to the process's arguments, environment and exit code.
+//! resolution ([`resolve_home`]), the on-disk identity [`Keystore`], the long-running node with
+//! its local control API ([`daemon`]), the commands that talk to it ([`client`]) and the demo
+//! network ([`demo`]). `main.rs` only wires them to the process's arguments, environment and
+//! exit code.
 //!
 //! ## Keystore format
 //!
@@ -17,6 +19,12 @@
 //! The seeds are stored unencrypted; file permissions are their only protection.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
+
+pub mod client;
+pub mod daemon;
+pub mod demo;
+pub mod http;
+pub mod store;
 
 use clap::{Parser, Subcommand};
 use hearsay_proto::crypto::{KEM_SEED_LEN, SIG_SEED_LEN};
@@ -61,6 +69,18 @@ pub enum Command {
         #[command(subcommand)]
         action: IdentityCommand,
     },
+    /// Run a node until interrupted, with a local control API for the commands below.
+    Run(daemon::RunArgs),
+    /// Publish a message on a topic through the running node.
+    Publish(client::PublishArgs),
+    /// Print a topic's messages as they arrive, one JSON object per line.
+    Subscribe(client::SubscribeArgs),
+    /// List the running node's neighbours.
+    Peers(client::PeersArgs),
+    /// Show the running node's state.
+    Status(client::StatusArgs),
+    /// Run N real nodes over QUIC on 127.0.0.1 in this process and report how they did.
+    Demo(demo::DemoArgs),
 }
 
 /// `hearsay identity ...`
@@ -118,6 +138,8 @@ pub enum Error {
     },
     /// The OS random number generator failed.
     Randomness(getrandom::Error),
+    /// A command failed; the text says what is wrong and what to do.
+    Failed(String),
     /// A filesystem operation failed.
     Io {
         /// What was being done, e.g. "cannot read /x/y".
@@ -143,6 +165,7 @@ impl fmt::Display for Error {
                 write!(f, "{} is not a valid key file: {reason}", path.display())
             }
             Error::Randomness(e) => write!(f, "cannot read OS randomness: {e}"),
+            Error::Failed(text) => f.write_str(text),
             Error::Io { context, source } => write!(f, "{context}: {source}"),
         }
     }
@@ -353,9 +376,9 @@ impl Keystore {
     }
 }
 
-/// Runs `command` against the keystore of `home`, writing results to `out` and, for problems
-/// that do not stop the command (an unreadable file during `list`), warnings to `warn`. Returns
-/// `Err` if the command failed, or if `list` had to skip a file.
+/// Runs `command` with state under `home`, writing results to `out` and, for problems that do
+/// not stop the command (an unreadable file during `identity list`), warnings to `warn`. Returns
+/// `Err` if the command failed, or if `identity list` had to skip a file.
 pub fn run(
     provider: &dyn CryptoProvider,
     home: &Path,
@@ -363,10 +386,29 @@ pub fn run(
     out: &mut dyn Write,
     warn: &mut dyn Write,
 ) -> Result<(), Error> {
+    match command {
+        Command::Identity { action } => run_identity(provider, home, action, out, warn),
+        Command::Run(args) => daemon::run(home, args),
+        Command::Publish(args) => client::publish(home, args, out),
+        Command::Subscribe(args) => client::subscribe(home, args, out),
+        Command::Peers(args) => client::peers(home, args, out),
+        Command::Status(args) => client::status(home, args, out),
+        Command::Demo(args) => demo::run(args, out),
+    }
+}
+
+/// `hearsay identity ...` against the keystore of `home`.
+fn run_identity(
+    provider: &dyn CryptoProvider,
+    home: &Path,
+    action: &IdentityCommand,
+    out: &mut dyn Write,
+    warn: &mut dyn Write,
+) -> Result<(), Error> {
     let keystore = Keystore::new(home);
     let stdout_error = io_error(|| "cannot write to standard output".to_owned());
-    match command {
-        Command::Identity { action } => match action {
+    {
+        match action {
             IdentityCommand::Create { name } => {
                 let peer_id = keystore.create(provider, name)?;
                 writeln!(out, "{name} {peer_id}").map_err(stdout_error)
@@ -394,8 +436,13 @@ pub fn run(
                 keystore.delete(name)?;
                 writeln!(out, "deleted {name}").map_err(stdout_error)
             }
-        },
+        }
     }
+}
+
+/// An [`Error::Failed`] with this text.
+pub(crate) fn failed(text: impl Into<String>) -> Error {
+    Error::Failed(text.into())
 }
 
 #[cfg(test)]

@@ -47,6 +47,7 @@ pub struct NodeBuilder {
     config: Option<Config>,
     transport: TransportConfig,
     rng_seed: Option<[u8; 32]>,
+    restore: Option<hearsay_proto::PersistentState>,
     advertise: Option<Vec<SocketAddr>>,
     socket: Option<Arc<dyn quinn::AsyncUdpSocket>>,
     clock: Option<Box<dyn Fn() -> SystemTime + Send + Sync>>,
@@ -77,6 +78,7 @@ impl NodeBuilder {
             config: None,
             transport: TransportConfig::default(),
             rng_seed: None,
+            restore: None,
             advertise: None,
             socket: None,
             clock: None,
@@ -110,6 +112,14 @@ impl NodeBuilder {
     /// The transport's limits and timeouts.
     pub fn transport(mut self, transport: TransportConfig) -> Self {
         self.transport = transport;
+        self
+    }
+
+    /// Starts from state saved before a restart ([`NodeHandle::persistent_state`]): the same
+    /// identity with a higher boot count, so sequence numbers are never reused, and the
+    /// remembered peer records (`Node::restore`). State of another identity fails `spawn`.
+    pub fn restore(mut self, state: hearsay_proto::PersistentState) -> Self {
+        self.restore = Some(state);
         self
     }
 
@@ -217,7 +227,11 @@ impl NodeBuilder {
             .signer_from_seed(&self.identity.seeds().signing);
         let crypto = config.crypto.clone();
         let max_connections = config.max_connections;
-        let node = Node::new(config, self.identity, seed, clock.now()).map_err(SpawnError::Node)?;
+        let node = match self.restore {
+            Some(state) => Node::restore(config, self.identity, seed, clock.now(), state),
+            None => Node::new(config, self.identity, seed, clock.now()),
+        }
+        .map_err(SpawnError::Node)?;
         let me = node.peer_id();
 
         let counters = Arc::new(Live::default());

@@ -331,6 +331,23 @@ impl NodeHandle {
         rx.await.map_err(|_| Error::Closed)
     }
 
+    /// What must survive a restart (boot count, remembered peer records): store it, and give
+    /// it to [`NodeBuilder::restore`](crate::NodeBuilder::restore) on the next start. Save it
+    /// once right after `spawn`, so that a node killed at any moment restarts with a higher
+    /// boot count than any run that published.
+    pub async fn persistent_state(&self) -> Result<hearsay_proto::PersistentState, Error> {
+        let (tx, rx) = oneshot::channel();
+        let job: InspectJob = Box::new(move |node: &Node| {
+            let _ = tx.send(node.persistent_state());
+        });
+        self.shared
+            .requests
+            .send(Request::Inspect(job))
+            .await
+            .map_err(|_| Error::Closed)?;
+        rx.await.map_err(|_| Error::Closed)
+    }
+
     /// Leaves gracefully: says goodbye to every neighbour, flushes the send queues (bounded by
     /// [`TransportConfig::shutdown_timeout`](crate::TransportConfig::shutdown_timeout)), closes
     /// the endpoint, and returns when the node task has stopped. Calling it again, or on a node

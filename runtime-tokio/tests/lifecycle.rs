@@ -241,3 +241,22 @@ async fn leaving_says_goodbye_and_ends_everything() {
     .expect("a hears c leave");
     a.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_restored_node_boots_with_a_higher_count_and_fresh_sequence_numbers() {
+    let first = builder(41).spawn().unwrap();
+    let state = first.persistent_state().await.unwrap();
+    assert_eq!(first.inspect(|v| v.boot_count()).await.unwrap(), 1);
+    first.shutdown().await;
+    let second = builder(41).restore(state).spawn().unwrap();
+    assert_eq!(second.inspect(|v| v.boot_count()).await.unwrap(), 2);
+    second.shutdown().await;
+    // State of another identity is refused.
+    let other = builder(42).spawn().unwrap();
+    let foreign = other.persistent_state().await.unwrap();
+    other.shutdown().await;
+    assert!(matches!(
+        builder(41).restore(foreign).spawn(),
+        Err(SpawnError::Node(_))
+    ));
+}

@@ -1,0 +1,1023 @@
+//! `hearsay run`: a long-running node with a local control API (HTTP/JSON, bearer token) and an
+//! optional Prometheus metrics endpoint.
+//!
+//! Files `run` keeps in the home directory while it runs (removed when it stops):
+//!
+//! - `control.token` (mode 0600): the token every control request must carry as
+//!   `Authorization: Bearer TOKEN`; a new one at every start.
+//! - `control.addr`: the control API's address, where client commands find it.
+//! - `node.addr`: the node as a bootstrap peer, `PEERID@ADDR`.
+//!
+//! and one that stays: `state.redb`, the peer cache ([`crate::store`]), which also keeps a
+//! second `run` off the same home.
+//!
+//! Control API (all JSON, all need the token):
+//!
+//! - `GET /v1/status`, `GET /v1/peers`
+//! - `POST /v1/publish?topic=NAME` with the payload as the body
+//! - `GET /v1/subscribe?topic=NAME`: a stream of JSON lines, one per delivery.
+
+use crate::http::decode_query;
+use crate::store::Store;
+use crate::{Error, Keystore, failed};
+use bytes::Bytes;
+use clap::Args;
+use hearsay_proto::{PeerId, TopicId};
+use hearsay_tokio::{BootstrapPeer, NodeEvent, NodeHandle, Received, SpawnError, default_config};
+use http_body_util::{BodyExt, Channel, Either, Full, Limited};
+use hyper::body::Incoming;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::fs::{self, OpenOptions};
+use std::io::{self, Write};
+use std::net::SocketAddr;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::net::TcpListener;
+
+/// The token file in the home directory.
+pub const TOKEN_FILE: &str = "control.token";
+/// The file holding the control API's address.
+pub const CONTROL_ADDR_FILE: &str = "control.addr";
+/// The file holding the node's `PEERID@ADDR`.
+pub const NODE_ADDR_FILE: &str = "node.addr";
+/// The largest payload the control API accepts for `publish` (the protocol's own limit
+/// applies too).
+const MAX_REQUEST_BODY: usize = 1 << 20;
+/// How often the neighbours are written into the peer cache.
+const PEER_SAVE_INTERVAL: Duration = Duration::from_secs(2);
+/// How long `run` waits for its first neighbour when given --bootstrap.
+const BOOTSTRAP_LIMIT: Duration = Duration::from_secs(15);
+/// Roles a node may be asked for; none is implemented yet.
+const KNOWN_ROLES: &[&str] = &["anchor", "reflector"];
+
+/// `hearsay run` flags; every one may also come from `--config FILE` (flags win).
+#[derive(Debug, Clone, Default, Args)]
+pub struct RunArgs {
+    /// The identity to run as (see `hearsay identity create`).
+    #[arg(long, value_name = "NAME")]
+    pub identity: Option<String>,
+    /// The UDP address to listen on for QUIC, e.g. 0.0.0.0:4433 [default: 127.0.0.1:0]
+    #[arg(long, value_name = "ADDR")]
+    pub bind: Option<SocketAddr>,
+    /// A peer to join through: ADDR or PEERID@ADDR (repeatable).
+    #[arg(long, value_name = "ADDR|PEERID@ADDR")]
+    pub bootstrap: Vec<BootstrapPeer>,
+    /// Roles to take on: anchor, reflector (accepted; not implemented yet, see `status`).
+    #[arg(long, value_delimiter = ',', value_name = "ROLE,...")]
+    pub roles: Vec<String>,
+    /// A topic to subscribe to from the start (repeatable).
+    #[arg(long, value_name = "TOPIC")]
+    pub subscribe: Vec<String>,
+    /// The control API's TCP address, loopback only [default: 127.0.0.1:0]
+    #[arg(long, value_name = "ADDR")]
+    pub control: Option<SocketAddr>,
+    /// Serve Prometheus metrics at http://ADDR/metrics.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics: Option<SocketAddr>,
+    /// A TOML file with any of these settings (keys as the flags, e.g. `bind = "0.0.0.0:4433"`).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Log format on standard error.
+    #[arg(long, value_name = "FORMAT", value_parser = ["human", "json"])]
+    pub log_format: Option<String>,
+}
+
+/// The `--config` file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct FileConfig {
+    identity: Option<String>,
+    bind: Option<SocketAddr>,
+    #[serde(default)]
+    bootstrap: Vec<String>,
+    #[serde(default)]
+    roles: Vec<String>,
+    #[serde(default)]
+    subscribe: Vec<String>,
+    control: Option<SocketAddr>,
+    metrics: Option<SocketAddr>,
+    log_format: Option<String>,
+}
+
+/// The settings after merging flags and the file.
+#[derive(Debug, Clone)]
+struct Settings {
+    identity: String,
+    bind: SocketAddr,
+    bootstrap: Vec<BootstrapPeer>,
+    roles: Vec<String>,
+    subscribe: Vec<String>,
+    control: SocketAddr,
+    metrics: Option<SocketAddr>,
+    log_json: bool,
+}
+
+fn merge(args: &RunArgs) -> Result<Settings, Error> {
+    let file = match &args.config {
+        None => FileConfig::default(),
+        Some(path) => {
+            let text = fs::read_to_string(path)
+                .map_err(|e| failed(format!("cannot read config file {}: {e}", path.display())))?;
+            toml::from_str(&text).map_err(|e| {
+                let msg = e.message().to_owned();
+                failed(format!(
+                    "config file {} is not valid: {msg} (keys: identity, bind, bootstrap, roles, \
+                     subscribe, control, metrics, log-format)",
+                    path.display()
+                ))
+            })?
+        }
+    };
+    let identity = args.identity.clone().or(file.identity).ok_or_else(|| {
+        failed("which identity? pass --identity NAME (see `hearsay identity list`)")
+    })?;
+    let mut bootstrap = args.bootstrap.clone();
+    for text in &file.bootstrap {
+        bootstrap.push(text.parse().map_err(|e| {
+            failed(format!(
+                "bad bootstrap {text:?} in the config file: {e}; use ADDR or PEERID@ADDR"
+            ))
+        })?);
+    }
+    let pick = |flag: &Vec<String>, file: Vec<String>| {
+        if flag.is_empty() { file } else { flag.clone() }
+    };
+    let roles = pick(&args.roles, file.roles);
+    for role in &roles {
+        if !KNOWN_ROLES.contains(&role.as_str()) {
+            return Err(failed(format!(
+                "unknown role {role:?}: the roles are {}",
+                KNOWN_ROLES.join(", ")
+            )));
+        }
+    }
+    let log_format = args
+        .log_format
+        .clone()
+        .or(file.log_format)
+        .unwrap_or_else(|| "human".into());
+    if log_format != "human" && log_format != "json" {
+        return Err(failed(format!(
+            "unknown log format {log_format:?}: use human or json"
+        )));
+    }
+    let control = args
+        .control
+        .or(file.control)
+        .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)));
+    if !control.ip().is_loopback() {
+        return Err(failed(format!(
+            "the control API must listen on a loopback address, not {control}: use e.g. \
+             --control 127.0.0.1:{}",
+            control.port()
+        )));
+    }
+    Ok(Settings {
+        identity,
+        bind: args
+            .bind
+            .or(file.bind)
+            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0))),
+        bootstrap,
+        roles,
+        subscribe: pick(&args.subscribe, file.subscribe),
+        control,
+        metrics: args.metrics.or(file.metrics),
+        log_json: log_format == "json",
+    })
+}
+
+fn init_logs(json: bool) {
+    let builder = tracing_subscriber::fmt()
+        .with_writer(io::stderr)
+        .with_max_level(tracing::Level::INFO)
+        .with_target(false);
+    // A second `run` in one process (tests) keeps the first subscriber.
+    let _ = if json {
+        builder.json().try_init()
+    } else {
+        builder.with_ansi(false).try_init()
+    };
+}
+
+/// Writes `contents` to `home/name` with mode 0600, replacing any old file.
+fn write_private(home: &Path, name: &str, contents: &str) -> Result<(), Error> {
+    let path = home.join(name);
+    let _ = fs::remove_file(&path);
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+        .map_err(|e| failed(format!("cannot create {}: {e}", path.display())))?;
+    file.write_all(contents.as_bytes())
+        .and_then(|()| file.sync_all())
+        .map_err(|e| failed(format!("cannot write {}: {e}", path.display())))
+}
+
+/// Removes the run-time files when `run` ends, however it ends.
+struct RuntimeFiles(PathBuf);
+
+impl Drop for RuntimeFiles {
+    fn drop(&mut self) {
+        for name in [TOKEN_FILE, CONTROL_ADDR_FILE, NODE_ADDR_FILE] {
+            let _ = fs::remove_file(self.0.join(name));
+        }
+    }
+}
+
+fn new_token() -> Result<String, Error> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(Error::Randomness)?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// The error line for an address that cannot be bound.
+fn bind_error(what: &str, flag: &str, addr: SocketAddr, e: &io::Error) -> Error {
+    if e.kind() == io::ErrorKind::AddrInUse {
+        failed(format!(
+            "cannot listen for {what} on {addr}: the port is in use; pick another with {flag}"
+        ))
+    } else {
+        failed(format!(
+            "cannot listen for {what} on {addr}: {e}; check {flag}"
+        ))
+    }
+}
+
+/// `hearsay run`: blocks until SIGINT or SIGTERM.
+pub fn run(home: &Path, args: &RunArgs) -> Result<(), Error> {
+    let settings = merge(args)?;
+    init_logs(settings.log_json);
+    let config = default_config();
+    let identity = Keystore::new(home)
+        .load(&*config.crypto, &settings.identity)
+        .map_err(|e| match e {
+            Error::NotFound(name) => failed(format!(
+                "no identity named {name:?} in {}: create it with `hearsay identity create {name}`",
+                home.display()
+            )),
+            other => other,
+        })?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| failed(format!("cannot start the async runtime: {e}")))?;
+    runtime.block_on(serve(home, settings, identity, config))
+}
+
+/// What the control API shares between requests.
+struct State {
+    node: NodeHandle,
+    identity: String,
+    roles: Vec<String>,
+    control: SocketAddr,
+    metrics: Option<SocketAddr>,
+    token: String,
+    started: Instant,
+    /// Topic names this node has subscribed to, by id.
+    topics: Mutex<BTreeMap<TopicId, String>>,
+    store: Arc<Store>,
+}
+
+async fn serve(
+    home: &Path,
+    settings: Settings,
+    identity: hearsay_proto::Identity,
+    config: hearsay_proto::Config,
+) -> Result<(), Error> {
+    fs::create_dir_all(home)
+        .map_err(|e| failed(format!("cannot create {}: {e}", home.display())))?;
+    let store = Arc::new(Store::open(home)?);
+    // Without --bootstrap, rejoin through the peers this home remembers.
+    let cached = if settings.bootstrap.is_empty() {
+        store.cached_peers(8)?
+    } else {
+        Vec::new()
+    };
+    let control = TcpListener::bind(settings.control)
+        .await
+        .map_err(|e| bind_error("the control API", "--control", settings.control, &e))?;
+    let control_addr = control
+        .local_addr()
+        .map_err(|e| failed(format!("cannot read the control address: {e}")))?;
+    let metrics = match settings.metrics {
+        None => None,
+        Some(addr) => Some(
+            TcpListener::bind(addr)
+                .await
+                .map_err(|e| bind_error("metrics", "--metrics", addr, &e))?,
+        ),
+    };
+    let metrics_addr = metrics.as_ref().and_then(|l| l.local_addr().ok());
+
+    // The core's state from the last run: a higher boot count (sequence numbers are never
+    // reused) and the remembered records.
+    let me = identity.peer_id();
+    let saved = store
+        .state()?
+        .and_then(|bytes| hearsay_proto::PersistentState::from_bytes(&bytes).ok())
+        .filter(|s| s.owner == me);
+    let mut builder = hearsay_tokio::NodeBuilder::new(identity)
+        .bind(settings.bind)
+        .config(config)
+        .bootstrap(settings.bootstrap.iter().chain(&cached).cloned());
+    if let Some(saved) = saved {
+        builder = builder.restore(saved);
+    }
+    let node = builder.spawn().map_err(|e| match e {
+        SpawnError::Bind { addr, source } => bind_error("QUIC", "--bind", addr, &source),
+        other => failed(format!("cannot start the node: {other}")),
+    })?;
+    // Saved before anything is published: a node killed from here on restarts with a higher
+    // boot count than this run, so its sequence numbers never repeat.
+    save_state(&node, &store).await?;
+    let mut events = node.events();
+    let log_rx = node.events();
+
+    let token = new_token()?;
+    let _files = RuntimeFiles(home.to_owned());
+    write_private(home, TOKEN_FILE, &format!("{token}\n"))?;
+    write_private(
+        home,
+        NODE_ADDR_FILE,
+        &format!("{}\n", node.bootstrap_peer()),
+    )?;
+    write_private(home, CONTROL_ADDR_FILE, &format!("{control_addr}\n"))?;
+
+    let state = Arc::new(State {
+        node: node.clone(),
+        identity: settings.identity.clone(),
+        roles: settings.roles.clone(),
+        control: control_addr,
+        metrics: metrics_addr,
+        token,
+        started: Instant::now(),
+        topics: Mutex::default(),
+        store: store.clone(),
+    });
+    for name in &settings.subscribe {
+        subscribe_topic(&state, name)
+            .await
+            .map_err(|e| failed(format!("cannot subscribe to {name:?}: {e}")))?;
+    }
+    tracing::info!(
+        peer = %node.peer_id(),
+        quic = %node.local_addr(),
+        control = %control_addr,
+        metrics = ?metrics_addr,
+        "node running as {}; join it with --bootstrap {}",
+        settings.identity,
+        node.bootstrap_peer()
+    );
+    if !cached.is_empty() {
+        tracing::info!(peers = cached.len(), "rejoining through the peer cache");
+    }
+    if !settings.roles.is_empty() {
+        tracing::warn!(
+            roles = ?settings.roles,
+            "roles are accepted but not implemented yet: this node acts as a plain peer"
+        );
+    }
+
+    tokio::spawn(accept_loop(control, state.clone(), false));
+    if let Some(listener) = metrics {
+        tokio::spawn(accept_loop(listener, state.clone(), true));
+    }
+    tokio::spawn(log_events(log_rx));
+
+    // An unreachable bootstrap is fatal only if every bootstrap peer failed.
+    if !settings.bootstrap.is_empty() {
+        let limit = tokio::time::sleep(BOOTSTRAP_LIMIT);
+        tokio::pin!(limit);
+        let mut failures = Vec::new();
+        let mut tick = tokio::time::interval(Duration::from_millis(200));
+        loop {
+            tokio::select! {
+                event = events.recv() => match event {
+                    Some(NodeEvent::BootstrapFailed { peer, error }) => {
+                        // A pinned peer may fail several times (the core retries): count
+                        // distinct peers.
+                        let line = format!("{peer}: {error}");
+                        if !failures.iter().any(|f: &String| f.starts_with(&format!("{peer}:"))) {
+                            failures.push(line);
+                        }
+                        if failures.len() >= settings.bootstrap.len() {
+                            node.shutdown().await;
+                            return Err(failed(format!(
+                                "cannot reach any bootstrap peer ({}); check the addresses and \
+                                 that those nodes are running",
+                                failures.join("; ")
+                            )));
+                        }
+                    }
+                    Some(_) => {}
+                    None => return Err(failed("the node stopped while joining")),
+                },
+                _ = tick.tick() => {
+                    if node.peers().await.is_ok_and(|p| !p.is_empty()) {
+                        tracing::info!("joined the overlay");
+                        break;
+                    }
+                }
+                () = &mut limit => {
+                    node.shutdown().await;
+                    let mut tried: Vec<String> =
+                        settings.bootstrap.iter().map(|b| b.to_string()).collect();
+                    tried.dedup();
+                    return Err(failed(format!(
+                        "cannot reach any bootstrap peer within {} s ({}); check the addresses \
+                         and that those nodes are running",
+                        BOOTSTRAP_LIMIT.as_secs(),
+                        tried.join(", ")
+                    )));
+                }
+            }
+        }
+    }
+
+    tokio::spawn(save_peers_every(state.clone(), PEER_SAVE_INTERVAL));
+
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|e| failed(format!("cannot listen for signals: {e}")))?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    tracing::info!("stopping: leaving the overlay");
+    save_peers(&state).await;
+    node.shutdown().await;
+    Ok(())
+}
+
+/// Writes the core's persistent state into the store.
+async fn save_state(node: &hearsay_tokio::NodeHandle, store: &Arc<Store>) -> Result<(), Error> {
+    let saved = node
+        .persistent_state()
+        .await
+        .map_err(|e| failed(format!("cannot read the node's state: {e}")))?;
+    let bytes = saved
+        .to_bytes()
+        .map_err(|e| failed(format!("cannot encode the node's state: {e}")))?;
+    let store = store.clone();
+    tokio::task::spawn_blocking(move || store.save_state(&bytes))
+        .await
+        .map_err(|e| failed(format!("cannot save the node's state: {e}")))?
+}
+
+/// Writes the current neighbours into the peer cache, and the core's state.
+async fn save_peers(state: &Arc<State>) {
+    if let Err(e) = save_state(&state.node, &state.store).await {
+        tracing::warn!(error = %e, "cannot save the node's state");
+    }
+    let Ok(peers) = state.node.peers().await else {
+        return;
+    };
+    if peers.is_empty() {
+        return;
+    }
+    let list: Vec<(PeerId, SocketAddr)> = peers.iter().map(|n| (n.peer, n.address)).collect();
+    let store = state.store.clone();
+    match tokio::task::spawn_blocking(move || store.save_peers(&list)).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::warn!(error = %e, "cannot save the peer cache"),
+        Err(e) => tracing::warn!(error = %e, "cannot save the peer cache"),
+    }
+}
+
+async fn save_peers_every(state: Arc<State>, every: Duration) {
+    loop {
+        tokio::time::sleep(every).await;
+        save_peers(&state).await;
+    }
+}
+
+async fn log_events(mut events: hearsay_tokio::Events) {
+    while let Some(event) = events.recv().await {
+        match event {
+            NodeEvent::NeighborUp { peer, address } => {
+                tracing::info!(%peer, address = ?address, "neighbour up");
+            }
+            NodeEvent::NeighborDown { peer, reason } => {
+                tracing::info!(%peer, reason = ?reason, "neighbour down");
+            }
+            NodeEvent::BootstrapFailed { peer, error } => {
+                tracing::warn!(%peer, %error, "bootstrap peer failed");
+            }
+            NodeEvent::DialFailed { peer, error } => {
+                tracing::debug!(%peer, %error, "dial failed");
+            }
+            _ => {}
+        }
+    }
+}
+
+async fn subscribe_topic(
+    state: &State,
+    name: &str,
+) -> Result<hearsay_tokio::Subscription, hearsay_tokio::Error> {
+    let topic = TopicId::from_name(name);
+    let sub = state.node.subscribe(topic).await?;
+    if let Ok(mut topics) = state.topics.lock() {
+        topics.insert(topic, name.to_owned());
+    }
+    Ok(sub)
+}
+
+async fn accept_loop(listener: TcpListener, state: Arc<State>, metrics: bool) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            continue;
+        };
+        let state = state.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |req| {
+                let state = state.clone();
+                async move {
+                    let response = if metrics {
+                        metrics_response(&state, &req).await
+                    } else {
+                        handle(&state, req).await
+                    };
+                    Ok::<_, Infallible>(response)
+                }
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+type Body = Either<Full<Bytes>, Channel<Bytes>>;
+
+fn respond(status: StatusCode, content_type: &str, body: impl Into<Bytes>) -> Response<Body> {
+    let mut response = Response::new(Either::Left(Full::new(body.into())));
+    *response.status_mut() = status;
+    if let Ok(v) = content_type.parse() {
+        response
+            .headers_mut()
+            .insert(hyper::header::CONTENT_TYPE, v);
+    }
+    response
+}
+
+fn json(status: StatusCode, value: &impl Serialize) -> Response<Body> {
+    let mut body = serde_json::to_vec(value).unwrap_or_default();
+    body.push(b'\n');
+    respond(status, "application/json", body)
+}
+
+fn error(status: StatusCode, text: &str) -> Response<Body> {
+    json(status, &serde_json::json!({ "error": text }))
+}
+
+fn query_param(req: &Request<Incoming>, key: &str) -> Option<String> {
+    req.uri().query()?.split('&').find_map(|pair| {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        (k == key).then(|| decode_query(v)).flatten()
+    })
+}
+
+/// Constant-time comparison of the presented token with ours.
+fn token_ok(state: &State, req: &Request<Incoming>) -> bool {
+    let presented = req
+        .headers()
+        .get(hyper::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    let (a, b) = (presented.as_bytes(), state.token.as_bytes());
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// One neighbour in `peers` answers.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct PeerInfo {
+    /// Its peer id (hex).
+    pub peer_id: String,
+    /// The remote address of the connection.
+    pub address: String,
+}
+
+/// The `status` answer.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct StatusInfo {
+    /// This node's peer id.
+    pub peer_id: String,
+    /// The identity's name.
+    pub identity: String,
+    /// The QUIC address.
+    pub listen: String,
+    /// `PEERID@ADDR`, for others' `--bootstrap`.
+    pub bootstrap: String,
+    /// The control API's address.
+    pub control: String,
+    /// The metrics address, if any.
+    pub metrics: Option<String>,
+    /// Roles asked for.
+    pub roles_requested: Vec<String>,
+    /// Roles in effect (none yet: the roles are not implemented).
+    pub roles_active: Vec<String>,
+    /// Subscribed topics by name.
+    pub topics: Vec<String>,
+    /// Neighbours in the active view.
+    pub neighbors: usize,
+    /// Peer records held.
+    pub known_records: usize,
+    /// Seconds since start.
+    pub uptime_secs: u64,
+    /// Frames received.
+    pub frames_in: u64,
+    /// Frames sent.
+    pub frames_out: u64,
+    /// Bytes received.
+    pub bytes_in: u64,
+    /// Bytes sent.
+    pub bytes_out: u64,
+    /// Messages delivered to this node on all topics.
+    pub delivered: u64,
+    /// Messages this node published.
+    pub published: u64,
+    /// How many times a node has started with this home (this run included).
+    pub starts: u64,
+    /// The core's boot count (restored across restarts; sequence numbers start at
+    /// `boot_count << 32`, so a restarted node never reuses one).
+    pub boot_count: u64,
+}
+
+/// Protocol numbers read from the core in one inspect job.
+#[derive(Debug, Default)]
+struct CoreNumbers {
+    boot_count: u64,
+    neighbors: usize,
+    known_records: usize,
+    published: u64,
+    rejected: Vec<(&'static str, u64)>,
+    /// (topic id, topic neighbours, delivered, retained)
+    topics: Vec<(TopicId, usize, u64, usize)>,
+}
+
+async fn core_numbers(node: &NodeHandle) -> Option<CoreNumbers> {
+    node.inspect(|v| {
+        let c = v.counters();
+        CoreNumbers {
+            boot_count: v.boot_count(),
+            neighbors: v.neighbors().count(),
+            known_records: v.known_records(),
+            published: c.published,
+            rejected: vec![
+                ("decode", c.rejected_decode),
+                ("not_connected", c.rejected_not_connected),
+                ("version", c.rejected_version),
+                ("record", c.rejected_record),
+                ("unestablished", c.rejected_unestablished),
+                ("alive", c.rejected_alive),
+            ],
+            topics: v
+                .subscriptions()
+                .map(|t| {
+                    (
+                        t,
+                        v.topic_neighbors(&t).len(),
+                        v.broadcast_counters(&t).map_or(0, |b| b.delivered),
+                        v.retained(&t),
+                    )
+                })
+                .collect(),
+        }
+    })
+    .await
+    .ok()
+}
+
+async fn handle(state: &Arc<State>, req: Request<Incoming>) -> Response<Body> {
+    if !token_ok(state, &req) {
+        return error(
+            StatusCode::UNAUTHORIZED,
+            "missing or wrong token: send `Authorization: Bearer` with the token from the \
+             home directory's control.token",
+        );
+    }
+    let node = &state.node;
+    match (req.method().clone(), req.uri().path()) {
+        (Method::GET, "/v1/status") => {
+            let Some(core) = core_numbers(node).await else {
+                return error(StatusCode::SERVICE_UNAVAILABLE, "the node is stopping");
+            };
+            let c = node.counters();
+            let topics = state
+                .topics
+                .lock()
+                .map(|t| t.values().cloned().collect())
+                .unwrap_or_default();
+            json(
+                StatusCode::OK,
+                &StatusInfo {
+                    peer_id: node.peer_id().to_string(),
+                    identity: state.identity.clone(),
+                    listen: node.local_addr().to_string(),
+                    bootstrap: node.bootstrap_peer().to_string(),
+                    control: state.control.to_string(),
+                    metrics: state.metrics.map(|m| m.to_string()),
+                    roles_requested: state.roles.clone(),
+                    roles_active: Vec::new(),
+                    topics,
+                    neighbors: core.neighbors,
+                    known_records: core.known_records,
+                    uptime_secs: state.started.elapsed().as_secs(),
+                    frames_in: c.frames_in,
+                    frames_out: c.frames_out,
+                    bytes_in: c.bytes_in,
+                    bytes_out: c.bytes_out,
+                    delivered: core.topics.iter().map(|t| t.2).sum(),
+                    published: core.published,
+                    starts: state.store.starts().unwrap_or(0),
+                    boot_count: core.boot_count,
+                },
+            )
+        }
+        (Method::GET, "/v1/peers") => match node.peers().await {
+            Ok(peers) => {
+                let list: Vec<PeerInfo> = peers
+                    .iter()
+                    .map(|n| PeerInfo {
+                        peer_id: n.peer.to_string(),
+                        address: n.address.to_string(),
+                    })
+                    .collect();
+                json(StatusCode::OK, &list)
+            }
+            Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+        },
+        (Method::POST, "/v1/publish") => {
+            let Some(name) = query_param(&req, "topic") else {
+                return error(StatusCode::BAD_REQUEST, "missing ?topic=NAME");
+            };
+            let payload = match Limited::new(req.into_body(), MAX_REQUEST_BODY)
+                .collect()
+                .await
+            {
+                Ok(body) => body.to_bytes(),
+                Err(_) => {
+                    return error(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        "the message is larger than 1 MiB",
+                    );
+                }
+            };
+            publish(state, &name, payload).await
+        }
+        (Method::GET, "/v1/subscribe") => {
+            let Some(name) = query_param(&req, "topic") else {
+                return error(StatusCode::BAD_REQUEST, "missing ?topic=NAME");
+            };
+            let mut sub = match subscribe_topic(state, &name).await {
+                Ok(sub) => sub,
+                Err(e) => return error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+            };
+            let (mut tx, body) = Channel::<Bytes>::new(16);
+            tokio::spawn(async move {
+                // An empty line at once, so the client sees the response head now rather than
+                // with the first message (clients skip empty lines).
+                if tx.send_data(Bytes::from_static(b"\n")).await.is_err() {
+                    return;
+                }
+                while let Some(item) = sub.recv().await {
+                    let line = match item {
+                        Received::Message(m) => delivery_json(&name, &m),
+                        Received::Lagged(n) => serde_json::json!({ "lagged": n }),
+                    };
+                    let mut bytes = serde_json::to_vec(&line).unwrap_or_default();
+                    bytes.push(b'\n');
+                    if tx.send_data(Bytes::from(bytes)).await.is_err() {
+                        break; // the client went away
+                    }
+                }
+            });
+            let mut response = Response::new(Either::Right(body));
+            if let Ok(v) = "application/x-ndjson".parse() {
+                response
+                    .headers_mut()
+                    .insert(hyper::header::CONTENT_TYPE, v);
+            }
+            response
+        }
+        _ => error(
+            StatusCode::NOT_FOUND,
+            "unknown request: the API has GET /v1/status, GET /v1/peers, \
+             POST /v1/publish?topic=T, GET /v1/subscribe?topic=T",
+        ),
+    }
+}
+
+fn delivery_json(name: &str, m: &hearsay_tokio::Delivery) -> serde_json::Value {
+    let mut v = serde_json::json!({
+        "topic": name,
+        "author": m.author.to_string(),
+        "id": m.id.to_string(),
+        "sequence": m.sequence,
+        "hops": m.hops,
+    });
+    match std::str::from_utf8(&m.payload) {
+        Ok(text) => v["payload"] = text.into(),
+        Err(_) => {
+            v["payload"] = m
+                .payload
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
+                .into();
+            v["payload_encoding"] = "hex".into();
+        }
+    }
+    v
+}
+
+async fn publish(state: &Arc<State>, name: &str, payload: Bytes) -> Response<Body> {
+    let topic = TopicId::from_name(name);
+    let node = &state.node;
+    let subscribed = node
+        .inspect(move |v| v.is_subscribed(&topic))
+        .await
+        .unwrap_or(false);
+    if !subscribed {
+        if let Err(e) = subscribe_topic(state, name).await {
+            return error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string());
+        }
+        // A topic joined just now has no overlay yet: give it a moment to find neighbours,
+        // or the message would wait for anti-entropy to spread.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            let (has_topic_peers, has_peers) = node
+                .inspect(move |v| {
+                    (
+                        !v.topic_neighbors(&topic).is_empty(),
+                        v.neighbors().next().is_some(),
+                    )
+                })
+                .await
+                .unwrap_or((true, true));
+            if has_topic_peers || !has_peers {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    match node.publish(topic, payload).await {
+        Ok(id) => json(
+            StatusCode::OK,
+            &serde_json::json!({ "topic": name, "id": id.to_string() }),
+        ),
+        Err(e) => error(StatusCode::BAD_REQUEST, &format!("cannot publish: {e}")),
+    }
+}
+
+fn metric(out: &mut String, name: &str, kind: &str, help: &str, samples: &[(String, u64)]) {
+    out.push_str(&format!(
+        "# HELP hearsay_{name} {help}\n# TYPE hearsay_{name} {kind}\n"
+    ));
+    for (labels, value) in samples {
+        out.push_str(&format!("hearsay_{name}{labels} {value}\n"));
+    }
+}
+
+/// The Prometheus text exposition (format 0.0.4) of the node's counters.
+async fn metrics_response(state: &Arc<State>, req: &Request<Incoming>) -> Response<Body> {
+    if req.uri().path() != "/metrics" {
+        return respond(StatusCode::NOT_FOUND, "text/plain", "try /metrics\n");
+    }
+    let node = &state.node;
+    let Some(core) = core_numbers(node).await else {
+        return respond(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "text/plain",
+            "the node is stopping\n",
+        );
+    };
+    let c = node.counters();
+    let names = state.topics.lock().map(|t| t.clone()).unwrap_or_default();
+    let topic_label = |t: &TopicId| {
+        let name = names.get(t).cloned().unwrap_or_else(|| t.to_string());
+        let escaped = name
+            .replace('\\', "\\\\")
+            .replace('"', "\\\"")
+            .replace('\n', "\\n");
+        format!("{{topic=\"{escaped}\"}}")
+    };
+    let one = |v: u64| vec![(String::new(), v)];
+    let mut out = String::new();
+    metric(
+        &mut out,
+        "frames_in_total",
+        "counter",
+        "Frames received.",
+        &one(c.frames_in),
+    );
+    metric(
+        &mut out,
+        "frames_out_total",
+        "counter",
+        "Frames sent.",
+        &one(c.frames_out),
+    );
+    metric(
+        &mut out,
+        "bytes_in_total",
+        "counter",
+        "Frame bytes received.",
+        &one(c.bytes_in),
+    );
+    metric(
+        &mut out,
+        "bytes_out_total",
+        "counter",
+        "Frame bytes sent.",
+        &one(c.bytes_out),
+    );
+    let mut rejected: Vec<(String, u64)> = core
+        .rejected
+        .iter()
+        .map(|(reason, v)| (format!("{{reason=\"{reason}\"}}"), *v))
+        .collect();
+    rejected.push(("{reason=\"oversize\"}".into(), c.oversize_frames));
+    metric(
+        &mut out,
+        "frames_rejected_total",
+        "counter",
+        "Frames refused, by reason.",
+        &rejected,
+    );
+    metric(
+        &mut out,
+        "connections_total",
+        "counter",
+        "Connections whose identity proof verified, by direction.",
+        &[
+            ("{direction=\"in\"}".into(), c.connections_accepted),
+            ("{direction=\"out\"}".into(), c.connections_dialled),
+        ],
+    );
+    metric(
+        &mut out,
+        "neighbors",
+        "gauge",
+        "Peers in the active view.",
+        &one(core.neighbors as u64),
+    );
+    metric(
+        &mut out,
+        "known_records",
+        "gauge",
+        "Verified peer records held.",
+        &one(core.known_records as u64),
+    );
+    metric(
+        &mut out,
+        "published_total",
+        "counter",
+        "Messages this node published.",
+        &one(core.published),
+    );
+    let per_topic = |f: fn(&(TopicId, usize, u64, usize)) -> u64| -> Vec<(String, u64)> {
+        core.topics
+            .iter()
+            .map(|t| (topic_label(&t.0), f(t)))
+            .collect()
+    };
+    metric(
+        &mut out,
+        "topic_neighbors",
+        "gauge",
+        "Peers in a topic's active view.",
+        &per_topic(|t| t.1 as u64),
+    );
+    metric(
+        &mut out,
+        "deliveries_total",
+        "counter",
+        "Messages delivered on a topic.",
+        &per_topic(|t| t.2),
+    );
+    metric(
+        &mut out,
+        "retained_messages",
+        "gauge",
+        "Messages of a topic retained for repair.",
+        &per_topic(|t| t.3 as u64),
+    );
+    respond(StatusCode::OK, "text/plain; version=0.0.4", out)
+}
+
+/// The `PeerId` in a `node.addr` file, for tests and tools.
+pub fn parse_node_addr(text: &str) -> Option<(PeerId, SocketAddr)> {
+    let (peer, addr) = text.trim().split_once('@')?;
+    Some((peer.parse().ok()?, addr.parse().ok()?))
+}

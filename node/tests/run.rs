@@ -1,0 +1,402 @@
+//! Separate `hearsay run` processes on 127.0.0.1, driven only through the CLI and the control
+//! API: they join, deliver a topic's messages, list each other, refuse requests without the
+//! token, serve metrics, and fail cleanly on bad input.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// A temp directory removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(test: &str) -> Self {
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let dir =
+            std::env::temp_dir().join(format!("hearsay-run-{test}-{}-{nanos}", std::process::id()));
+        fs::create_dir_all(&dir).expect("create temp dir");
+        Self(dir)
+    }
+
+    fn home(&self, i: usize) -> PathBuf {
+        self.0.join(format!("node{i}"))
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Child processes killed (SIGKILL) and reaped on drop, whatever happened.
+#[derive(Default)]
+struct Children(Vec<Child>);
+
+impl Children {
+    fn push(&mut self, child: Child) -> usize {
+        self.0.push(child);
+        self.0.len() - 1
+    }
+}
+
+impl Drop for Children {
+    fn drop(&mut self) {
+        for child in &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn hearsay(home: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_hearsay"));
+    cmd.env_remove("HEARSAY_HOME")
+        .env("HOME", home)
+        .arg("--home")
+        .arg(home);
+    cmd
+}
+
+fn ok(out: Output) -> String {
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "command failed: {}\n{stdout}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+/// Runs a command that must fail; returns the one error line it ends with (logs may precede it).
+fn fails(cmd: &mut Command) -> String {
+    let out = cmd.output().expect("run hearsay");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success(), "should have failed: {stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let last = stderr.trim_end().lines().last().unwrap_or_default();
+    assert!(last.starts_with("hearsay: error: "), "{stderr}");
+    last.to_owned()
+}
+
+fn wait_for(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !cond() {
+        assert!(start.elapsed() < limit, "timed out after {limit:?}: {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Starts `hearsay run` for node `i` and waits for its control API; returns its `PEERID@ADDR`.
+fn start(children: &mut Children, dir: &TempDir, i: usize, extra: &[&str]) -> (String, String) {
+    let home = dir.home(i);
+    let name = format!("n{i}");
+    let created = ok(hearsay(&home)
+        .args(["identity", "create", &name])
+        .output()
+        .unwrap());
+    let peer_id = created.split_whitespace().nth(1).unwrap().to_owned();
+    let child = hearsay(&home)
+        .args(["run", "--identity", &name, "--bind", "127.0.0.1:0"])
+        .args(["--subscribe", "chat"])
+        .args(extra)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn hearsay run");
+    let idx = children.push(child);
+    wait_for(
+        Duration::from_secs(20),
+        "the node writes control.addr",
+        || {
+            if let Ok(Some(status)) = children.0[idx].try_wait() {
+                panic!("hearsay run exited early: {status}");
+            }
+            home.join("control.addr").exists()
+        },
+    );
+    let node_addr = fs::read_to_string(home.join("node.addr")).unwrap();
+    (peer_id, node_addr.trim().to_owned())
+}
+
+fn peers_of(home: &Path) -> Vec<String> {
+    let out = ok(hearsay(home).args(["peers", "--json"]).output().unwrap());
+    let list: serde_json::Value = serde_json::from_str(&out).expect("peers --json is JSON");
+    list.as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["peer_id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn three_nodes_deliver_a_topic_through_the_cli() {
+    let dir = TempDir::new("three");
+    let mut children = Children::default();
+    let (id0, addr0) = start(&mut children, &dir, 0, &["--metrics", "127.0.0.1:0"]);
+    let (id1, _) = start(&mut children, &dir, 1, &["--bootstrap", &addr0]);
+    let (id2, _) = start(&mut children, &dir, 2, &["--bootstrap", &addr0]);
+    let homes: Vec<PathBuf> = (0..3).map(|i| dir.home(i)).collect();
+
+    // The token file is private.
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = fs::metadata(homes[0].join("control.token"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+
+    wait_for(Duration::from_secs(20), "node 0 sees nodes 1 and 2", || {
+        let peers = peers_of(&homes[0]);
+        peers.contains(&id1) && peers.contains(&id2)
+    });
+    let peers2 = peers_of(&homes[2]);
+    assert!(peers2.contains(&id0) || peers2.contains(&id1), "{peers2:?}");
+    // Let the topic overlay form.
+    wait_for(
+        Duration::from_secs(20),
+        "every node has a topic neighbour",
+        || {
+            homes.iter().all(|h| {
+                let out = ok(hearsay(h).args(["status", "--json"]).output().unwrap());
+                let s: serde_json::Value = serde_json::from_str(&out).unwrap();
+                s["neighbors"].as_u64().unwrap_or(0) > 0
+            })
+        },
+    );
+    std::thread::sleep(Duration::from_millis(1500));
+
+    let subscriber = hearsay(&homes[2])
+        .args([
+            "subscribe",
+            "--topic",
+            "chat",
+            "--count",
+            "2",
+            "--timeout",
+            "20s",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(700));
+    ok(hearsay(&homes[0])
+        .args(["publish", "--topic", "chat", "--message", "hello from 0"])
+        .output()
+        .unwrap());
+    let file = dir.0.join("payload.txt");
+    fs::write(&file, "hello from 1").unwrap();
+    ok(hearsay(&homes[1])
+        .args(["publish", "--topic", "chat", "--file"])
+        .arg(&file)
+        .output()
+        .unwrap());
+    let out = ok(subscriber.wait_with_output().unwrap());
+    let lines: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
+        .collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    let mut payloads: Vec<&str> = lines
+        .iter()
+        .map(|l| l["payload"].as_str().unwrap())
+        .collect();
+    payloads.sort();
+    assert_eq!(payloads, ["hello from 0", "hello from 1"]);
+    for l in &lines {
+        assert_eq!(l["topic"], "chat");
+        assert!(l["hops"].as_u64().unwrap() >= 1);
+        assert_eq!(l["id"].as_str().unwrap().len(), 64);
+    }
+    let authors: Vec<&str> = lines
+        .iter()
+        .map(|l| l["author"].as_str().unwrap())
+        .collect();
+    assert!(authors.contains(&id0.as_str()) && authors.contains(&id1.as_str()));
+
+    // Status, human and JSON.
+    let status = ok(hearsay(&homes[0]).arg("status").output().unwrap());
+    assert!(status.contains(&id0) && status.contains("chat"), "{status}");
+
+    // The control API refuses a missing or a wrong token.
+    let control: std::net::SocketAddr = fs::read_to_string(homes[0].join("control.addr"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let timeout = Some(Duration::from_secs(5));
+    let none = hearsay::http::request(control, "GET", "/v1/status", None, b"", timeout).unwrap();
+    assert_eq!(none.status, 401);
+    let wrong =
+        hearsay::http::request(control, "GET", "/v1/peers", Some("00"), b"", timeout).unwrap();
+    assert_eq!(wrong.status, 401);
+    let bad_token = dir.0.join("bad.token");
+    fs::write(&bad_token, "nope\n").unwrap();
+    let err = fails(
+        hearsay(&homes[0])
+            .args(["status", "--control", &control.to_string(), "--token-file"])
+            .arg(&bad_token),
+    );
+    assert!(err.contains("401") && err.contains("token"), "{err}");
+
+    // Metrics in the Prometheus text format.
+    let out = ok(hearsay(&homes[0])
+        .args(["status", "--json"])
+        .output()
+        .unwrap());
+    let s: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let metrics: std::net::SocketAddr = s["metrics"].as_str().unwrap().parse().unwrap();
+    let body = hearsay::http::request(metrics, "GET", "/metrics", None, b"", timeout)
+        .unwrap()
+        .body()
+        .unwrap();
+    let text = String::from_utf8(body).unwrap();
+    assert!(
+        text.contains("# TYPE hearsay_frames_in_total counter\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("hearsay_deliveries_total{topic=\"chat\"} 1\n"),
+        "{text}"
+    );
+    assert!(text.contains("hearsay_published_total 1\n"), "{text}");
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        let (name, value) = line.rsplit_once(' ').unwrap();
+        assert!(name.starts_with("hearsay_"), "{line}");
+        value
+            .parse::<f64>()
+            .unwrap_or_else(|_| panic!("bad sample {line}"));
+    }
+
+    // A second node on the same home, one clear line.
+    let err = fails(hearsay(&homes[0]).args(["run", "--identity", "n0"]));
+    assert!(err.contains("another `hearsay run` is using"), "{err}");
+
+    // A port that is taken, one clear line.
+    let other = dir.home(3);
+    ok(hearsay(&other)
+        .args(["identity", "create", "n3"])
+        .output()
+        .unwrap());
+    let quic = addr0.split_once('@').unwrap().1;
+    let err = fails(hearsay(&other).args(["run", "--identity", "n3", "--bind", quic]));
+    assert!(err.contains("in use") && err.contains("--bind"), "{err}");
+}
+
+#[test]
+fn a_killed_node_rejoins_from_its_peer_cache() {
+    let dir = TempDir::new("restart");
+    let mut children = Children::default();
+    let (id0, addr0) = start(&mut children, &dir, 0, &[]);
+    let (id1, _) = start(&mut children, &dir, 1, &["--bootstrap", &addr0]);
+    let home1 = dir.home(1);
+    wait_for(Duration::from_secs(20), "node 1 sees node 0", || {
+        peers_of(&home1).contains(&id0)
+    });
+    // The cache is written every 2 s.
+    std::thread::sleep(Duration::from_secs(3));
+    let killed = children.0.len() - 1;
+    children.0[killed].kill().unwrap();
+    children.0[killed].wait().unwrap();
+    // SIGKILL leaves the run-time files behind; a new run replaces them.
+    for f in ["control.addr", "control.token", "node.addr"] {
+        let _ = fs::remove_file(home1.join(f));
+    }
+    let child = hearsay(&home1)
+        .args(["run", "--identity", "n1", "--bind", "127.0.0.1:0"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    children.push(child);
+    wait_for(Duration::from_secs(20), "node 1 restarts", || {
+        home1.join("control.addr").exists()
+    });
+    wait_for(
+        Duration::from_secs(20),
+        "node 1 rejoins without --bootstrap",
+        || peers_of(&home1).contains(&id0),
+    );
+    let out = ok(hearsay(&home1).args(["status", "--json"]).output().unwrap());
+    let s: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(s["starts"], 2);
+    // The core's state was restored: a higher boot count, hence sequence numbers from
+    // 2 << 32 on, never one the killed run could have used.
+    assert_eq!(s["boot_count"], 2);
+    assert_eq!(s["peer_id"], id1.as_str());
+
+    // SIGTERM: node 0 leaves gracefully, exits 0 and removes its run-time files.
+    let pid = children.0[0].id().to_string();
+    let status = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    assert!(status.success());
+    let mut exited = None;
+    wait_for(Duration::from_secs(10), "node 0 exits on SIGTERM", || {
+        exited = children.0[0].try_wait().unwrap();
+        exited.is_some()
+    });
+    assert!(exited.unwrap().success());
+    assert!(!dir.home(0).join("control.addr").exists());
+    assert!(!dir.home(0).join("control.token").exists());
+}
+
+#[test]
+fn bad_input_gets_one_clear_line() {
+    let dir = TempDir::new("bad");
+    let home = dir.home(0);
+    let err = fails(hearsay(&home).args(["status"]));
+    assert!(err.contains("no node is running"), "{err}");
+    let err = fails(hearsay(&home).args(["publish", "--topic", "t", "--message", "m"]));
+    assert!(err.contains("no node is running"), "{err}");
+    let err = fails(hearsay(&home).args(["run", "--identity", "ghost"]));
+    assert!(err.contains("no identity named \"ghost\""), "{err}");
+    assert!(err.contains("identity create ghost"), "{err}");
+    let err = fails(hearsay(&home).args(["run", "--identity", "x", "--bootstrap", "nowhere"]));
+    assert!(err.contains("nowhere"), "{err}");
+    let err = fails(hearsay(&home).args(["run", "--identity", "x", "--roles", "king"]));
+    assert!(err.contains("unknown role"), "{err}");
+    let err = fails(hearsay(&home).args(["run", "--bogus"]));
+    assert!(err.contains("--bogus"), "{err}");
+    let err = fails(hearsay(&home).args(["run"]));
+    assert!(err.contains("--identity"), "{err}");
+
+    // A config file may hold the flags; a bad key is named.
+    let config = dir.0.join("bad.toml");
+    fs::write(&config, "identity = \"x\"\nport = 3\n").unwrap();
+    let err = fails(hearsay(&home).args(["run", "--config"]).arg(&config));
+    assert!(err.contains("port"), "{err}");
+    let config = dir.0.join("good.toml");
+    fs::write(&config, "identity = \"ghost\"\nbind = \"127.0.0.1:0\"\n").unwrap();
+    let err = fails(hearsay(&home).args(["run", "--config"]).arg(&config));
+    assert!(err.contains("no identity named \"ghost\""), "{err}");
+}
+
+#[test]
+fn an_unreachable_bootstrap_is_an_error() {
+    let dir = TempDir::new("unreachable");
+    let home = dir.home(0);
+    ok(hearsay(&home)
+        .args(["identity", "create", "solo"])
+        .output()
+        .unwrap());
+    // A port nobody listens on: take one and let it go.
+    let port = std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let err = fails(hearsay(&home).args([
+        "run",
+        "--identity",
+        "solo",
+        "--bootstrap",
+        &format!("127.0.0.1:{port}"),
+    ]));
+    assert!(err.contains("cannot reach any bootstrap peer"), "{err}");
+    assert!(!home.join("control.addr").exists());
+}
