@@ -67,7 +67,7 @@ impl Node {
     }
 
     /// Carries out what FOAF asked for. Returns whether anything was done.
-    pub(super) fn drain_discovery(&mut self, now: Timestamp) -> bool {
+    pub(super) fn drain_discovery(&mut self) -> bool {
         let mut progressed = false;
         while let Some((to, m)) = self.foaf.poll_transmit() {
             progressed = true;
@@ -84,7 +84,7 @@ impl Node {
                 } => {
                     for r in &records {
                         // Verified by FOAF already; cached so the application can dial.
-                        let _ = self.accept_record(r.clone(), now);
+                        self.cache_verified_record(r.clone());
                     }
                     self.push_event(Event::Found {
                         query,

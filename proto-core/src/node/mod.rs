@@ -700,7 +700,7 @@ impl Node {
                 }
             }
             progressed |= self.drain_topics(now);
-            progressed |= self.drain_discovery(now);
+            progressed |= self.drain_discovery();
             progressed |= self.drain_presence(now);
             if !progressed {
                 break;
@@ -771,6 +771,15 @@ impl Node {
     }
 
     /// Verifies (once) and caches a record.
+    /// Caches a record the caller already verified (a FOAF answer checked hop by hop, an
+    /// announcement's author record checked by the validator): no second signature check.
+    fn cache_verified_record(&mut self, record: PeerRecord) {
+        if matches!(self.records.offer(&record), Offer::New) {
+            let links = &self.links;
+            self.records.insert(record, |p| links.contains_key(p));
+        }
+    }
+
     fn accept_record(&mut self, record: PeerRecord, now: Timestamp) -> Result<(), FrameError> {
         match self.records.offer(&record) {
             Offer::Stale => Err(FrameError::StaleRecord),

@@ -584,7 +584,8 @@ impl Node {
         let id = a.record.message;
         let version = a.record.version;
         let author_key = a.author.verifying_key.clone();
-        let _ = self.accept_record(a.author.clone(), now);
+        // The validator verified it (Announcement::verify) before Plumtree accepted the message.
+        self.cache_verified_record(a.author.clone());
         let crypto = self.config.crypto.clone();
         let offered =
             self.private
