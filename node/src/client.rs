@@ -56,6 +56,10 @@ pub struct SubscribeArgs {
     /// Stop after this long, e.g. 30s, 500ms, 5m.
     #[arg(long, value_name = "DUR", value_parser = parse_duration)]
     pub timeout: Option<Duration>,
+    /// First print the node's latest messages of the topic (up to 1,024 it received since it
+    /// started, including those an anchor repaired after a restart), then new ones.
+    #[arg(long)]
+    pub replay: bool,
     /// How to reach the node.
     #[command(flatten)]
     pub target: Target,
@@ -203,7 +207,10 @@ pub fn publish(home: &Path, args: &PublishArgs, out: &mut dyn Write) -> Result<(
 /// `hearsay subscribe`
 pub fn subscribe(home: &Path, args: &SubscribeArgs, out: &mut dyn Write) -> Result<(), Error> {
     let control = locate(home, &args.target)?;
-    let path = format!("/v1/subscribe?topic={}", encode_query(&args.topic));
+    let mut path = format!("/v1/subscribe?topic={}", encode_query(&args.topic));
+    if args.replay {
+        path.push_str("&replay=1");
+    }
     let started = Instant::now();
     let mut stream = call(&control, "GET", &path, &[], Some(Duration::from_secs(30)))?;
     // From now on reads wake up at least every 200 ms so the timeout is checked.
@@ -272,14 +279,23 @@ pub fn status(home: &Path, args: &StatusArgs, out: &mut dyn Write) -> Result<(),
         let text = serde_json::to_string_pretty(&s).unwrap_or_default();
         return writeln!(out, "{text}").map_err(out_error);
     }
-    let roles = if s.roles_requested.is_empty() {
+    let mut roles = if s.roles_active.is_empty() {
         "none".to_owned()
     } else {
-        format!(
-            "{} requested, none active (roles are not implemented yet)",
-            s.roles_requested.join(", ")
-        )
+        s.roles_active.join(", ")
     };
+    if let Some(stored) = s.mailbox_messages {
+        roles.push_str(&format!(
+            " (mailbox: {stored} stored, {} restored at start, {} lost)",
+            s.mailbox_restored, s.mailbox_lost
+        ));
+    }
+    if !s.observed_addresses.is_empty() {
+        roles.push_str(&format!(
+            "\nseen at:    {}",
+            s.observed_addresses.join(", ")
+        ));
+    }
     let text = format!(
         "identity:   {} ({})\n\
          listening:  {} (bootstrap others with {})\n\

@@ -15,27 +15,30 @@
 //!
 //! - `GET /v1/status`, `GET /v1/peers`
 //! - `POST /v1/publish?topic=NAME` with the payload as the body
-//! - `GET /v1/subscribe?topic=NAME`: a stream of JSON lines, one per delivery.
+//! - `GET /v1/subscribe?topic=NAME[&replay=1]`: a stream of JSON lines, one per delivery; with
+//!   `replay=1` the node's latest deliveries of the topic (up to 1,024, kept since it started)
+//!   come first.
 
 use crate::http::decode_query;
-use crate::store::Store;
+use crate::store::{MailboxEntry, Store};
 use crate::{Error, Keystore, failed};
 use bytes::Bytes;
 use clap::Args;
-use hearsay_proto::{PeerId, TopicId};
+use hearsay_proto::{PeerId, TimeDelta, TopicId};
 use hearsay_tokio::{BootstrapPeer, NodeEvent, NodeHandle, Received, SpawnError, default_config};
 use http_body_util::{BodyExt, Channel, Either, Full, Limited};
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::convert::Infallible;
 use std::fs::{self, OpenOptions};
 use std::io::{self, Write};
 use std::net::SocketAddr;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
@@ -53,8 +56,16 @@ const MAX_REQUEST_BODY: usize = 1 << 20;
 const PEER_SAVE_INTERVAL: Duration = Duration::from_secs(2);
 /// How long `run` waits for its first neighbour when given --bootstrap.
 const BOOTSTRAP_LIMIT: Duration = Duration::from_secs(15);
-/// Roles a node may be asked for; none is implemented yet.
+/// Roles a node may be asked for.
 const KNOWN_ROLES: &[&str] = &["anchor", "reflector"];
+/// Deliveries kept per topic for `subscribe --replay`.
+const RECENT_PER_TOPIC: usize = 1024;
+/// An anchor's default mailbox size per topic.
+const DEFAULT_MAILBOX: usize = 4096;
+/// The largest mailbox per topic (the core remembers 65,536 ids as seen per topic).
+const MAX_MAILBOX: usize = 32_768;
+/// Most archived messages written to the store in one transaction.
+const MAILBOX_BATCH: usize = 512;
 
 /// `hearsay run` flags; every one may also come from `--config FILE` (flags win).
 #[derive(Debug, Clone, Default, Args)]
@@ -68,9 +79,22 @@ pub struct RunArgs {
     /// A peer to join through: ADDR or PEERID@ADDR (repeatable).
     #[arg(long, value_name = "ADDR|PEERID@ADDR")]
     pub bootstrap: Vec<BootstrapPeer>,
-    /// Roles to take on: anchor, reflector (accepted; not implemented yet, see `status`).
+    /// Roles to take on: `anchor` (keeps a durable mailbox of its topics' recent messages and
+    /// serves them to nodes that return), `reflector` (tells connecting peers the address it
+    /// sees them at).
     #[arg(long, value_delimiter = ',', value_name = "ROLE,...")]
     pub roles: Vec<String>,
+    /// An anchor's mailbox: most messages kept per topic [default: 4096]
+    #[arg(long, value_name = "N")]
+    pub mailbox: Option<usize>,
+    /// How long messages are kept, served and accepted on every topic, e.g. 10m, 2h
+    /// [default: 10m]. Nodes of one topic should agree on it.
+    #[arg(long, value_name = "DURATION")]
+    pub retention: Option<String>,
+    /// An address to advertise in this node's record instead of the bound one (repeatable),
+    /// e.g. the public address of a port forward.
+    #[arg(long, value_name = "ADDR")]
+    pub advertise: Vec<SocketAddr>,
     /// A topic to subscribe to from the start (repeatable).
     #[arg(long, value_name = "TOPIC")]
     pub subscribe: Vec<String>,
@@ -103,6 +127,10 @@ struct FileConfig {
     control: Option<SocketAddr>,
     metrics: Option<SocketAddr>,
     log_format: Option<String>,
+    mailbox: Option<usize>,
+    retention: Option<String>,
+    #[serde(default)]
+    advertise: Vec<SocketAddr>,
 }
 
 /// The settings after merging flags and the file.
@@ -116,6 +144,15 @@ struct Settings {
     control: SocketAddr,
     metrics: Option<SocketAddr>,
     log_json: bool,
+    mailbox: usize,
+    retention: Duration,
+    advertise: Vec<SocketAddr>,
+}
+
+impl Settings {
+    fn has_role(&self, role: &str) -> bool {
+        self.roles.iter().any(|r| r == role)
+    }
 }
 
 fn merge(args: &RunArgs) -> Result<Settings, Error> {
@@ -128,7 +165,7 @@ fn merge(args: &RunArgs) -> Result<Settings, Error> {
                 let msg = e.message().to_owned();
                 failed(format!(
                     "config file {} is not valid: {msg} (keys: identity, bind, bootstrap, roles, \
-                     subscribe, control, metrics, log-format)",
+                     subscribe, control, metrics, log-format, mailbox, retention, advertise)",
                     path.display()
                 ))
             })?
@@ -178,7 +215,31 @@ fn merge(args: &RunArgs) -> Result<Settings, Error> {
             control.port()
         )));
     }
+    let retention = match args.retention.clone().or(file.retention) {
+        None => Duration::from_secs(600),
+        Some(text) => crate::http::parse_duration(&text)
+            .map_err(|e| failed(format!("bad --retention: {e}")))?,
+    };
+    if retention < Duration::from_secs(10) || retention > Duration::from_secs(7 * 24 * 3600) {
+        return Err(failed(format!(
+            "--retention {retention:?} is out of range: use 10s to 7d"
+        )));
+    }
+    let mailbox = args.mailbox.or(file.mailbox).unwrap_or(DEFAULT_MAILBOX);
+    if !(1..=MAX_MAILBOX).contains(&mailbox) {
+        return Err(failed(format!(
+            "--mailbox {mailbox} is out of range: use 1 to {MAX_MAILBOX} messages per topic"
+        )));
+    }
+    let advertise = if args.advertise.is_empty() {
+        file.advertise
+    } else {
+        args.advertise.clone()
+    };
     Ok(Settings {
+        mailbox,
+        retention,
+        advertise,
         identity,
         bind: args
             .bind
@@ -283,15 +344,31 @@ struct State {
     started: Instant,
     /// Topic names this node has subscribed to, by id.
     topics: Mutex<BTreeMap<TopicId, String>>,
+    /// The latest deliveries of each subscribed topic, for `subscribe --replay`.
+    recent: Mutex<BTreeMap<TopicId, VecDeque<hearsay_tokio::Delivery>>>,
     store: Arc<Store>,
+    /// An anchor's mailbox size per topic.
+    mailbox: usize,
+    /// Archived messages the anchor could not store (its event receiver lagged).
+    mailbox_lost: AtomicU64,
+    /// Mailbox messages handed back to the core at start.
+    restored: AtomicU64,
 }
 
 async fn serve(
     home: &Path,
     settings: Settings,
     identity: hearsay_proto::Identity,
-    config: hearsay_proto::Config,
+    mut config: hearsay_proto::Config,
 ) -> Result<(), Error> {
+    let anchor = settings.has_role("anchor");
+    let plumtree = &mut config.topics.plumtree;
+    plumtree.retention =
+        TimeDelta::from_micros(u64::try_from(settings.retention.as_micros()).unwrap_or(u64::MAX));
+    if anchor {
+        plumtree.archive = true;
+        plumtree.cache_messages = plumtree.cache_messages.max(settings.mailbox);
+    }
     fs::create_dir_all(home)
         .map_err(|e| failed(format!("cannot create {}: {e}", home.display())))?;
     let store = Arc::new(Store::open(home)?);
@@ -324,12 +401,22 @@ async fn serve(
         .state()?
         .and_then(|bytes| hearsay_proto::PersistentState::from_bytes(&bytes).ok())
         .filter(|s| s.owner == me);
+    let mut transport = hearsay_tokio::TransportConfig::default();
+    if anchor {
+        // An anchor reads every retained message from the event stream: room for bursts.
+        transport.event_capacity = 8192;
+    }
+    transport.reflector = settings.has_role("reflector");
     let mut builder = hearsay_tokio::NodeBuilder::new(identity)
         .bind(settings.bind)
         .config(config)
+        .transport(transport)
         .bootstrap(settings.bootstrap.iter().chain(&cached).cloned());
     if let Some(saved) = saved {
         builder = builder.restore(saved);
+    }
+    if !settings.advertise.is_empty() {
+        builder = builder.advertise(settings.advertise.iter().copied());
     }
     let node = builder.spawn().map_err(|e| match e {
         SpawnError::Bind { addr, source } => bind_error("QUIC", "--bind", addr, &source),
@@ -340,6 +427,8 @@ async fn serve(
     save_state(&node, &store).await?;
     let mut events = node.events();
     let log_rx = node.events();
+    // Taken before any topic is joined, so that no archived message is missed.
+    let archive_rx = anchor.then(|| node.events());
 
     let token = new_token()?;
     let _files = RuntimeFiles(home.to_owned());
@@ -360,8 +449,15 @@ async fn serve(
         token,
         started: Instant::now(),
         topics: Mutex::default(),
+        recent: Mutex::default(),
         store: store.clone(),
+        mailbox: settings.mailbox,
+        mailbox_lost: AtomicU64::new(0),
+        restored: AtomicU64::new(0),
     });
+    if let Some(rx) = archive_rx {
+        tokio::spawn(archive_messages(rx, state.clone()));
+    }
     for name in &settings.subscribe {
         subscribe_topic(&state, name)
             .await
@@ -379,10 +475,12 @@ async fn serve(
     if !cached.is_empty() {
         tracing::info!(peers = cached.len(), "rejoining through the peer cache");
     }
-    if !settings.roles.is_empty() {
-        tracing::warn!(
-            roles = ?settings.roles,
-            "roles are accepted but not implemented yet: this node acts as a plain peer"
+    if anchor {
+        tracing::info!(
+            mailbox = settings.mailbox,
+            retention = ?settings.retention,
+            restored = state.restored.load(Ordering::Relaxed),
+            "anchor: keeping a mailbox of every subscribed topic"
         );
     }
 
@@ -501,6 +599,9 @@ async fn save_peers_every(state: Arc<State>, every: Duration) {
 async fn log_events(mut events: hearsay_tokio::Events) {
     while let Some(event) = events.recv().await {
         match event {
+            NodeEvent::AddressObserved { by, address } => {
+                tracing::info!(reflector = %by, %address, "a reflector sees this node at {address}");
+            }
             NodeEvent::NeighborUp { peer, address } => {
                 tracing::info!(%peer, address = ?address, "neighbour up");
             }
@@ -519,15 +620,131 @@ async fn log_events(mut events: hearsay_tokio::Events) {
 }
 
 async fn subscribe_topic(
-    state: &State,
+    state: &Arc<State>,
     name: &str,
 ) -> Result<hearsay_tokio::Subscription, hearsay_tokio::Error> {
     let topic = TopicId::from_name(name);
     let sub = state.node.subscribe(topic).await?;
-    if let Ok(mut topics) = state.topics.lock() {
-        topics.insert(topic, name.to_owned());
+    let new = state
+        .topics
+        .lock()
+        .map(|mut topics| topics.insert(topic, name.to_owned()).is_none())
+        .unwrap_or(false);
+    if new {
+        // Keep the latest deliveries for `subscribe --replay`.
+        let recorder = state.node.subscribe(topic).await?;
+        tokio::spawn(record_recent(recorder, state.clone()));
+        if state.roles.iter().any(|r| r == "anchor") {
+            restore_mailbox(state, topic, name).await;
+        }
     }
     Ok(sub)
+}
+
+/// Keeps the latest [`RECENT_PER_TOPIC`] deliveries of one topic.
+async fn record_recent(mut sub: hearsay_tokio::Subscription, state: Arc<State>) {
+    let topic = sub.topic();
+    while let Some(item) = sub.recv().await {
+        if let Received::Message(m) = item
+            && let Ok(mut recent) = state.recent.lock()
+        {
+            let ring = recent.entry(topic).or_default();
+            if ring.len() >= RECENT_PER_TOPIC {
+                ring.pop_front();
+            }
+            ring.push_back(m);
+        }
+    }
+}
+
+/// Hands an anchor's stored messages of `topic` back to the core (checked there again).
+async fn restore_mailbox(state: &State, topic: TopicId, name: &str) {
+    let store = state.store.clone();
+    let records =
+        match tokio::task::spawn_blocking(move || store.mailbox(&topic, unix_micros())).await {
+            Ok(Ok(records)) => records,
+            Ok(Err(e)) => {
+                tracing::warn!(topic = name, "cannot read the mailbox: {e}");
+                return;
+            }
+            Err(_) => return,
+        };
+    if records.is_empty() {
+        return;
+    }
+    let total = records.len();
+    match state
+        .node
+        .restore_messages(records.into_iter().map(Bytes::from).collect())
+        .await
+    {
+        Ok(results) => {
+            let ok = results.iter().filter(|r| r.is_ok()).count();
+            state.restored.fetch_add(ok as u64, Ordering::Relaxed);
+            tracing::info!(
+                topic = name,
+                restored = ok,
+                refused = total - ok,
+                "mailbox restored"
+            );
+        }
+        Err(e) => tracing::warn!(topic = name, "cannot restore the mailbox: {e}"),
+    }
+}
+
+/// An anchor's writer: every message the core archives goes into the store, in batches (one
+/// transaction each, durable once committed).
+async fn archive_messages(mut events: hearsay_tokio::Events, state: Arc<State>) {
+    loop {
+        let mut batch = Vec::new();
+        // Wait for one, then take whatever else is already there.
+        let Some(first) = events.recv().await else {
+            return;
+        };
+        let mut next = Some(first);
+        while let Some(event) = next.take() {
+            match event {
+                NodeEvent::Archived {
+                    topic,
+                    id,
+                    expires,
+                    record,
+                } => batch.push(MailboxEntry {
+                    topic,
+                    id,
+                    expires_us: expires.as_micros(),
+                    record: record.to_vec(),
+                }),
+                NodeEvent::Lagged(n) => {
+                    state.mailbox_lost.fetch_add(n, Ordering::Relaxed);
+                    tracing::warn!(lost = n, "the mailbox writer fell behind");
+                }
+                _ => {}
+            }
+            if batch.len() < MAILBOX_BATCH {
+                next = events.try_recv();
+            }
+        }
+        if batch.is_empty() {
+            continue;
+        }
+        let store = state.store.clone();
+        let max = state.mailbox;
+        let written = batch.len();
+        match tokio::task::spawn_blocking(move || store.archive(&batch, max, unix_micros())).await {
+            Ok(Ok(dropped)) => {
+                tracing::debug!(written, dropped, "mailbox updated");
+            }
+            Ok(Err(e)) => tracing::warn!("cannot write the mailbox: {e}"),
+            Err(_) => return,
+        }
+    }
+}
+
+fn unix_micros() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
 }
 
 async fn accept_loop(listener: TcpListener, state: Arc<State>, metrics: bool) {
@@ -624,8 +841,20 @@ pub struct StatusInfo {
     pub metrics: Option<String>,
     /// Roles asked for.
     pub roles_requested: Vec<String>,
-    /// Roles in effect (none yet: the roles are not implemented).
+    /// Roles in effect.
     pub roles_active: Vec<String>,
+    /// An anchor's stored mailbox messages (all topics), if it is one.
+    #[serde(default)]
+    pub mailbox_messages: Option<u64>,
+    /// Mailbox messages taken back by the core at this start.
+    #[serde(default)]
+    pub mailbox_restored: u64,
+    /// Archived messages the anchor failed to store (its writer fell behind).
+    #[serde(default)]
+    pub mailbox_lost: u64,
+    /// Addresses reflectors see this node at (`ADDR (by PEERID)`).
+    #[serde(default)]
+    pub observed_addresses: Vec<String>,
     /// Subscribed topics by name.
     pub topics: Vec<String>,
     /// Neighbours in the active view.
@@ -728,7 +957,19 @@ async fn handle(state: &Arc<State>, req: Request<Incoming>) -> Response<Body> {
                     control: state.control.to_string(),
                     metrics: state.metrics.map(|m| m.to_string()),
                     roles_requested: state.roles.clone(),
-                    roles_active: Vec::new(),
+                    roles_active: state.roles.clone(),
+                    mailbox_messages: if state.roles.iter().any(|r| r == "anchor") {
+                        state.store.mailbox_len().ok()
+                    } else {
+                        None
+                    },
+                    mailbox_restored: state.restored.load(Ordering::Relaxed),
+                    mailbox_lost: state.mailbox_lost.load(Ordering::Relaxed),
+                    observed_addresses: node
+                        .observed_addresses()
+                        .iter()
+                        .map(|(by, a)| format!("{a} (by {by})"))
+                        .collect(),
                     topics,
                     neighbors: core.neighbors,
                     known_records: core.known_records,
@@ -779,9 +1020,24 @@ async fn handle(state: &Arc<State>, req: Request<Incoming>) -> Response<Body> {
             let Some(name) = query_param(&req, "topic") else {
                 return error(StatusCode::BAD_REQUEST, "missing ?topic=NAME");
             };
+            let replay = query_param(&req, "replay").is_some_and(|v| v == "1" || v == "true");
             let mut sub = match subscribe_topic(state, &name).await {
                 Ok(sub) => sub,
                 Err(e) => return error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+            };
+            // Taken after the live subscription exists: nothing falls between the two, and
+            // what is in both is sent once.
+            let earlier: Vec<hearsay_tokio::Delivery> = if replay {
+                let topic = TopicId::from_name(&name);
+                state
+                    .recent
+                    .lock()
+                    .map(|r| r.get(&topic).map(|q| q.iter().cloned().collect()))
+                    .ok()
+                    .flatten()
+                    .unwrap_or_default()
+            } else {
+                Vec::new()
             };
             let (mut tx, body) = Channel::<Bytes>::new(16);
             tokio::spawn(async move {
@@ -790,8 +1046,19 @@ async fn handle(state: &Arc<State>, req: Request<Incoming>) -> Response<Body> {
                 if tx.send_data(Bytes::from_static(b"\n")).await.is_err() {
                     return;
                 }
+                let replayed: BTreeSet<hearsay_proto::MessageId> =
+                    earlier.iter().map(|m| m.id).collect();
+                for m in &earlier {
+                    let mut bytes =
+                        serde_json::to_vec(&delivery_json(&name, m)).unwrap_or_default();
+                    bytes.push(b'\n');
+                    if tx.send_data(Bytes::from(bytes)).await.is_err() {
+                        return;
+                    }
+                }
                 while let Some(item) = sub.recv().await {
                     let line = match item {
+                        Received::Message(m) if replayed.contains(&m.id) => continue,
                         Received::Message(m) => delivery_json(&name, &m),
                         Received::Lagged(n) => serde_json::json!({ "lagged": n }),
                     };
@@ -813,7 +1080,7 @@ async fn handle(state: &Arc<State>, req: Request<Incoming>) -> Response<Body> {
         _ => error(
             StatusCode::NOT_FOUND,
             "unknown request: the API has GET /v1/status, GET /v1/peers, \
-             POST /v1/publish?topic=T, GET /v1/subscribe?topic=T",
+             POST /v1/publish?topic=T, GET /v1/subscribe?topic=T[&replay=1]",
         ),
     }
 }

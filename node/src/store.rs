@@ -8,11 +8,17 @@
 //! - `meta`: `starts` → how many times `run` has opened this store.
 //! - `state`: `node` → the core's persistent state (boot count, remembered records), saved right
 //!   after start and every 2 s, restored by the next `run`.
+//! - `mailbox` (anchor role): topic id ‖ expiry (µs, big-endian) ‖ message id → the message with
+//!   its author's key as the core encodes it; at most `--mailbox` per topic (the oldest expiry
+//!   goes first), expired ones dropped at every write; given back to the core at the next start.
 
 use crate::{Error, failed};
-use hearsay_proto::PeerId;
+use hearsay_proto::{MessageId, PeerId, TopicId};
 use hearsay_tokio::BootstrapPeer;
-use redb::{Database, DatabaseError, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{
+    Database, DatabaseError, ReadableDatabase, ReadableTable, ReadableTableMetadata,
+    TableDefinition,
+};
 use std::fs::OpenOptions;
 use std::net::SocketAddr;
 use std::os::unix::fs::OpenOptionsExt;
@@ -28,6 +34,36 @@ const PEERS: TableDefinition<'_, &str, (&str, u64)> = TableDefinition::new("peer
 const META: TableDefinition<'_, &str, u64> = TableDefinition::new("meta");
 /// The core's persistent state (boot count, remembered records), encoded by the core.
 const STATE: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("state");
+/// An anchor's mailbox: `topic ‖ expires_us (BE) ‖ id` → archived message record.
+const MAILBOX: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("mailbox");
+
+/// One message for the mailbox.
+#[derive(Debug, Clone)]
+pub struct MailboxEntry {
+    /// Its topic.
+    pub topic: TopicId,
+    /// Its id.
+    pub id: MessageId,
+    /// When it leaves the retention window, in µs since the Unix epoch.
+    pub expires_us: u64,
+    /// The record the core archived.
+    pub record: Vec<u8>,
+}
+
+fn mailbox_key(topic: &TopicId, expires_us: u64, id: &MessageId) -> [u8; 72] {
+    let mut key = [0u8; 72];
+    key[..32].copy_from_slice(topic.as_bytes());
+    key[32..40].copy_from_slice(&expires_us.to_be_bytes());
+    key[40..].copy_from_slice(id.as_bytes());
+    key
+}
+
+/// The first and last possible keys of `topic`'s mailbox entries expiring in `[from, to]`.
+fn mailbox_range(topic: &TopicId, from: u64, to: u64) -> ([u8; 72], [u8; 72]) {
+    let low = mailbox_key(topic, from, &MessageId::from_bytes([0; 32]));
+    let high = mailbox_key(topic, to, &MessageId::from_bytes([0xff; 32]));
+    (low, high)
+}
 
 /// An open store.
 #[derive(Debug)]
@@ -69,6 +105,7 @@ impl Store {
         {
             txn.open_table(PEERS).map_err(db_error)?;
             txn.open_table(STATE).map_err(db_error)?;
+            txn.open_table(MAILBOX).map_err(db_error)?;
             let mut meta = txn.open_table(META).map_err(db_error)?;
             let starts = meta
                 .get("starts")
@@ -136,6 +173,80 @@ impl Store {
             .map(|v| v.value().to_vec()))
     }
 
+    /// Stores `entries` in the mailbox in one transaction (durable when this returns), then
+    /// drops every entry of their topics that expired by `now_us` and, per topic, the entries
+    /// with the oldest expiry beyond `max_per_topic`. Returns how many entries were dropped.
+    pub fn archive(
+        &self,
+        entries: &[MailboxEntry],
+        max_per_topic: usize,
+        now_us: u64,
+    ) -> Result<usize, Error> {
+        let txn = self.db.begin_write().map_err(db_error)?;
+        let mut dropped = 0;
+        {
+            let mut table = txn.open_table(MAILBOX).map_err(db_error)?;
+            let mut topics = std::collections::BTreeSet::new();
+            for e in entries {
+                let key = mailbox_key(&e.topic, e.expires_us, &e.id);
+                table
+                    .insert(key.as_slice(), e.record.as_slice())
+                    .map_err(db_error)?;
+                topics.insert(e.topic);
+            }
+            for topic in topics {
+                let (low, high) = mailbox_range(&topic, 0, u64::MAX);
+                let mut keys = Vec::new();
+                for entry in table
+                    .range(low.as_slice()..=high.as_slice())
+                    .map_err(db_error)?
+                {
+                    let (k, _) = entry.map_err(db_error)?;
+                    keys.push(k.value().to_vec());
+                }
+                // Keys sort by expiry within a topic: the expired and the oldest come first.
+                let over = keys.len().saturating_sub(max_per_topic);
+                for (i, key) in keys.iter().enumerate() {
+                    let expires = key
+                        .get(32..40)
+                        .and_then(|b| <[u8; 8]>::try_from(b).ok())
+                        .map_or(0, u64::from_be_bytes);
+                    if i < over || expires <= now_us {
+                        table.remove(key.as_slice()).map_err(db_error)?;
+                        dropped += 1;
+                    } else {
+                        break;
+                    }
+                }
+            }
+        }
+        txn.commit().map_err(db_error)?;
+        Ok(dropped)
+    }
+
+    /// The mailbox records of `topic` that have not expired by `now_us`, oldest first.
+    pub fn mailbox(&self, topic: &TopicId, now_us: u64) -> Result<Vec<Vec<u8>>, Error> {
+        let txn = self.db.begin_read().map_err(db_error)?;
+        let table = txn.open_table(MAILBOX).map_err(db_error)?;
+        let (low, high) = mailbox_range(topic, now_us.saturating_add(1), u64::MAX);
+        let mut out = Vec::new();
+        for entry in table
+            .range(low.as_slice()..=high.as_slice())
+            .map_err(db_error)?
+        {
+            let (_, v) = entry.map_err(db_error)?;
+            out.push(v.value().to_vec());
+        }
+        Ok(out)
+    }
+
+    /// How many mailbox entries are stored (all topics, expired ones not yet dropped included).
+    pub fn mailbox_len(&self) -> Result<u64, Error> {
+        let txn = self.db.begin_read().map_err(db_error)?;
+        let table = txn.open_table(MAILBOX).map_err(db_error)?;
+        table.len().map_err(db_error)
+    }
+
     /// Up to `max` cached peers, most recently seen first, as pinned bootstrap peers.
     pub fn cached_peers(&self, max: usize) -> Result<Vec<BootstrapPeer>, Error> {
         let txn = self.db.begin_read().map_err(db_error)?;
@@ -175,5 +286,46 @@ mod tests {
         drop(store);
         let _ = std::fs::remove_dir_all(&home);
         assert_eq!(cached, vec![BootstrapPeer::pinned(peer, addr)]);
+    }
+
+    #[test]
+    fn the_mailbox_is_bounded_per_topic_drops_expired_and_survives_reopening() {
+        let home = std::env::temp_dir().join(format!("hearsay-mailbox-{}", std::process::id()));
+        std::fs::create_dir_all(&home).unwrap();
+        let a = TopicId::from_name("a");
+        let b = TopicId::from_name("b");
+        let entry = |topic: TopicId, n: u8, expires_us: u64| MailboxEntry {
+            topic,
+            id: MessageId::from_bytes([n; 32]),
+            expires_us,
+            record: vec![n; 10],
+        };
+        {
+            let store = Store::open(&home).unwrap();
+            // Five for a (expiring at 100..=500), two for b; at most 3 per topic.
+            let batch: Vec<MailboxEntry> = (1..=5u8)
+                .map(|n| entry(a, n, u64::from(n) * 100))
+                .chain([entry(b, 6, 1_000), entry(b, 7, 50)])
+                .collect();
+            assert_eq!(store.archive(&batch, 3, 0).unwrap(), 2);
+            // a keeps its three latest expiries, oldest first; b keeps both.
+            assert_eq!(
+                store.mailbox(&a, 0).unwrap(),
+                vec![vec![3; 10], vec![4; 10], vec![5; 10]]
+            );
+            assert_eq!(
+                store.mailbox(&b, 0).unwrap(),
+                vec![vec![7; 10], vec![6; 10]]
+            );
+            // Reading skips what expired; the next write drops it.
+            assert_eq!(store.mailbox(&a, 400).unwrap(), vec![vec![5; 10]]);
+            assert_eq!(store.archive(&[entry(a, 8, 900)], 3, 400).unwrap(), 2);
+            assert_eq!(store.mailbox_len().unwrap(), 4);
+        }
+        let store = Store::open(&home).unwrap();
+        let kept = store.mailbox(&a, 0).unwrap();
+        drop(store);
+        let _ = std::fs::remove_dir_all(&home);
+        assert_eq!(kept, vec![vec![5; 10], vec![8; 10]]);
     }
 }

@@ -93,14 +93,23 @@ fn wait_for(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) {
 /// Starts `hearsay run` for node `i` and waits for its control API; returns its `PEERID@ADDR`.
 fn start(children: &mut Children, dir: &TempDir, i: usize, extra: &[&str]) -> (String, String) {
     let home = dir.home(i);
-    let name = format!("n{i}");
     let created = ok(hearsay(&home)
-        .args(["identity", "create", &name])
+        .args(["identity", "create", &format!("n{i}")])
         .output()
         .unwrap());
     let peer_id = created.split_whitespace().nth(1).unwrap().to_owned();
+    (peer_id, launch(children, dir, i, "127.0.0.1:0", extra))
+}
+
+/// Runs node `i` (its identity exists) on `bind` subscribed to `chat`, after removing the run-time files
+/// a killed run leaves behind; waits for its control API and returns its `PEERID@ADDR`.
+fn launch(children: &mut Children, dir: &TempDir, i: usize, bind: &str, extra: &[&str]) -> String {
+    let home = dir.home(i);
+    for f in ["control.addr", "control.token", "node.addr"] {
+        let _ = fs::remove_file(home.join(f));
+    }
     let child = hearsay(&home)
-        .args(["run", "--identity", &name, "--bind", "127.0.0.1:0"])
+        .args(["run", "--identity", &format!("n{i}"), "--bind", bind])
         .args(["--subscribe", "chat"])
         .args(extra)
         .stdout(Stdio::null())
@@ -119,7 +128,17 @@ fn start(children: &mut Children, dir: &TempDir, i: usize, extra: &[&str]) -> (S
         },
     );
     let node_addr = fs::read_to_string(home.join("node.addr")).unwrap();
-    (peer_id, node_addr.trim().to_owned())
+    node_addr.trim().to_owned()
+}
+
+fn status_of(home: &Path) -> serde_json::Value {
+    let out = ok(hearsay(home).args(["status", "--json"]).output().unwrap());
+    serde_json::from_str(&out).expect("status --json is JSON")
+}
+
+fn kill(children: &mut Children, idx: usize) {
+    children.0[idx].kill().unwrap();
+    children.0[idx].wait().unwrap();
 }
 
 fn peers_of(home: &Path) -> Vec<String> {
@@ -399,4 +418,105 @@ fn an_unreachable_bootstrap_is_an_error() {
     ]));
     assert!(err.contains("cannot reach any bootstrap peer"), "{err}");
     assert!(!home.join("control.addr").exists());
+}
+
+#[test]
+fn an_offline_node_catches_up_from_a_restarted_anchor() {
+    let dir = TempDir::new("anchor");
+    let mut children = Children::default();
+    // Node 0 is an anchor and a reflector; 1 and 2 are plain peers.
+    let anchor_flags = ["--roles", "anchor,reflector", "--mailbox", "100"];
+    let (id0, addr0) = start(&mut children, &dir, 0, &anchor_flags);
+    let (_, addr1) = start(&mut children, &dir, 1, &["--bootstrap", &addr0]);
+    let (_, _) = start(&mut children, &dir, 2, &["--bootstrap", &addr0]);
+    let (home0, home1, home2) = (dir.home(0), dir.home(1), dir.home(2));
+    for home in [&home1, &home2] {
+        wait_for(Duration::from_secs(20), "a peer sees the anchor", || {
+            peers_of(home).contains(&id0)
+        });
+    }
+    // The reflector told node 1 the address its connection came from: its own QUIC socket.
+    let s1 = status_of(&home1);
+    let quic1 = addr1.split_once('@').unwrap().1;
+    let seen = s1["observed_addresses"].as_array().unwrap();
+    assert!(
+        seen.iter().any(|a| a
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("{quic1} (by {id0}"))),
+        "{s1}"
+    );
+    let s0 = status_of(&home0);
+    assert_eq!(
+        s0["roles_active"],
+        serde_json::json!(["anchor", "reflector"])
+    );
+    // Peer caches are written every 2 s; let the topic overlay settle too.
+    std::thread::sleep(Duration::from_secs(3));
+
+    // Node 1 goes down hard; four messages are published while it is away.
+    kill(&mut children, 1);
+    let mut missed = Vec::new();
+    for k in 0..3 {
+        let text = format!("missed {k} from node 2");
+        ok(hearsay(&home2)
+            .args(["publish", "--topic", "chat", "--message", &text])
+            .output()
+            .unwrap());
+        missed.push(text);
+    }
+    let text = "missed 3 from the anchor".to_owned();
+    ok(hearsay(&home0)
+        .args(["publish", "--topic", "chat", "--message", &text])
+        .output()
+        .unwrap());
+    missed.push(text);
+    wait_for(
+        Duration::from_secs(20),
+        "the anchor stores all four",
+        || status_of(&home0)["mailbox_messages"].as_u64() == Some(4),
+    );
+
+    // Everyone else goes down too, then the anchor restarts from its store alone.
+    kill(&mut children, 2);
+    kill(&mut children, 0);
+    // (at the address the others remember)
+    let quic0 = addr0.split_once('@').unwrap().1;
+    launch(&mut children, &dir, 0, quic0, &anchor_flags);
+    wait_for(
+        Duration::from_secs(20),
+        "the anchor restores its mailbox",
+        || status_of(&home0)["mailbox_restored"] == 4,
+    );
+    assert_eq!(status_of(&home0)["boot_count"], 2);
+
+    // Node 1 returns without --bootstrap and gets the four messages from the anchor.
+    launch(&mut children, &dir, 1, "127.0.0.1:0", &[]);
+    wait_for(Duration::from_secs(30), "node 1 rejoins the anchor", || {
+        peers_of(&home1).contains(&id0)
+    });
+    let out = ok(hearsay(&home1)
+        .args([
+            "subscribe",
+            "--topic",
+            "chat",
+            "--replay",
+            "--count",
+            "4",
+            "--timeout",
+            "45s",
+        ])
+        .output()
+        .unwrap());
+    let mut got: Vec<String> = out
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).expect("JSON line");
+            v["payload"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    got.sort();
+    assert_eq!(got, missed, "{out}");
+    // The restarted node runs as boot 2: its sequence numbers cannot repeat the first run's.
+    assert_eq!(status_of(&home1)["boot_count"], 2);
 }

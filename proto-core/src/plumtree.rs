@@ -146,6 +146,10 @@ pub struct Config {
     pub max_announcers: usize,
     /// Most IHAVE entries waiting per peer. Default 1,024.
     pub max_pending_ihave: usize,
+    /// Whether every message this node retains (its own and those it accepts) is also handed
+    /// to the owner as [`Output::Archive`], for an anchor's durable mailbox (SPEC.md §15.7).
+    /// Default false.
+    pub archive: bool,
 }
 
 impl Default for Config {
@@ -164,6 +168,7 @@ impl Default for Config {
             max_missing: 1024,
             max_announcers: 4,
             max_pending_ihave: 1024,
+            archive: false,
         }
     }
 }
@@ -194,7 +199,44 @@ pub enum Output {
         /// The sender.
         peer: PeerId,
     },
+    /// A message now retained, to be stored durably (only with [`Config::archive`]); give it
+    /// back after a restart with [`Plumtree::restore`].
+    Archive {
+        /// The message as retained.
+        payload: Payload,
+        /// Its id.
+        id: MessageId,
+        /// When it leaves the retention window.
+        expires: Timestamp,
+    },
 }
+
+/// Why [`Plumtree::restore`] did not take a stored message back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RestoreError {
+    /// It names another topic.
+    WrongTopic,
+    /// It is already retained (or was seen).
+    AlreadySeen,
+    /// It is older than the retention window (or dated in the future).
+    Expired,
+    /// The topic's validator refused it.
+    Invalid,
+}
+
+impl core::fmt::Display for RestoreError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            RestoreError::WrongTopic => "the message names another topic",
+            RestoreError::AlreadySeen => "the message is already retained",
+            RestoreError::Expired => "the message is outside the retention window",
+            RestoreError::Invalid => "the topic's validator refused the message",
+        })
+    }
+}
+
+impl core::error::Error for RestoreError {}
 
 /// Running totals.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -224,6 +266,8 @@ pub struct Counters {
     pub not_neighbor: u64,
     /// IHAVE entries or missing ids dropped because a bound was reached.
     pub overflow: u64,
+    /// Stored messages taken back by [`Plumtree::restore`].
+    pub restored: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -414,7 +458,7 @@ impl Plumtree {
             author_key,
             hops: 1,
         };
-        self.retain(id, payload.clone(), None, true, expires);
+        self.retain_new(id, payload.clone(), None, true, expires);
         self.spread(now, id, payload, None);
     }
 
@@ -545,7 +589,7 @@ impl Plumtree {
             self.eager_peers.insert(from);
         }
         let parent = if eager { Some(from) } else { None };
-        self.retain(id, payload.clone(), parent, false, expires);
+        self.retain_new(id, payload.clone(), parent, false, expires);
         self.spread(now, id, payload, Some(from));
     }
 
@@ -681,6 +725,62 @@ impl Plumtree {
         );
         self.cache_bytes += len;
         crate::message::insert_by_expiry(&mut self.cache_order, expires, id);
+    }
+
+    /// Retains a new message and, for an archiving owner, hands it out to be stored.
+    fn retain_new(
+        &mut self,
+        id: MessageId,
+        payload: Payload,
+        parent: Option<PeerId>,
+        own: bool,
+        expires: Timestamp,
+    ) {
+        if self.config.archive {
+            self.out.push_back(Output::Archive {
+                payload: payload.clone(),
+                id,
+                expires,
+            });
+        }
+        self.retain(id, payload, parent, own, expires);
+    }
+
+    /// Takes back a message stored from [`Output::Archive`] before a restart: checked like a
+    /// received one (topic, age, validator), then retained and served (to GRAFT, IWANT and
+    /// reconciliation) but neither delivered nor pushed. Nothing is sent.
+    pub fn restore(
+        &mut self,
+        now: Timestamp,
+        payload: Payload,
+        validator: &dyn Validator,
+    ) -> Result<MessageId, RestoreError> {
+        let id = payload.message.id();
+        if payload.message.topic != self.topic {
+            return Err(RestoreError::WrongTopic);
+        }
+        if self.seen.contains(&id) {
+            return Err(RestoreError::AlreadySeen);
+        }
+        if payload
+            .message
+            .check_age(now, self.config.retention, self.config.clock_skew)
+            .is_err()
+        {
+            return Err(RestoreError::Expired);
+        }
+        if validator
+            .validate(&payload.message, &payload.author_key)
+            .is_err()
+        {
+            return Err(RestoreError::Invalid);
+        }
+        let expires = payload.message.timestamp + self.config.retention;
+        self.seen.insert(id, expires + TimeDelta::from_micros(1));
+        self.missing.remove(&id);
+        self.counters.restored += 1;
+        self.retain(id, payload, None, false, expires);
+        Ok(id)
     }
 
     fn evict_oldest(&mut self) {

@@ -257,12 +257,14 @@ impl NodeBuilder {
             registered_count.clone(),
             max_connections,
         ));
+        let observed = Arc::default();
         let handle = NodeHandle::new(Shared {
             requests: requests_tx,
             events: events.downgrade(),
             counters: counters.clone(),
             peer_id: me,
             local_addr,
+            observed: Arc::clone(&observed),
         });
         let driver = Driver {
             node,
@@ -278,6 +280,7 @@ impl NodeBuilder {
             events,
             record_tx,
             registered_count,
+            observed,
             state: Default::default(),
         };
         tokio::spawn(driver.run(self.bootstrap));

@@ -47,6 +47,10 @@ pub struct TransportConfig {
     pub subscription_capacity: usize,
     /// Events buffered per [`NodeHandle::events`](crate::NodeHandle::events) receiver. Default 256.
     pub event_capacity: usize,
+    /// Act as a reflector: tell every peer, right after the identity proofs, the address its
+    /// connection comes from (it learns it as [`NodeEvent::AddressObserved`](crate::NodeEvent::AddressObserved)).
+    /// Default false.
+    pub reflector: bool,
     /// Network events (frames, connection changes) waiting for the node task. When full, the
     /// connections' readers wait, which back-pressures peers through QUIC flow control.
     /// Default 1024.
@@ -79,6 +83,7 @@ impl Default for TransportConfig {
             duplicate_grace: Duration::from_secs(3),
             subscription_capacity: 1024,
             event_capacity: 256,
+            reflector: false,
             inbox_capacity: 1024,
             request_capacity: 256,
             stream_receive_window: 1 << 20,

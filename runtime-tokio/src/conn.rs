@@ -42,6 +42,8 @@ pub(crate) struct Proven {
     pub peer: PeerId,
     /// This side's role: who dialled.
     pub role: Role,
+    /// The address the peer sees this node at, if it is a reflector and said.
+    pub observed: Option<SocketAddr>,
 }
 
 /// Where a connection attempt came from.
@@ -91,13 +93,14 @@ pub(crate) async fn exchange_proofs(
 ) -> Result<Proven, Refusal> {
     let mut send = None;
     match exchange(ctx, &conn, role, expected, &mut send).await {
-        Ok((recv, peer)) => match send {
+        Ok((recv, peer, observed)) => match send {
             Some(send) => Ok(Proven {
                 conn,
                 send,
                 recv,
                 peer,
                 role,
+                observed,
             }),
             None => Err(Refusal::Lost("no stream".into())),
         },
@@ -136,11 +139,15 @@ async fn exchange(
     role: Role,
     expected: Option<PeerId>,
     send_slot: &mut Option<quinn::SendStream>,
-) -> Result<(quinn::RecvStream, PeerId), Refusal> {
+) -> Result<(quinn::RecvStream, PeerId, Option<SocketAddr>), Refusal> {
     let binding = proof::channel_binding(conn)?;
     let lost = |e: &dyn std::fmt::Display| Refusal::Lost(e.to_string());
     let record = ctx.record.borrow().clone();
-    let ours = proof::encode(&record, &*ctx.signer, &binding, role).map_err(|e| lost(&e))?;
+    let mut ours = proof::encode(&record, &*ctx.signer, &binding, role).map_err(|e| lost(&e))?;
+    // The session info follows the proof: a reflector says where it sees the peer.
+    ours.extend(proof::encode_info(
+        ctx.cfg.reflector.then(|| conn.remote_address()),
+    ));
     let exp = Expectations {
         crypto: &*ctx.crypto,
         now: ctx.clock.now(),
@@ -152,23 +159,25 @@ async fn exchange(
     // It costs no round trip (the dialer's proof travels with its TLS Finished), spares the
     // listener a signature for every refused connection, and leaves nothing unsent behind a
     // refusal, so the peer reliably learns its close code.
-    let (recv, peer_record) = match role {
+    let (recv, peer_record, observed) = match role {
         Role::Dialer => {
             let send = send_slot.insert(conn.open_uni().await.map_err(|e| lost(&e))?);
             send.write_all(&ours).await.map_err(|e| lost(&e))?;
             let mut recv = conn.accept_uni().await.map_err(|e| lost(&e))?;
             let record = verify_theirs(proof::read(&mut recv).await?)?;
-            (recv, record)
+            let observed = proof::read_info(&mut recv).await?;
+            (recv, record, observed)
         }
         Role::Listener => {
             let mut recv = conn.accept_uni().await.map_err(|e| lost(&e))?;
             let record = verify_theirs(proof::read(&mut recv).await?)?;
+            let observed = proof::read_info(&mut recv).await?;
             let send = send_slot.insert(conn.open_uni().await.map_err(|e| lost(&e))?);
             send.write_all(&ours).await.map_err(|e| lost(&e))?;
-            (recv, record)
+            (recv, record, observed)
         }
     };
-    Ok((recv, peer_record.peer_id))
+    Ok((recv, peer_record.peer_id, observed))
 }
 
 /// Handles one incoming connection up to its verified proof.

@@ -51,6 +51,8 @@ pub(crate) struct Driver {
     pub events: broadcast::Sender<NodeEvent>,
     pub record_tx: watch::Sender<Arc<PeerRecord>>,
     pub registered_count: Arc<AtomicUsize>,
+    /// Shared with the handles: what reflectors said.
+    pub observed: Arc<std::sync::Mutex<std::collections::BTreeMap<PeerId, SocketAddr>>>,
     pub state: State,
 }
 
@@ -200,6 +202,17 @@ impl Driver {
             Event::NeighborDown { peer, reason } => {
                 self.emit(NodeEvent::NeighborDown { peer, reason })
             }
+            Event::Archived {
+                topic,
+                id,
+                expires,
+                record,
+            } => self.emit(NodeEvent::Archived {
+                topic,
+                id,
+                expires,
+                record,
+            }),
             _ => {}
         }
     }
@@ -347,6 +360,15 @@ impl Driver {
 
     fn on_proven(&mut self, proven: Proven, origin: Origin) {
         let peer = proven.peer;
+        if let Some(address) = proven.observed {
+            if let Ok(mut seen) = self.observed.lock() {
+                if seen.len() >= crate::handle::MAX_OBSERVED && !seen.contains_key(&peer) {
+                    seen.pop_first();
+                }
+                seen.insert(peer, address);
+            }
+            self.emit(NodeEvent::AddressObserved { by: peer, address });
+        }
         match origin {
             Origin::Dial { peer: p } => {
                 let wanted = self.state.dials.remove(&p).unwrap_or(false);
@@ -545,6 +567,13 @@ impl Driver {
                 let _ = reply.send(neighbors);
             }
             Request::Inspect(job) => job(&self.node),
+            Request::RestoreMessages { records, reply } => {
+                let results = records
+                    .iter()
+                    .map(|r| self.node.restore_message(now, r))
+                    .collect();
+                let _ = reply.send(results);
+            }
             Request::Shutdown { reply } => {
                 // Handled by the loop; kept exhaustive.
                 let _ = reply.send(());

@@ -123,6 +123,27 @@ pub enum NodeEvent {
         /// Why.
         error: DialError,
     },
+    /// A reflector told this node the address it sees this node's connection come from (after
+    /// the peer proved its identity). Behind a NAT, this is the public address of the mapping.
+    AddressObserved {
+        /// The reflector.
+        by: PeerId,
+        /// This node's address as the reflector sees it.
+        address: SocketAddr,
+    },
+    /// A message the node now retains, to be stored durably by an anchor (only when the core's
+    /// `topics.plumtree.archive` is on). Give the records back after a restart with
+    /// [`NodeHandle::restore_messages`].
+    Archived {
+        /// The topic.
+        topic: TopicId,
+        /// The message.
+        id: MessageId,
+        /// When it leaves the retention window (it may be dropped from storage then).
+        expires: Timestamp,
+        /// The message and its author's key, encoded.
+        record: Bytes,
+    },
     /// This receiver fell behind and lost its `n` oldest events.
     Lagged(u64),
 }
@@ -190,6 +211,10 @@ pub(crate) enum Request {
         reply: oneshot::Sender<Vec<Neighbor>>,
     },
     Inspect(InspectJob),
+    RestoreMessages {
+        records: Vec<Bytes>,
+        reply: oneshot::Sender<Vec<Result<MessageId, hearsay_proto::node::NodeError>>>,
+    },
     Shutdown {
         reply: oneshot::Sender<()>,
     },
@@ -202,7 +227,12 @@ pub(crate) struct Shared {
     pub counters: Arc<Live>,
     pub peer_id: PeerId,
     pub local_addr: SocketAddr,
+    /// What reflectors said they see this node at (bounded by [`MAX_OBSERVED`]).
+    pub observed: Arc<std::sync::Mutex<std::collections::BTreeMap<PeerId, SocketAddr>>>,
 }
+
+/// Most reflector answers [`NodeHandle::observed_addresses`] keeps (one per reflector).
+pub const MAX_OBSERVED: usize = 16;
 
 /// A running node: cheap to clone, each clone talks to the same node task.
 ///
@@ -306,6 +336,17 @@ impl NodeHandle {
         Events { rx }
     }
 
+    /// The addresses reflectors said they see this node at, one per reflector (the latest
+    /// answer of at most [`MAX_OBSERVED`] reflectors). Behind a NAT, the public address of its
+    /// mapping: a candidate for [`NodeBuilder::advertise`](crate::NodeBuilder::advertise).
+    pub fn observed_addresses(&self) -> Vec<(PeerId, SocketAddr)> {
+        self.shared
+            .observed
+            .lock()
+            .map(|o| o.iter().map(|(p, a)| (*p, *a)).collect())
+            .unwrap_or_default()
+    }
+
     /// The transport's running totals (connections refused by reason, frames and bytes in and
     /// out, queue drops, ...). Never waits for the node task.
     pub fn counters(&self) -> TransportCounters {
@@ -326,6 +367,23 @@ impl NodeHandle {
         self.shared
             .requests
             .send(Request::Inspect(job))
+            .await
+            .map_err(|_| Error::Closed)?;
+        rx.await.map_err(|_| Error::Closed)
+    }
+
+    /// Takes back messages an anchor stored from [`NodeEvent::Archived`] before a restart: each
+    /// is checked like a received message (its topic must be subscribed first, it must be inside
+    /// the retention window and pass the validator), then retained and served to peers that lack
+    /// it, never delivered again. One result per record, in order.
+    pub async fn restore_messages(
+        &self,
+        records: Vec<Bytes>,
+    ) -> Result<Vec<Result<MessageId, hearsay_proto::node::NodeError>>, Error> {
+        let (reply, rx) = oneshot::channel();
+        self.shared
+            .requests
+            .send(Request::RestoreMessages { records, reply })
             .await
             .map_err(|_| Error::Closed)?;
         rx.await.map_err(|_| Error::Closed)

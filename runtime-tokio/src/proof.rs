@@ -5,6 +5,7 @@
 use crate::error::Refusal;
 use hearsay_proto::crypto::{SIGNATURE_LEN, SignatureBytes, Signer, signing_input};
 use hearsay_proto::{CryptoProvider, PeerId, PeerRecord, Timestamp};
+use std::net::SocketAddr;
 
 /// The domain of the channel-binding signature (SPEC.md §3 style).
 pub const CHANNEL_BINDING_DOMAIN: &str = "hearsay/v1/quic-channel-binding";
@@ -127,6 +128,76 @@ pub(crate) fn verify(
     Ok(record)
 }
 
+/// Longest session-info body (SPEC.md §20.3).
+pub const MAX_INFO_LEN: usize = 64;
+/// Session-info tag: the address the sender sees the receiver at (a reflector's answer).
+const INFO_OBSERVED: u8 = 1;
+
+/// Encodes the session-info chunk each side sends right after its proof, length prefix
+/// included: empty, or `1 ‖ len ‖ address as text` when this side reflects (`observed` is the
+/// peer's address as seen from here).
+pub(crate) fn encode_info(observed: Option<SocketAddr>) -> Vec<u8> {
+    let mut body = Vec::new();
+    if let Some(addr) = observed {
+        let text = addr.to_string();
+        // A socket address is at most 47 characters of text; 61 fit.
+        if let Ok(len) = u8::try_from(text.len())
+            && text.len() + 2 <= MAX_INFO_LEN
+        {
+            body.push(INFO_OBSERVED);
+            body.push(len);
+            body.extend_from_slice(text.as_bytes());
+        }
+    }
+    let mut out = Vec::with_capacity(4 + body.len());
+    out.extend_from_slice(&(body.len() as u32).to_be_bytes());
+    out.extend_from_slice(&body);
+    out
+}
+
+/// Decodes a session-info body: the address the peer sees this side at, if it said. Unknown
+/// tags are skipped (later versions may add some); bad framing is refused.
+pub(crate) fn decode_info(mut body: &[u8]) -> Result<Option<SocketAddr>, Refusal> {
+    let mut observed = None;
+    while let [tag, len, rest @ ..] = body {
+        let len = usize::from(*len);
+        let Some((value, tail)) = rest.split_at_checked(len) else {
+            return Err(Refusal::MalformedProof("session info is truncated"));
+        };
+        if *tag == INFO_OBSERVED {
+            let addr = std::str::from_utf8(value)
+                .ok()
+                .and_then(|t| t.parse().ok())
+                .ok_or(Refusal::MalformedProof("observed address does not parse"))?;
+            observed = Some(addr);
+        }
+        body = tail;
+    }
+    if !body.is_empty() {
+        return Err(Refusal::MalformedProof("session info is truncated"));
+    }
+    Ok(observed)
+}
+
+/// Reads the session-info body that follows a proof (at most [`MAX_INFO_LEN`] bytes).
+pub(crate) async fn read_info(recv: &mut quinn::RecvStream) -> Result<Option<SocketAddr>, Refusal> {
+    let mut len = [0u8; 4];
+    recv.read_exact(&mut len)
+        .await
+        .map_err(|e| Refusal::Lost(e.to_string()))?;
+    let len = u32::from_be_bytes(len) as usize;
+    if len > MAX_INFO_LEN {
+        return Err(Refusal::MalformedProof(
+            "session info is longer than its limit",
+        ));
+    }
+    let mut body = vec![0u8; len];
+    recv.read_exact(&mut body)
+        .await
+        .map_err(|e| Refusal::Lost(e.to_string()))?;
+    decode_info(&body)
+}
+
 /// Reads one proof body from `recv`: a length prefix, then that many bytes (at most
 /// [`MAX_PROOF_LEN`]).
 pub(crate) async fn read(recv: &mut quinn::RecvStream) -> Result<Vec<u8>, Refusal> {
@@ -227,6 +298,33 @@ mod tests {
             verify(body, &binding, Role::Dialer, &late),
             Err(Refusal::BadRecord(_))
         ));
+    }
+
+    #[test]
+    fn session_info_round_trips_and_refuses_bad_framing() {
+        for addr in [
+            "192.0.2.7:4433",
+            "[2001:db8::1]:65535",
+            "[ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff%4294967295]:65535",
+        ] {
+            let addr: SocketAddr = addr.parse().unwrap();
+            let chunk = encode_info(Some(addr));
+            assert_eq!(chunk[..4], ((chunk.len() - 4) as u32).to_be_bytes());
+            assert!(chunk.len() - 4 <= MAX_INFO_LEN);
+            assert_eq!(decode_info(&chunk[4..]), Ok(Some(addr)));
+        }
+        assert_eq!(encode_info(None), vec![0, 0, 0, 0]);
+        assert_eq!(decode_info(&[]), Ok(None));
+        // Unknown tags are skipped; truncation and unparsable addresses are refused.
+        assert_eq!(decode_info(&[9, 2, 0, 0]), Ok(None));
+        for bad in [
+            &[1u8][..],
+            &[1, 5, b'1'],
+            &[1, 3, b'x', b'y', b'z'],
+            &[9, 2, 0],
+        ] {
+            assert!(matches!(decode_info(bad), Err(Refusal::MalformedProof(_))));
+        }
     }
 
     #[test]

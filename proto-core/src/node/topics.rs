@@ -669,7 +669,50 @@ impl Node {
                     self.link_down(now, peer);
                 }
             }
+            plumtree::Output::Archive {
+                payload,
+                id,
+                expires,
+            } => {
+                // An encoding failure cannot happen for a payload that was decoded or signed
+                // here; if it did, the message is only not archived.
+                if let Ok(record) = crate::wire::codec::to_vec(&payload) {
+                    self.push_event(Event::Archived {
+                        topic,
+                        id,
+                        expires,
+                        record: bytes::Bytes::from(record),
+                    });
+                }
+            }
         }
+    }
+
+    /// Takes back one message an anchor stored from [`Event::Archived`] before a restart: it is
+    /// checked like a received one (its topic must be subscribed, it must be inside the
+    /// retention window and pass the topic's validator), then retained and served to peers that
+    /// lack it (GRAFT, IWANT, reconciliation), never delivered again (SPEC.md §15.7).
+    pub fn restore_message(
+        &mut self,
+        now: Timestamp,
+        record: &[u8],
+    ) -> Result<MessageId, NodeError> {
+        let now = self.advance(now);
+        let payload: plumtree::Payload =
+            crate::wire::codec::from_slice(record).map_err(NodeError::State)?;
+        let topic = payload.message.topic;
+        let t = self
+            .topics
+            .get_mut(&topic)
+            .ok_or(NodeError::NotSubscribed { topic })?;
+        let validator = super::private::KindValidator {
+            application: &*t.validator,
+            crypto: &*self.config.crypto,
+            now,
+        };
+        t.plumtree
+            .restore(now, payload, &validator)
+            .map_err(NodeError::Restore)
     }
 
     fn on_reconciler_output(&mut self, topic: TopicId, out: antientropy::Output) {

@@ -260,6 +260,19 @@ pub enum Event {
         /// Hops from the author to this node.
         hops: u8,
     },
+    /// A message this node now retains, for an anchor to store durably (only with
+    /// `topics.plumtree.archive`; SPEC.md §15.7). Give `record` back after a restart with
+    /// [`Node::restore_message`](super::Node::restore_message).
+    Archived {
+        /// The topic.
+        topic: TopicId,
+        /// The message's id.
+        id: MessageId,
+        /// When it leaves the retention window (drop it from storage then).
+        expires: Timestamp,
+        /// The message with its author's key, encoded.
+        record: Bytes,
+    },
     /// An encrypted message this node may read, fetched from its author and opened
     /// (SPEC.md §17.10). Delivered once per message id.
     PrivateDelivered {
@@ -409,6 +422,8 @@ pub enum NodeError {
         /// The message.
         id: MessageId,
     },
+    /// A stored message was not taken back ([`Node::restore_message`](super::Node::restore_message)).
+    Restore(crate::plumtree::RestoreError),
     /// An encrypted message needs between 1 and [`MAX_READERS`](super::MAX_READERS) readers.
     TooManyReaders {
         /// How many were given.
@@ -447,6 +462,7 @@ impl fmt::Display for NodeError {
                     "message {id} was not published by this node (or is forgotten)"
                 )
             }
+            NodeError::Restore(e) => write!(f, "stored message not restored: {e}"),
             NodeError::TooManyReaders { readers, max } => {
                 write!(
                     f,
