@@ -76,7 +76,8 @@ pub struct Beacons {
     version: u64,
     /// Roots this member gave up on, with the last number heard: copies of those beacons still
     /// travelling are refused, so a dead root cannot come back from them.
-    expired: BTreeMap<PeerId, u64>,
+    /// Oldest first: when full, the root given up longest ago is forgotten.
+    expired: VecDeque<(PeerId, u64)>,
 }
 
 /// Most given-up roots remembered.
@@ -103,7 +104,7 @@ impl Beacons {
             out: VecDeque::new(),
             adopted: 0,
             version: 0,
-            expired: BTreeMap::new(),
+            expired: VecDeque::new(),
         }
     }
 
@@ -192,7 +193,11 @@ impl Beacons {
         if b.dist >= self.config.max_dist {
             return;
         }
-        if self.expired.get(&b.root).is_some_and(|s| b.seq <= *s) {
+        if self
+            .expired
+            .iter()
+            .any(|(root, s)| *root == b.root && b.seq <= *s)
+        {
             return;
         }
         if b.root > self.current.root {
@@ -261,12 +266,12 @@ impl Beacons {
     /// Runs the beacon timer and the root timeout.
     pub fn handle_timeout(&mut self, now: Timestamp) {
         if !self.is_root() && now >= self.heard_at + self.config.timeout {
-            if self.expired.len() >= MAX_EXPIRED
-                && let Some(oldest) = self.expired.keys().next().copied()
-            {
-                self.expired.remove(&oldest);
+            let root = self.current.root;
+            self.expired.retain(|(r, _)| *r != root);
+            if self.expired.len() >= MAX_EXPIRED {
+                self.expired.pop_front();
             }
-            self.expired.insert(self.current.root, self.current.seq);
+            self.expired.push_back((root, self.current.seq));
             self.current = Beacon {
                 root: self.me,
                 seq: self.own_seq,

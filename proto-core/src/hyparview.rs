@@ -1122,3 +1122,32 @@ fn jitter(rng: &mut ChaCha8Rng, base: TimeDelta) -> TimeDelta {
     let span = quarter.saturating_mul(2).max(1);
     TimeDelta::from_micros(base.as_micros() - quarter + rng.next_u64() % span)
 }
+
+#[cfg(test)]
+mod bounds_tests {
+    //! Bounds of HyParView's tables that no public API shows (SPEC.md §8.6, issue G).
+    use super::*;
+    use rand_core::SeedableRng;
+
+    /// Links and the links a JOIN was honoured on are per connection: they go with it.
+    #[test]
+    fn links_go_with_the_connection() {
+        let t0 = Timestamp::from_secs(1_800_000_000);
+        let mut rng = ChaCha8Rng::from_seed([3; 32]);
+        let me = PeerId::from_bytes([0; 32]);
+        let mut hv = HyParView::new(Config::default(), me, Addresses::default(), t0, &mut rng);
+        for n in 1..=1000u32 {
+            let mut b = [0x77; 32];
+            b[..4].copy_from_slice(&n.to_le_bytes());
+            let p = PeerId::from_bytes(b);
+            let now = t0 + TimeDelta::from_millis(u64::from(n) * 20);
+            hv.on_link_up(now, p);
+            hv.handle_message(now, p, Some(Addresses::default()), Message::Join, &mut rng);
+            assert!(hv.active.len() <= hv.config.active_view);
+            hv.on_link_down(now, p, &mut rng);
+            while hv.poll().is_some() {}
+            assert!(hv.links.is_empty() && hv.joined_links.is_empty());
+            assert!(hv.lost.len() <= hv.config.max_lost);
+        }
+    }
+}

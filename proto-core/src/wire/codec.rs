@@ -144,11 +144,18 @@ impl DecodeSource for Shared {
     }
 }
 
-/// `slice` as a [`Bytes`]: a view into the shared source when it lies inside it, else a copy.
+/// `slice` as a [`Bytes`]: a view into the shared source when it lies inside it and is at least
+/// half of it, else a copy. A view keeps the whole source alive, so a small value kept from a
+/// large frame (a 1-byte payload in a frame padded to 256 KiB with an unknown trailing field)
+/// would pin the frame: with this rule a retained value never pins more than twice its own
+/// length, and large payloads still travel without a copy (SPEC.md §6.3).
 pub(crate) fn share<C: DecodeSource>(ctx: &C, slice: &[u8]) -> Bytes {
     if let Some(src) = ctx.source() {
         let (base, start) = (src.as_ptr() as usize, slice.as_ptr() as usize);
-        if start >= base && start + slice.len() <= base + src.len() {
+        if start >= base
+            && start + slice.len() <= base + src.len()
+            && slice.len().saturating_mul(2) >= src.len()
+        {
             return src.slice(start - base..start - base + slice.len());
         }
     }
