@@ -107,6 +107,10 @@ pub struct RunArgs {
     /// A TOML file with any of these settings (keys as the flags, e.g. `bind = "0.0.0.0:4433"`).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// The identity's passphrase, on the first line of FILE (for a protected identity;
+    /// `$HEARSAY_PASSPHRASE` works too).
+    #[arg(long, value_name = "FILE")]
+    pub passphrase_file: Option<PathBuf>,
     /// Log format on standard error.
     #[arg(long, value_name = "FORMAT", value_parser = ["human", "json"])]
     pub log_format: Option<String>,
@@ -317,8 +321,13 @@ pub fn run(home: &Path, args: &RunArgs) -> Result<(), Error> {
     let settings = merge(args)?;
     init_logs(settings.log_json);
     let config = default_config();
+    let passphrase = crate::read_passphrase(args.passphrase_file.as_deref())?;
     let identity = Keystore::new(home)
-        .load(&*config.crypto, &settings.identity)
+        .load_with(
+            &*config.crypto,
+            &settings.identity,
+            passphrase.as_deref().map(|p| p.as_slice()),
+        )
         .map_err(|e| match e {
             Error::NotFound(name) => failed(format!(
                 "no identity named {name:?} in {}: create it with `hearsay identity create {name}`",

@@ -16,7 +16,10 @@
 //! <192 lower-case hex digits: the 96 bytes of IdentitySeeds::to_bytes>\n
 //! ```
 //!
-//! The seeds are stored unencrypted; file permissions are their only protection.
+//! or, created with a passphrase (`--passphrase-file FILE` or `$HEARSAY_PASSPHRASE`), the seeds
+//! sealed with ChaCha20-Poly1305 under an Argon2id key (64 MiB, 3 passes; see [`passphrase`]),
+//! with the peer id in clear so that `identity list` and `show` need no passphrase. Without a
+//! passphrase, file permissions are the seeds' only protection.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
@@ -24,6 +27,7 @@ pub mod client;
 pub mod daemon;
 pub mod demo;
 pub mod http;
+pub mod passphrase;
 pub mod store;
 
 use clap::{Parser, Subcommand};
@@ -90,6 +94,10 @@ pub enum IdentityCommand {
     Create {
         /// Letters, digits, '-' and '_'; at most 64 characters.
         name: String,
+        /// Protect the key file with the passphrase on the first line of FILE (at least 8
+        /// characters; `$HEARSAY_PASSPHRASE` works too). `run` then needs it as well.
+        #[arg(long, value_name = "FILE")]
+        passphrase_file: Option<PathBuf>,
     },
     /// Print every stored identity as `NAME PEERID`, sorted by name.
     List,
@@ -284,13 +292,18 @@ impl Keystore {
         name: &str,
         seeds: IdentitySeeds,
     ) -> Result<PeerId, Error> {
+        self.write_new(name, &encode_key_file(&seeds))?;
+        Ok(Identity::from_seeds(provider, seeds).peer_id())
+    }
+
+    /// Writes a new key file for `name` (mode 0600, never overwriting, synced).
+    fn write_new(&self, name: &str, contents: &[u8]) -> Result<(), Error> {
         let path = self.path_of(name)?;
         DirBuilder::new()
             .recursive(true)
             .mode(0o700)
             .create(&self.dir)
             .map_err(io_error(|| format!("cannot create {}", self.dir.display())))?;
-        let contents = encode_key_file(&seeds);
         let mut file = OpenOptions::new()
             .write(true)
             .create_new(true)
@@ -300,28 +313,99 @@ impl Keystore {
                 io::ErrorKind::AlreadyExists => Error::AlreadyExists(name.to_owned()),
                 _ => io_error(|| format!("cannot create {}", path.display()))(e),
             })?;
-        let written = file.write_all(&contents).and_then(|()| file.sync_all());
+        let written = file.write_all(contents).and_then(|()| file.sync_all());
         if let Err(e) = written {
             // Leave no half-written key behind: it would block the name and fail to load.
             drop(file);
             let _ = fs::remove_file(&path);
             return Err(io_error(|| format!("cannot write {}", path.display()))(e));
         }
-        Ok(Identity::from_seeds(provider, seeds).peer_id())
+        Ok(())
+    }
+
+    /// Creates identity `name` from OS randomness, its key file sealed under `passphrase`
+    /// (Argon2id with `cost`). Never overwrites.
+    pub fn create_sealed(
+        &self,
+        provider: &dyn CryptoProvider,
+        name: &str,
+        passphrase: &[u8],
+        cost: passphrase::Cost,
+    ) -> Result<PeerId, Error> {
+        if passphrase.len() < passphrase::MIN_PASSPHRASE_LEN {
+            return Err(failed(format!(
+                "the passphrase is too short: use at least {} characters",
+                passphrase::MIN_PASSPHRASE_LEN
+            )));
+        }
+        let mut random = Zeroizing::new([0u8; SEED_LEN + 16 + 12]);
+        getrandom::fill(random.as_mut()).map_err(Error::Randomness)?;
+        let seeds = IdentitySeeds::from_bytes(
+            random[..SEED_LEN]
+                .try_into()
+                .map_err(|_| failed("internal: seed length"))?,
+        );
+        let salt: [u8; 16] = random[SEED_LEN..SEED_LEN + 16]
+            .try_into()
+            .map_err(|_| failed("internal: salt length"))?;
+        let nonce: [u8; 12] = random[SEED_LEN + 16..]
+            .try_into()
+            .map_err(|_| failed("internal: nonce length"))?;
+        let peer = Identity::from_seeds(provider, seeds.clone()).peer_id();
+        let contents = passphrase::seal(&seeds, &peer, passphrase, cost, salt, nonce);
+        self.write_new(name, &contents)?;
+        Ok(peer)
     }
 
     /// Loads identity `name`.
     pub fn load(&self, provider: &dyn CryptoProvider, name: &str) -> Result<Identity, Error> {
+        self.load_with(provider, name, None)
+    }
+
+    fn read(&self, name: &str) -> Result<(PathBuf, Zeroizing<Vec<u8>>), Error> {
         let path = self.path_of(name)?;
         let file = fs::File::open(&path).map_err(|e| match e.kind() {
             io::ErrorKind::NotFound => Error::NotFound(name.to_owned()),
             _ => io_error(|| format!("cannot open {}", path.display()))(e),
         })?;
-        let mut contents = Zeroizing::new(Vec::with_capacity(KEY_FILE_LEN));
+        let max = KEY_FILE_LEN.max(passphrase::SEALED_FILE_LEN);
+        let mut contents = Zeroizing::new(Vec::with_capacity(max));
         // One byte more than a valid file, so an oversized file is caught without reading it all.
-        file.take(KEY_FILE_LEN as u64 + 1)
+        file.take(max as u64 + 1)
             .read_to_end(&mut contents)
             .map_err(io_error(|| format!("cannot read {}", path.display())))?;
+        Ok((path, contents))
+    }
+
+    /// Loads identity `name`, opening a passphrase-protected key file with `passphrase`.
+    pub fn load_with(
+        &self,
+        provider: &dyn CryptoProvider,
+        name: &str,
+        passphrase: Option<&[u8]>,
+    ) -> Result<Identity, Error> {
+        let (path, contents) = self.read(name)?;
+        if passphrase::is_sealed(&contents) {
+            let Some(passphrase) = passphrase else {
+                return Err(failed(format!(
+                    "identity {name:?} is protected by a passphrase: pass --passphrase-file FILE \
+                     or set HEARSAY_PASSPHRASE"
+                )));
+            };
+            let (peer, seeds) = passphrase::open(&contents, passphrase).map_err(|e| match e {
+                passphrase::OpenError::WrongPassphrase => {
+                    failed(format!("wrong passphrase for identity {name:?}"))
+                }
+                passphrase::OpenError::Malformed(reason) => Error::Corrupt { path, reason },
+            })?;
+            let identity = Identity::from_seeds(provider, seeds);
+            if identity.peer_id() != peer {
+                return Err(failed(format!(
+                    "identity {name:?}: the sealed keys do not match the peer id on file"
+                )));
+            }
+            return Ok(identity);
+        }
         let seeds = decode_key_file(&contents).map_err(|reason| Error::Corrupt {
             path: path.clone(),
             reason,
@@ -329,8 +413,24 @@ impl Keystore {
         Ok(Identity::from_seeds(provider, seeds))
     }
 
+    /// Whether identity `name` is protected by a passphrase.
+    pub fn is_sealed(&self, name: &str) -> Result<bool, Error> {
+        self.read(name)
+            .map(|(_, contents)| passphrase::is_sealed(&contents))
+    }
+
     /// The peer id of identity `name`.
     pub fn peer_id(&self, provider: &dyn CryptoProvider, name: &str) -> Result<PeerId, Error> {
+        let (path, contents) = self.read(name)?;
+        if passphrase::is_sealed(&contents) {
+            return passphrase::peer_id(&contents).map_err(|e| Error::Corrupt {
+                path,
+                reason: match e {
+                    passphrase::OpenError::Malformed(reason) => reason,
+                    passphrase::OpenError::WrongPassphrase => "unreadable",
+                },
+            });
+        }
         self.load(provider, name).map(|identity| identity.peer_id())
     }
 
@@ -409,8 +509,19 @@ fn run_identity(
     let stdout_error = io_error(|| "cannot write to standard output".to_owned());
     {
         match action {
-            IdentityCommand::Create { name } => {
-                let peer_id = keystore.create(provider, name)?;
+            IdentityCommand::Create {
+                name,
+                passphrase_file,
+            } => {
+                let peer_id = match read_passphrase(passphrase_file.as_deref())? {
+                    Some(passphrase) => keystore.create_sealed(
+                        provider,
+                        name,
+                        &passphrase,
+                        passphrase::Cost::default(),
+                    )?,
+                    None => keystore.create(provider, name)?,
+                };
                 writeln!(out, "{name} {peer_id}").map_err(stdout_error)
             }
             IdentityCommand::List => {
@@ -430,7 +541,16 @@ fn run_identity(
             }
             IdentityCommand::Show { name } => {
                 let peer_id = keystore.peer_id(provider, name)?;
-                writeln!(out, "name: {name}\npeer-id: {peer_id}").map_err(stdout_error)
+                let protection = if keystore.is_sealed(name)? {
+                    "passphrase (Argon2id, ChaCha20-Poly1305)"
+                } else {
+                    "file permissions only"
+                };
+                writeln!(
+                    out,
+                    "name: {name}\npeer-id: {peer_id}\nprotected-by: {protection}"
+                )
+                .map_err(stdout_error)
             }
             IdentityCommand::Delete { name } => {
                 keystore.delete(name)?;
@@ -438,6 +558,31 @@ fn run_identity(
             }
         }
     }
+}
+
+/// The environment variable holding a passphrase.
+pub const PASSPHRASE_ENV: &str = "HEARSAY_PASSPHRASE";
+
+/// The passphrase from the first line of `file` if given, else from `$HEARSAY_PASSPHRASE` if
+/// set and non-empty, else `None`.
+pub fn read_passphrase(file: Option<&Path>) -> Result<Option<Zeroizing<Vec<u8>>>, Error> {
+    if let Some(path) = file {
+        let text = Zeroizing::new(fs::read(path).map_err(io_error(|| {
+            format!("cannot read the passphrase file {}", path.display())
+        }))?);
+        let line = text.split(|b| *b == b'\n').next().unwrap_or_default();
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.is_empty() {
+            return Err(failed(format!(
+                "the passphrase file {} is empty",
+                path.display()
+            )));
+        }
+        return Ok(Some(Zeroizing::new(line.to_vec())));
+    }
+    Ok(std::env::var_os(PASSPHRASE_ENV)
+        .filter(|v| !v.is_empty())
+        .map(|v| Zeroizing::new(v.into_encoded_bytes())))
 }
 
 /// An [`Error::Failed`] with this text.

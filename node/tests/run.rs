@@ -520,3 +520,64 @@ fn an_offline_node_catches_up_from_a_restarted_anchor() {
     // The restarted node runs as boot 2: its sequence numbers cannot repeat the first run's.
     assert_eq!(status_of(&home1)["boot_count"], 2);
 }
+
+#[test]
+fn a_passphrase_protected_identity_runs_only_with_its_passphrase() {
+    let dir = TempDir::new("passphrase");
+    let home = dir.home(0);
+    let good = dir.0.join("good.txt");
+    let bad = dir.0.join("bad.txt");
+    fs::write(&good, "correct horse battery\n").unwrap();
+    fs::write(&bad, "correct horse battery staple\n").unwrap();
+    let short = dir.0.join("short.txt");
+    fs::write(&short, "abc\n").unwrap();
+    let err = fails(
+        hearsay(&home)
+            .args(["identity", "create", "p", "--passphrase-file"])
+            .arg(&short),
+    );
+    assert!(err.contains("too short"), "{err}");
+    let created = ok(hearsay(&home)
+        .args(["identity", "create", "p", "--passphrase-file"])
+        .arg(&good)
+        .output()
+        .unwrap());
+    let peer = created.split_whitespace().nth(1).unwrap().to_owned();
+    // The key file holds no seed in clear; list and show work without the passphrase.
+    let key = fs::read_to_string(home.join("identities/p.key")).unwrap();
+    assert!(key.starts_with("hearsay-identity v1 argon2id\n"), "{key}");
+    let list = ok(hearsay(&home).args(["identity", "list"]).output().unwrap());
+    assert_eq!(list.trim(), format!("p {peer}"));
+    let show = ok(hearsay(&home)
+        .args(["identity", "show", "p"])
+        .output()
+        .unwrap());
+    assert!(show.contains("protected-by: passphrase"), "{show}");
+
+    let err = fails(hearsay(&home).args(["run", "--identity", "p"]));
+    assert!(err.contains("protected by a passphrase"), "{err}");
+    let err = fails(
+        hearsay(&home)
+            .args(["run", "--identity", "p", "--passphrase-file"])
+            .arg(&bad),
+    );
+    assert!(err.contains("wrong passphrase"), "{err}");
+
+    // The right passphrase, from the environment this time.
+    let mut children = Children::default();
+    let child = hearsay(&home)
+        .env("HEARSAY_PASSPHRASE", "correct horse battery")
+        .args(["run", "--identity", "p", "--bind", "127.0.0.1:0"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let idx = children.push(child);
+    wait_for(Duration::from_secs(60), "the protected node starts", || {
+        if let Ok(Some(status)) = children.0[idx].try_wait() {
+            panic!("hearsay run exited: {status}");
+        }
+        home.join("control.addr").exists()
+    });
+    assert_eq!(status_of(&home)["peer_id"], peer.as_str());
+}
