@@ -202,6 +202,39 @@ impl Driver {
             Event::NeighborDown { peer, reason } => {
                 self.emit(NodeEvent::NeighborDown { peer, reason })
             }
+            Event::PresenceOnline {
+                group,
+                member,
+                record,
+            } => self.emit(NodeEvent::PresenceOnline {
+                group,
+                member,
+                record: Box::new(record),
+            }),
+            Event::PresenceOffline {
+                group,
+                member,
+                reason,
+            } => self.emit(NodeEvent::PresenceOffline {
+                group,
+                member,
+                reason,
+            }),
+            Event::Found { query, records, .. } => self.emit(NodeEvent::Found { query, records }),
+            Event::FindDone { query, found, .. } => self.emit(NodeEvent::FindDone { query, found }),
+            Event::PrivateDelivered {
+                topic,
+                author,
+                id,
+                plaintext,
+                ..
+            } => self.emit(NodeEvent::PrivateDelivered {
+                topic,
+                author,
+                id,
+                plaintext,
+            }),
+            Event::PrivateDeleted { id } => self.emit(NodeEvent::PrivateDeleted { id }),
             Event::Archived {
                 topic,
                 id,
@@ -567,6 +600,7 @@ impl Driver {
                 let _ = reply.send(neighbors);
             }
             Request::Inspect(job) => job(&self.node),
+            Request::Mutate(job) => job(&mut self.node, now),
             Request::RestoreMessages { records, reply } => {
                 let results = records
                     .iter()

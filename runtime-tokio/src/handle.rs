@@ -131,6 +131,54 @@ pub enum NodeEvent {
         /// This node's address as the reflector sees it.
         address: SocketAddr,
     },
+    /// A member of one of this node's presence groups is online (a fresh beacon).
+    PresenceOnline {
+        /// The group's presence topic (from [`NodeHandle::presence_start`]).
+        group: TopicId,
+        /// The member.
+        member: PeerId,
+        /// Its record, from its beacon.
+        record: Box<hearsay_proto::PeerRecord>,
+    },
+    /// A member of one of this node's presence groups went offline.
+    PresenceOffline {
+        /// The group's presence topic.
+        group: TopicId,
+        /// The member.
+        member: PeerId,
+        /// Why: it said so, or its beacons stopped.
+        reason: hearsay_proto::presence::OfflineReason,
+    },
+    /// Records answering a [`NodeHandle::find`] query.
+    Found {
+        /// The query.
+        query: hearsay_proto::foaf::QueryId,
+        /// The records (verified).
+        records: Vec<hearsay_proto::PeerRecord>,
+    },
+    /// A [`NodeHandle::find`] query ended.
+    FindDone {
+        /// The query.
+        query: hearsay_proto::foaf::QueryId,
+        /// Distinct records found (0: it failed).
+        found: usize,
+    },
+    /// An encrypted message this node may read, fetched from its author and opened.
+    PrivateDelivered {
+        /// The topic it was announced on.
+        topic: TopicId,
+        /// Its author.
+        author: PeerId,
+        /// Its id.
+        id: MessageId,
+        /// The decrypted bytes.
+        plaintext: Bytes,
+    },
+    /// The author withdrew an encrypted message this node had delivered.
+    PrivateDeleted {
+        /// The message.
+        id: MessageId,
+    },
     /// A message the node now retains, to be stored durably by an anchor (only when the core's
     /// `topics.plumtree.archive` is on). Give the records back after a restart with
     /// [`NodeHandle::restore_messages`].
@@ -187,6 +235,8 @@ pub struct Neighbor {
 
 /// A job run inside the node task with read access to the core.
 pub(crate) type InspectJob = Box<dyn FnOnce(&Node) + Send>;
+/// A job run inside the node task with write access to the core, given the current time.
+pub(crate) type MutateJob = Box<dyn FnOnce(&mut Node, Timestamp) + Send>;
 
 /// What the handles ask of the node task.
 pub(crate) enum Request {
@@ -211,6 +261,7 @@ pub(crate) enum Request {
         reply: oneshot::Sender<Vec<Neighbor>>,
     },
     Inspect(InspectJob),
+    Mutate(MutateJob),
     RestoreMessages {
         records: Vec<Bytes>,
         reply: oneshot::Sender<Vec<Result<MessageId, hearsay_proto::node::NodeError>>>,
@@ -370,6 +421,74 @@ impl NodeHandle {
             .await
             .map_err(|_| Error::Closed)?;
         rx.await.map_err(|_| Error::Closed)
+    }
+
+    /// Runs `f` in the node task with the core itself and the current time, then carries out
+    /// whatever it asked for (sends, dials, events). For the core operations this handle has no
+    /// method of its own (group keys, access-list updates, re-encryption, ...). `f` must be
+    /// quick: the node does nothing else meanwhile.
+    pub async fn with_node<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Node, Timestamp) -> R + Send + 'static,
+    ) -> Result<R, Error> {
+        let (tx, rx) = oneshot::channel();
+        let job: MutateJob = Box::new(move |node: &mut Node, now| {
+            let _ = tx.send(f(node, now));
+        });
+        self.shared
+            .requests
+            .send(Request::Mutate(job))
+            .await
+            .map_err(|_| Error::Closed)?;
+        rx.await.map_err(|_| Error::Closed)
+    }
+
+    /// Joins the presence group whose secret is `group_secret` and starts beaconing; returns the
+    /// group's presence topic, which names it in [`NodeEvent::PresenceOnline`] and
+    /// [`NodeEvent::PresenceOffline`] (SPEC.md §19).
+    pub async fn presence_start(&self, group_secret: [u8; 32]) -> Result<TopicId, Error> {
+        self.with_node(move |n, now| n.presence_start(now, group_secret))
+            .await?
+            .map_err(Error::Node)
+    }
+
+    /// Leaves a presence group gracefully (an offline beacon goes out).
+    pub async fn presence_stop(&self, group: TopicId) -> Result<(), Error> {
+        self.with_node(move |n, now| n.presence_stop(now, group))
+            .await?
+            .map_err(Error::Node)
+    }
+
+    /// The members of a presence group seen online now.
+    pub async fn presence_online(&self, group: TopicId) -> Result<Vec<PeerId>, Error> {
+        self.with_node(move |n, now| n.presence_online(now, &group))
+            .await
+    }
+
+    /// Publishes `plaintext` encrypted for `readers` (their ML-KEM keys, from their records) on
+    /// a subscribed topic; readers fetch it from this node (SPEC.md §17.10).
+    pub async fn publish_private(
+        &self,
+        topic: TopicId,
+        plaintext: impl Into<Bytes>,
+        readers: Vec<hearsay_proto::crypto::EncapsulationKeyBytes>,
+    ) -> Result<MessageId, Error> {
+        let plaintext = plaintext.into();
+        self.with_node(move |n, now| n.publish_private(now, topic, &plaintext, &readers))
+            .await?
+            .map_err(Error::Node)
+    }
+
+    /// Asks the overlay for a peer's record (or peers offering a capability), `ttl` hops deep;
+    /// answers come as [`NodeEvent::Found`], the end as [`NodeEvent::FindDone`] (SPEC.md §18).
+    pub async fn find(
+        &self,
+        target: hearsay_proto::foaf::Target,
+        ttl: Option<u8>,
+    ) -> Result<hearsay_proto::foaf::QueryId, Error> {
+        self.with_node(move |n, now| n.find(now, target, ttl))
+            .await?
+            .map_err(Error::Node)
     }
 
     /// Takes back messages an anchor stored from [`NodeEvent::Archived`] before a restart: each
