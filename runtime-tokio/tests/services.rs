@@ -44,7 +44,7 @@ async fn three() -> Vec<NodeHandle> {
         nodes.push(
             builder(i)
                 .config(config.clone())
-                .bootstrap([boot.clone()])
+                .bootstrap([boot])
                 .spawn()
                 .unwrap(),
         );
