@@ -211,23 +211,36 @@ pub fn subscribe(home: &Path, args: &SubscribeArgs, out: &mut dyn Write) -> Resu
     if args.replay {
         path.push_str("&replay=1");
     }
+    stream_lines(&control, &path, args.count, args.timeout, "messages", out)
+}
+
+/// Prints the JSON lines a streaming request sends until `count` arrived (`lagged` notes do
+/// not count) or `timeout` passed (an error if `count` was not reached).
+fn stream_lines(
+    control: &Control,
+    path: &str,
+    count: Option<u64>,
+    timeout: Option<Duration>,
+    what: &str,
+    out: &mut dyn Write,
+) -> Result<(), Error> {
     let started = Instant::now();
-    let mut stream = call(&control, "GET", &path, &[], Some(Duration::from_secs(30)))?;
+    let mut stream = call(control, "GET", path, &[], Some(Duration::from_secs(30)))?;
     // From now on reads wake up at least every 200 ms so the timeout is checked.
     stream
         .set_read_timeout(Some(Duration::from_millis(200)))
         .map_err(|e| failed(format!("talking to the node at {}: {e}", control.addr)))?;
     let mut seen = 0u64;
     loop {
-        if args.count.is_some_and(|n| seen >= n) {
+        if count.is_some_and(|n| seen >= n) {
             return Ok(());
         }
-        if let Some(limit) = args.timeout
+        if let Some(limit) = timeout
             && started.elapsed() >= limit
         {
-            return match args.count {
+            return match count {
                 Some(n) => Err(failed(format!(
-                    "only {seen} of {n} messages arrived within {limit:?}"
+                    "only {seen} of {n} {what} arrived within {limit:?}"
                 ))),
                 None => Ok(()),
             };
@@ -243,13 +256,13 @@ pub fn subscribe(home: &Path, args: &SubscribeArgs, out: &mut dyn Write) -> Resu
                 writeln!(out, "{line}").map_err(out_error)?;
                 out.flush().map_err(out_error)?;
             }
-            Ok(None) => return Err(failed("the node stopped the subscription (shutting down?)")),
+            Ok(None) => return Err(failed("the node closed the stream (shutting down?)")),
             Err(e)
                 if matches!(
                     e.kind(),
                     io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
                 ) => {}
-            Err(e) => return Err(failed(format!("the subscription broke: {e}"))),
+            Err(e) => return Err(failed(format!("the stream broke: {e}"))),
         }
     }
 }
@@ -330,4 +343,137 @@ pub fn status(home: &Path, args: &StatusArgs, out: &mut dyn Write) -> Result<(),
         s.uptime_secs,
     );
     writeln!(out, "{text}").map_err(out_error)
+}
+
+/// `hearsay presence start|stop|online`
+#[derive(Debug, Clone, Args)]
+pub struct PresenceArgs {
+    /// What to do: start (join the group and beacon), stop (say offline), online (list who is).
+    #[arg(value_parser = ["start", "stop", "online"])]
+    pub action: String,
+    /// The group (see `hearsay group`).
+    #[arg(long, value_name = "GROUP")]
+    pub group: String,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// How to reach the node.
+    #[command(flatten)]
+    pub target: Target,
+}
+
+/// `hearsay presence ...`
+pub fn presence(home: &Path, args: &PresenceArgs, out: &mut dyn Write) -> Result<(), Error> {
+    // A clear error for an unknown group before anything else.
+    crate::groups::Groups::new(home).secret(&args.group)?;
+    let control = locate(home, &args.target)?;
+    let path = format!(
+        "/v1/presence/{}?group={}",
+        args.action,
+        encode_query(&args.group)
+    );
+    let method = if args.action == "online" {
+        "GET"
+    } else {
+        "POST"
+    };
+    let body = call(&control, method, &path, &[], Some(Duration::from_secs(30)))?
+        .body()
+        .map_err(|e| failed(format!("reading the node's answer: {e}")))?;
+    let answer: serde_json::Value = serde_json::from_slice(&body)
+        .map_err(|e| failed(format!("the node's answer is not valid: {e}")))?;
+    if args.json {
+        return writeln!(out, "{answer}").map_err(out_error);
+    }
+    match args.action.as_str() {
+        "start" => writeln!(out, "present in {}", args.group),
+        "stop" => writeln!(out, "left {} (offline)", args.group),
+        _ => {
+            let online = answer["online"].as_array().cloned().unwrap_or_default();
+            if online.is_empty() {
+                writeln!(out, "nobody else in {} is online", args.group)
+            } else {
+                online
+                    .iter()
+                    .try_for_each(|p| writeln!(out, "{}", p.as_str().unwrap_or("?")))
+            }
+        }
+    }
+    .map_err(out_error)
+}
+
+/// `hearsay send`
+#[derive(Debug, Clone, Args)]
+pub struct SendArgs {
+    /// The recipient's peer id.
+    #[arg(long, value_name = "PEERID")]
+    pub to: String,
+    /// The message text.
+    #[arg(
+        long,
+        value_name = "TEXT",
+        conflicts_with = "file",
+        required_unless_present = "file"
+    )]
+    pub message: Option<String>,
+    /// A file whose bytes are the message.
+    #[arg(long, value_name = "FILE")]
+    pub file: Option<PathBuf>,
+    /// How to reach the node.
+    #[command(flatten)]
+    pub target: Target,
+}
+
+/// `hearsay send`: an encrypted direct message.
+pub fn send(home: &Path, args: &SendArgs, out: &mut dyn Write) -> Result<(), Error> {
+    let payload = match (&args.message, &args.file) {
+        (Some(m), _) => m.clone().into_bytes(),
+        (None, Some(path)) => std::fs::read(path)
+            .map_err(|e| failed(format!("cannot read {}: {e}", path.display())))?,
+        (None, None) => return Err(failed("say what to send: --message TEXT or --file FILE")),
+    };
+    let control = locate(home, &args.target)?;
+    let path = format!("/v1/send?to={}", encode_query(&args.to));
+    let body = call(
+        &control,
+        "POST",
+        &path,
+        &payload,
+        Some(Duration::from_secs(60)),
+    )?
+    .body()
+    .map_err(|e| failed(format!("reading the node's answer: {e}")))?;
+    let answer: serde_json::Value = serde_json::from_slice(&body)
+        .map_err(|e| failed(format!("the node's answer is not valid: {e}")))?;
+    let id = answer.get("id").and_then(|v| v.as_str()).unwrap_or("?");
+    writeln!(out, "sent {id} to {} (encrypted for it alone)", args.to).map_err(out_error)
+}
+
+/// `hearsay inbox`
+#[derive(Debug, Clone, Args)]
+pub struct InboxArgs {
+    /// Stop after this many messages (fails if fewer arrive before --timeout).
+    #[arg(long, value_name = "N")]
+    pub count: Option<u64>,
+    /// Stop after this long, e.g. 30s, 500ms, 5m.
+    #[arg(long, value_name = "DUR", value_parser = parse_duration)]
+    pub timeout: Option<Duration>,
+    /// First print what the node opened before (up to 1,024 since it started).
+    #[arg(long)]
+    pub replay: bool,
+    /// How to reach the node.
+    #[command(flatten)]
+    pub target: Target,
+}
+
+/// `hearsay inbox`: the encrypted messages the node opens (letters from `send`, and encrypted
+/// messages on its topics that name it), one JSON object per line.
+pub fn inbox(home: &Path, args: &InboxArgs, out: &mut dyn Write) -> Result<(), Error> {
+    let control = locate(home, &args.target)?;
+    let path = if args.replay {
+        "/v1/inbox?replay=1"
+    } else {
+        "/v1/inbox"
+    };
+    stream_lines(&control, path, args.count, args.timeout, "messages", out)
 }

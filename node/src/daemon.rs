@@ -18,6 +18,10 @@
 //! - `GET /v1/subscribe?topic=NAME[&replay=1]`: a stream of JSON lines, one per delivery; with
 //!   `replay=1` the node's latest deliveries of the topic (up to 1,024, kept since it started)
 //!   come first.
+//! - `POST /v1/presence/start?group=G`, `POST /v1/presence/stop?group=G`,
+//!   `GET /v1/presence/online?group=G`: presence in a group whose secret is in the home.
+//! - `POST /v1/send?to=PEERID` with the message as the body: an encrypted direct message.
+//! - `GET /v1/inbox[?replay=1]`: a stream of JSON lines, one per encrypted message opened.
 
 use crate::http::decode_query;
 use crate::store::{MailboxEntry, Store};
@@ -362,6 +366,10 @@ struct State {
     mailbox_lost: AtomicU64,
     /// Mailbox messages handed back to the core at start.
     restored: AtomicU64,
+    /// The home directory (group secrets are read from it).
+    home: PathBuf,
+    /// Encrypted messages this node opened.
+    inbox: Inbox,
 }
 
 async fn serve(
@@ -438,6 +446,7 @@ async fn serve(
     let log_rx = node.events();
     // Taken before any topic is joined, so that no archived message is missed.
     let archive_rx = anchor.then(|| node.events());
+    let services_rx = node.events();
 
     let token = new_token()?;
     let _files = RuntimeFiles(home.to_owned());
@@ -463,7 +472,18 @@ async fn serve(
         mailbox: settings.mailbox,
         mailbox_lost: AtomicU64::new(0),
         restored: AtomicU64::new(0),
+        home: home.to_owned(),
+        inbox: Inbox::default(),
     });
+    tokio::spawn(watch_services(services_rx, state.clone()));
+    // Letters to this node are announced on its inbox topic.
+    let inbox = inbox_topic(&me);
+    node.subscribe(inbox)
+        .await
+        .map_err(|e| failed(format!("cannot join this node's inbox topic: {e}")))?;
+    if let Ok(mut topics) = state.topics.lock() {
+        topics.insert(inbox, "inbox".to_owned());
+    }
     if let Some(rx) = archive_rx {
         tokio::spawn(archive_messages(rx, state.clone()));
     }
@@ -1086,10 +1106,48 @@ async fn handle(state: &Arc<State>, req: Request<Incoming>) -> Response<Body> {
             }
             response
         }
+        (Method::POST, "/v1/presence/start" | "/v1/presence/stop")
+        | (Method::GET, "/v1/presence/online") => {
+            let Some(group) = query_param(&req, "group") else {
+                return error(StatusCode::BAD_REQUEST, "missing ?group=NAME");
+            };
+            let action = req
+                .uri()
+                .path()
+                .rsplit('/')
+                .next()
+                .unwrap_or("online")
+                .to_owned();
+            presence(state, &action, &group).await
+        }
+        (Method::POST, "/v1/send") => {
+            let Some(to) = query_param(&req, "to") else {
+                return error(StatusCode::BAD_REQUEST, "missing ?to=PEERID");
+            };
+            let payload = match Limited::new(req.into_body(), MAX_REQUEST_BODY)
+                .collect()
+                .await
+            {
+                Ok(body) => body.to_bytes(),
+                Err(_) => {
+                    return error(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        "the message is larger than 1 MiB",
+                    );
+                }
+            };
+            send(state, &to, payload).await
+        }
+        (Method::GET, "/v1/inbox") => {
+            let replay = query_param(&req, "replay").is_some_and(|v| v == "1" || v == "true");
+            inbox_stream(state, replay)
+        }
         _ => error(
             StatusCode::NOT_FOUND,
             "unknown request: the API has GET /v1/status, GET /v1/peers, \
-             POST /v1/publish?topic=T, GET /v1/subscribe?topic=T[&replay=1]",
+             POST /v1/publish?topic=T, GET /v1/subscribe?topic=T[&replay=1], \
+             POST /v1/presence/{start,stop}?group=G, GET /v1/presence/online?group=G, \
+             POST /v1/send?to=PEERID, GET /v1/inbox[?replay=1]",
         ),
     }
 }
@@ -1296,4 +1354,312 @@ async fn metrics_response(state: &Arc<State>, req: &Request<Incoming>) -> Respon
 pub fn parse_node_addr(text: &str) -> Option<(PeerId, SocketAddr)> {
     let (peer, addr) = text.trim().split_once('@')?;
     Some((peer.parse().ok()?, addr.parse().ok()?))
+}
+
+// ------------------------------------------------------------------ presence, letters, inbox
+
+/// The topic where `peer` receives encrypted direct messages (`hearsay send`): every `run`
+/// subscribes to its own; a sender joins the recipient's to announce a letter there.
+pub fn inbox_topic(peer: &PeerId) -> TopicId {
+    TopicId::from_name(&format!("hearsay/inbox/{peer}"))
+}
+
+/// Deliveries kept for `inbox --replay`.
+const INBOX_KEPT: usize = 1024;
+/// How long `send` looks for a recipient it has no record of.
+const FIND_LIMIT: Duration = Duration::from_secs(10);
+
+/// An encrypted message this node opened, as `inbox` prints it.
+#[derive(Debug, Clone)]
+struct Letter {
+    from: PeerId,
+    id: hearsay_proto::MessageId,
+    topic: TopicId,
+    plaintext: Bytes,
+}
+
+/// What the inbox task shares with `/v1/inbox`.
+#[derive(Debug)]
+struct Inbox {
+    kept: Mutex<VecDeque<Letter>>,
+    live: tokio::sync::broadcast::Sender<Letter>,
+}
+
+impl Default for Inbox {
+    fn default() -> Self {
+        Self {
+            kept: Mutex::default(),
+            live: tokio::sync::broadcast::channel(256).0,
+        }
+    }
+}
+
+/// Keeps and forwards every encrypted message this node opens; logs presence changes.
+async fn watch_services(mut events: hearsay_tokio::Events, state: Arc<State>) {
+    while let Some(event) = events.recv().await {
+        match event {
+            NodeEvent::PrivateDelivered {
+                topic,
+                author,
+                id,
+                plaintext,
+            } => {
+                let letter = Letter {
+                    from: author,
+                    id,
+                    topic,
+                    plaintext,
+                };
+                if let Ok(mut kept) = state.inbox.kept.lock() {
+                    if kept.len() >= INBOX_KEPT {
+                        kept.pop_front();
+                    }
+                    kept.push_back(letter.clone());
+                }
+                let _ = state.inbox.live.send(letter);
+            }
+            NodeEvent::PresenceOnline { group, member, .. } => {
+                tracing::info!(%group, %member, "presence: online");
+            }
+            NodeEvent::PresenceOffline {
+                group,
+                member,
+                reason,
+            } => {
+                tracing::info!(%group, %member, ?reason, "presence: offline");
+            }
+            NodeEvent::Lagged(n) => tracing::warn!(lost = n, "the inbox watcher fell behind"),
+            _ => {}
+        }
+    }
+}
+
+fn letter_json(state: &State, l: &Letter) -> serde_json::Value {
+    let mut v = serde_json::json!({
+        "from": l.from.to_string(),
+        "id": l.id.to_string(),
+        "direct": l.topic == inbox_topic(&state.node.peer_id()),
+    });
+    match std::str::from_utf8(&l.plaintext) {
+        Ok(text) => v["payload"] = text.into(),
+        Err(_) => {
+            v["payload"] = l
+                .plaintext
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
+                .into();
+            v["payload_encoding"] = "hex".into();
+        }
+    }
+    v
+}
+
+/// `GET /v1/inbox[?replay=1]`: the encrypted messages this node opens, as JSON lines.
+fn inbox_stream(state: &Arc<State>, replay: bool) -> Response<Body> {
+    let mut live = state.inbox.live.subscribe();
+    let earlier: Vec<Letter> = if replay {
+        state
+            .inbox
+            .kept
+            .lock()
+            .map(|k| k.iter().cloned().collect())
+            .unwrap_or_default()
+    } else {
+        Vec::new()
+    };
+    let (mut tx, body) = Channel::<Bytes>::new(16);
+    let state = state.clone();
+    tokio::spawn(async move {
+        if tx.send_data(Bytes::from_static(b"\n")).await.is_err() {
+            return;
+        }
+        let replayed: BTreeSet<hearsay_proto::MessageId> = earlier.iter().map(|l| l.id).collect();
+        let line = |v: serde_json::Value| {
+            let mut bytes = serde_json::to_vec(&v).unwrap_or_default();
+            bytes.push(b'\n');
+            Bytes::from(bytes)
+        };
+        for l in &earlier {
+            if tx.send_data(line(letter_json(&state, l))).await.is_err() {
+                return;
+            }
+        }
+        loop {
+            let v = match live.recv().await {
+                Ok(l) if replayed.contains(&l.id) => continue,
+                Ok(l) => letter_json(&state, &l),
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                    serde_json::json!({ "lagged": n })
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+            };
+            if tx.send_data(line(v)).await.is_err() {
+                break;
+            }
+        }
+    });
+    let mut response = Response::new(Either::Right(body));
+    if let Ok(v) = "application/x-ndjson".parse() {
+        response
+            .headers_mut()
+            .insert(hyper::header::CONTENT_TYPE, v);
+    }
+    response
+}
+
+/// `POST /v1/presence/{start,stop}?group=NAME`, `GET /v1/presence/online?group=NAME`: the
+/// group's secret is read from this node's home (`hearsay group ...`).
+async fn presence(state: &Arc<State>, action: &str, name: &str) -> Response<Body> {
+    let groups = crate::groups::Groups::new(&state.home);
+    let secret = match groups.secret(name) {
+        Ok(s) => s,
+        Err(e) => return error(StatusCode::NOT_FOUND, &e.to_string()),
+    };
+    let topic = hearsay_proto::presence::presence_topic(&secret);
+    let node = &state.node;
+    let result = match action {
+        "start" => node.presence_start(*secret).await.map(|_| Vec::new()),
+        "stop" => node.presence_stop(topic).await.map(|()| Vec::new()),
+        _ => node.presence_online(topic).await,
+    };
+    match result {
+        Ok(online) => {
+            if action == "start"
+                && let Ok(mut topics) = state.topics.lock()
+            {
+                topics.insert(topic, format!("presence:{name}"));
+            }
+            json(
+                StatusCode::OK,
+                &serde_json::json!({
+                    "group": name,
+                    "topic": topic.to_string(),
+                    "online": online.iter().map(|p| p.to_string()).collect::<Vec<_>>(),
+                }),
+            )
+        }
+        Err(e) => error(StatusCode::BAD_REQUEST, &format!("presence {action}: {e}")),
+    }
+}
+
+/// `POST /v1/send?to=PEERID`: an encrypted direct message. The recipient's record comes from
+/// the records this node holds, else from a friends-of-friends lookup; the letter is announced
+/// on the recipient's inbox topic, which this node joins, and fetched from this node by the
+/// recipient alone (SPEC.md §17.10, §21.5).
+async fn send(state: &Arc<State>, to: &str, payload: Bytes) -> Response<Body> {
+    let Ok(peer) = to.parse::<PeerId>() else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            &format!("bad recipient {to:?}: a peer id is 64 hex digits"),
+        );
+    };
+    let node = &state.node;
+    if peer == node.peer_id() {
+        return error(StatusCode::BAD_REQUEST, "that is this node's own id");
+    }
+    let known = node
+        .inspect(move |v| v.known_record(&peer).cloned())
+        .await
+        .ok()
+        .flatten();
+    let record = match known {
+        Some(r) => r,
+        None => {
+            let mut events = node.events();
+            let query = match node
+                .find(hearsay_proto::foaf::Target::Peer(peer), None)
+                .await
+            {
+                Ok(q) => q,
+                Err(e) => {
+                    return error(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        &format!("cannot look for {peer}: {e}"),
+                    );
+                }
+            };
+            let found = tokio::time::timeout(FIND_LIMIT, async {
+                loop {
+                    match events.recv().await {
+                        Some(NodeEvent::Found { query: q, records }) if q == query => {
+                            if let Some(r) = records.into_iter().find(|r| r.peer_id == peer) {
+                                return Some(r);
+                            }
+                        }
+                        Some(NodeEvent::FindDone { query: q, .. }) if q == query => return None,
+                        Some(_) => {}
+                        None => return None,
+                    }
+                }
+            })
+            .await
+            .ok()
+            .flatten();
+            match found {
+                Some(r) => r,
+                None => {
+                    return error(
+                        StatusCode::NOT_FOUND,
+                        &format!(
+                            "cannot find {peer}: no node within three hops knows it; is it \
+                             running and joined to this overlay?"
+                        ),
+                    );
+                }
+            }
+        }
+    };
+    let topic = inbox_topic(&peer);
+    if let Err(e) = join_topic(state, topic, &format!("inbox:{peer}")).await {
+        return error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string());
+    }
+    match node
+        .publish_private(topic, payload, vec![record.encapsulation_key.clone()])
+        .await
+    {
+        Ok(id) => json(
+            StatusCode::OK,
+            &serde_json::json!({ "to": peer.to_string(), "id": id.to_string() }),
+        ),
+        Err(e) => error(StatusCode::BAD_REQUEST, &format!("cannot send: {e}")),
+    }
+}
+
+/// Subscribes to `topic` (named `label` in status) if needed and gives a new topic a moment to
+/// find neighbours, so that what is published next does not wait for anti-entropy.
+async fn join_topic(
+    state: &Arc<State>,
+    topic: TopicId,
+    label: &str,
+) -> Result<(), hearsay_tokio::Error> {
+    let node = &state.node;
+    let subscribed = node
+        .inspect(move |v| v.is_subscribed(&topic))
+        .await
+        .unwrap_or(false);
+    if subscribed {
+        return Ok(());
+    }
+    node.subscribe(topic).await?;
+    if let Ok(mut topics) = state.topics.lock() {
+        topics.insert(topic, label.to_owned());
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        let (has_topic_peers, has_peers) = node
+            .inspect(move |v| {
+                (
+                    !v.topic_neighbors(&topic).is_empty(),
+                    v.neighbors().next().is_some(),
+                )
+            })
+            .await
+            .unwrap_or((true, true));
+        if has_topic_peers || !has_peers {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Ok(())
 }

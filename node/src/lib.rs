@@ -26,6 +26,7 @@
 pub mod client;
 pub mod daemon;
 pub mod demo;
+pub mod groups;
 pub mod http;
 pub mod passphrase;
 pub mod store;
@@ -85,6 +86,48 @@ pub enum Command {
     Status(client::StatusArgs),
     /// Run N real nodes over QUIC on 127.0.0.1 in this process and report how they did.
     Demo(demo::DemoArgs),
+    /// Manage presence groups (their shared secrets, kept in the home directory).
+    Group {
+        /// What to do with groups.
+        #[command(subcommand)]
+        action: GroupCommand,
+    },
+    /// Join, leave or look at a presence group through the running node.
+    Presence(client::PresenceArgs),
+    /// Send an encrypted message to one peer through the running node.
+    Send(client::SendArgs),
+    /// Print the encrypted messages the running node opens, one JSON object per line.
+    Inbox(client::InboxArgs),
+}
+
+/// `hearsay group ...`
+#[derive(Debug, Subcommand)]
+pub enum GroupCommand {
+    /// Create a group with a new random secret.
+    Create {
+        /// Letters, digits, '-' and '_'; at most 64 characters.
+        name: String,
+    },
+    /// Store a group someone shared with you (its secret from `group export`).
+    Import {
+        /// The name to keep it under here.
+        name: String,
+        /// A file holding the secret (64 hex digits).
+        #[arg(long, value_name = "FILE")]
+        secret_file: PathBuf,
+    },
+    /// Print a group's secret, to share with its other members out of band.
+    Export {
+        /// The group.
+        name: String,
+    },
+    /// Print every stored group as `NAME TOPIC`.
+    List,
+    /// Delete a stored group.
+    Delete {
+        /// The group.
+        name: String,
+    },
 }
 
 /// `hearsay identity ...`
@@ -494,6 +537,10 @@ pub fn run(
         Command::Peers(args) => client::peers(home, args, out),
         Command::Status(args) => client::status(home, args, out),
         Command::Demo(args) => demo::run(args, out),
+        Command::Group { action } => run_group(home, action, out),
+        Command::Presence(args) => client::presence(home, args, out),
+        Command::Send(args) => client::send(home, args, out),
+        Command::Inbox(args) => client::inbox(home, args, out),
     }
 }
 
@@ -558,6 +605,42 @@ fn run_identity(
             }
         }
     }
+}
+
+/// `hearsay group ...` against the groups of `home`.
+fn run_group(home: &Path, action: &GroupCommand, out: &mut dyn Write) -> Result<(), Error> {
+    let groups = groups::Groups::new(home);
+    let written = match action {
+        GroupCommand::Create { name } => {
+            let topic = groups.create(name)?;
+            writeln!(
+                out,
+                "{name} {topic}\nshare it with `hearsay group export {name}`"
+            )
+        }
+        GroupCommand::Import { name, secret_file } => {
+            let text = Zeroizing::new(fs::read(secret_file).map_err(io_error(|| {
+                format!("cannot read {}", secret_file.display())
+            }))?);
+            let topic = groups.import(name, &text)?;
+            writeln!(out, "{name} {topic}")
+        }
+        GroupCommand::Export { name } => {
+            let secret = groups.export(name)?;
+            writeln!(out, "{}", secret.as_str())
+        }
+        GroupCommand::List => groups.names()?.iter().try_for_each(|name| {
+            let topic = groups
+                .topic(name)
+                .map_or_else(|_| "(unreadable)".to_owned(), |t| t.to_string());
+            writeln!(out, "{name} {topic}")
+        }),
+        GroupCommand::Delete { name } => {
+            groups.delete(name)?;
+            writeln!(out, "deleted {name}")
+        }
+    };
+    written.map_err(io_error(|| "cannot write to standard output".to_owned()))
 }
 
 /// The environment variable holding a passphrase.

@@ -581,3 +581,77 @@ fn a_passphrase_protected_identity_runs_only_with_its_passphrase() {
     });
     assert_eq!(status_of(&home)["peer_id"], peer.as_str());
 }
+
+#[test]
+fn groups_presence_and_encrypted_letters_through_the_cli() {
+    let dir = TempDir::new("services");
+    let mut children = Children::default();
+    let (id0, addr0) = start(&mut children, &dir, 0, &[]);
+    let (id1, _) = start(&mut children, &dir, 1, &["--bootstrap", &addr0]);
+    let (_, _) = start(&mut children, &dir, 2, &["--bootstrap", &addr0]);
+    let (home0, home1, home2) = (dir.home(0), dir.home(1), dir.home(2));
+    for home in [&home1, &home2] {
+        wait_for(Duration::from_secs(20), "a peer sees node 0", || {
+            peers_of(home).contains(&id0)
+        });
+    }
+
+    // A group made on node 0 and shared with node 1 out of band.
+    let made = ok(hearsay(&home0)
+        .args(["group", "create", "friends"])
+        .output()
+        .unwrap());
+    let topic = made.split_whitespace().nth(1).unwrap().to_owned();
+    let secret = ok(hearsay(&home0)
+        .args(["group", "export", "friends"])
+        .output()
+        .unwrap());
+    let secret_file = dir.0.join("friends.secret");
+    fs::write(&secret_file, &secret).unwrap();
+    let imported = ok(hearsay(&home1)
+        .args(["group", "import", "pals", "--secret-file"])
+        .arg(&secret_file)
+        .output()
+        .unwrap());
+    assert_eq!(imported.split_whitespace().nth(1), Some(topic.as_str()));
+    let err = fails(hearsay(&home2).args(["presence", "start", "--group", "friends"]));
+    assert!(err.contains("no group named"), "{err}");
+
+    ok(hearsay(&home0)
+        .args(["presence", "start", "--group", "friends"])
+        .output()
+        .unwrap());
+    ok(hearsay(&home1)
+        .args(["presence", "start", "--group", "pals"])
+        .output()
+        .unwrap());
+    wait_for(
+        Duration::from_secs(60),
+        "node 0 sees node 1 present",
+        || {
+            let out = ok(hearsay(&home0)
+                .args(["presence", "online", "--group", "friends"])
+                .output()
+                .unwrap());
+            out.contains(&id1)
+        },
+    );
+
+    // A letter from node 2 to node 1: node 1 opens it, node 0 (which relays) cannot.
+    let sent = ok(hearsay(&home2)
+        .args(["send", "--to", &id1, "--message", "for your eyes only"])
+        .output()
+        .unwrap());
+    assert!(sent.starts_with("sent "), "{sent}");
+    let out = ok(hearsay(&home1)
+        .args(["inbox", "--replay", "--count", "1", "--timeout", "40s"])
+        .output()
+        .unwrap());
+    let letter: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(letter["payload"], "for your eyes only");
+    assert_eq!(letter["direct"], true);
+    let err = fails(hearsay(&home0).args(["inbox", "--replay", "--count", "1", "--timeout", "2s"]));
+    assert!(err.contains("only 0 of 1"), "{err}");
+    let err = fails(hearsay(&home2).args(["send", "--to", "nobody", "--message", "x"]));
+    assert!(err.contains("bad recipient"), "{err}");
+}
