@@ -370,6 +370,8 @@ struct State {
     home: PathBuf,
     /// Encrypted messages this node opened.
     inbox: Inbox,
+    /// Delivery latency of the topics' messages.
+    latency: Histogram,
 }
 
 async fn serve(
@@ -474,6 +476,7 @@ async fn serve(
         restored: AtomicU64::new(0),
         home: home.to_owned(),
         inbox: Inbox::default(),
+        latency: Histogram::new(LATENCY_BUCKETS),
     });
     tokio::spawn(watch_services(services_rx, state.clone()));
     // Letters to this node are announced on its inbox topic.
@@ -677,6 +680,9 @@ async fn record_recent(mut sub: hearsay_tokio::Subscription, state: Arc<State>) 
         if let Received::Message(m) = item
             && let Ok(mut recent) = state.recent.lock()
         {
+            let now = hearsay_tokio::timestamp_from_system_time(std::time::SystemTime::now());
+            let age = now.as_micros().saturating_sub(m.timestamp.as_micros());
+            state.latency.observe(age as f64 / 1e6);
             let ring = recent.entry(topic).or_default();
             if ring.len() >= RECENT_PER_TOPIC {
                 ring.pop_front();
@@ -921,6 +927,14 @@ struct CoreNumbers {
     rejected: Vec<(&'static str, u64)>,
     /// (topic id, topic neighbours, delivered, retained)
     topics: Vec<(TopicId, usize, u64, usize)>,
+    frames_in_by_kind: [u64; 7],
+    frames_out_by_kind: [u64; 7],
+    passive: usize,
+    suspects: usize,
+    transmits_dropped: u64,
+    events_dropped: u64,
+    /// (what, count): payloads and records that failed their checks.
+    verify_failures: Vec<(&'static str, u64)>,
 }
 
 async fn core_numbers(node: &NodeHandle) -> Option<CoreNumbers> {
@@ -931,6 +945,21 @@ async fn core_numbers(node: &NodeHandle) -> Option<CoreNumbers> {
             neighbors: v.neighbors().count(),
             known_records: v.known_records(),
             published: c.published,
+            frames_in_by_kind: c.frames_in_by_kind,
+            frames_out_by_kind: c.frames_out_by_kind,
+            passive: v.passive().count(),
+            suspects: v.suspects().count(),
+            transmits_dropped: c.transmits_dropped,
+            events_dropped: c.events_dropped,
+            verify_failures: vec![
+                ("payload", c.invalid_payloads),
+                ("record", c.rejected_record),
+                (
+                    "private",
+                    v.private_counters().announcements_refused
+                        + v.private_counters().served_refused,
+                ),
+            ],
             rejected: vec![
                 ("decode", c.rejected_decode),
                 ("not_connected", c.rejected_not_connected),
@@ -1347,8 +1376,145 @@ async fn metrics_response(state: &Arc<State>, req: &Request<Incoming>) -> Respon
         "Messages of a topic retained for repair.",
         &per_topic(|t| t.3 as u64),
     );
+    const KINDS: [&str; 7] = [
+        "session",
+        "membership",
+        "failure_detection",
+        "topic",
+        "reconcile",
+        "discovery",
+        "private",
+    ];
+    let by_kind = |counts: &[u64; 7]| -> Vec<(String, u64)> {
+        KINDS
+            .iter()
+            .zip(counts)
+            .map(|(k, v)| (format!("{{kind=\"{k}\"}}"), *v))
+            .collect()
+    };
+    metric(
+        &mut out,
+        "core_frames_in_total",
+        "counter",
+        "Frames the core decoded, by frame kind.",
+        &by_kind(&core.frames_in_by_kind),
+    );
+    metric(
+        &mut out,
+        "core_frames_out_total",
+        "counter",
+        "Frames the core sent, by frame kind.",
+        &by_kind(&core.frames_out_by_kind),
+    );
+    metric(
+        &mut out,
+        "drops_total",
+        "counter",
+        "Frames, events and archived messages dropped, by reason.",
+        &[
+            (
+                "{reason=\"core_transmit_queue\"}".into(),
+                core.transmits_dropped,
+            ),
+            ("{reason=\"core_event_queue\"}".into(), core.events_dropped),
+            ("{reason=\"no_connection\"}".into(), c.frames_dropped),
+            ("{reason=\"slow_peer\"}".into(), c.send_queue_overflows),
+            ("{reason=\"write_stall\"}".into(), c.write_stalls),
+            ("{reason=\"read_timeout\"}".into(), c.read_timeouts),
+            (
+                "{reason=\"mailbox\"}".into(),
+                state.mailbox_lost.load(Ordering::Relaxed),
+            ),
+        ],
+    );
+    metric(
+        &mut out,
+        "view_size",
+        "gauge",
+        "Node-level HyParView views and SWIM suspects.",
+        &[
+            ("{view=\"active\"}".into(), core.neighbors as u64),
+            ("{view=\"passive\"}".into(), core.passive as u64),
+            ("{view=\"suspects\"}".into(), core.suspects as u64),
+        ],
+    );
+    let failures: Vec<(String, u64)> = core
+        .verify_failures
+        .iter()
+        .map(|(what, v)| (format!("{{what=\"{what}\"}}"), *v))
+        .collect();
+    metric(
+        &mut out,
+        "verify_failures_total",
+        "counter",
+        "Signed payloads, records and encrypted-message checks that failed.",
+        &failures,
+    );
+    state.latency.write(
+        &mut out,
+        "delivery_latency_seconds",
+        "From a message's timestamp (its author's clock) to its delivery here.",
+    );
     respond(StatusCode::OK, "text/plain; version=0.0.4", out)
 }
+
+/// A Prometheus histogram with fixed buckets, updated without locks.
+#[derive(Debug)]
+struct Histogram {
+    /// Upper bounds, seconds.
+    bounds: &'static [f64],
+    /// One count per bound, plus +Inf.
+    counts: Vec<AtomicU64>,
+    /// Sum in microseconds.
+    sum_us: AtomicU64,
+}
+
+impl Histogram {
+    fn new(bounds: &'static [f64]) -> Self {
+        Self {
+            bounds,
+            counts: (0..=bounds.len()).map(|_| AtomicU64::new(0)).collect(),
+            sum_us: AtomicU64::new(0),
+        }
+    }
+
+    fn observe(&self, seconds: f64) {
+        let i = self
+            .bounds
+            .iter()
+            .position(|b| seconds <= *b)
+            .unwrap_or(self.bounds.len());
+        if let Some(c) = self.counts.get(i) {
+            c.fetch_add(1, Ordering::Relaxed);
+        }
+        self.sum_us
+            .fetch_add((seconds.max(0.0) * 1e6) as u64, Ordering::Relaxed);
+    }
+
+    fn write(&self, out: &mut String, name: &str, help: &str) {
+        out.push_str(&format!(
+            "# HELP hearsay_{name} {help}\n# TYPE hearsay_{name} histogram\n"
+        ));
+        let mut total = 0;
+        for (i, c) in self.counts.iter().enumerate() {
+            total += c.load(Ordering::Relaxed);
+            let le = self
+                .bounds
+                .get(i)
+                .map_or_else(|| "+Inf".to_owned(), |b| b.to_string());
+            out.push_str(&format!("hearsay_{name}_bucket{{le=\"{le}\"}} {total}\n"));
+        }
+        let sum = self.sum_us.load(Ordering::Relaxed) as f64 / 1e6;
+        out.push_str(&format!(
+            "hearsay_{name}_sum {sum}\nhearsay_{name}_count {total}\n"
+        ));
+    }
+}
+
+/// Delivery-latency buckets, seconds.
+const LATENCY_BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+];
 
 /// The `PeerId` in a `node.addr` file, for tests and tools.
 pub fn parse_node_addr(text: &str) -> Option<(PeerId, SocketAddr)> {

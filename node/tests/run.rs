@@ -285,6 +285,29 @@ fn three_nodes_deliver_a_topic_through_the_cli() {
         "{text}"
     );
     assert!(text.contains("hearsay_published_total 1\n"), "{text}");
+    for family in [
+        "# TYPE hearsay_core_frames_in_total counter\n",
+        "# TYPE hearsay_drops_total counter\n",
+        "# TYPE hearsay_view_size gauge\n",
+        "# TYPE hearsay_verify_failures_total counter\n",
+        "# TYPE hearsay_delivery_latency_seconds histogram\n",
+    ] {
+        assert!(text.contains(family), "{family} missing:\n{text}");
+    }
+    let sample = |name: &str| -> f64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no sample {name}:\n{text}"))
+    };
+    assert!(sample("hearsay_core_frames_in_total{kind=\"topic\"}") > 0.0);
+    assert!(sample("hearsay_core_frames_out_total{kind=\"session\"}") > 0.0);
+    assert_eq!(sample("hearsay_view_size{view=\"active\"}"), 2.0);
+    // One message delivered here (node 1's): one latency observation, in the +Inf bucket too.
+    assert_eq!(sample("hearsay_delivery_latency_seconds_count"), 1.0);
+    assert_eq!(
+        sample("hearsay_delivery_latency_seconds_bucket{le=\"+Inf\"}"),
+        1.0
+    );
     for line in text.lines().filter(|l| !l.starts_with('#')) {
         let (name, value) = line.rsplit_once(' ').unwrap();
         assert!(name.starts_with("hearsay_"), "{line}");

@@ -497,6 +497,13 @@ impl Node {
             return Err(FrameError::NotConnected);
         }
         let frame = Frame::decode_shared(&bytes).map_err(FrameError::Decode)?;
+        if let Some(n) = self
+            .counters
+            .frames_in_by_kind
+            .get_mut(frame.kind().number() as usize)
+        {
+            *n += 1;
+        }
         let established = self.links.get(&from).is_some_and(|l| l.established);
         match frame {
             Frame::Session(SessionMessage::Hello(hello)) => self.on_hello(now, from, hello),
@@ -839,9 +846,17 @@ impl Node {
 
     fn send(&mut self, to: PeerId, frame: Bytes) {
         let len = frame.len() as u64;
+        // Every frame is the array [kind, body] (§6.1): 0x82, then the kind as one byte.
+        let kind = match frame.first().zip(frame.get(1)) {
+            Some((0x82, k)) => Some(usize::from(*k)),
+            _ => None,
+        };
         if self.push_transmit(Transmit::Send { to, frame }) {
             self.counters.frames_sent += 1;
             self.counters.bytes_sent += len;
+            if let Some(n) = kind.and_then(|k| self.counters.frames_out_by_kind.get_mut(k)) {
+                *n += 1;
+            }
         }
     }
 

@@ -479,6 +479,11 @@ impl core::error::Error for NodeError {}
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Counters {
+    /// Frames that decoded, by frame kind (index = kind number, §6.1: session, membership,
+    /// failure detection, topic, reconciliation, discovery, private).
+    pub frames_in_by_kind: [u64; 7],
+    /// `Transmit::Send` outputs produced, by frame kind.
+    pub frames_out_by_kind: [u64; 7],
     /// Frames handed to `handle_frame`.
     pub frames_received: u64,
     /// Bytes handed to `handle_frame`.
