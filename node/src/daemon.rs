@@ -666,9 +666,8 @@ async fn subscribe_topic(
         // Keep the latest deliveries for `subscribe --replay`.
         let recorder = state.node.subscribe(topic).await?;
         tokio::spawn(record_recent(recorder, state.clone()));
-        if state.roles.iter().any(|r| r == "anchor") {
-            restore_mailbox(state, topic, name).await;
-        }
+        // An anchor's mailbox, or this node's own messages (kept by every node).
+        restore_mailbox(state, topic, name).await;
     }
     Ok(sub)
 }
@@ -1235,12 +1234,51 @@ async fn publish(state: &Arc<State>, name: &str, payload: Bytes) -> Response<Bod
         }
     }
     match node.publish(topic, payload).await {
-        Ok(id) => json(
-            StatusCode::OK,
-            &serde_json::json!({ "topic": name, "id": id.to_string() }),
-        ),
+        Ok(id) => {
+            // Durable before it is acknowledged: a node killed from here on restores it and
+            // serves it by reconciliation when it returns (SPEC.md §21.2).
+            if let Err(e) = keep_own(state, topic, id).await {
+                return error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    &format!("published {id} but could not store it: {e}"),
+                );
+            }
+            json(
+                StatusCode::OK,
+                &serde_json::json!({ "topic": name, "id": id.to_string() }),
+            )
+        }
         Err(e) => error(StatusCode::BAD_REQUEST, &format!("cannot publish: {e}")),
     }
+}
+
+/// Writes one of this node's own messages into the store's mailbox (one committed transaction).
+async fn keep_own(
+    state: &Arc<State>,
+    topic: TopicId,
+    id: hearsay_proto::MessageId,
+) -> Result<(), Error> {
+    let found = state
+        .node
+        .inspect(move |v| v.retained_record(&topic, &id))
+        .await
+        .ok()
+        .flatten();
+    let Some((record, expires)) = found else {
+        return Err(failed("the node no longer holds it"));
+    };
+    let entry = MailboxEntry {
+        topic,
+        id,
+        expires_us: expires.as_micros(),
+        record,
+    };
+    let store = state.store.clone();
+    let max = state.mailbox;
+    tokio::task::spawn_blocking(move || store.archive(&[entry], max, unix_micros()))
+        .await
+        .map_err(|e| failed(format!("the store task failed: {e}")))?
+        .map(|_| ())
 }
 
 fn metric(out: &mut String, name: &str, kind: &str, help: &str, samples: &[(String, u64)]) {

@@ -678,3 +678,66 @@ fn groups_presence_and_encrypted_letters_through_the_cli() {
     let err = fails(hearsay(&home2).args(["send", "--to", "nobody", "--message", "x"]));
     assert!(err.contains("bad recipient"), "{err}");
 }
+
+#[test]
+fn an_acknowledged_message_survives_a_crash_before_it_was_sent() {
+    let dir = TempDir::new("outbox");
+    let mut children = Children::default();
+    // Node 0 is alone: what it publishes is acknowledged but reaches nobody yet.
+    let (id0, _) = start(&mut children, &dir, 0, &[]);
+    let home0 = dir.home(0);
+    for k in 0..2 {
+        let out = ok(hearsay(&home0)
+            .args([
+                "publish",
+                "--topic",
+                "chat",
+                "--message",
+                &format!("kept {k}"),
+            ])
+            .output()
+            .unwrap());
+        assert!(out.starts_with("published "), "{out}");
+    }
+    kill(&mut children, 0);
+    // Node 1 starts; node 0 comes back (same home) and joins it.
+    let (_, addr1) = start(&mut children, &dir, 1, &[]);
+    launch(
+        &mut children,
+        &dir,
+        0,
+        "127.0.0.1:0",
+        &["--bootstrap", &addr1],
+    );
+    let out = ok(hearsay(&dir.home(1))
+        .args([
+            "subscribe",
+            "--topic",
+            "chat",
+            "--replay",
+            "--count",
+            "2",
+            "--timeout",
+            "45s",
+        ])
+        .output()
+        .unwrap());
+    let mut got: Vec<(String, String)> = out
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            (
+                v["payload"].as_str().unwrap().to_owned(),
+                v["author"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    got.sort();
+    assert_eq!(
+        got,
+        vec![
+            ("kept 0".to_owned(), id0.clone()),
+            ("kept 1".to_owned(), id0)
+        ]
+    );
+}

@@ -358,6 +358,16 @@ impl Plumtree {
         self.lazy_peers.iter()
     }
 
+    /// A retained message with its author's key and hop count, and when it leaves the window.
+    pub fn retained_payload(&self, id: &MessageId) -> Option<(&Payload, Timestamp)> {
+        self.cache.get(id).map(|r| {
+            (
+                &r.payload,
+                r.payload.message.timestamp + self.config.retention,
+            )
+        })
+    }
+
     /// Ids of the messages retained (served on request and reconciled), in id order.
     pub fn retained_ids(&self) -> impl Iterator<Item = &MessageId> + '_ {
         self.cache.keys()

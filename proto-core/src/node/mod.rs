@@ -1011,6 +1011,18 @@ impl<'a> NodeView<'a> {
             .unwrap_or_default()
     }
 
+    /// A retained message of `topic` encoded as [`Event::Archived`] carries it (for
+    /// [`Node::restore_message`]), with when it leaves the retention window: how a driver
+    /// makes one message durable, such as the node's own right after publishing it.
+    pub fn retained_record(
+        &self,
+        topic: &TopicId,
+        id: &crate::id::MessageId,
+    ) -> Option<(alloc::vec::Vec<u8>, Timestamp)> {
+        let (payload, expires) = self.node.topics.get(topic)?.plumtree.retained_payload(id)?;
+        Some((crate::wire::codec::to_vec(payload).ok()?, expires))
+    }
+
     /// How many messages of `topic` are retained.
     pub fn retained(&self, topic: &TopicId) -> usize {
         self.node
