@@ -1,7 +1,7 @@
 //! `hearsay demo`: N real nodes over QUIC on 127.0.0.1 in this process. They form the overlay,
-//! publish M messages from random nodes, one node is stopped, the survivors publish again and
-//! still deliver to each other; then a report: delivery, latency percentiles, frames and bytes
-//! per node.
+//! publish M messages from random nodes, one node crashes (its runtime is dropped: no goodbye),
+//! the survivors publish again and still deliver to each other; then a report: delivery, latency
+//! percentiles, frames and bytes per node.
 
 use crate::{Error, failed};
 use bytes::Bytes;
@@ -19,7 +19,7 @@ pub struct DemoArgs {
     /// How many nodes (at least 3).
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(3..=200))]
     pub nodes: u16,
-    /// How many messages to publish before the node is stopped (as many again after, at
+    /// How many messages to publish before the node crashes (as many again after, at
     /// least 1 each).
     #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub messages: u32,
@@ -136,6 +136,10 @@ async fn demo(n: usize, messages: u32) -> Result<Report, Error> {
 
     let mut nodes: Vec<NodeHandle> = Vec::new();
     let mut readers = Vec::new();
+    // The node that will crash runs on a runtime of its own: dropping that runtime stops it
+    // dead, as a killed process would (no goodbye, no QUIC close).
+    let victim = n / 2;
+    let mut victim_runtime = None;
     for i in 0..n {
         let identity = generate_identity(&*config.crypto)
             .map_err(|e| failed(format!("cannot create an identity: {e}")))?;
@@ -145,9 +149,22 @@ async fn demo(n: usize, messages: u32) -> Result<Report, Error> {
         if let Some(first) = nodes.first() {
             builder = builder.bootstrap([first.bootstrap_peer()]);
         }
-        let node = builder
-            .spawn()
-            .map_err(|e| failed(format!("cannot start node {i}: {e}")))?;
+        let node = if i == victim {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_all()
+                .build()
+                .map_err(|e| failed(format!("cannot start a runtime for node {i}: {e}")))?;
+            let spawned = {
+                let _inside = rt.enter();
+                builder.spawn()
+            };
+            victim_runtime = Some(rt);
+            spawned
+        } else {
+            builder.spawn()
+        }
+        .map_err(|e| failed(format!("cannot start node {i}: {e}")))?;
         let mut sub = node
             .subscribe(topic)
             .await
@@ -205,10 +222,11 @@ async fn demo(n: usize, messages: u32) -> Result<Report, Error> {
         100.0 * got1 as f64 / exp1.max(1) as f64
     ));
 
-    // Stop one node (not the bootstrap node, so the survivors must route around it).
-    let victim = n / 2;
+    // Crash one node (not the bootstrap node, so the survivors must route around it).
     let victim_counters = nodes[victim].counters();
-    nodes[victim].shutdown().await;
+    if let Some(rt) = victim_runtime.take() {
+        rt.shutdown_background();
+    }
     let alive: Vec<usize> = all.iter().copied().filter(|&i| i != victim).collect();
     tokio::time::sleep(Duration::from_secs(1)).await;
     let (exp2, got2) = round(
@@ -221,7 +239,7 @@ async fn demo(n: usize, messages: u32) -> Result<Report, Error> {
     )
     .await?;
     text.push_str(&format!(
-        "phase 2: node {victim} stopped; {messages} more messages from the {} survivors: \
+        "phase 2: node {victim} crashed (no goodbye); {messages} more messages from the {} survivors: \
          {got2} of {exp2} deliveries ({:.1}%)\n",
         alive.len(),
         100.0 * got2 as f64 / exp2.max(1) as f64
@@ -266,8 +284,8 @@ async fn demo(n: usize, messages: u32) -> Result<Report, Error> {
         ms(to_last.last().copied().unwrap_or_default())
     ));
     for (label, phase) in [
-        ("before the stop", 0..messages),
-        ("after the stop", messages..2 * messages),
+        ("before the crash", 0..messages),
+        ("after the crash", messages..2 * messages),
     ] {
         let mut d: Vec<Duration> = phase_latencies
             .iter()
@@ -304,7 +322,7 @@ async fn demo(n: usize, messages: u32) -> Result<Report, Error> {
         text.push_str(&format!(
             "{i:>4}  {:<8}  {:>9}  {:>10}  {:>9}  {:>10}  {:>11.1}  {:>10.1}\n",
             peer.get(..8).unwrap_or(&peer),
-            if i == victim { "stopped" } else { "running" },
+            if i == victim { "crashed" } else { "running" },
             per_node[i],
             c.frames_in,
             c.frames_out,
@@ -325,7 +343,7 @@ async fn demo(n: usize, messages: u32) -> Result<Report, Error> {
     ));
     text.push_str(&format!(
         "\n(frames and bytes include membership, failure detection and repair traffic; \
-         node {victim}'s are as of when it stopped)\ntotal time {:.1} s\n",
+         node {victim}'s are as of when it crashed)\ntotal time {:.1} s\n",
         started.elapsed().as_secs_f64()
     ));
 
