@@ -139,6 +139,7 @@ struct FileConfig {
     retention: Option<String>,
     #[serde(default)]
     advertise: Vec<SocketAddr>,
+    passphrase_file: Option<PathBuf>,
 }
 
 /// The settings after merging flags and the file.
@@ -155,6 +156,7 @@ struct Settings {
     mailbox: usize,
     retention: Duration,
     advertise: Vec<SocketAddr>,
+    passphrase_file: Option<PathBuf>,
 }
 
 impl Settings {
@@ -173,7 +175,8 @@ fn merge(args: &RunArgs) -> Result<Settings, Error> {
                 let msg = e.message().to_owned();
                 failed(format!(
                     "config file {} is not valid: {msg} (keys: identity, bind, bootstrap, roles, \
-                     subscribe, control, metrics, log-format, mailbox, retention, advertise)",
+                     subscribe, control, metrics, log-format, mailbox, retention, advertise, \
+                     passphrase-file)",
                     path.display()
                 ))
             })?
@@ -245,6 +248,7 @@ fn merge(args: &RunArgs) -> Result<Settings, Error> {
         args.advertise.clone()
     };
     Ok(Settings {
+        passphrase_file: args.passphrase_file.clone().or(file.passphrase_file),
         mailbox,
         retention,
         advertise,
@@ -325,7 +329,7 @@ pub fn run(home: &Path, args: &RunArgs) -> Result<(), Error> {
     let settings = merge(args)?;
     init_logs(settings.log_json);
     let config = default_config();
-    let passphrase = crate::read_passphrase(args.passphrase_file.as_deref())?;
+    let passphrase = crate::read_passphrase(settings.passphrase_file.as_deref())?;
     let identity = Keystore::new(home)
         .load_with(
             &*config.crypto,
