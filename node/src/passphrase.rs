@@ -211,8 +211,7 @@ pub fn open(contents: &[u8], passphrase: &[u8]) -> Result<(PeerId, IdentitySeeds
     let seeds = Zeroizing::new(
         cipher
             .decrypt(
-                &Nonce::try_from(nonce)
-                    .map_err(|_| OpenError::Malformed("nonce length"))?,
+                &Nonce::try_from(nonce).map_err(|_| OpenError::Malformed("nonce length"))?,
                 Payload {
                     msg: &sealed,
                     aad: &aad,
