@@ -302,6 +302,14 @@ impl SendQueue {
         true
     }
 
+    /// Whether the queue is at least half full (by frames or bytes): new publishes wait until it
+    /// is not, rather than overflow it (SPEC.md §20.6).
+    pub(crate) fn is_backlogged(&self) -> bool {
+        let frames = self.gauge.frames.load(Ordering::Acquire);
+        let bytes = self.gauge.bytes.load(Ordering::Acquire);
+        frames.saturating_mul(2) >= self.max_frames || bytes.saturating_mul(2) >= self.max_bytes
+    }
+
     /// Closes the connection at once with `code`, dropping what is queued.
     pub(crate) fn abort(&self, code: CloseCode) {
         request_abort(&self.closer, &self.conn, code);

@@ -14,7 +14,7 @@ use crate::proof::Role;
 use bytes::Bytes;
 use hearsay_proto::node::{Command, Contact, Event, Transmit};
 use hearsay_proto::{Node, PeerId, PeerRecord, Timestamp, TopicId};
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -83,7 +83,23 @@ pub(crate) struct State {
     topics: HashMap<TopicId, broadcast::Sender<Delivery>>,
     writers: JoinSet<()>,
     record_issued: Option<Timestamp>,
+    /// Publishes waiting for the send queues to drain below half (back-pressure), at most
+    /// [`MAX_PENDING_PUBLISHES`].
+    pending_publishes: VecDeque<PendingPublish>,
 }
+
+/// A publish held back while a peer's send queue is at least half full.
+struct PendingPublish {
+    topic: TopicId,
+    payload: Bytes,
+    reply: tokio::sync::oneshot::Sender<Result<hearsay_proto::MessageId, Error>>,
+}
+
+/// Most publishes held back at once; more are refused with [`Error::Backlogged`].
+pub const MAX_PENDING_PUBLISHES: usize = 1024;
+
+/// How often held-back publishes are retried.
+const PUBLISH_RETRY: Duration = Duration::from_millis(2);
 
 impl Driver {
     /// Runs the node until shutdown.
@@ -137,7 +153,32 @@ impl Driver {
         if let Some((at, _)) = self.state.losers.iter().min_by_key(|(at, _)| *at) {
             deadline = deadline.min(*at);
         }
+        if !self.state.pending_publishes.is_empty() {
+            deadline = deadline.min(now + PUBLISH_RETRY);
+        }
         deadline
+    }
+
+    /// Whether any peer's send queue is at least half full.
+    fn backlogged(&self) -> bool {
+        self.state.conns.values().any(|r| r.queue.is_backlogged())
+    }
+
+    /// Publishes what was held back, in order, while no queue is backlogged.
+    fn flush_publishes(&mut self) {
+        while !self.backlogged() {
+            let Some(p) = self.state.pending_publishes.pop_front() else {
+                return;
+            };
+            let now = self.now();
+            let _ = p.reply.send(
+                self.node
+                    .publish(now, p.topic, &p.payload)
+                    .map_err(Error::Node),
+            );
+            // Each publish queues its frames at once: drain before checking again.
+            self.drain();
+        }
     }
 
     fn on_timer(&mut self) {
@@ -152,6 +193,7 @@ impl Driver {
         for (_, loser) in expired {
             close_loser(loser);
         }
+        self.flush_publishes();
     }
 
     // ------------------------------------------------------------ outputs of the core
@@ -578,7 +620,20 @@ impl Driver {
                 payload,
                 reply,
             } => {
-                let _ = reply.send(self.node.publish(now, topic, &payload).map_err(Error::Node));
+                // Back-pressure: a burst of publishes waits for the peers' queues rather than
+                // overflowing them (which would cost the peer its connection).
+                if self.state.pending_publishes.len() >= MAX_PENDING_PUBLISHES {
+                    let _ = reply.send(Err(Error::Backlogged));
+                } else if !self.state.pending_publishes.is_empty() || self.backlogged() {
+                    self.state.pending_publishes.push_back(PendingPublish {
+                        topic,
+                        payload,
+                        reply,
+                    });
+                } else {
+                    let _ =
+                        reply.send(self.node.publish(now, topic, &payload).map_err(Error::Node));
+                }
             }
             Request::Join { peers, reply } => {
                 self.bootstrap(peers);

@@ -251,6 +251,9 @@ pub enum Error {
     Closed,
     /// The core refused the command (not subscribed, payload too large, ...).
     Node(NodeError),
+    /// Too many publishes are already waiting for the peers' send queues to drain (see
+    /// [`MAX_PENDING_PUBLISHES`](crate::MAX_PENDING_PUBLISHES)); try again later.
+    Backlogged,
 }
 
 impl fmt::Display for Error {
@@ -258,6 +261,9 @@ impl fmt::Display for Error {
         match self {
             Error::Closed => f.write_str("the node has shut down"),
             Error::Node(e) => write!(f, "{e}"),
+            Error::Backlogged => f.write_str(
+                "too many publishes are waiting for slow peers' send queues; try again later",
+            ),
         }
     }
 }
@@ -266,7 +272,7 @@ impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Error::Node(e) => Some(e),
-            Error::Closed => None,
+            Error::Closed | Error::Backlogged => None,
         }
     }
 }

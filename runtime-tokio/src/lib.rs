@@ -92,6 +92,7 @@ pub use config::TransportConfig;
 pub use counters::TransportCounters;
 #[cfg(feature = "aws-lc")]
 pub use crypto::AwsLcProvider;
+pub use driver::MAX_PENDING_PUBLISHES;
 pub use error::{CloseCode, DialError, Error, Refusal, SpawnError};
 pub use handle::{Delivery, Events, Neighbor, NodeEvent, NodeHandle, Received, Subscription};
 pub use proof::{BINDING_LEN, CHANNEL_BINDING_DOMAIN, EXPORTER_LABEL, MAX_PROOF_LEN};
