@@ -1,10 +1,22 @@
 //! # hearsay-benches
 //!
-//! Deterministic fixtures for the criterion benchmarks in `benches/core.rs` (run them with
-//! `cargo bench -p hearsay-benches`). Everything here is derived from fixed seeds, so two runs
-//! measure exactly the same inputs.
+//! Deterministic fixtures for the criterion benchmarks in `benches/*.rs` (run them with
+//! `cargo bench -p hearsay-benches`) and for `perf-report`. Everything here is derived from
+//! fixed seeds, so two runs measure exactly the same inputs.
+//!
+//! - [`frames`]: one realistic frame of every message kind on the wire;
+//! - [`pair`]: a node whose topic neighbour feeds it GOSSIP frames (the node-level receive path);
+//! - [`simulate`]: a small simulator scenario through `hearsay_sim`'s library API;
+//! - [`receive`]: Plumtree receive-path fixtures (a five-neighbour topic, pre-signed GOSSIP);
+//! - [`quic`]: two real nodes over loopback QUIC, publish throughput.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
+
+pub mod frames;
+pub mod pair;
+pub mod quic;
+pub mod receive;
+pub mod simulate;
 
 use bytes::Bytes;
 use chacha20::ChaCha8Rng;
