@@ -3,7 +3,8 @@
 # Usage: fuzz/run.sh SECONDS
 # Needs a nightly toolchain (rustup toolchain install nightly); installs cargo-fuzz if missing.
 # Findings land in fuzz/artifacts/TARGET/, the growing corpus in fuzz/corpus/TARGET/ (seeded
-# with valid inputs by `cargo run -p hearsay-benches --example fuzz_seeds`).
+# with valid inputs by `cargo run -p hearsay-benches --example fuzz_seeds`); the inputs of
+# fixed bugs are kept in fuzz/regressions/TARGET/ and replayed by every run.
 set -euo pipefail
 
 if [[ $# -ne 1 || ! $1 =~ ^[1-9][0-9]*$ ]]; then
@@ -33,5 +34,12 @@ fi
 for target in $targets; do
     echo "=== fuzzing $target for ${seconds}s" >&2
     # A Hello frame is ~6.6 KiB; libFuzzer's default -max_len of 4 KiB would cut every seed.
-    cargo +nightly fuzz run "$target" -- -max_total_time="$seconds" -max_len=16384
+    # fuzz/regressions/TARGET holds the inputs of bugs found and fixed (tracked in git): they
+    # run first, every time.
+    corpora=("fuzz/corpus/$target")
+    mkdir -p "${corpora[0]}"
+    if [[ -d fuzz/regressions/$target ]]; then
+        corpora+=("fuzz/regressions/$target")
+    fi
+    cargo +nightly fuzz run "$target" "${corpora[@]}" -- -max_total_time="$seconds" -max_len=16384
 done

@@ -23,7 +23,7 @@
 //! - `POST /v1/send?to=PEERID` with the message as the body: an encrypted direct message.
 //! - `GET /v1/inbox[?replay=1]`: a stream of JSON lines, one per encrypted message opened.
 
-use crate::http::decode_query;
+use crate::api::{self, ApiRequest};
 use crate::store::{MailboxEntry, Store};
 use crate::{Error, Keystore, failed};
 use bytes::Bytes;
@@ -32,7 +32,7 @@ use hearsay_proto::{PeerId, TimeDelta, TopicId};
 use hearsay_tokio::{BootstrapPeer, NodeEvent, NodeHandle, Received, SpawnError, default_config};
 use http_body_util::{BodyExt, Channel, Either, Full, Limited};
 use hyper::body::Incoming;
-use hyper::{Method, Request, Response, StatusCode};
+use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -53,9 +53,6 @@ pub const TOKEN_FILE: &str = "control.token";
 pub const CONTROL_ADDR_FILE: &str = "control.addr";
 /// The file holding the node's `PEERID@ADDR`.
 pub const NODE_ADDR_FILE: &str = "node.addr";
-/// The largest payload the control API accepts for `publish` (the protocol's own limit
-/// applies too).
-const MAX_REQUEST_BODY: usize = 1 << 20;
 /// How often the neighbours are written into the peer cache.
 const PEER_SAVE_INTERVAL: Duration = Duration::from_secs(2);
 /// How long `run` waits for its first neighbour when given --bootstrap.
@@ -834,25 +831,6 @@ fn error(status: StatusCode, text: &str) -> Response<Body> {
     json(status, &serde_json::json!({ "error": text }))
 }
 
-fn query_param(req: &Request<Incoming>, key: &str) -> Option<String> {
-    req.uri().query()?.split('&').find_map(|pair| {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        (k == key).then(|| decode_query(v)).flatten()
-    })
-}
-
-/// Constant-time comparison of the presented token with ours.
-fn token_ok(state: &State, req: &Request<Incoming>) -> bool {
-    let presented = req
-        .headers()
-        .get(hyper::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
-    let (a, b) = (presented.as_bytes(), state.token.as_bytes());
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
 /// One neighbour in `peers` answers.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct PeerInfo {
@@ -989,16 +967,39 @@ async fn core_numbers(node: &NodeHandle) -> Option<CoreNumbers> {
 }
 
 async fn handle(state: &Arc<State>, req: Request<Incoming>) -> Response<Body> {
-    if !token_ok(state, &req) {
-        return error(
-            StatusCode::UNAUTHORIZED,
-            "missing or wrong token: send `Authorization: Bearer` with the token from the \
-             home directory's control.token",
-        );
-    }
+    let (parts, body) = req.into_parts();
+    let method = parts.method.as_str();
+    let target = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    let auth = parts
+        .headers
+        .get(hyper::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    // Token, path and method first: a body is read only for an authorised request to a route
+    // that takes one (node/src/api.rs parses, and is fuzzed).
+    let route = match api::parse_head(method, target, auth, &state.token) {
+        Ok(route) => route,
+        Err(e) => return api_error(&e),
+    };
+    let payload = if route.takes_body() {
+        match Limited::new(body, api::MAX_BODY).collect().await {
+            Ok(body) => body.to_bytes(),
+            Err(_) => {
+                return error(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "the message is larger than 1 MiB",
+                );
+            }
+        }
+    } else {
+        Bytes::new()
+    };
+    let request = match api::parse(method, target, auth, &payload, &state.token) {
+        Ok(request) => request,
+        Err(e) => return api_error(&e),
+    };
     let node = &state.node;
-    match (req.method().clone(), req.uri().path()) {
-        (Method::GET, "/v1/status") => {
+    match request {
+        ApiRequest::Status => {
             let Some(core) = core_numbers(node).await else {
                 return error(StatusCode::SERVICE_UNAVAILABLE, "the node is stopping");
             };
@@ -1046,7 +1047,7 @@ async fn handle(state: &Arc<State>, req: Request<Incoming>) -> Response<Body> {
                 },
             )
         }
-        (Method::GET, "/v1/peers") => match node.peers().await {
+        ApiRequest::Peers => match node.peers().await {
             Ok(peers) => {
                 let list: Vec<PeerInfo> = peers
                     .iter()
@@ -1059,29 +1060,11 @@ async fn handle(state: &Arc<State>, req: Request<Incoming>) -> Response<Body> {
             }
             Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
         },
-        (Method::POST, "/v1/publish") => {
-            let Some(name) = query_param(&req, "topic") else {
-                return error(StatusCode::BAD_REQUEST, "missing ?topic=NAME");
-            };
-            let payload = match Limited::new(req.into_body(), MAX_REQUEST_BODY)
-                .collect()
-                .await
-            {
-                Ok(body) => body.to_bytes(),
-                Err(_) => {
-                    return error(
-                        StatusCode::PAYLOAD_TOO_LARGE,
-                        "the message is larger than 1 MiB",
-                    );
-                }
-            };
-            publish(state, &name, payload).await
-        }
-        (Method::GET, "/v1/subscribe") => {
-            let Some(name) = query_param(&req, "topic") else {
-                return error(StatusCode::BAD_REQUEST, "missing ?topic=NAME");
-            };
-            let replay = query_param(&req, "replay").is_some_and(|v| v == "1" || v == "true");
+        ApiRequest::Publish { topic, .. } => publish(state, &topic, payload.clone()).await,
+        ApiRequest::Subscribe {
+            topic: name,
+            replay,
+        } => {
             let mut sub = match subscribe_topic(state, &name).await {
                 Ok(sub) => sub,
                 Err(e) => return error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
@@ -1138,50 +1121,23 @@ async fn handle(state: &Arc<State>, req: Request<Incoming>) -> Response<Body> {
             }
             response
         }
-        (Method::POST, "/v1/presence/start" | "/v1/presence/stop")
-        | (Method::GET, "/v1/presence/online") => {
-            let Some(group) = query_param(&req, "group") else {
-                return error(StatusCode::BAD_REQUEST, "missing ?group=NAME");
-            };
-            let action = req
-                .uri()
-                .path()
-                .rsplit('/')
-                .next()
-                .unwrap_or("online")
-                .to_owned();
-            presence(state, &action, &group).await
-        }
-        (Method::POST, "/v1/send") => {
-            let Some(to) = query_param(&req, "to") else {
-                return error(StatusCode::BAD_REQUEST, "missing ?to=PEERID");
-            };
-            let payload = match Limited::new(req.into_body(), MAX_REQUEST_BODY)
-                .collect()
-                .await
-            {
-                Ok(body) => body.to_bytes(),
-                Err(_) => {
-                    return error(
-                        StatusCode::PAYLOAD_TOO_LARGE,
-                        "the message is larger than 1 MiB",
-                    );
-                }
-            };
-            send(state, &to, payload).await
-        }
-        (Method::GET, "/v1/inbox") => {
-            let replay = query_param(&req, "replay").is_some_and(|v| v == "1" || v == "true");
-            inbox_stream(state, replay)
-        }
-        _ => error(
-            StatusCode::NOT_FOUND,
-            "unknown request: the API has GET /v1/status, GET /v1/peers, \
-             POST /v1/publish?topic=T, GET /v1/subscribe?topic=T[&replay=1], \
-             POST /v1/presence/{start,stop}?group=G, GET /v1/presence/online?group=G, \
-             POST /v1/send?to=PEERID, GET /v1/inbox[?replay=1]",
-        ),
+        ApiRequest::Presence { action, group } => presence(state, action.as_str(), &group).await,
+        ApiRequest::Send { to, .. } => send(state, to, payload.clone()).await,
+        ApiRequest::Inbox { replay } => inbox_stream(state, replay),
     }
+}
+
+/// The answer to a refused control request.
+fn api_error(e: &api::ApiError) -> Response<Body> {
+    let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST);
+    let mut response = error(status, &e.message);
+    if let Some(allow) = e.allow {
+        response.headers_mut().insert(
+            hyper::header::ALLOW,
+            hyper::header::HeaderValue::from_static(allow),
+        );
+    }
+    response
 }
 
 fn delivery_json(name: &str, m: &hearsay_tokio::Delivery) -> serde_json::Value {
@@ -1296,8 +1252,10 @@ fn metric(out: &mut String, name: &str, kind: &str, help: &str, samples: &[(Stri
 
 /// The Prometheus text exposition (format 0.0.4) of the node's counters.
 async fn metrics_response(state: &Arc<State>, req: &Request<Incoming>) -> Response<Body> {
-    if req.uri().path() != "/metrics" {
-        return respond(StatusCode::NOT_FOUND, "text/plain", "try /metrics\n");
+    let target = req.uri().path_and_query().map_or("/", |p| p.as_str());
+    if let Err(e) = api::parse_metrics(req.method().as_str(), target) {
+        let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::NOT_FOUND);
+        return respond(status, "text/plain", format!("{}\n", e.message));
     }
     let node = &state.node;
     let Some(core) = core_numbers(node).await else {
@@ -1755,13 +1713,7 @@ async fn presence(state: &Arc<State>, action: &str, name: &str) -> Response<Body
 /// the records this node holds, else from a friends-of-friends lookup; the letter is announced
 /// on the recipient's inbox topic, which this node joins, and fetched from this node by the
 /// recipient alone (SPEC.md §17.10, §21.5).
-async fn send(state: &Arc<State>, to: &str, payload: Bytes) -> Response<Body> {
-    let Ok(peer) = to.parse::<PeerId>() else {
-        return error(
-            StatusCode::BAD_REQUEST,
-            &format!("bad recipient {to:?}: a peer id is 64 hex digits"),
-        );
-    };
+async fn send(state: &Arc<State>, peer: PeerId, payload: Bytes) -> Response<Body> {
     let node = &state.node;
     if peer == node.peer_id() {
         return error(StatusCode::BAD_REQUEST, "that is this node's own id");

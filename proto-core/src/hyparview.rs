@@ -584,7 +584,8 @@ impl HyParView {
     }
 
     fn remember_lost(&mut self, now: Timestamp, peer: PeerId, addresses: Addresses) {
-        if self.left {
+        // With `max_lost` 0 nothing is remembered (the eviction below would make room for one).
+        if self.left || self.config.max_lost == 0 {
             return;
         }
         if self.lost.len() >= self.config.max_lost && !self.lost.contains_key(&peer) {
@@ -1149,5 +1150,29 @@ mod bounds_tests {
             assert!(hv.links.is_empty() && hv.joined_links.is_empty());
             assert!(hv.lost.len() <= hv.config.max_lost);
         }
+    }
+
+    /// `max_lost` 0 means no lost peer is remembered (found by fuzzing: one was, and retried).
+    #[test]
+    fn max_lost_zero_remembers_none() {
+        let t0 = Timestamp::from_secs(1_800_000_000);
+        let mut rng = ChaCha8Rng::from_seed([4; 32]);
+        let me = PeerId::from_bytes([0; 32]);
+        let config = Config {
+            max_lost: 0,
+            ..Config::default()
+        };
+        let mut hv = HyParView::new(config, me, Addresses::default(), t0, &mut rng);
+        let p = PeerId::from_bytes([9; 32]);
+        hv.on_link_up(t0, p);
+        hv.handle_message(t0, p, Some(Addresses::default()), Message::Join, &mut rng);
+        while hv.poll().is_some() {}
+        assert!(hv.active.contains_key(&p));
+        hv.on_link_down(t0, p, &mut rng);
+        while hv.poll().is_some() {}
+        assert!(
+            hv.lost.is_empty(),
+            "a lost peer was remembered with max_lost 0"
+        );
     }
 }

@@ -915,3 +915,12 @@ fn load_reports_unreadable_file_without_line() {
     assert!(e.file.ends_with("no-such-scenario.toml"));
     assert!(e.to_string().contains("no-such-scenario.toml: cannot read"));
 }
+
+/// Found by the `scenario_parse` fuzz target: a duration whose parts sum past `u64` µs
+/// overflowed (a panic with overflow checks, a silently wrapped ~1,031 s without).
+#[test]
+fn a_duration_too_large_to_add_up_is_an_error() {
+    let text = "duration = \"94522879700260684295381835397.9999h\"\n";
+    let err = Scenario::parse(text, "big.toml").expect_err("must not parse");
+    assert!(err.to_string().contains("big.toml"), "{err}");
+}

@@ -550,7 +550,7 @@ fn parse_duration(s: &str) -> std::result::Result<TimeDelta, String> {
         if !scaled.is_multiple_of(den) {
             return Err(format!("\"{s}\" is finer than a microsecond"));
         }
-        micros += scaled / den;
+        micros = micros.checked_add(scaled / den).ok_or_else(too_large)?;
     }
     u64::try_from(micros)
         .map(TimeDelta::from_micros)
