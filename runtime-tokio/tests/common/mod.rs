@@ -214,8 +214,8 @@ pub fn proof_bytes(
     out
 }
 
-/// Connects to `addr`, sends `proof` on a fresh unidirectional stream, and returns the
-/// connection and that stream (to send frames on after the proof).
+/// Connects to `addr`, sends `proof` and an empty session info on a fresh unidirectional
+/// stream, and returns the connection and that stream (to send frames on after the proof).
 pub async fn connect_with_proof(
     client: &quinn::Endpoint,
     addr: SocketAddr,
@@ -226,7 +226,9 @@ pub async fn connect_with_proof(
         .unwrap()
         .await
         .unwrap();
-    let proof = make_proof(&binding(&conn));
+    let mut proof = make_proof(&binding(&conn));
+    // The session info that follows every proof (SPEC.md §20.3): empty, as a non-reflector.
+    proof.extend_from_slice(&0u32.to_be_bytes());
     let mut send = conn.open_uni().await.unwrap();
     send.write_all(&proof).await.unwrap();
     (conn, send)
