@@ -650,7 +650,7 @@ fn ids(input: &mut Input<'_>, known: &[MessageId], max: usize) -> Vec<MessageId>
 struct PlumCheck {
     config: plumtree::Config,
     neighbours: BTreeSet<PeerId>,
-    delivered: BTreeSet<MessageId>,
+    delivered: BTreeSet<(MessageId, Timestamp)>,
     known: Vec<MessageId>,
     /// Payloads handed out by `Output::Archive`, for `restore`.
     archived: Vec<plumtree::Payload>,
@@ -690,7 +690,11 @@ impl PlumCheck {
                         message.verify(P, &author_key).is_ok(),
                         "delivered a message that does not verify"
                     );
-                    let fresh = self.delivered.insert(id);
+                    // Keyed by id and date: the id leaves the date out, so only the author could
+                    // make a second copy (one sequence number signed twice, which an honest
+                    // author never does, §15.1); dated past the first copy's retention, it is a
+                    // new message to a node that has forgotten the first (found by fuzzing).
+                    let fresh = self.delivered.insert((id, message.timestamp));
                     // Only a seen-cache smaller than the run can forget an id early.
                     if self.config.seen_capacity > MAX_STEPS {
                         assert!(fresh, "delivered twice");

@@ -19,6 +19,7 @@ use crate::id::{MessageId, PeerId, TopicId};
 use crate::message::{MessageError, SeenCache, SignedMessage};
 use crate::time::{TimeDelta, Timestamp};
 use crate::wire::BoundedVec;
+use alloc::boxed::Box;
 use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
 use alloc::sync::Arc;
 use alloc::vec::Vec;
@@ -292,7 +293,8 @@ pub struct Plumtree {
     topic: TopicId,
     eager_peers: BTreeSet<PeerId>,
     lazy_peers: BTreeSet<PeerId>,
-    cache: BTreeMap<MessageId, Retained>,
+    /// Boxed: a map node holds room for 11 entries, most of them empty with few messages.
+    cache: BTreeMap<MessageId, Box<Retained>>,
     cache_order: VecDeque<(Timestamp, MessageId)>,
     cache_bytes: usize,
     seen: SeenCache,
@@ -557,12 +559,18 @@ impl Plumtree {
             return;
         }
         // A forged copy must not block the real message, so refusals are remembered by the
-        // exact bytes that were refused, not by id.
-        let digest = refusal_digest(&id, &payload);
-        if self.rejected.contains(&digest) {
-            self.counters.refused_again += 1;
-            return;
-        }
+        // exact bytes that were refused, not by id. The digest hashes ~5 KB (signature and
+        // key): computed only when something was refused, never on the quiet path.
+        let digest = if self.rejected.is_empty() {
+            None
+        } else {
+            let digest = refusal_digest(&id, &payload);
+            if self.rejected.contains(&digest) {
+                self.counters.refused_again += 1;
+                return;
+            }
+            Some(digest)
+        };
         if payload
             .message
             .check_age(now, self.config.retention, self.config.clock_skew)
@@ -577,6 +585,7 @@ impl Plumtree {
             .is_err()
         {
             let until = payload.message.timestamp + self.config.retention;
+            let digest = digest.unwrap_or_else(|| refusal_digest(&id, &payload));
             self.rejected
                 .insert(digest, until + TimeDelta::from_micros(1));
             self.counters.invalid += 1;
@@ -726,12 +735,12 @@ impl Plumtree {
         }
         self.cache.insert(
             id,
-            Retained {
+            Box::new(Retained {
                 payload,
                 parent,
                 own,
                 len,
-            },
+            }),
         );
         self.cache_bytes += len;
         crate::message::insert_by_expiry(&mut self.cache_order, expires, id);

@@ -1848,6 +1848,62 @@ fn node_records_do_not_pin_their_hello_frames() {
     );
 }
 
+/// With an interner (`Config::interner`, what the simulator installs so that its nodes share
+/// keys and signatures), a cached record's keys and signature are the interner's buffers: the
+/// record holds no copy of its own and pins no frame, even a padded one. Without one, it keeps
+/// copies of its keys (they are under half of the frame).
+#[test]
+fn node_records_share_the_interners_buffers() {
+    use std::sync::Mutex;
+    #[derive(Default)]
+    struct Pool(Mutex<Vec<Bytes>>);
+    impl hearsay_proto::wire::Interner for Pool {
+        fn intern(&self, bytes: &[u8]) -> Option<Bytes> {
+            let mut held = self.0.lock().ok()?;
+            if let Some(b) = held.iter().find(|b| b.as_ref() == bytes) {
+                return Some(b.clone());
+            }
+            let b = Bytes::copy_from_slice(bytes);
+            held.push(b.clone());
+            Some(b)
+        }
+    }
+    let pool = Arc::new(Pool::default());
+    let mut config = config();
+    config.interner = Some(pool.clone());
+    let mut v = Victim::new(config);
+    let h = identity(1);
+    v.node.handle_connected(v.now, h.peer_id());
+    let rec = record(&h, v.now, HOUR);
+    let frame = encode(Frame::Session(SessionMessage::Hello(Hello {
+        version: PROTOCOL_VERSION,
+        record: rec.clone(),
+    })));
+    v.node
+        .handle_frame(v.now, h.peer_id(), frame.clone())
+        .expect("hello accepted");
+    v.drain();
+    let cached = v.node.inspect().known_record(&h.peer_id()).expect("cached");
+    assert_eq!(cached, &rec);
+    let held = pool.0.lock().expect("pool").clone();
+    for field in [
+        cached.verifying_key.as_bytes(),
+        cached.encapsulation_key.as_bytes(),
+        cached.signature.as_bytes(),
+    ] {
+        assert!(
+            held.iter().any(|b| b.as_ptr() == field.as_ptr()),
+            "a {}-byte field is not the interner's buffer",
+            field.len()
+        );
+    }
+    drop(held);
+    assert!(
+        frame.is_unique(),
+        "the cached record keeps its Hello frame alive"
+    );
+}
+
 /// Per-neighbour tables of a topic (beacon reports, Plumtree's IHAVE queues and announcers)
 /// are keyed by topic neighbours only: beacons and IHAVEs from connected peers outside the
 /// topic's active view are ignored and counted, and leave nothing behind.

@@ -20,7 +20,7 @@ use hearsay_proto::{
     TimeDelta, Timestamp, TopicId,
 };
 use rand_core::{Rng, SeedableRng};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 /// Which crypto the simulated nodes use.
@@ -81,8 +81,10 @@ struct SimNode {
     frames_sent: u64,
     bytes_sent: u64,
     /// Topics the scenario subscribed it to (re-subscribed after a restart, as an operator
-    /// restarting it with the same command line would).
-    subscriptions: BTreeSet<TopicId>,
+    /// restarting it with the same command line would), in id order.
+    subscriptions: Vec<TopicId>,
+    /// Whether a `join` action has picked it (it may not have started joining yet).
+    began_joining: bool,
 }
 
 /// One `publish` event in progress.
@@ -211,6 +213,8 @@ pub struct World {
     seed: u64,
     crypto: CryptoChoice,
     config: Config,
+    /// The byte strings all nodes share (`config.interner`).
+    interner: Arc<crate::intern::Interner>,
     nodes: Vec<SimNode>,
     index: HashMap<PeerId, usize>,
     scheduler: Scheduler<Ev>,
@@ -220,8 +224,9 @@ pub struct World {
     conns: BTreeMap<u64, Conn>,
     pair_conn: HashMap<(usize, usize), u64>,
     next_conn: u64,
-    /// Last scheduled in-order delivery per directed pair (stream semantics).
-    last_delivery: HashMap<(usize, usize), Timestamp>,
+    /// Last scheduled in-order delivery per directed pair (stream semantics), for the pairs
+    /// with a connection.
+    last_delivery: HashMap<(u32, u32), Timestamp>,
     began_joining: Vec<usize>,
     trace: blake3::Hasher,
     events_processed: u64,
@@ -412,6 +417,20 @@ fn node_seed(seed: u64, node: usize, boot: u64) -> [u8; 32] {
     blake3::derive_key("hearsay-sim node seed v1", &m)
 }
 
+/// Lets what other nodes decode of `node`'s record (its keys and signature) share the buffers
+/// `node` holds anyway.
+fn register_keys(interner: &crate::intern::Interner, node: &Node) {
+    let record = node.inspect().record();
+    interner.register(record.verifying_key.to_bytes());
+    interner.register(record.encapsulation_key.to_bytes());
+    interner.register(record.signature.to_bytes());
+}
+
+/// The key of a directed pair of nodes in `last_delivery`.
+fn pair(from: usize, to: usize) -> (u32, u32) {
+    (from as u32, to as u32)
+}
+
 fn address_of(node: usize) -> Address {
     Address::new(format!("sim:{node}").into_bytes()).unwrap_or_default()
 }
@@ -424,8 +443,10 @@ impl World {
         nodes: usize,
         crypto: CryptoChoice,
     ) -> Result<Self, SetupError> {
+        let interner = Arc::new(crate::intern::Interner::new());
         let mut config = Config {
             crypto: crypto.provider(),
+            interner: Some(interner.clone()),
             ..Config::default()
         };
         apply_config(&mut config, &scenario)?;
@@ -442,6 +463,7 @@ impl World {
             };
             let node = Node::new(node_config, identity, node_seed(seed, i, 1), SIM_EPOCH)
                 .map_err(|e| SetupError(format!("node {i}: {e}")))?;
+            register_keys(&interner, &node);
             index.insert(peer, i);
             sim_nodes.push(SimNode {
                 node: Some(node),
@@ -457,7 +479,8 @@ impl World {
                 boots: 1,
                 frames_sent: 0,
                 bytes_sent: 0,
-                subscriptions: BTreeSet::new(),
+                subscriptions: Vec::new(),
+                began_joining: false,
             });
         }
         let mut scheduler = Scheduler::new(SIM_EPOCH);
@@ -488,6 +511,7 @@ impl World {
             seed,
             crypto,
             config,
+            interner,
             nodes: sim_nodes,
             index,
             scheduler,
@@ -581,6 +605,11 @@ impl World {
     /// The running trace hash.
     pub fn trace_hash(&self) -> blake3::Hash {
         self.trace.finalize()
+    }
+
+    /// What the shared byte-string store holds (see [`crate::intern`]).
+    pub fn interner_stats(&self) -> crate::intern::InternerStats {
+        self.interner.stats()
     }
 
     /// Link statistics so far.
@@ -918,6 +947,9 @@ impl World {
             self.conns.remove(&conn);
             if self.pair_conn.get(&key) == Some(&conn) {
                 self.pair_conn.remove(&key);
+                // Nothing goes between the two until a new connection sets these again.
+                self.last_delivery.remove(&pair(key.0, key.1));
+                self.last_delivery.remove(&pair(key.1, key.0));
             }
         }
     }
@@ -1037,7 +1069,7 @@ impl World {
                     let extra = self.latency() + self.latency();
                     at += TimeDelta::from_micros(self.rng.next_u64() % extra.as_micros().max(1));
                 } else {
-                    let last = self.last_delivery.entry((i, j)).or_insert(now);
+                    let last = self.last_delivery.entry(pair(i, j)).or_insert(now);
                     at = at.max(*last);
                     *last = at;
                 }
@@ -1112,8 +1144,8 @@ impl World {
                 self.scheduler
                     .schedule(now + there + back, Ev::ConnUp { node: i, conn: id });
                 // Nothing arrives at either end before the dialler's side is up.
-                self.last_delivery.insert((i, j), now + there + back);
-                self.last_delivery.insert((j, i), now + there + back);
+                self.last_delivery.insert(pair(i, j), now + there + back);
+                self.last_delivery.insert(pair(j, i), now + there + back);
             }
             Transmit::Disconnect { peer } => {
                 let Some(&j) = self.index.get(&peer) else {
@@ -1127,7 +1159,7 @@ impl World {
                 self.scheduler.schedule(now, Ev::ConnDown { node: i, conn });
                 if self.reachable(i, j) && self.running(j) {
                     let lat = self.latency();
-                    let after = self.last_delivery.get(&(i, j)).copied().unwrap_or(now);
+                    let after = self.last_delivery.get(&pair(i, j)).copied().unwrap_or(now);
                     self.scheduler
                         .schedule((now + lat).max(after), Ev::ConnDown { node: j, conn });
                 }
@@ -1202,6 +1234,32 @@ impl World {
         }
     }
 
+    /// `contacts` distinct nodes drawn at random from those that began joining, as drawing
+    /// from a copy of that list with `swap_remove` would (the same draws of the world RNG, the
+    /// same nodes), without copying it.
+    fn pick_contacts(&mut self, contacts: usize) -> Vec<usize> {
+        let pool = &self.began_joining;
+        // Positions of the virtual copy that swap_remove has overwritten, and their values.
+        let mut moved: Vec<(usize, usize)> = Vec::new();
+        let at = |moved: &[(usize, usize)], k: usize| {
+            moved
+                .iter()
+                .rev()
+                .find(|(p, _)| *p == k)
+                .map_or(pool[k], |(_, v)| *v)
+        };
+        let mut len = pool.len();
+        let mut chosen = Vec::new();
+        while chosen.len() < contacts && len > 0 {
+            let j = byzantine::below(&mut self.rng, len);
+            chosen.push(at(&moved, j));
+            let last = at(&moved, len - 1);
+            moved.push((j, last));
+            len -= 1;
+        }
+        chosen
+    }
+
     fn pick_fraction(&mut self, candidates: Vec<usize>, fraction: f64) -> Vec<usize> {
         let k = ((candidates.len() as f64) * fraction + 1e-9).floor() as usize;
         self.pick_count(candidates, k)
@@ -1250,18 +1308,14 @@ impl World {
                     .filter(|&i| {
                         self.nodes[i].state == NodeState::Running
                             && !self.nodes[i].joined
-                            && !self.began_joining.contains(&i)
+                            && !self.nodes[i].began_joining
                     })
                     .collect();
                 let count = joiners.len().max(1) as u64;
                 for (k, node) in joiners.into_iter().enumerate() {
-                    let mut pool = self.began_joining.clone();
-                    let mut chosen = Vec::new();
-                    while chosen.len() < contacts && !pool.is_empty() {
-                        let j = byzantine::below(&mut self.rng, pool.len());
-                        chosen.push(pool.swap_remove(j));
-                    }
+                    let chosen = self.pick_contacts(contacts);
                     self.began_joining.push(node);
+                    self.nodes[node].began_joining = true;
                     let offset = TimeDelta::from_micros(spread.as_micros() / count * k as u64);
                     self.scheduler.schedule(
                         now + offset,
@@ -1389,7 +1443,10 @@ impl World {
                     w.in_overlay(i) && !w.nodes[i].subscriptions.contains(&id)
                 });
                 for i in chosen {
-                    self.nodes[i].subscriptions.insert(id);
+                    let subs = &mut self.nodes[i].subscriptions;
+                    if let Err(at) = subs.binary_search(&id) {
+                        subs.insert(at, id);
+                    }
                     self.subscribe(now, i, id, topic);
                 }
             }
@@ -1402,7 +1459,7 @@ impl World {
                     w.in_overlay(i) && w.nodes[i].subscriptions.contains(&id)
                 });
                 for i in chosen {
-                    self.nodes[i].subscriptions.remove(&id);
+                    self.nodes[i].subscriptions.retain(|t| *t != id);
                     let result = match self.nodes[i].node.as_mut() {
                         Some(n) => n.unsubscribe(now, id),
                         None => continue,
@@ -1506,9 +1563,7 @@ impl World {
     /// in the topic overlays.)
     fn in_overlay(&self, i: usize) -> bool {
         let n = &self.nodes[i];
-        n.state == NodeState::Running
-            && n.node.is_some()
-            && (n.joined || self.began_joining.contains(&i))
+        n.state == NodeState::Running && n.node.is_some() && (n.joined || n.began_joining)
     }
 
     /// Whether node `i` may author a message on `topic`: live and subscribed.
@@ -1704,6 +1759,7 @@ impl World {
             None => Node::new(config, identity, rng_seed, now),
         };
         let Ok(node) = node else { return };
+        register_keys(&self.interner, &node);
         // Connections of its previous life can never work again (QUIC state is gone).
         for c in self.conns.values_mut() {
             if c.a == i || c.b == i {
@@ -1723,7 +1779,7 @@ impl World {
             self.drain(i);
         }
         // Subscriptions are not persisted: the operator's command line subscribes again.
-        let topics: Vec<TopicId> = self.nodes[i].subscriptions.iter().copied().collect();
+        let topics: Vec<TopicId> = self.nodes[i].subscriptions.clone();
         for topic in topics {
             self.subscribe(now, i, topic, "(re-subscribed after restart)");
         }

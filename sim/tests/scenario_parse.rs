@@ -48,6 +48,33 @@ fn every_shipped_scenario_parses() {
     );
 }
 
+/// `sim/scenarios-big` holds runs too large for CI (100,000 nodes): they are not run there,
+/// but they must parse, and the 100k broadcast must stay the 10k one with ten times the nodes.
+#[test]
+fn big_scenarios_parse() {
+    let big = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios-big");
+    let s =
+        Scenario::load(&big.join("scale-100k-broadcast.toml")).unwrap_or_else(|e| panic!("{e}"));
+    let small = load("scale-10k-broadcast.toml");
+    assert_eq!(s.nodes, 100_000);
+    // The same run but for the node count (line numbers aside).
+    let events = |s: &Scenario| -> Vec<String> {
+        s.events
+            .iter()
+            .map(|e| format!("{:?} {:?}", e.at, e.action))
+            .collect()
+    };
+    let expects = |s: &Scenario| -> Vec<String> {
+        s.expects
+            .iter()
+            .map(|e| format!("{} {:?} {:?}", e.metric, e.min, e.max))
+            .collect()
+    };
+    assert_eq!((s.seed, s.duration), (small.seed, small.duration));
+    assert_eq!(events(&s), events(&small));
+    assert_eq!(expects(&s), expects(&small));
+}
+
 #[test]
 fn membership_crash_values() {
     let s = load("membership-crash.toml");

@@ -19,7 +19,7 @@ pub use types::{
     Command, Config, Contact, Counters, DownReason, Event, FrameError, NodeError, RngSeed, Transmit,
 };
 
-use crate::crypto::signing_input;
+use crate::crypto::{SIGNATURE_LEN, SignatureBytes, signing_input};
 use crate::hyparview::{self, HyParView, PeerInfo};
 use crate::id::PeerId;
 use crate::id::TopicId;
@@ -31,6 +31,7 @@ use crate::topic::Topic;
 use crate::wire::{
     BoundedVec, Frame, Goodbye, GoodbyeReason, Hello, PROTOCOL_VERSION, SessionMessage,
 };
+use alloc::boxed::Box;
 use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
 use alloc::vec::Vec;
 use bytes::Bytes;
@@ -89,8 +90,8 @@ pub struct Node {
     counters: Counters,
     hyparview: HyParView,
     swim: Swim,
-    /// Subscribed topics.
-    topics: BTreeMap<TopicId, Topic>,
+    /// Subscribed topics (boxed: a topic's state is large, and a map node holds room for 11).
+    topics: BTreeMap<TopicId, Box<Topic>>,
     /// What each connected peer said it subscribes to.
     neighbor_topics: BTreeMap<PeerId, BTreeSet<TopicId>>,
     /// In how many overlays each peer is a neighbour (SWIM probes it while any).
@@ -416,6 +417,8 @@ impl Node {
         self.foaf.handle_timeout(now);
         self.presence_timeout(now);
         self.drain_protocols(now);
+        self.discover_due(now);
+        self.drain_protocols(now);
         self.close_unused_links(now);
     }
 
@@ -496,7 +499,11 @@ impl Node {
         if !self.links.contains_key(&from) {
             return Err(FrameError::NotConnected);
         }
-        let frame = Frame::decode_shared(&bytes).map_err(FrameError::Decode)?;
+        let frame = match &self.config.interner {
+            Some(interner) => Frame::decode_interned(&bytes, &**interner),
+            None => Frame::decode_shared(&bytes),
+        }
+        .map_err(FrameError::Decode)?;
         if let Some(n) = self
             .counters
             .frames_in_by_kind
@@ -825,13 +832,25 @@ impl Node {
     /// Makes `record` the node's own: caches its `Hello` and schedules its refresh at three
     /// quarters of its lifetime, less a random jitter of up to a sixteenth, so that nodes started
     /// together do not all re-sign at once.
-    fn adopt_record(&mut self, record: PeerRecord) -> Result<(), NodeError> {
+    fn adopt_record(&mut self, mut record: PeerRecord) -> Result<(), NodeError> {
         let hello = Frame::Session(SessionMessage::Hello(Hello {
             version: PROTOCOL_VERSION,
             record: record.clone(),
         }))
         .encode()
         .map_err(|e| NodeError::Record(RecordError::Encode(e)))?;
+        // The signature ends the Hello frame (the record's last field, in the frame's last
+        // field): keep one copy of it, the frame's, instead of two.
+        let tail = hello
+            .len()
+            .checked_sub(SIGNATURE_LEN)
+            .map(|at| hello.slice(at..));
+        if let Some(tail) = tail
+            && tail == record.signature.as_bytes()
+            && let Ok(signature) = SignatureBytes::new(tail)
+        {
+            record.signature = signature;
+        }
         let lifetime = record.expires_at.saturating_since(record.issued_at);
         let jitter_span = (lifetime.as_micros() / 16).max(1);
         let jitter = TimeDelta::from_micros(self.rng.next_u64() % jitter_span);

@@ -3,6 +3,7 @@
 use crate::id::PeerId;
 use crate::record::PeerRecord;
 use crate::time::Timestamp;
+use alloc::boxed::Box;
 use foldhash::fast::FixedState;
 use hashbrown::HashMap;
 
@@ -22,7 +23,8 @@ pub(crate) enum Offer {
 }
 
 pub(crate) struct RecordCache {
-    records: FixedHashMap<PeerId, PeerRecord>,
+    /// Boxed: a record is 168 bytes and the table keeps up to half its slots empty.
+    records: FixedHashMap<PeerId, Box<PeerRecord>>,
     capacity: usize,
 }
 
@@ -35,7 +37,7 @@ impl RecordCache {
     }
 
     pub(crate) fn get(&self, peer: &PeerId) -> Option<&PeerRecord> {
-        self.records.get(peer)
+        self.records.get(peer).map(|r| &**r)
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -44,7 +46,7 @@ impl RecordCache {
 
     pub(crate) fn offer(&self, record: &PeerRecord) -> Offer {
         match self.records.get(&record.peer_id) {
-            Some(held) if held == record => Offer::Known,
+            Some(held) if **held == *record => Offer::Known,
             Some(held) if held.issued_at >= record.issued_at => Offer::Stale,
             _ => Offer::New,
         }
@@ -68,7 +70,7 @@ impl RecordCache {
                 None => return,
             }
         }
-        self.records.insert(record.peer_id, record);
+        self.records.insert(record.peer_id, Box::new(record));
     }
 
     /// Drops every record that has expired by `now`.
@@ -78,7 +80,7 @@ impl RecordCache {
 
     /// All records, in peer-id order (for persistence).
     pub(crate) fn sorted(&self) -> alloc::vec::Vec<&PeerRecord> {
-        let mut all: alloc::vec::Vec<&PeerRecord> = self.records.values().collect();
+        let mut all: alloc::vec::Vec<&PeerRecord> = self.records.values().map(|r| &**r).collect();
         all.sort_by_key(|r| r.peer_id);
         all
     }

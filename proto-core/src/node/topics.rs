@@ -62,7 +62,7 @@ impl Node {
             Box::new(SignatureValidator(self.config.crypto.clone()));
         self.topics.insert(
             topic,
-            Topic {
+            Box::new(Topic {
                 hyparview,
                 plumtree,
                 reconciler,
@@ -74,7 +74,7 @@ impl Node {
                 tree_version: 0,
                 next_merge_walk: now + cfg.discovery_backoff_min,
                 merge_walk_backoff: cfg.discovery_backoff_min,
-            },
+            }),
         );
         self.advertise_subscriptions();
         self.discover(now, topic);
@@ -442,6 +442,21 @@ impl Node {
             if t.alone() && now >= t.next_discovery {
                 self.discover(now, topic);
             }
+        }
+    }
+
+    /// Discovery for topics left alone while the timers ran (a topic neighbour or a join attempt
+    /// went away when the protocols' outputs were carried out): their discovery time may have
+    /// passed, and no timer may be left due after `handle_timeout` (found by fuzzing).
+    pub(super) fn discover_due(&mut self, now: Timestamp) {
+        let due: Vec<TopicId> = self
+            .topics
+            .iter()
+            .filter(|(_, t)| t.alone() && t.hyparview.attempts() == 0 && t.next_discovery <= now)
+            .map(|(topic, _)| *topic)
+            .collect();
+        for topic in due {
+            self.discover(now, topic);
         }
     }
 

@@ -50,6 +50,10 @@ pub struct Config {
     pub foaf: crate::foaf::Config,
     /// Presence parameters (every group of this node).
     pub presence: crate::presence::PresenceConfig,
+    /// A store of byte strings shared with other nodes in the same process (a simulator's),
+    /// consulted when frames are decoded ([`crate::wire::Frame::decode_interned`]). It changes
+    /// memory only, never a decoded value (SPEC.md §6.3). Default none.
+    pub interner: Option<Arc<dyn crate::wire::Interner>>,
 }
 
 impl Default for Config {
@@ -72,6 +76,7 @@ impl Default for Config {
             private: super::PrivateConfig::default(),
             foaf: crate::foaf::Config::default(),
             presence: crate::presence::PresenceConfig::default(),
+            interner: None,
         }
     }
 }
@@ -96,6 +101,7 @@ impl fmt::Debug for Config {
             .field("private", &self.private)
             .field("foaf", &self.foaf)
             .field("presence", &self.presence)
+            .field("interner", &self.interner.is_some())
             .finish()
     }
 }

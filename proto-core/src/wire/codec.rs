@@ -126,6 +126,53 @@ impl core::error::Error for EncodeError {}
 pub trait DecodeSource {
     /// The buffer being decoded, if it is a shared one.
     fn source(&self) -> Option<&Bytes>;
+
+    /// A buffer holding exactly the bytes of `slice` that the driver already keeps (see
+    /// [`Interner`]), to use instead of a view or a copy; `None` (the default) if there is none.
+    fn intern(&self, slice: &[u8]) -> Option<Bytes> {
+        let _ = slice;
+        None
+    }
+}
+
+/// A driver-supplied store of immutable byte strings, shared by every node that uses it
+/// ([`Config::interner`](crate::node::Config::interner)). A decoded byte string the interner
+/// returns a buffer for is that buffer (exactly its bytes, holding nothing else alive), so many
+/// nodes that decode the same keys, signatures and payloads keep one copy of each. Decoding
+/// gives the same values with or without an interner; only memory changes.
+///
+/// A simulator running thousands of nodes in one process installs one; a real node has no use
+/// for it (the default is none).
+pub trait Interner: Send + Sync {
+    /// A buffer whose bytes equal `bytes`, or `None` to let the decoder view or copy them.
+    fn intern(&self, bytes: &[u8]) -> Option<Bytes>;
+}
+
+/// Decoding context over a shared buffer, with an [`Interner`].
+#[derive(Clone, Copy)]
+pub struct SharedInterned<'a> {
+    /// The buffer being decoded.
+    pub source: &'a Bytes,
+    /// The interner consulted for every byte string.
+    pub interner: &'a dyn Interner,
+}
+
+impl fmt::Debug for SharedInterned<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SharedInterned")
+            .field("source_len", &self.source.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl DecodeSource for SharedInterned<'_> {
+    fn source(&self) -> Option<&Bytes> {
+        Some(self.source)
+    }
+
+    fn intern(&self, slice: &[u8]) -> Option<Bytes> {
+        self.interner.intern(slice).filter(|b| b.as_ref() == slice)
+    }
 }
 
 impl DecodeSource for () {
@@ -144,12 +191,17 @@ impl DecodeSource for Shared {
     }
 }
 
-/// `slice` as a [`Bytes`]: a view into the shared source when it lies inside it and is at least
-/// half of it, else a copy. A view keeps the whole source alive, so a small value kept from a
-/// large frame (a 1-byte payload in a frame padded to 256 KiB with an unknown trailing field)
-/// would pin the frame: with this rule a retained value never pins more than twice its own
-/// length, and large payloads still travel without a copy (SPEC.md §6.3).
+/// `slice` as a [`Bytes`]: the interner's buffer if the context has one for it; else a view
+/// into the shared source when it lies inside it and is at least half of it; else a copy. A
+/// view keeps the whole source alive, so a small value kept from a large frame (a 1-byte
+/// payload in a frame padded to 256 KiB with an unknown trailing field) would pin the frame:
+/// with this rule a retained value never pins more than twice its own length, and large
+/// payloads still travel without a copy (SPEC.md §6.3). An interned buffer holds exactly the
+/// value's bytes, so it pins no frame at all.
 pub(crate) fn share<C: DecodeSource>(ctx: &C, slice: &[u8]) -> Bytes {
+    if let Some(interned) = ctx.intern(slice) {
+        return interned;
+    }
     if let Some(src) = ctx.source() {
         let (base, start) = (src.as_ptr() as usize, slice.as_ptr() as usize);
         if start >= base
@@ -167,9 +219,24 @@ pub(crate) fn limit(e: DecodeError) -> minicbor::decode::Error {
     minicbor::decode::Error::custom(e)
 }
 
-/// Encodes `value` as CBOR into a fresh vector.
+/// Counts the bytes an encoding writes, without storing them.
+struct Counter(usize);
+
+impl minicbor::encode::Write for Counter {
+    type Error = core::convert::Infallible;
+
+    fn write_all(&mut self, buf: &[u8]) -> Result<(), Self::Error> {
+        self.0 = self.0.saturating_add(buf.len());
+        Ok(())
+    }
+}
+
+/// Encodes `value` as CBOR into a fresh vector of exactly its length (measured by a first
+/// pass, so that no growth reallocates, and a frame kept alive holds no spare capacity).
 pub(crate) fn to_vec<T: Encode<()>>(value: &T) -> Result<Vec<u8>, EncodeError> {
-    let mut out = Vec::new();
+    let mut counter = Counter(0);
+    minicbor::encode(value, &mut counter).map_err(|_| EncodeError::OverLimit)?;
+    let mut out = Vec::with_capacity(counter.0);
     minicbor::encode(value, &mut out).map_err(|_| EncodeError::OverLimit)?;
     Ok(out)
 }
@@ -440,6 +507,64 @@ impl<'b, C, T: Decode<'b, C>, const MAX: usize> Decode<'b, C> for BoundedVec<T, 
 mod tests {
     use super::*;
     use alloc::vec;
+
+    /// Holds one buffer and hands it out for equal bytes (or, `lying`, for any bytes).
+    struct OneBuffer {
+        held: Bytes,
+        lying: bool,
+    }
+
+    impl Interner for OneBuffer {
+        fn intern(&self, bytes: &[u8]) -> Option<Bytes> {
+            (self.lying || bytes == self.held.as_ref()).then(|| self.held.clone())
+        }
+    }
+
+    #[test]
+    fn interned_byte_strings_are_the_interners_buffer() {
+        let value = [9u8; 40];
+        let frame =
+            Bytes::from(to_vec(&FixedBytes::<40>::copy_from_slice(&value).unwrap()).unwrap());
+        let interner = OneBuffer {
+            held: Bytes::copy_from_slice(&value),
+            lying: false,
+        };
+        let mut ctx = SharedInterned {
+            source: &frame,
+            interner: &interner,
+        };
+        let decoded: FixedBytes<40> = from_slice_with(&frame, &mut ctx).unwrap();
+        assert_eq!(decoded.as_bytes(), &value);
+        assert_eq!(decoded.as_bytes().as_ptr(), interner.held.as_ptr());
+        // Without it, the same value is a view into the frame (it is most of the frame).
+        let shared: FixedBytes<40> = from_slice_with(&frame, &mut Shared(frame.clone())).unwrap();
+        assert_eq!(shared, decoded);
+        assert!(frame.as_ptr_range().contains(&shared.as_bytes().as_ptr()));
+    }
+
+    #[test]
+    fn an_interner_cannot_change_a_decoded_value() {
+        let frame =
+            Bytes::from(to_vec(&FixedBytes::<40>::copy_from_slice(&[9; 40]).unwrap()).unwrap());
+        let interner = OneBuffer {
+            held: Bytes::copy_from_slice(&[1; 40]),
+            lying: true,
+        };
+        let mut ctx = SharedInterned {
+            source: &frame,
+            interner: &interner,
+        };
+        let decoded: FixedBytes<40> = from_slice_with(&frame, &mut ctx).unwrap();
+        assert_eq!(decoded.as_bytes(), &[9; 40]);
+    }
+
+    #[test]
+    fn encodings_are_allocated_at_their_exact_length() {
+        for len in [0usize, 1, 23, 24, 255, 256, 4000, 5000] {
+            let out = to_vec(&BoundedBytes::<8192>::new(vec![7u8; len]).unwrap()).unwrap();
+            assert_eq!(out.capacity(), out.len(), "{len}-byte string");
+        }
+    }
 
     #[test]
     fn fixed_bytes_reject_wrong_lengths_with_a_typed_error() {

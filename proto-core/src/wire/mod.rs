@@ -8,7 +8,7 @@
 
 pub mod codec;
 
-pub use codec::{BoundedBytes, BoundedVec, DecodeError, EncodeError, FixedBytes};
+pub use codec::{BoundedBytes, BoundedVec, DecodeError, EncodeError, FixedBytes, Interner};
 
 use crate::record::PeerRecord;
 use bytes::Bytes;
@@ -156,6 +156,22 @@ impl Frame {
     pub fn decode_shared(bytes: &Bytes) -> Result<Frame, DecodeError> {
         Self::check_len(bytes)?;
         codec::from_slice_with(bytes, &mut codec::Shared(bytes.clone()))
+    }
+
+    /// As [`Frame::decode_shared`], but every byte string `interner` holds a copy of is that
+    /// copy instead of a view or a new copy (the value is the same; see [`codec::Interner`]).
+    pub fn decode_interned(
+        bytes: &Bytes,
+        interner: &dyn codec::Interner,
+    ) -> Result<Frame, DecodeError> {
+        Self::check_len(bytes)?;
+        codec::from_slice_with(
+            bytes,
+            &mut codec::SharedInterned {
+                source: bytes,
+                interner,
+            },
+        )
     }
 
     fn check_len(bytes: &[u8]) -> Result<(), DecodeError> {
