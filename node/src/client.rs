@@ -167,12 +167,40 @@ fn call(
     Err(failed(format!("the node refused (HTTP {status}): {text}")))
 }
 
-fn get_json<T: serde::de::DeserializeOwned>(control: &Control, path: &str) -> Result<T, Error> {
-    let body = call(control, "GET", path, &[], Some(Duration::from_secs(30)))?
+/// [`call`], then the answer's body as JSON.
+fn call_json<T: serde::de::DeserializeOwned>(
+    control: &Control,
+    method: &str,
+    path: &str,
+    body: &[u8],
+    timeout: Duration,
+) -> Result<T, Error> {
+    let body = call(control, method, path, body, Some(timeout))?
         .body()
         .map_err(|e| failed(format!("reading the node's answer: {e}")))?;
     serde_json::from_slice(&body)
         .map_err(|e| failed(format!("the node's answer is not valid: {e}")))
+}
+
+fn get_json<T: serde::de::DeserializeOwned>(control: &Control, path: &str) -> Result<T, Error> {
+    call_json(control, "GET", path, &[], Duration::from_secs(30))
+}
+
+/// What to publish or send: `--message TEXT` or the contents of `--file FILE`.
+fn payload_of(
+    message: &Option<String>,
+    file: &Option<PathBuf>,
+    verb: &str,
+) -> Result<Vec<u8>, Error> {
+    match (message, file) {
+        (Some(m), _) => Ok(m.clone().into_bytes()),
+        (None, Some(path)) => {
+            std::fs::read(path).map_err(|e| failed(format!("cannot read {}: {e}", path.display())))
+        }
+        (None, None) => Err(failed(format!(
+            "say what to {verb}: --message TEXT or --file FILE"
+        ))),
+    }
 }
 
 fn out_error(e: io::Error) -> Error {
@@ -181,25 +209,11 @@ fn out_error(e: io::Error) -> Error {
 
 /// `hearsay publish`
 pub fn publish(home: &Path, args: &PublishArgs, out: &mut dyn Write) -> Result<(), Error> {
-    let payload = match (&args.message, &args.file) {
-        (Some(m), _) => m.clone().into_bytes(),
-        (None, Some(path)) => std::fs::read(path)
-            .map_err(|e| failed(format!("cannot read {}: {e}", path.display())))?,
-        (None, None) => return Err(failed("say what to publish: --message TEXT or --file FILE")),
-    };
+    let payload = payload_of(&args.message, &args.file, "publish")?;
     let control = locate(home, &args.target)?;
     let path = format!("/v1/publish?topic={}", encode_query(&args.topic));
-    let body = call(
-        &control,
-        "POST",
-        &path,
-        &payload,
-        Some(Duration::from_secs(30)),
-    )?
-    .body()
-    .map_err(|e| failed(format!("reading the node's answer: {e}")))?;
-    let answer: serde_json::Value = serde_json::from_slice(&body)
-        .map_err(|e| failed(format!("the node's answer is not valid: {e}")))?;
+    let answer: serde_json::Value =
+        call_json(&control, "POST", &path, &payload, Duration::from_secs(30))?;
     let id = answer.get("id").and_then(|v| v.as_str()).unwrap_or("?");
     writeln!(out, "published {id} on {}", args.topic).map_err(out_error)
 }
@@ -377,11 +391,8 @@ pub fn presence(home: &Path, args: &PresenceArgs, out: &mut dyn Write) -> Result
     } else {
         "POST"
     };
-    let body = call(&control, method, &path, &[], Some(Duration::from_secs(30)))?
-        .body()
-        .map_err(|e| failed(format!("reading the node's answer: {e}")))?;
-    let answer: serde_json::Value = serde_json::from_slice(&body)
-        .map_err(|e| failed(format!("the node's answer is not valid: {e}")))?;
+    let answer: serde_json::Value =
+        call_json(&control, method, &path, &[], Duration::from_secs(30))?;
     if args.json {
         return writeln!(out, "{answer}").map_err(out_error);
     }
@@ -426,25 +437,11 @@ pub struct SendArgs {
 
 /// `hearsay send`: an encrypted direct message.
 pub fn send(home: &Path, args: &SendArgs, out: &mut dyn Write) -> Result<(), Error> {
-    let payload = match (&args.message, &args.file) {
-        (Some(m), _) => m.clone().into_bytes(),
-        (None, Some(path)) => std::fs::read(path)
-            .map_err(|e| failed(format!("cannot read {}: {e}", path.display())))?,
-        (None, None) => return Err(failed("say what to send: --message TEXT or --file FILE")),
-    };
+    let payload = payload_of(&args.message, &args.file, "send")?;
     let control = locate(home, &args.target)?;
     let path = format!("/v1/send?to={}", encode_query(&args.to));
-    let body = call(
-        &control,
-        "POST",
-        &path,
-        &payload,
-        Some(Duration::from_secs(60)),
-    )?
-    .body()
-    .map_err(|e| failed(format!("reading the node's answer: {e}")))?;
-    let answer: serde_json::Value = serde_json::from_slice(&body)
-        .map_err(|e| failed(format!("the node's answer is not valid: {e}")))?;
+    let answer: serde_json::Value =
+        call_json(&control, "POST", &path, &payload, Duration::from_secs(60))?;
     let id = answer.get("id").and_then(|v| v.as_str()).unwrap_or("?");
     writeln!(out, "sent {id} to {} (encrypted for it alone)", args.to).map_err(out_error)
 }

@@ -1176,22 +1176,7 @@ async fn publish(state: &Arc<State>, name: &str, payload: Bytes) -> Response<Bod
         }
         // A topic joined just now has no overlay yet: give it a moment to find neighbours,
         // or the message would wait for anti-entropy to spread.
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            let (has_topic_peers, has_peers) = node
-                .inspect(move |v| {
-                    (
-                        !v.topic_neighbors(&topic).is_empty(),
-                        v.neighbors().next().is_some(),
-                    )
-                })
-                .await
-                .unwrap_or((true, true));
-            if has_topic_peers || !has_peers {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        await_topic_neighbour(node, topic).await;
     }
     match node.publish(topic, payload).await {
         Ok(id) => {
@@ -1786,6 +1771,26 @@ async fn send(state: &Arc<State>, peer: PeerId, payload: Bytes) -> Response<Body
     }
 }
 
+/// Waits (at most 5 s) until `topic` has a neighbour, unless the node has no neighbour at all.
+async fn await_topic_neighbour(node: &NodeHandle, topic: TopicId) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        let (has_topic_peers, has_peers) = node
+            .inspect(move |v| {
+                (
+                    !v.topic_neighbors(&topic).is_empty(),
+                    v.neighbors().next().is_some(),
+                )
+            })
+            .await
+            .unwrap_or((true, true));
+        if has_topic_peers || !has_peers {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// Subscribes to `topic` (named `label` in status) if needed and gives a new topic a moment to
 /// find neighbours, so that what is published next does not wait for anti-entropy.
 async fn join_topic(
@@ -1805,21 +1810,6 @@ async fn join_topic(
     if let Ok(mut topics) = state.topics.lock() {
         topics.insert(topic, label.to_owned());
     }
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while Instant::now() < deadline {
-        let (has_topic_peers, has_peers) = node
-            .inspect(move |v| {
-                (
-                    !v.topic_neighbors(&topic).is_empty(),
-                    v.neighbors().next().is_some(),
-                )
-            })
-            .await
-            .unwrap_or((true, true));
-        if has_topic_peers || !has_peers {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    await_topic_neighbour(node, topic).await;
     Ok(())
 }
