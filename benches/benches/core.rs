@@ -78,8 +78,8 @@ fn message_id(c: &mut Criterion) {
 /// What a relay spends on one payload frame: decoding it, and Plumtree accepting a new message
 /// (signature check included) or dropping a duplicate.
 fn broadcast(c: &mut Criterion) {
-    use hearsay_proto::plumtree::{Config, Plumtree, SignatureValidator};
-    use hearsay_proto::topic::TopicMessage;
+    use hearsay_proto::broadcast::plumtree::{Config, Plumtree, SignatureValidator};
+    use hearsay_proto::broadcast::topic::TopicMessage;
     let bytes = hearsay_benches::fixture_gossip_frame(1024);
     let Ok(Frame::Topic(TopicMessage::Broadcast { message, .. })) = Frame::decode(&bytes) else {
         panic!("the fixture is a broadcast frame");

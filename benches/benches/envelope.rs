@@ -7,7 +7,7 @@ use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use hearsay_benches::fixture_identity;
 use hearsay_proto::crypto::EncapsulationKeyBytes;
 use hearsay_proto::default_provider;
-use hearsay_proto::envelope::{Sealed, open, seal};
+use hearsay_proto::privacy::envelope::{Sealed, open, seal};
 use hearsay_proto::wire::BoundedVec;
 use rand_core::SeedableRng;
 use std::hint::black_box;

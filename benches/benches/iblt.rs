@@ -1,8 +1,8 @@
-//! Benchmarks of set reconciliation (`hearsay_proto::iblt`): filling a table, subtracting and
+//! Benchmarks of set reconciliation (`hearsay_proto::antientropy::iblt`): filling a table, subtracting and
 //! decoding a difference, and estimating a difference's size.
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
-use hearsay_proto::iblt::{Iblt, StrataEstimator, cells_for};
+use hearsay_proto::antientropy::iblt::{Iblt, StrataEstimator, cells_for};
 use std::hint::black_box;
 
 const SEED: [u8; 32] = [0x5e; 32];

@@ -24,8 +24,8 @@ use criterion::{BatchSize, BenchmarkId, Criterion, Throughput, criterion_group, 
 use hearsay_benches::FIXTURE_NOW;
 use hearsay_benches::pair::Receiver;
 use hearsay_benches::receive::{author, fresh, gossip, ids, ihave, replay, sender};
+use hearsay_proto::broadcast::plumtree::{Message, SignatureValidator};
 use hearsay_proto::crypto::InsecureTestProvider;
-use hearsay_proto::plumtree::{Message, SignatureValidator};
 use hearsay_proto::wire::BoundedVec;
 use hearsay_proto::{CryptoProvider, PureRustProvider};
 use hearsay_tokio::AwsLcProvider;

@@ -9,15 +9,18 @@ use hearsay_benches::{
     FIXTURE_NOW, fixture_frame, fixture_gossip_frame, fixture_hello_frame, fixture_identity,
     fixture_record, fixture_topic, fixture_topic_frames,
 };
-use hearsay_proto::access::{AccessRecord, DeleteRequest, Slots};
-use hearsay_proto::envelope;
-use hearsay_proto::foaf::{Answer, Capability, DiscoveryMessage, Query, QueryId, Target};
-use hearsay_proto::group::{Group, Role};
-use hearsay_proto::message::{MessageKind, SignedMessage};
+use hearsay_proto::broadcast::message::{MessageKind, SignedMessage};
+use hearsay_proto::broadcast::plumtree::{Message as Plum, Payload};
+use hearsay_proto::broadcast::topic::TopicMessage;
+use hearsay_proto::discovery::foaf::{
+    Answer, Capability, DiscoveryMessage, Query, QueryId, Target,
+};
+use hearsay_proto::frame::{Goodbye, GoodbyeReason, SessionMessage};
 use hearsay_proto::node::{Announcement, PrivateMessage};
-use hearsay_proto::plumtree::{Message as Plum, Payload};
-use hearsay_proto::topic::TopicMessage;
-use hearsay_proto::wire::{BoundedVec, FixedBytes, Goodbye, GoodbyeReason, SessionMessage};
+use hearsay_proto::privacy::access::{AccessRecord, DeleteRequest, Slots};
+use hearsay_proto::privacy::envelope;
+use hearsay_proto::privacy::group::{Group, Role};
+use hearsay_proto::wire::{BoundedVec, FixedBytes};
 use hearsay_proto::{Frame, MessageId, default_provider};
 use rand_core::SeedableRng;
 use std::path::PathBuf;
@@ -449,11 +452,11 @@ fn issue_g_seeds() -> Vec<Seed> {
 /// control requests. The byte layouts are documented in each target.
 fn handler_seeds() -> Vec<Seed> {
     use hearsay_proto::antientropy::Message as Recon;
-    use hearsay_proto::hyparview::{Message as Hv, PeerInfo, Priority};
-    use hearsay_proto::iblt::Iblt;
-    use hearsay_proto::plumtree::Announcement;
-    use hearsay_proto::swim::{Gossip, Message as Swim, Update};
-    use hearsay_proto::topic::ReconcileMessage;
+    use hearsay_proto::antientropy::iblt::Iblt;
+    use hearsay_proto::broadcast::plumtree::Announcement;
+    use hearsay_proto::broadcast::topic::ReconcileMessage;
+    use hearsay_proto::membership::hyparview::{Message as Hv, PeerInfo, Priority};
+    use hearsay_proto::membership::swim::{Gossip, Message as Swim, Update};
     use hearsay_proto::wire::{BoundedBytes, BoundedVec};
     use hearsay_proto::{PeerId, TopicId};
 

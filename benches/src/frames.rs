@@ -8,20 +8,19 @@
 use crate::{FIXTURE_NOW, fixture_identity, fixture_record, fixture_topic};
 use bytes::Bytes;
 use hearsay_proto::antientropy::Message as Reconcile;
-use hearsay_proto::beacon::Beacon;
+use hearsay_proto::antientropy::iblt::{Iblt, StrataEstimator};
+use hearsay_proto::broadcast::message::{MessageKind, SignedMessage};
+use hearsay_proto::broadcast::plumtree::{Announcement, Message as Plumtree, Payload};
+use hearsay_proto::broadcast::topic::{ReconcileMessage, TopicMessage};
+use hearsay_proto::broadcast::tree::RootBeacon;
 use hearsay_proto::crypto::signing_input;
-use hearsay_proto::foaf::{Answer, DiscoveryMessage, Query, QueryId, Target};
-use hearsay_proto::hyparview::{Message as Membership, PeerInfo, Priority};
-use hearsay_proto::iblt::{Iblt, StrataEstimator};
-use hearsay_proto::message::{MessageKind, SignedMessage};
+use hearsay_proto::discovery::foaf::{Answer, DiscoveryMessage, Query, QueryId, Target};
+use hearsay_proto::frame::{Goodbye, GoodbyeReason, SessionMessage};
+use hearsay_proto::identity::record::Addresses;
+use hearsay_proto::membership::hyparview::{Message as Membership, PeerInfo, Priority};
+use hearsay_proto::membership::swim::{ALIVE_DOMAIN, Gossip, Message as Swim, Update, alive_body};
 use hearsay_proto::node::PrivateMessage;
-use hearsay_proto::plumtree::{Announcement, Message as Plumtree, Payload};
-use hearsay_proto::record::Addresses;
-use hearsay_proto::swim::{ALIVE_DOMAIN, Gossip, Message as Swim, Update, alive_body};
-use hearsay_proto::topic::{ReconcileMessage, TopicMessage};
-use hearsay_proto::wire::{
-    BoundedBytes, BoundedVec, FixedBytes, Goodbye, GoodbyeReason, SessionMessage,
-};
+use hearsay_proto::wire::{BoundedBytes, BoundedVec, FixedBytes};
 use hearsay_proto::{Address, Frame, Identity, MessageId, PeerId, TopicId};
 
 /// One fixture frame: its group (the frame kind), its name, and the frame.
@@ -290,7 +289,7 @@ pub fn all_frames() -> Vec<FrameFixture> {
         "beacon",
         Frame::Topic(TopicMessage::Beacon {
             topic,
-            beacon: Beacon {
+            beacon: RootBeacon {
                 root: peer(60),
                 seq: 77,
                 dist: 3,

@@ -20,8 +20,8 @@ pub mod simulate;
 
 use bytes::Bytes;
 use chacha20::ChaCha8Rng;
-use hearsay_proto::record::Addresses;
-use hearsay_proto::wire::{Hello, PROTOCOL_VERSION, SessionMessage};
+use hearsay_proto::frame::{Hello, PROTOCOL_VERSION, SessionMessage};
+use hearsay_proto::identity::record::Addresses;
 use hearsay_proto::{
     Address, Frame, Identity, IdentitySeeds, PeerRecord, TimeDelta, Timestamp, default_provider,
 };
@@ -76,9 +76,9 @@ pub fn fixture_topic() -> hearsay_proto::TopicId {
 /// A payload frame (Plumtree GOSSIP) of a `len`-byte message signed by
 /// [`fixture_identity`]`(1)`: what a relay receives and checks per message.
 pub fn fixture_gossip_frame(len: usize) -> Bytes {
-    use hearsay_proto::message::SignedMessage;
-    use hearsay_proto::plumtree::{Message, Payload};
-    use hearsay_proto::topic::TopicMessage;
+    use hearsay_proto::broadcast::message::SignedMessage;
+    use hearsay_proto::broadcast::plumtree::{Message, Payload};
+    use hearsay_proto::broadcast::topic::TopicMessage;
     let author = fixture_identity(1);
     let message = SignedMessage::publish(&author, fixture_topic(), 1, FIXTURE_NOW, &vec![7; len])
         .expect("the fixture message signs");
@@ -98,10 +98,10 @@ pub fn fixture_gossip_frame(len: usize) -> Bytes {
 pub fn fixture_topic_frames() -> Vec<(&'static str, Bytes)> {
     use hearsay_proto::MessageId;
     use hearsay_proto::antientropy::Message as R;
-    use hearsay_proto::hyparview::{Message as H, PeerInfo};
-    use hearsay_proto::iblt::Iblt;
-    use hearsay_proto::plumtree::{Announcement, Message as P};
-    use hearsay_proto::topic::{ReconcileMessage, TopicMessage as T};
+    use hearsay_proto::antientropy::iblt::Iblt;
+    use hearsay_proto::broadcast::plumtree::{Announcement, Message as P};
+    use hearsay_proto::broadcast::topic::{ReconcileMessage, TopicMessage as T};
+    use hearsay_proto::membership::hyparview::{Message as H, PeerInfo};
     use hearsay_proto::wire::{BoundedBytes, BoundedVec};
     let topic = fixture_topic();
     let ids: Vec<MessageId> = (0u8..8).map(|i| MessageId::from_bytes([i; 32])).collect();
@@ -173,7 +173,7 @@ pub fn fixture_topic_frames() -> Vec<(&'static str, Bytes)> {
 
 fn list_of<T>(
     v: Vec<T>,
-) -> hearsay_proto::wire::BoundedVec<T, { hearsay_proto::topic::MAX_SUBSCRIPTIONS }> {
+) -> hearsay_proto::wire::BoundedVec<T, { hearsay_proto::broadcast::topic::MAX_SUBSCRIPTIONS }> {
     hearsay_proto::wire::BoundedVec::new(v).expect("one topic fits")
 }
 

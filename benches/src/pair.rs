@@ -4,10 +4,10 @@
 
 use bytes::Bytes;
 use chacha20::ChaCha8Rng;
-use hearsay_proto::message::SignedMessage;
+use hearsay_proto::broadcast::message::SignedMessage;
+use hearsay_proto::broadcast::plumtree::{Message as Plumtree, Payload};
+use hearsay_proto::broadcast::topic::TopicMessage;
 use hearsay_proto::node::{Command, Contact};
-use hearsay_proto::plumtree::{Message as Plumtree, Payload};
-use hearsay_proto::topic::TopicMessage;
 use hearsay_proto::{
     Config, CryptoProvider, Event, Frame, Identity, IdentitySeeds, Node, PeerId, TimeDelta,
     Timestamp, TopicId, Transmit,

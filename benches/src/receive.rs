@@ -2,8 +2,8 @@
 //! topic's state machine with the default five neighbours, and pre-signed GOSSIP messages.
 
 use crate::{FIXTURE_NOW, fixture_identity, fixture_topic};
-use hearsay_proto::message::SignedMessage;
-use hearsay_proto::plumtree::{Announcement, Config, Message, Payload, Plumtree};
+use hearsay_proto::broadcast::message::SignedMessage;
+use hearsay_proto::broadcast::plumtree::{Announcement, Config, Message, Payload, Plumtree};
 use hearsay_proto::wire::BoundedVec;
 use hearsay_proto::{CryptoProvider, Identity, IdentitySeeds, MessageId, PeerId};
 use rand_core::SeedableRng;

@@ -25,7 +25,7 @@ mod common;
 use chacha20::ChaCha8Rng;
 use common::{Input, T0, identity, record};
 use hearsay_proto::crypto::InsecureTestProvider;
-use hearsay_proto::foaf::{
+use hearsay_proto::discovery::foaf::{
     Answer, Capability, Config, DiscoveryMessage, Foaf, Query, QueryId, QueryOutcome, Target,
 };
 use hearsay_proto::wire::BoundedVec;
@@ -211,7 +211,7 @@ impl Run {
         }
         while let Some(e) = self.foaf.poll_event() {
             match e {
-                hearsay_proto::foaf::Event::Found {
+                hearsay_proto::discovery::foaf::Event::Found {
                     target, records, ..
                 } => {
                     for r in &records {
@@ -222,7 +222,7 @@ impl Run {
                         );
                     }
                 }
-                hearsay_proto::foaf::Event::QueryDone { found, .. } => {
+                hearsay_proto::discovery::foaf::Event::QueryDone { found, .. } => {
                     assert!(found <= self.foaf.config().max_records_per_query);
                 }
                 _ => {}

@@ -21,9 +21,9 @@ mod common;
 
 use chacha20::ChaCha8Rng;
 use common::{Input, T0, identity};
-use hearsay_proto::access::{AccessError, AccessRecord, AccessStore, DeleteRequest};
+use hearsay_proto::privacy::access::{AccessError, AccessRecord, AccessStore, DeleteRequest};
 use hearsay_proto::crypto::{CryptoProvider, InsecureTestProvider};
-use hearsay_proto::envelope::{self, EnvelopeError, Sealed};
+use hearsay_proto::privacy::envelope::{self, EnvelopeError, Sealed};
 use hearsay_proto::node::Announcement;
 use hearsay_proto::{Identity, MessageId};
 use libfuzzer_sys::fuzz_target;

@@ -24,7 +24,7 @@ mod common;
 use chacha20::ChaCha8Rng;
 use common::{Input, identity};
 use hearsay_proto::crypto::{CryptoProvider, InsecureTestProvider};
-use hearsay_proto::group::{
+use hearsay_proto::privacy::group::{
     self, Change, Group, GroupId, GroupOp, KeyPackage, MAX_SHARDS, OpHash, Role, Shard, ShardKey,
     ShardSecret,
 };

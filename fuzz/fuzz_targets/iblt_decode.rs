@@ -30,7 +30,7 @@
 mod common;
 
 use common::Input;
-use hearsay_proto::iblt::{
+use hearsay_proto::antientropy::iblt::{
     CELL_LEN, Difference, ESTIMATOR_ENCODED_LEN, HEADER_LEN, Iblt, IbltError, MAX_CELLS, MIN_CELLS,
     StrataEstimator, cells_for, cells_for_estimate,
 };

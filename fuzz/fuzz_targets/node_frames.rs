@@ -18,11 +18,11 @@
 
 use bytes::Bytes;
 use hearsay_proto::crypto::InsecureTestProvider;
-use hearsay_proto::foaf::Target;
-use hearsay_proto::message::{MessageKind, SignedMessage};
+use hearsay_proto::discovery::foaf::Target;
+use hearsay_proto::broadcast::message::{MessageKind, SignedMessage};
 use hearsay_proto::node::{Command, Contact, Transmit};
-use hearsay_proto::plumtree::{Message as Plum, Payload};
-use hearsay_proto::topic::TopicMessage;
+use hearsay_proto::broadcast::plumtree::{Message as Plum, Payload};
+use hearsay_proto::broadcast::topic::TopicMessage;
 use hearsay_proto::{
     Config, Frame, Identity, IdentitySeeds, Node, PeerId, TimeDelta, Timestamp, TopicId,
 };

@@ -27,9 +27,9 @@ use chacha20poly1305::aead::{AeadInOut, KeyInit};
 use chacha20poly1305::{ChaCha20Poly1305, Nonce};
 use common::{Input, T0, identity, record};
 use hearsay_proto::crypto::{CryptoProvider, InsecureTestProvider, signing_input};
-use hearsay_proto::message::SignedMessage;
-use hearsay_proto::plumtree::Validator;
-use hearsay_proto::presence::{
+use hearsay_proto::broadcast::message::SignedMessage;
+use hearsay_proto::broadcast::plumtree::Validator;
+use hearsay_proto::discovery::presence::{
     BEACON_AD, CIPHERTEXT_LEN, NONCE_LEN, PLAINTEXT_LEN, PRESENCE_DOMAIN, Presence, PresenceConfig,
     PresenceValidator, TAG_LEN, context, presence_topic,
 };
@@ -421,7 +421,7 @@ fuzz_target!(|data: &[u8]| {
                     [5; NONCE_LEN],
                     &plaintext,
                 );
-                assert_eq!(payload.len(), hearsay_proto::presence::BEACON_PAYLOAD_LEN);
+                assert_eq!(payload.len(), hearsay_proto::discovery::presence::BEACON_PAYLOAD_LEN);
                 let _ = CIPHERTEXT_LEN;
                 let m = run.outer(at, &keys, sequence, &payload);
                 run.offer(m, keys.author.verifying_key().clone());
@@ -462,7 +462,7 @@ fuzz_target!(|data: &[u8]| {
                 if let Some(b) = payload.get_mut(off) {
                     *b ^= xor;
                 }
-                m.payload = hearsay_proto::message::Payload::new(payload).expect("same length");
+                m.payload = hearsay_proto::broadcast::message::Payload::new(payload).expect("same length");
                 if input.bool() {
                     // Re-sign the outer layer as the epoch author (a member can).
                     let e = run.presence.epoch_of(m.timestamp);

@@ -34,16 +34,16 @@ use chacha20::ChaCha8Rng;
 use common::{Input, T0, identity, record};
 use hearsay_proto::antientropy::{self, Reconciler, max_sketch_cells};
 use hearsay_proto::crypto::{CryptoProvider, InsecureTestProvider, SIGNATURE_LEN, SignatureBytes};
-use hearsay_proto::foaf::{
+use hearsay_proto::discovery::foaf::{
     self, Answer, Capability, DiscoveryMessage, Foaf, Query, QueryId, QueryOutcome, Target,
 };
-use hearsay_proto::hyparview::{self, HyParView, PeerInfo};
-use hearsay_proto::iblt::{Iblt, StrataEstimator};
-use hearsay_proto::message::SignedMessage;
-use hearsay_proto::plumtree::{self, Plumtree, SignatureValidator};
-use hearsay_proto::record::Addresses;
-use hearsay_proto::swim::{self, Gossip, Swim, Update};
-use hearsay_proto::topic::{ReconcileMessage, TopicMessage};
+use hearsay_proto::membership::hyparview::{self, HyParView, PeerInfo};
+use hearsay_proto::antientropy::iblt::{Iblt, StrataEstimator};
+use hearsay_proto::broadcast::message::SignedMessage;
+use hearsay_proto::broadcast::plumtree::{self, Plumtree, SignatureValidator};
+use hearsay_proto::identity::record::Addresses;
+use hearsay_proto::membership::swim::{self, Gossip, Swim, Update};
+use hearsay_proto::broadcast::topic::{ReconcileMessage, TopicMessage};
 use hearsay_proto::wire::{BoundedBytes, BoundedVec};
 use hearsay_proto::{
     Frame, Identity, MessageId, PeerId, PeerRecord, TimeDelta, Timestamp, TopicId,

@@ -1667,7 +1667,7 @@ async fn presence(state: &Arc<State>, action: &str, name: &str) -> Response<Body
         Ok(s) => s,
         Err(e) => return error(StatusCode::NOT_FOUND, &e.to_string()),
     };
-    let topic = hearsay_proto::presence::presence_topic(&secret);
+    let topic = hearsay_proto::discovery::presence::presence_topic(&secret);
     let node = &state.node;
     let result = match action {
         "start" => node.presence_start(*secret).await.map(|_| Vec::new()),
@@ -1713,7 +1713,7 @@ async fn send(state: &Arc<State>, peer: PeerId, payload: Bytes) -> Response<Body
         None => {
             let mut events = node.events();
             let query = match node
-                .find(hearsay_proto::foaf::Target::Peer(peer), None)
+                .find(hearsay_proto::discovery::foaf::Target::Peer(peer), None)
                 .await
             {
                 Ok(q) => q,

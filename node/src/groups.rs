@@ -86,7 +86,7 @@ impl Groups {
             let _ = fs::remove_file(&path);
             return Err(failed(format!("cannot write {}: {e}", path.display())));
         }
-        Ok(hearsay_proto::presence::presence_topic(secret))
+        Ok(hearsay_proto::discovery::presence::presence_topic(secret))
     }
 
     /// Creates group `name` with a secret from OS randomness.
@@ -130,7 +130,7 @@ impl Groups {
     /// Group `name`'s presence topic.
     pub fn topic(&self, name: &str) -> Result<TopicId, Error> {
         self.secret(name)
-            .map(|s| hearsay_proto::presence::presence_topic(&s))
+            .map(|s| hearsay_proto::discovery::presence::presence_topic(&s))
     }
 
     /// Every stored group's name, sorted.

@@ -2,11 +2,11 @@
 //! module level, refusal of forged, tampered and stale records, encoding, and store bounds.
 
 use chacha20::ChaCha8Rng;
-use hearsay_proto::access::{
+use hearsay_proto::crypto::EncapsulationKeyBytes;
+use hearsay_proto::privacy::access::{
     AccessError, AccessRecord, AccessStore, DeleteRequest, Offer, Slots, open_with_record,
 };
-use hearsay_proto::crypto::EncapsulationKeyBytes;
-use hearsay_proto::envelope::{self, EnvelopeError, MAX_SLOTS, Sealed, Slot};
+use hearsay_proto::privacy::envelope::{self, EnvelopeError, MAX_SLOTS, Sealed, Slot};
 use hearsay_proto::wire::FixedBytes;
 use hearsay_proto::{
     DecodeError, Identity, IdentitySeeds, MAX_FRAME_LEN, MessageId, TopicId, default_provider,

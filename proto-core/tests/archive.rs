@@ -6,8 +6,8 @@ mod common;
 
 use bytes::Bytes;
 use common::{Net, node, node_with};
+use hearsay_proto::broadcast::plumtree::RestoreError;
 use hearsay_proto::node::{Event, NodeError};
-use hearsay_proto::plumtree::RestoreError;
 use hearsay_proto::{Config, MessageId, TimeDelta, TopicId};
 use std::collections::BTreeSet;
 

@@ -17,18 +17,19 @@
 
 use bytes::Bytes;
 use chacha20::ChaCha8Rng;
+use hearsay_proto::broadcast::message::{MessageKind, SignedMessage};
+use hearsay_proto::broadcast::plumtree::{self, Payload};
+use hearsay_proto::broadcast::topic::TopicMessage;
 use hearsay_proto::crypto::{
     CryptoProvider, EncapsulationKeyBytes, InsecureTestProvider, SIG_VERIFYING_KEY_LEN,
     SIGNATURE_LEN, SignatureBytes, VerifyingKeyBytes,
 };
-use hearsay_proto::hyparview::{Message as Hpv, PeerInfo};
-use hearsay_proto::message::{MessageKind, SignedMessage};
+use hearsay_proto::frame::{Hello, PROTOCOL_VERSION, SessionMessage};
+use hearsay_proto::identity::record::Addresses;
+use hearsay_proto::membership::hyparview::{Message as Hpv, PeerInfo};
+use hearsay_proto::membership::swim::{Gossip, Message as Swim, Update};
 use hearsay_proto::node::{Counters, NodeError};
-use hearsay_proto::plumtree::{self, Payload};
-use hearsay_proto::record::Addresses;
-use hearsay_proto::swim::{Gossip, Message as Swim, Update};
-use hearsay_proto::topic::TopicMessage;
-use hearsay_proto::wire::{BoundedBytes, BoundedVec, Hello, PROTOCOL_VERSION, SessionMessage};
+use hearsay_proto::wire::{BoundedBytes, BoundedVec};
 use hearsay_proto::{
     Config, DownReason, Event, Frame, Identity, IdentitySeeds, MessageId, Node, PeerId, PeerRecord,
     TimeDelta, Timestamp, TopicId, Transmit,
@@ -256,7 +257,7 @@ fn config_defaults_are_the_documented_bounds() {
     assert_eq!((v.max_delivered, v.max_group_keys), (4096, 64));
     let s = &c.presence;
     assert_eq!((s.max_members_tracked, s.max_queued_events), (1024, 1024));
-    assert_eq!(hearsay_proto::topic::MAX_SUBSCRIPTIONS, 64);
+    assert_eq!(hearsay_proto::broadcast::topic::MAX_SUBSCRIPTIONS, 64);
     assert_eq!(hearsay_proto::node::MAX_PRESENCE_GROUPS, 16);
 }
 
@@ -570,7 +571,7 @@ fn hyparview_attempts_stop_at_max_pending() {
 /// longest ago is forgotten. Driven on the state machine: the Node does not expose the list.
 #[test]
 fn hyparview_lost_peers_stop_at_max_lost() {
-    use hearsay_proto::hyparview::{self, HyParView};
+    use hearsay_proto::membership::hyparview::{self, HyParView};
     let mut r = rng(1);
     let mut hv = HyParView::new(
         hyparview::Config::default(),
@@ -755,8 +756,8 @@ fn swim_seen_updates_forget_the_oldest_at_1024() {
 
 // ------------------------------------------------------------------ Plumtree (one topic)
 
-use hearsay_proto::message::MessageError;
-use hearsay_proto::plumtree::{Message as Plum, Output, Plumtree, Validator};
+use hearsay_proto::broadcast::message::MessageError;
+use hearsay_proto::broadcast::plumtree::{Message as Plum, Output, Plumtree, Validator};
 
 struct AcceptAll;
 
@@ -994,12 +995,12 @@ fn plumtree_pending_ihave_drops_the_oldest_at_max_pending_ihave() {
 /// forgotten, and that root's stale beacons are adopted again.
 #[test]
 fn beacons_expired_roots_stop_at_8() {
-    use hearsay_proto::beacon::{self, Beacon, Beacons};
+    use hearsay_proto::broadcast::tree::{self, RootBeacon, RootTree};
     let me = PeerId::from_bytes([200; 32]);
     let n = PeerId::from_bytes([150; 32]);
-    let mut b = Beacons::new(beacon::Config::default(), me, T0, T0);
+    let mut b = RootTree::new(tree::Config::default(), me, T0, T0);
     b.neighbor_up(n);
-    let beacon = |r: u8| Beacon {
+    let beacon = |r: u8| RootBeacon {
         root: PeerId::from_bytes([r; 32]),
         seq: 5,
         dist: 1,
@@ -1058,7 +1059,7 @@ fn reconciler_keeps_one_session_per_topic() {
 
 // ------------------------------------------------------------------ FOAF discovery
 
-use hearsay_proto::foaf::{
+use hearsay_proto::discovery::foaf::{
     self, Answer, AnswerOutcome, Foaf, FoafError, Query, QueryId, QueryOutcome, Target,
 };
 
@@ -1276,10 +1277,10 @@ fn foaf_answers_and_records_per_query_stop_at_32() {
 
 // ------------------------------------------------------------------ encrypted messages
 
-use hearsay_proto::access::{AccessRecord, AccessStore, DeleteRequest, Offer};
-use hearsay_proto::envelope::{self, ContentKey, Sealed};
-use hearsay_proto::filter::{FetchGuard, FilterError};
 use hearsay_proto::node::{Announcement as Announced, PrivateConfig, PrivateMessage};
+use hearsay_proto::privacy::access::{AccessRecord, AccessStore, DeleteRequest, Offer};
+use hearsay_proto::privacy::envelope::{self, ContentKey, Sealed};
+use hearsay_proto::privacy::fetch_guard::{FetchGuard, FilterError};
 use hearsay_proto::wire::FixedBytes;
 
 /// An encrypted message `h` authors for `readers`: its content message and content key.
@@ -1581,7 +1582,9 @@ fn access_deletions_forget_the_oldest_at_capacity() {
 
 // ------------------------------------------------------------------ groups
 
-use hearsay_proto::group::{Group, GroupError, GroupId, Keyring, Role, ShardKey, ShardSecret};
+use hearsay_proto::privacy::group::{
+    Group, GroupError, GroupId, Keyring, Role, ShardKey, ShardSecret,
+};
 
 /// Shard keys held: at most `capacity` (`max_group_keys`); at the bound the key inserted first
 /// is dropped; a key of the same group, shard and epoch replaces the old one.
@@ -1645,7 +1648,7 @@ fn group_members_stop_at_capacity() {
 
 // ------------------------------------------------------------------ presence
 
-use hearsay_proto::presence::{OfflineReason, Presence, PresenceConfig, PresenceEvent};
+use hearsay_proto::discovery::presence::{OfflineReason, Presence, PresenceConfig, PresenceEvent};
 
 const SECRET: [u8; 32] = [0x42; 32];
 
@@ -1744,7 +1747,7 @@ fn presence_outgoing_beacons_drop_the_oldest_at_4() {
 /// and ids go when their expiry passes.
 #[test]
 fn seen_cache_forgets_the_earliest_expiry_at_capacity() {
-    use hearsay_proto::message::SeenCache;
+    use hearsay_proto::broadcast::message::SeenCache;
     let mut seen = SeenCache::new(3);
     let expiries = [5u64, 1, 3, 4];
     for (n, e) in expiries.iter().enumerate() {
@@ -1909,12 +1912,12 @@ fn node_records_share_the_interners_buffers() {
 /// topic's active view are ignored and counted, and leave nothing behind.
 #[test]
 fn topic_tables_take_topic_neighbours_only() {
-    use hearsay_proto::beacon::Beacon;
+    use hearsay_proto::broadcast::tree::RootBeacon;
     let (mut v, _, topic) = topic_victim(config());
     let strangers: Vec<Identity> = (100..150).map(identity).collect();
     for (i, s) in strangers.iter().enumerate() {
         v.connect(s);
-        let beacon = Beacon {
+        let beacon = RootBeacon {
             root: fake_peer(i as u32),
             seq: 1,
             dist: 0,

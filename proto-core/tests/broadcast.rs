@@ -151,7 +151,7 @@ fn publishing_needs_a_subscription_and_a_payload_within_the_limit() {
         Err(hearsay_proto::NodeError::NotSubscribed { topic })
     );
     net.nodes[0].subscribe(now, topic).unwrap();
-    let max = hearsay_proto::message::MAX_PAYLOAD;
+    let max = hearsay_proto::broadcast::message::MAX_PAYLOAD;
     let err = net.nodes[0]
         .publish(now, topic, &vec![0; max + 1])
         .unwrap_err();
@@ -165,15 +165,15 @@ fn publishing_needs_a_subscription_and_a_payload_within_the_limit() {
 }
 
 /// Refuses payloads that start with `x`, and otherwise checks the signature as the default does.
-struct NoX(hearsay_proto::plumtree::SignatureValidator);
-impl hearsay_proto::plumtree::Validator for NoX {
+struct NoX(hearsay_proto::broadcast::plumtree::SignatureValidator);
+impl hearsay_proto::broadcast::plumtree::Validator for NoX {
     fn validate(
         &self,
-        m: &hearsay_proto::message::SignedMessage,
+        m: &hearsay_proto::broadcast::message::SignedMessage,
         key: &hearsay_proto::crypto::VerifyingKeyBytes,
-    ) -> Result<(), hearsay_proto::message::MessageError> {
+    ) -> Result<(), hearsay_proto::broadcast::message::MessageError> {
         if m.payload.first() == Some(&b'x') {
-            return Err(hearsay_proto::message::MessageError::BadSignature);
+            return Err(hearsay_proto::broadcast::message::MessageError::BadSignature);
         }
         self.0.validate(m, key)
     }
@@ -201,7 +201,7 @@ fn a_topic_validator_decides_what_is_delivered_and_forwarded() {
             .contains(&net.id(2)),
         "not a line"
     );
-    let strict = NoX(hearsay_proto::plumtree::SignatureValidator(
+    let strict = NoX(hearsay_proto::broadcast::plumtree::SignatureValidator(
         hearsay_proto::Config::default().crypto,
     ));
     net.nodes[1].set_validator(topic, Box::new(strict)).unwrap();

@@ -3,7 +3,7 @@
 
 use chacha20::ChaCha8Rng;
 use hearsay_proto::crypto::EncapsulationKeyBytes;
-use hearsay_proto::envelope::{
+use hearsay_proto::privacy::envelope::{
     EnvelopeError, MAX_SEALED_LEN, MAX_SLOTS, Sealed, max_recipients, open, seal, sealed_len,
 };
 use hearsay_proto::{DecodeError, Identity, IdentitySeeds, MAX_FRAME_LEN, default_provider};

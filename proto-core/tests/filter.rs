@@ -2,8 +2,10 @@
 //! proofs for other messages and expired challenges fail, the guard stays bounded.
 
 use chacha20::ChaCha8Rng;
-use hearsay_proto::envelope::{EnvelopeError, open};
-use hearsay_proto::filter::{FetchGuard, FilterError, fetch_key_for, prove, seal_with_fetch_keys};
+use hearsay_proto::privacy::envelope::{EnvelopeError, open};
+use hearsay_proto::privacy::fetch_guard::{
+    FetchGuard, FilterError, fetch_key_for, prove, seal_with_fetch_keys,
+};
 use hearsay_proto::{Identity, IdentitySeeds, MessageId, TimeDelta, Timestamp, default_provider};
 use rand_core::{Rng, SeedableRng};
 

@@ -22,17 +22,18 @@
 use bytes::Bytes;
 use chacha20::ChaCha8Rng;
 use hearsay_proto::antientropy::Message as Reconcile;
-use hearsay_proto::beacon::Beacon;
+use hearsay_proto::broadcast::message::SignedMessage;
+use hearsay_proto::broadcast::plumtree::{Announcement, Message as Plum, Payload};
+use hearsay_proto::broadcast::topic::{ReconcileMessage, TopicMessage};
+use hearsay_proto::broadcast::tree::RootBeacon;
 use hearsay_proto::crypto::{InsecureTestProvider, SignatureBytes};
-use hearsay_proto::foaf::{Answer, DiscoveryMessage, Query, QueryId, Target};
-use hearsay_proto::hyparview::{Message as Hpv, PeerInfo, Priority};
-use hearsay_proto::message::SignedMessage;
+use hearsay_proto::discovery::foaf::{Answer, DiscoveryMessage, Query, QueryId, Target};
+use hearsay_proto::frame::{Hello, SessionMessage};
+use hearsay_proto::identity::record::Addresses;
+use hearsay_proto::membership::hyparview::{Message as Hpv, PeerInfo, Priority};
+use hearsay_proto::membership::swim::{Gossip, Message as Swim, Update};
 use hearsay_proto::node::PrivateMessage;
-use hearsay_proto::plumtree::{Announcement, Message as Plum, Payload};
-use hearsay_proto::record::Addresses;
-use hearsay_proto::swim::{Gossip, Message as Swim, Update};
-use hearsay_proto::topic::{ReconcileMessage, TopicMessage};
-use hearsay_proto::wire::{BoundedBytes, BoundedVec, FixedBytes, Hello, SessionMessage};
+use hearsay_proto::wire::{BoundedBytes, BoundedVec, FixedBytes};
 use hearsay_proto::{
     Address, Config, Event, Frame, Identity, IdentitySeeds, MessageId, Node, PeerId, PeerRecord,
     TimeDelta, Timestamp, TopicId, Transmit,
@@ -172,7 +173,7 @@ impl Net {
         let peer = self.hostile[h].identity.peer_id();
         self.nodes[0].handle_connected(now, peer);
         let hello = encode(Frame::Session(SessionMessage::Hello(Hello {
-            version: hearsay_proto::wire::PROTOCOL_VERSION,
+            version: hearsay_proto::frame::PROTOCOL_VERSION,
             record: self.hostile[h].record.clone(),
         })));
         let _ = self.nodes[0].handle_frame(now, peer, hello);
@@ -515,7 +516,7 @@ impl Attack {
                 if v.is_multiple_of(2) {
                     Frame::Topic(TopicMessage::Beacon {
                         topic,
-                        beacon: Beacon {
+                        beacon: RootBeacon {
                             root: PeerId::from_bytes([0; 32]),
                             seq: self.rng.next_u64(),
                             dist: (self.rng.next_u32() % 40) as u8,
@@ -787,7 +788,7 @@ fn memory_does_not_grow_with_peers_that_come_and_go() {
                     .expect("signs");
             victim.handle_connected(*now, peer.peer_id());
             let hello = encode(Frame::Session(SessionMessage::Hello(Hello {
-                version: hearsay_proto::wire::PROTOCOL_VERSION,
+                version: hearsay_proto::frame::PROTOCOL_VERSION,
                 record,
             })));
             let _ = victim.handle_frame(*now, peer.peer_id(), hello);

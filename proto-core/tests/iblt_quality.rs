@@ -8,7 +8,7 @@
 //! --test iblt_quality -- --ignored --nocapture calibrate` re-measures the sizes `cells_for`
 //! is built on.
 
-use hearsay_proto::iblt::{Iblt, StrataEstimator, cells_for, cells_for_estimate};
+use hearsay_proto::antientropy::iblt::{Iblt, StrataEstimator, cells_for, cells_for_estimate};
 use std::thread;
 
 /// Ids both sides hold in every trial.

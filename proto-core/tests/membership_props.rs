@@ -6,11 +6,12 @@ mod common;
 
 use bytes::Bytes;
 use common::{T0, identity};
-use hearsay_proto::hyparview::{self, PeerInfo, Priority};
+use hearsay_proto::frame::{Frame, Hello, PROTOCOL_VERSION, SessionMessage};
+use hearsay_proto::identity::record::Addresses;
+use hearsay_proto::membership::hyparview::{self, PeerInfo, Priority};
+use hearsay_proto::membership::swim::{self, Gossip, Update};
 use hearsay_proto::node::Transmit;
-use hearsay_proto::record::Addresses;
-use hearsay_proto::swim::{self, Gossip, Update};
-use hearsay_proto::wire::{BoundedVec, Frame, Hello, PROTOCOL_VERSION, SessionMessage};
+use hearsay_proto::wire::BoundedVec;
 use hearsay_proto::{Address, Config, Identity, Node, PeerId, PeerRecord, TimeDelta, Timestamp};
 use proptest::prelude::*;
 use std::collections::BTreeSet;

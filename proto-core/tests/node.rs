@@ -5,8 +5,8 @@ mod common;
 
 use bytes::Bytes;
 use common::{Net, T0, identity, node};
+use hearsay_proto::frame::{Frame, Hello, SessionMessage};
 use hearsay_proto::node::{Command, Contact, DownReason, Event, FrameError, Transmit};
-use hearsay_proto::wire::{Frame, Hello, SessionMessage};
 use hearsay_proto::{
     Config, DecodeError, MAX_FRAME_LEN, Node, PeerRecord, PersistentState, TimeDelta,
 };
@@ -421,7 +421,7 @@ fn set_addresses_reissues_the_record_and_neighbours_learn_it() {
     assert_eq!(held.addresses.as_slice(), std::slice::from_ref(&addr));
     assert_eq!(held.issued_at, net.now);
 
-    let too_many = vec![addr; hearsay_proto::record::MAX_ADDRESSES + 1];
+    let too_many = vec![addr; hearsay_proto::identity::record::MAX_ADDRESSES + 1];
     let before = net.nodes[1].inspect().record().clone();
     assert_eq!(
         net.nodes[1].handle_command(
@@ -431,7 +431,7 @@ fn set_addresses_reissues_the_record_and_neighbours_learn_it() {
             }
         ),
         Err(hearsay_proto::NodeError::TooManyAddresses {
-            max: hearsay_proto::record::MAX_ADDRESSES
+            max: hearsay_proto::identity::record::MAX_ADDRESSES
         })
     );
     assert_eq!(net.nodes[1].inspect().record(), &before);
@@ -452,8 +452,8 @@ fn nothing_stays_due_after_handle_timeout_in_a_growing_overlay() {
 
 #[test]
 fn a_flood_of_forward_joins_is_bounded_and_counted() {
-    use hearsay_proto::hyparview::{Message, PeerInfo};
-    use hearsay_proto::record::Addresses;
+    use hearsay_proto::identity::record::Addresses;
+    use hearsay_proto::membership::hyparview::{Message, PeerInfo};
     let mut net = connected_pair();
     let now = net.now;
     let from = net.id(1);
@@ -489,7 +489,7 @@ fn a_flood_of_forward_joins_is_bounded_and_counted() {
 
 #[test]
 fn protocol_frames_from_a_peer_whose_identity_did_not_verify_change_nothing() {
-    use hearsay_proto::hyparview::{Message, Priority};
+    use hearsay_proto::membership::hyparview::{Message, Priority};
     let mut n = node(1);
     let liar = identity(2);
     let peer = liar.peer_id();
@@ -513,7 +513,7 @@ fn protocol_frames_from_a_peer_whose_identity_did_not_verify_change_nothing() {
         Frame::Membership(Message::ShuffleReply {
             nodes: Default::default(),
         }),
-        Frame::FailureDetection(hearsay_proto::swim::Message::Ping {
+        Frame::FailureDetection(hearsay_proto::membership::swim::Message::Ping {
             seq: 1,
             want_view: true,
             updates: Default::default(),

@@ -1,12 +1,12 @@
 //! Plumtree under random input: a message is delivered at most once, only after it passed the
 //! topic's validator, and is then delivered even if forged copies with the same id came first;
 //! nothing that failed validation is ever forwarded; state stays within its bounds.
+use hearsay_proto::broadcast::message::{MessageError, Payload as Bytes_, SignedMessage};
+use hearsay_proto::broadcast::plumtree::{
+    Announcement, Config, Message, Output, Payload, Plumtree, Validator,
+};
 use hearsay_proto::crypto::{
     SIG_VERIFYING_KEY_LEN, SIGNATURE_LEN, SignatureBytes, VerifyingKeyBytes,
-};
-use hearsay_proto::message::{MessageError, Payload as Bytes_, SignedMessage};
-use hearsay_proto::plumtree::{
-    Announcement, Config, Message, Output, Payload, Plumtree, Validator,
 };
 use hearsay_proto::wire::BoundedVec;
 use hearsay_proto::{MessageId, PeerId, TimeDelta, Timestamp, TopicId};

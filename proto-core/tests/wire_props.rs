@@ -5,9 +5,10 @@ use hearsay_proto::crypto::{
     EncapsulationKeyBytes, KEM_ENCAPSULATION_KEY_LEN, SIG_VERIFYING_KEY_LEN, SIGNATURE_LEN,
     SignatureBytes, VerifyingKeyBytes,
 };
+use hearsay_proto::frame::{Frame, Goodbye, GoodbyeReason, Hello, SessionMessage};
+use hearsay_proto::identity::record::{Addresses, MAX_ADDRESS_LEN, MAX_ADDRESSES};
 use hearsay_proto::node::PersistentState;
-use hearsay_proto::record::{Addresses, MAX_ADDRESS_LEN, MAX_ADDRESSES};
-use hearsay_proto::wire::{BoundedVec, Frame, Goodbye, GoodbyeReason, Hello, SessionMessage};
+use hearsay_proto::wire::BoundedVec;
 use hearsay_proto::{
     Address, DecodeError, MAX_FRAME_LEN, MessageId, PeerId, PeerRecord, Timestamp, TopicId,
 };
@@ -56,17 +57,17 @@ fn record() -> impl Strategy<Value = PeerRecord> {
         )
 }
 
-fn peer_info() -> impl Strategy<Value = hearsay_proto::hyparview::PeerInfo> {
+fn peer_info() -> impl Strategy<Value = hearsay_proto::membership::hyparview::PeerInfo> {
     (peer_id(), prop::collection::vec(address(), 0..=2)).prop_map(|(peer, a)| {
-        hearsay_proto::hyparview::PeerInfo {
+        hearsay_proto::membership::hyparview::PeerInfo {
             peer,
             addresses: Addresses::new(a).unwrap(),
         }
     })
 }
 
-fn membership() -> impl Strategy<Value = hearsay_proto::hyparview::Message> {
-    use hearsay_proto::hyparview::{Message as M, Priority};
+fn membership() -> impl Strategy<Value = hearsay_proto::membership::hyparview::Message> {
+    use hearsay_proto::membership::hyparview::{Message as M, Priority};
     let infos = prop::collection::vec(peer_info(), 0..5)
         .prop_map(|v| BoundedVec::new(v).unwrap())
         .boxed();
@@ -87,8 +88,8 @@ fn membership() -> impl Strategy<Value = hearsay_proto::hyparview::Message> {
     ]
 }
 
-fn failure_detection() -> impl Strategy<Value = hearsay_proto::swim::Message> {
-    use hearsay_proto::swim::{Gossip, Message as M, Update};
+fn failure_detection() -> impl Strategy<Value = hearsay_proto::membership::swim::Message> {
+    use hearsay_proto::membership::swim::{Gossip, Message as M, Update};
     let update = prop_oneof![
         (peer_id(), any::<u64>(), bytes_of(SIGNATURE_LEN)).prop_map(|(peer, incarnation, sig)| {
             Update::Alive {
@@ -142,9 +143,9 @@ fn message_id() -> impl Strategy<Value = MessageId> {
     any::<[u8; 32]>().prop_map(MessageId::from_bytes)
 }
 
-fn plumtree_message() -> impl Strategy<Value = hearsay_proto::plumtree::Message> {
-    use hearsay_proto::message::{MessageKind, Payload as Body, SignedMessage};
-    use hearsay_proto::plumtree::{Announcement, Message as M, Payload};
+fn plumtree_message() -> impl Strategy<Value = hearsay_proto::broadcast::plumtree::Message> {
+    use hearsay_proto::broadcast::message::{MessageKind, Payload as Body, SignedMessage};
+    use hearsay_proto::broadcast::plumtree::{Announcement, Message as M, Payload};
     let payload = (
         peer_id(),
         topic_id(),
@@ -194,7 +195,7 @@ fn plumtree_message() -> impl Strategy<Value = hearsay_proto::plumtree::Message>
 
 fn topic_frame() -> impl Strategy<Value = Frame> {
     use hearsay_proto::antientropy::Message as R;
-    use hearsay_proto::topic::{ReconcileMessage, TopicMessage as T};
+    use hearsay_proto::broadcast::topic::{ReconcileMessage, TopicMessage as T};
     let table = prop::collection::vec(any::<u8>(), 0..256)
         .prop_map(|v| hearsay_proto::wire::BoundedBytes::new(v).unwrap())
         .boxed();
@@ -225,7 +226,7 @@ fn topic_frame() -> impl Strategy<Value = Frame> {
         )
             .prop_map(|(topic, root, seq, dist, parent)| T::Beacon {
                 topic,
-                beacon: hearsay_proto::beacon::Beacon {
+                beacon: hearsay_proto::broadcast::tree::RootBeacon {
                     root,
                     seq,
                     dist,

@@ -147,19 +147,19 @@ pub enum NodeEvent {
         /// The member.
         member: PeerId,
         /// Why: it said so, or its beacons stopped.
-        reason: hearsay_proto::presence::OfflineReason,
+        reason: hearsay_proto::discovery::presence::OfflineReason,
     },
     /// Records answering a [`NodeHandle::find`] query.
     Found {
         /// The query.
-        query: hearsay_proto::foaf::QueryId,
+        query: hearsay_proto::discovery::foaf::QueryId,
         /// The records (verified).
         records: Vec<hearsay_proto::PeerRecord>,
     },
     /// A [`NodeHandle::find`] query ended.
     FindDone {
         /// The query.
-        query: hearsay_proto::foaf::QueryId,
+        query: hearsay_proto::discovery::foaf::QueryId,
         /// Distinct records found (0: it failed).
         found: usize,
     },
@@ -351,7 +351,7 @@ impl NodeHandle {
 
     /// Publishes `payload` on a subscribed topic; returns the message's id. Fails with
     /// [`Error::Node`] if the topic is not subscribed or the payload is over
-    /// [`MAX_PAYLOAD`](hearsay_proto::message::MAX_PAYLOAD).
+    /// [`MAX_PAYLOAD`](hearsay_proto::broadcast::message::MAX_PAYLOAD).
     pub async fn publish(
         &self,
         topic: TopicId,
@@ -483,9 +483,9 @@ impl NodeHandle {
     /// answers come as [`NodeEvent::Found`], the end as [`NodeEvent::FindDone`] (SPEC.md §18).
     pub async fn find(
         &self,
-        target: hearsay_proto::foaf::Target,
+        target: hearsay_proto::discovery::foaf::Target,
         ttl: Option<u8>,
-    ) -> Result<hearsay_proto::foaf::QueryId, Error> {
+    ) -> Result<hearsay_proto::discovery::foaf::QueryId, Error> {
         self.with_node(move |n, now| n.find(now, target, ttl))
             .await?
             .map_err(Error::Node)

@@ -220,7 +220,7 @@ pub(crate) async fn read(recv: &mut quinn::RecvStream) -> Result<Vec<u8>, Refusa
 mod tests {
     use super::*;
     use hearsay_proto::crypto::InsecureTestProvider;
-    use hearsay_proto::record::Addresses;
+    use hearsay_proto::identity::record::Addresses;
     use hearsay_proto::{Identity, IdentitySeeds, TimeDelta};
 
     fn identity(i: u8) -> Identity {

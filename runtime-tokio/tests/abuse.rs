@@ -7,7 +7,7 @@ mod common;
 
 use bytes::Bytes;
 use common::*;
-use hearsay_proto::wire::{Frame, Hello, PROTOCOL_VERSION, SessionMessage};
+use hearsay_proto::frame::{Frame, Hello, PROTOCOL_VERSION, SessionMessage};
 use hearsay_proto::{Identity, MAX_FRAME_LEN, TopicId};
 use hearsay_tokio::{CloseCode, NodeHandle, TransportConfig};
 use rand_core::{Rng, SeedableRng};

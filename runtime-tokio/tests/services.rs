@@ -7,8 +7,8 @@ mod common;
 use bytes::Bytes;
 use common::*;
 use hearsay_proto::TopicId;
-use hearsay_proto::foaf::Target;
-use hearsay_proto::presence::OfflineReason;
+use hearsay_proto::discovery::foaf::Target;
+use hearsay_proto::discovery::presence::OfflineReason;
 use hearsay_tokio::{Events, NodeEvent, NodeHandle};
 use std::time::{Duration, Instant};
 

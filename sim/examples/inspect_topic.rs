@@ -274,8 +274,8 @@ fn main() {
                 let repair = !matches!(
                     hearsay_proto::Frame::decode(&d.frame),
                     Ok(hearsay_proto::Frame::Topic(
-                        hearsay_proto::topic::TopicMessage::Broadcast {
-                            message: hearsay_proto::plumtree::Message::Gossip(_),
+                        hearsay_proto::broadcast::topic::TopicMessage::Broadcast {
+                            message: hearsay_proto::broadcast::plumtree::Message::Gossip(_),
                             ..
                         }
                     ))
@@ -301,8 +301,8 @@ fn main() {
                 let e = frames.entry(p.message.id()).or_default();
                 match hearsay_proto::Frame::decode(&d.frame) {
                     Ok(hearsay_proto::Frame::Topic(
-                        hearsay_proto::topic::TopicMessage::Broadcast {
-                            message: hearsay_proto::plumtree::Message::Gossip(_),
+                        hearsay_proto::broadcast::topic::TopicMessage::Broadcast {
+                            message: hearsay_proto::broadcast::plumtree::Message::Gossip(_),
                             ..
                         },
                     )) => e.0 += 1,

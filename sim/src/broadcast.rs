@@ -25,9 +25,9 @@
 
 use crate::metrics::Percentiles;
 use bytes::Bytes;
-use hearsay_proto::plumtree::{Message as Plumtree, Payload};
-use hearsay_proto::topic::TopicMessage;
-use hearsay_proto::wire::Frame;
+use hearsay_proto::broadcast::plumtree::{Message as Plumtree, Payload};
+use hearsay_proto::broadcast::topic::TopicMessage;
+use hearsay_proto::frame::Frame;
 use hearsay_proto::{MessageId, TimeDelta, Timestamp, TopicId};
 use std::collections::{HashMap, HashSet};
 

@@ -3,7 +3,7 @@
 //! `foaf_success_ratio`, `foaf_forwards_per_query`).
 
 use crate::metrics::{MeanMax, MedianMax, P50P95Max, Percentiles};
-use hearsay_proto::foaf::{DiscoveryMessage, QueryId};
+use hearsay_proto::discovery::foaf::{DiscoveryMessage, QueryId};
 use hearsay_proto::{Frame, PeerId, TimeDelta, Timestamp, TopicId};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 

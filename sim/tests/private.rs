@@ -2,10 +2,10 @@
 //! and open, others cannot; both revocation operations ("sync access list" and "re-encrypt")
 //! take effect on every node; a removed reader's fetch is refused by the author.
 
-use hearsay_proto::access::open_with_record;
 use hearsay_proto::crypto::EncapsulationKeyBytes;
-use hearsay_proto::envelope::Content;
 use hearsay_proto::node::Event;
+use hearsay_proto::privacy::access::open_with_record;
+use hearsay_proto::privacy::envelope::Content;
 use hearsay_proto::{MessageId, TimeDelta, Timestamp, TopicId};
 use hearsay_sim::run::Sim;
 use hearsay_sim::scenario::Action;
@@ -267,7 +267,7 @@ fn reencrypt_withdraws_the_old_message_everywhere() {
 
 #[test]
 fn a_group_message_needs_one_slot_and_a_removed_member_cannot_read_after_the_rekey() {
-    use hearsay_proto::group::{Group, Role};
+    use hearsay_proto::privacy::group::{Group, Role};
     use rand_core::SeedableRng;
     let mut w = world(5);
     let topic = TopicId::from_name("t");

@@ -21,12 +21,12 @@ use chacha20::ChaCha8Rng;
 use hearsay_benches::fixture_identity;
 use hearsay_benches::frames::all_frames;
 use hearsay_benches::pair::Receiver;
+use hearsay_proto::antientropy::iblt::{Iblt, cells_for};
+use hearsay_proto::broadcast::plumtree::{Message as Plum, Plumtree, SignatureValidator};
 use hearsay_proto::crypto::{
     CryptoProvider, EncapsulationKeyBytes, InsecureTestProvider, PureRustProvider, SignatureBytes,
 };
-use hearsay_proto::envelope::{Sealed, open, seal};
-use hearsay_proto::iblt::{Iblt, cells_for};
-use hearsay_proto::plumtree::{Message as Plum, Plumtree, SignatureValidator};
+use hearsay_proto::privacy::envelope::{Sealed, open, seal};
 use hearsay_proto::wire::BoundedVec;
 use hearsay_proto::{Config, Frame, Identity, IdentitySeeds};
 use hearsay_tokio::AwsLcProvider;

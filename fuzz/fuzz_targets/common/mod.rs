@@ -3,7 +3,7 @@
 #![allow(dead_code)]
 
 use hearsay_proto::crypto::InsecureTestProvider;
-use hearsay_proto::record::Addresses;
+use hearsay_proto::identity::record::Addresses;
 use hearsay_proto::{Identity, IdentitySeeds, PeerRecord, TimeDelta, Timestamp};
 
 /// The instant every target starts at (an epoch boundary for 10-minute epochs).

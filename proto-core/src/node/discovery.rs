@@ -4,11 +4,11 @@
 
 use super::records::Offer;
 use super::{Event, Node, NodeError};
-use crate::foaf::{self, DiscoveryMessage, FoafError, QueryId, Target};
+use crate::discovery::foaf::{self, DiscoveryMessage, FoafError, QueryId, Target};
+use crate::frame::Frame;
 use crate::id::PeerId;
-use crate::record::PeerRecord;
+use crate::identity::record::PeerRecord;
 use crate::time::Timestamp;
-use crate::wire::Frame;
 use alloc::vec::Vec;
 
 impl Node {

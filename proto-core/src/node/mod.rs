@@ -12,25 +12,26 @@ mod records;
 mod topics;
 mod types;
 
+pub use crate::privacy::fetch::{
+    Announcement, MAX_READERS, PrivateConfig, PrivateCounters, PrivateMessage,
+};
 pub use persist::{MAX_PERSISTED_RECORDS, PersistentState};
 pub use presence::MAX_PRESENCE_GROUPS;
-pub use private::{Announcement, MAX_READERS, PrivateConfig, PrivateCounters, PrivateMessage};
 pub use types::{
     Command, Config, Contact, Counters, DownReason, Event, FrameError, NodeError, RngSeed, Transmit,
 };
 
+use crate::broadcast::topic::Topic;
 use crate::crypto::{SIGNATURE_LEN, SignatureBytes, signing_input};
-use crate::hyparview::{self, HyParView, PeerInfo};
+use crate::frame::{Frame, Goodbye, GoodbyeReason, Hello, PROTOCOL_VERSION, SessionMessage};
 use crate::id::PeerId;
 use crate::id::TopicId;
 use crate::identity::Identity;
-use crate::record::{Addresses, PeerRecord, RecordError};
-use crate::swim::{self, Swim};
+use crate::identity::record::{Addresses, PeerRecord, RecordError};
+use crate::membership::hyparview::{self, HyParView, PeerInfo};
+use crate::membership::swim::{self, Swim};
 use crate::time::{TimeDelta, Timestamp};
-use crate::topic::Topic;
-use crate::wire::{
-    BoundedVec, Frame, Goodbye, GoodbyeReason, Hello, PROTOCOL_VERSION, SessionMessage,
-};
+use crate::wire::BoundedVec;
 use alloc::boxed::Box;
 use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
 use alloc::vec::Vec;
@@ -103,9 +104,9 @@ pub struct Node {
     /// Encrypted messages: authored, fetched, access records.
     private: private::Private,
     /// Friends-of-friends discovery.
-    foaf: crate::foaf::Foaf,
+    foaf: crate::discovery::foaf::Foaf,
     /// Presence groups this node is a member of, by presence topic.
-    presence: BTreeMap<TopicId, crate::presence::Presence>,
+    presence: BTreeMap<TopicId, crate::discovery::presence::Presence>,
 }
 
 impl core::fmt::Debug for Node {
@@ -190,7 +191,7 @@ impl Node {
         }
         let addresses =
             Addresses::new(config.addresses.clone()).map_err(|_| NodeError::TooManyAddresses {
-                max: crate::record::MAX_ADDRESSES,
+                max: crate::identity::record::MAX_ADDRESSES,
             })?;
         let record = PeerRecord::issue(&identity, addresses.clone(), now, config.record_lifetime)
             .map_err(NodeError::Record)?;
@@ -201,7 +202,7 @@ impl Node {
         let swim = Swim::new(config.swim.clone(), me, boot_count << 32);
         let find_tokens = crate::time::TokenBucket::new(config.topics.find_rate, now);
         let private = private::Private::new(&config.private);
-        let foaf = crate::foaf::Foaf::new(config.foaf.clone())
+        let foaf = crate::discovery::foaf::Foaf::new(config.foaf.clone())
             .map_err(|_| NodeError::InvalidConfig("foaf"))?;
         let mut node = Node {
             records: RecordCache::new(config.max_known_records),
@@ -310,7 +311,7 @@ impl Node {
                 for contact in contacts {
                     let addresses = BoundedVec::new(contact.addresses).map_err(|_| {
                         NodeError::TooManyAddresses {
-                            max: crate::record::MAX_ADDRESSES,
+                            max: crate::identity::record::MAX_ADDRESSES,
                         }
                     })?;
                     infos.push(PeerInfo {
@@ -325,7 +326,7 @@ impl Node {
             Command::SetAddresses { addresses } => {
                 let addresses =
                     Addresses::new(addresses).map_err(|_| NodeError::TooManyAddresses {
-                        max: crate::record::MAX_ADDRESSES,
+                        max: crate::identity::record::MAX_ADDRESSES,
                     })?;
                 self.config.addresses = addresses.as_slice().to_vec();
                 self.hyparview.set_addresses(addresses.clone());
@@ -1051,17 +1052,23 @@ impl<'a> NodeView<'a> {
     }
 
     /// Plumtree's running totals for `topic`.
-    pub fn broadcast_counters(&self, topic: &TopicId) -> Option<&'a crate::plumtree::Counters> {
+    pub fn broadcast_counters(
+        &self,
+        topic: &TopicId,
+    ) -> Option<&'a crate::broadcast::plumtree::Counters> {
         self.node.topics.get(topic).map(|t| t.plumtree.counters())
     }
 
     /// Presence counters of `group` (beacons accepted and refused by cause).
-    pub fn presence_counters(&self, group: &TopicId) -> Option<crate::presence::Counters> {
+    pub fn presence_counters(
+        &self,
+        group: &TopicId,
+    ) -> Option<crate::discovery::presence::Counters> {
         self.node.presence.get(group).map(|p| p.counters())
     }
 
     /// Friends-of-friends discovery counters (SPEC.md §18).
-    pub fn discovery_counters(&self) -> &'a crate::foaf::Counters {
+    pub fn discovery_counters(&self) -> &'a crate::discovery::foaf::Counters {
         self.node.foaf.counters()
     }
 
@@ -1071,18 +1078,21 @@ impl<'a> NodeView<'a> {
     }
 
     /// Access-record store counters (records stored, replaced, refused by reason).
-    pub fn access_counters(&self) -> crate::access::Counters {
+    pub fn access_counters(&self) -> crate::privacy::access::Counters {
         self.node.private.access.counters()
     }
 
     /// Fetch refusals this node made as a server, by reason.
-    pub fn fetch_guard_counters(&self) -> &'a crate::filter::Counters {
+    pub fn fetch_guard_counters(&self) -> &'a crate::privacy::fetch_guard::Counters {
         self.node.private.guard_counters()
     }
 
     /// The content (a signed message of kind `Sealed`) this node serves for an encrypted
     /// message it authored.
-    pub fn authored(&self, id: &crate::id::MessageId) -> Option<&'a crate::message::SignedMessage> {
+    pub fn authored(
+        &self,
+        id: &crate::id::MessageId,
+    ) -> Option<&'a crate::broadcast::message::SignedMessage> {
         self.node.private.authored_content(id)
     }
 
@@ -1090,7 +1100,7 @@ impl<'a> NodeView<'a> {
     pub fn access_record(
         &self,
         id: &crate::id::MessageId,
-    ) -> Option<&'a crate::access::AccessRecord> {
+    ) -> Option<&'a crate::privacy::access::AccessRecord> {
         self.node.private.access.get(id)
     }
 
@@ -1110,9 +1120,9 @@ mod bounds_tests {
     //! Bounds of the Node's own tables that no public API shows (SPEC.md §8.6, issue G): what a
     //! peer puts there goes with its connection, its window, or its place in an overlay.
     use super::*;
+    use crate::broadcast::topic::TopicMessage;
     use crate::crypto::InsecureTestProvider;
     use crate::identity::IdentitySeeds;
-    use crate::topic::TopicMessage;
     use alloc::sync::Arc;
 
     const T0: Timestamp = Timestamp::from_secs(1_800_000_000);
@@ -1215,16 +1225,17 @@ mod bounds_tests {
             let h = identity(i);
             connect(&mut n, T0, &h);
             let mut m =
-                crate::message::SignedMessage::publish(&h, topic, 0, T0, b"forged").unwrap();
+                crate::broadcast::message::SignedMessage::publish(&h, topic, 0, T0, b"forged")
+                    .unwrap();
             m.signature = crate::crypto::SignatureBytes::from_array([1; 3309]);
-            let payload = crate::plumtree::Payload {
+            let payload = crate::broadcast::plumtree::Payload {
                 message: m,
                 author_key: h.verifying_key().clone(),
                 hops: 1,
             };
             let repair = TopicMessage::Broadcast {
                 topic,
-                message: crate::plumtree::Message::Repair(payload),
+                message: crate::broadcast::plumtree::Message::Repair(payload),
             };
             send(&mut n, T0, &h, Frame::Topic(repair));
             n.handle_disconnected(T0, h.peer_id());

@@ -1,7 +1,7 @@
 //! State that must survive a restart, handed out and taken back explicitly.
 
 use crate::id::PeerId;
-use crate::record::PeerRecord;
+use crate::identity::record::PeerRecord;
 use crate::time::Timestamp;
 use crate::wire::codec::{self, BoundedVec, DecodeError, EncodeError};
 use alloc::vec::Vec;

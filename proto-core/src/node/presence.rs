@@ -3,9 +3,9 @@
 //! topic handed to it instead of the application.
 
 use super::{Event, Node, NodeError};
+use crate::broadcast::message::SignedMessage;
+use crate::discovery::presence::{Presence, PresenceEvent};
 use crate::id::{PeerId, TopicId};
-use crate::message::SignedMessage;
-use crate::presence::{Presence, PresenceEvent};
 use crate::time::Timestamp;
 use alloc::boxed::Box;
 use alloc::vec::Vec;
@@ -25,7 +25,7 @@ impl Node {
         group_secret: [u8; 32],
     ) -> Result<TopicId, NodeError> {
         let now = self.advance(now);
-        let topic = crate::presence::presence_topic(&group_secret);
+        let topic = crate::discovery::presence::presence_topic(&group_secret);
         if !self.presence.contains_key(&topic) {
             if self.presence.len() >= MAX_PRESENCE_GROUPS {
                 return Err(NodeError::TooManyGroups {

@@ -12,205 +12,24 @@
 //! - a **delete request** (kind [`MessageKind::Delete`]) withdraws a message everywhere.
 
 use super::{Event, Node, NodeError};
-use crate::access::{AccessError, AccessRecord, AccessStore, DeleteRequest, Offer, Slots};
+use crate::broadcast::message::{MessageError, MessageKind, SignedMessage};
+use crate::broadcast::plumtree::Validator;
 use crate::crypto::{CryptoProvider, EncapsulationKeyBytes, VerifyingKeyBytes};
-use crate::envelope::{self, ContentKey, Sealed};
-use crate::filter::{self, FetchGuard, FetchKey, Nonce};
+use crate::frame::Frame;
 use crate::id::{MessageId, PeerId, TopicId};
-use crate::message::{MessageError, MessageKind, SignedMessage};
-use crate::plumtree::Validator;
-use crate::record::PeerRecord;
-use crate::time::{TimeDelta, Timestamp};
-use crate::wire::codec::{self, FixedBytes};
-use crate::wire::{BoundedVec, DecodeError, Frame};
+use crate::privacy::access::{AccessError, AccessRecord, AccessStore, DeleteRequest, Offer, Slots};
+use crate::privacy::envelope::{self, ContentKey, Sealed};
+use crate::privacy::fetch::{
+    Announcement, MAX_READERS, PrivateConfig, PrivateCounters, PrivateMessage,
+};
+use crate::privacy::fetch_guard::{self, FetchGuard, FetchKey, Nonce};
+use crate::time::Timestamp;
+use crate::wire::BoundedVec;
+use crate::wire::codec::FixedBytes;
 use alloc::collections::VecDeque;
 use alloc::vec::Vec;
-use core::fmt;
 use foldhash::fast::FixedState;
 use hashbrown::{HashMap, HashSet};
-use minicbor::{Decode, Encode};
-
-/// Most readers of one encrypted message: an announcement with this many slots, a record of
-/// the largest version and the author's peer record fits a message payload (a test checks it).
-pub const MAX_READERS: usize = 200;
-const _: () = assert!(MAX_READERS <= crate::envelope::MAX_SLOTS);
-
-/// Encrypted-message parameters (SPEC.md §17.10).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PrivateConfig {
-    /// Most messages this node authored and serves (oldest forgotten first). Default 256.
-    pub max_authored: usize,
-    /// Most access records kept (oldest evicted first), and most deletions remembered.
-    /// Default 4096.
-    pub max_access_records: usize,
-    /// Most fetches in flight. Default 64.
-    pub max_fetches: usize,
-    /// How long one fetch attempt may take. Default 10 s.
-    pub fetch_timeout: TimeDelta,
-    /// Attempts per fetch before giving up. Default 3.
-    pub fetch_attempts: u8,
-    /// How long a challenge this node issued stays valid. Default 10 s.
-    pub challenge_ttl: TimeDelta,
-    /// Most challenges outstanding. Default 1024.
-    pub max_challenges: usize,
-    /// Most message ids remembered as delivered (so each is delivered once). Default 4096.
-    pub max_delivered: usize,
-    /// Most group shard keys held (newest kept). Default 64.
-    pub max_group_keys: usize,
-}
-
-impl Default for PrivateConfig {
-    fn default() -> Self {
-        Self {
-            max_authored: 256,
-            max_access_records: 4096,
-            max_fetches: 64,
-            fetch_timeout: TimeDelta::from_secs(10),
-            fetch_attempts: 3,
-            challenge_ttl: TimeDelta::from_secs(10),
-            max_challenges: 1024,
-            max_delivered: 4096,
-            max_group_keys: 64,
-        }
-    }
-}
-
-/// What is known about an encrypted message once its announcement verified: the payload of a
-/// [`MessageKind::Access`] message.
-#[derive(Clone, PartialEq, Eq, Encode, Decode)]
-#[cbor(context_bound = "crate::wire::codec::DecodeSource")]
-pub struct Announcement {
-    /// The access record (who may read), signed by the author.
-    #[n(0)]
-    pub record: AccessRecord,
-    /// The author's peer record: its keys and where to fetch from.
-    #[n(1)]
-    pub author: PeerRecord,
-    /// BLAKE3 of the content ciphertext: a reader finds its slot with it before fetching.
-    #[n(2)]
-    pub content_hash: FixedBytes<32>,
-}
-
-impl fmt::Debug for Announcement {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Announcement")
-            .field("record", &self.record)
-            .field("author", &self.author.peer_id)
-            .finish_non_exhaustive()
-    }
-}
-
-impl Announcement {
-    /// Encodes the announcement.
-    pub fn to_bytes(&self) -> Result<Vec<u8>, crate::wire::EncodeError> {
-        codec::to_vec(self)
-    }
-
-    /// Decodes an announcement (without verifying it).
-    pub fn from_bytes(bytes: &[u8]) -> Result<Self, DecodeError> {
-        codec::from_slice(bytes)
-    }
-
-    /// Checks an announcement published by `author`: the author's peer record verifies and is
-    /// the author's, the access record is the author's and its signature verifies.
-    pub fn verify(
-        &self,
-        provider: &dyn CryptoProvider,
-        author: &PeerId,
-        now: Timestamp,
-    ) -> Result<(), AccessError> {
-        if self.author.peer_id != *author || self.record.author != *author {
-            return Err(AccessError::NotAuthor);
-        }
-        self.author
-            .verify(provider, now)
-            .map_err(|_| AccessError::BadSignature)?;
-        self.record.verify(provider, &self.author.verifying_key)
-    }
-}
-
-/// Frame kind 6: fetching an encrypted message's content from the node that serves it.
-#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
-#[non_exhaustive]
-#[cbor(context_bound = "crate::wire::codec::DecodeSource")]
-pub enum PrivateMessage {
-    /// "Let me fetch this message": asks for a challenge.
-    #[n(0)]
-    Fetch {
-        /// The message.
-        #[n(0)]
-        message: MessageId,
-    },
-    /// A fresh nonce to prove readership against.
-    #[n(1)]
-    Challenge {
-        /// The message.
-        #[n(0)]
-        message: MessageId,
-        /// The nonce (one use, valid for `challenge_ttl`).
-        #[n(1)]
-        nonce: FixedBytes<32>,
-    },
-    /// The proof: BLAKE3-keyed(fetch key, nonce ‖ message) (§17.8).
-    #[n(2)]
-    Prove {
-        /// The message.
-        #[n(0)]
-        message: MessageId,
-        /// The challenge answered.
-        #[n(1)]
-        nonce: FixedBytes<32>,
-        /// The proof.
-        #[n(2)]
-        proof: FixedBytes<32>,
-    },
-    /// The content: the author's signed message of kind [`MessageKind::Sealed`].
-    #[n(3)]
-    Content {
-        /// The message.
-        #[n(0)]
-        message: SignedMessage,
-    },
-    /// The fetch is refused (unknown message, bad or expired proof). Says nothing more.
-    #[n(4)]
-    Refused {
-        /// The message.
-        #[n(0)]
-        message: MessageId,
-    },
-}
-
-/// Counters of encrypted messages (SPEC.md §17.10).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct PrivateCounters {
-    /// Encrypted messages this node published.
-    pub published: u64,
-    /// Access-record versions this node issued after the first (sync access list).
-    pub access_updates: u64,
-    /// Delete requests this node issued.
-    pub deletes_issued: u64,
-    /// Announcements and delete requests refused (malformed, not the author's, stale,
-    /// deleted, bad signature).
-    pub announcements_refused: u64,
-    /// Announcements in which this node found no slot of its own.
-    pub not_a_reader: u64,
-    /// Fetches started.
-    pub fetches_started: u64,
-    /// Encrypted messages delivered to the application.
-    pub delivered: u64,
-    /// Fetches given up (attempts exhausted, refused, or the table full).
-    pub fetches_failed: u64,
-    /// Fetches this node refused to serve (unknown message, bad, unknown or expired proof).
-    pub served_refused: u64,
-    /// Contents this node served to proven readers.
-    pub served: u64,
-    /// Fetch frames that made no sense (a challenge or content nobody asked for, content that
-    /// does not match its announcement).
-    pub unsolicited: u64,
-    /// Messages withdrawn by their authors' delete requests, as seen here.
-    pub deleted: u64,
-}
 
 /// A message this node authored: what it needs to serve and re-wrap it.
 struct Authored {
@@ -243,7 +62,7 @@ pub(super) struct Private {
     guard: FetchGuard,
     pub(super) access: AccessStore,
     /// Group shard keys this node holds (a group message needs one slot per shard).
-    group_keys: crate::group::Keyring,
+    group_keys: crate::privacy::group::Keyring,
     fetches: HashMap<MessageId, Fetch, FixedState>,
     delivered: HashSet<MessageId, FixedState>,
     delivered_order: VecDeque<MessageId>,
@@ -261,7 +80,7 @@ impl Private {
                 config.challenge_ttl,
             ),
             access: AccessStore::new(config.max_access_records),
-            group_keys: crate::group::Keyring::new(config.max_group_keys),
+            group_keys: crate::privacy::group::Keyring::new(config.max_group_keys),
             fetches: HashMap::with_hasher(FixedState::with_seed(0)),
             delivered: HashSet::with_hasher(FixedState::with_seed(0)),
             delivered_order: VecDeque::new(),
@@ -270,7 +89,7 @@ impl Private {
     }
 
     /// Fetch-guard counters (refusals by reason).
-    pub(super) fn guard_counters(&self) -> &filter::Counters {
+    pub(super) fn guard_counters(&self) -> &fetch_guard::Counters {
         self.guard.counters()
     }
 
@@ -370,7 +189,7 @@ impl Node {
         )
         .map_err(NodeError::Message)?;
         let id = content.id();
-        let keys = filter::fetch_keys(&sealed, &secrets);
+        let keys = fetch_guard::fetch_keys(&sealed, &secrets);
         self.remember_authored(
             id,
             Authored {
@@ -415,7 +234,7 @@ impl Node {
         }
         self.private
             .guard
-            .register(id, filter::fetch_keys(&sealed, &secrets));
+            .register(id, fetch_guard::fetch_keys(&sealed, &secrets));
         self.announce(now, topic, id, version, sealed)?;
         self.private.counters.access_updates += 1;
         self.drain_protocols(now);
@@ -459,7 +278,7 @@ impl Node {
     /// node then fetches and opens encrypted messages sealed to that shard
     /// (`group::Group::sealing_keys` as the readers), as a member. The newest
     /// `max_group_keys` keys are kept; a rekeyed shard's new key is simply added.
-    pub fn add_group_key(&mut self, key: crate::group::ShardKey) {
+    pub fn add_group_key(&mut self, key: crate::privacy::group::ShardKey) {
         self.private.group_keys.insert(key);
     }
 
@@ -628,7 +447,7 @@ impl Node {
         let Some(slot) = a.record.slots.get(index) else {
             return;
         };
-        let fetch_key = filter::fetch_key(&secret, slot, &content_hash);
+        let fetch_key = fetch_guard::fetch_key(&secret, slot, &content_hash);
         let cap = self.config.private.max_fetches.max(1);
         if !self.private.fetches.contains_key(&id) && self.private.fetches.len() >= cap {
             self.private.counters.fetches_failed += 1;
@@ -749,7 +568,7 @@ impl Node {
                     return;
                 }
                 let nonce: Nonce = to_array(nonce.as_bytes());
-                let proof = filter::prove(&f.fetch_key, &nonce, &message);
+                let proof = fetch_guard::prove(&f.fetch_key, &nonce, &message);
                 self.send_frame(
                     from,
                     &Frame::Private(PrivateMessage::Prove {
@@ -890,12 +709,13 @@ fn to_array(bytes: &[u8]) -> [u8; 32] {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::broadcast::message::MAX_PAYLOAD;
+    use crate::broadcast::plumtree::SignatureValidator;
     use crate::crypto::PureRustProvider;
-    use crate::envelope::Slot;
+    use crate::identity::record::{Addresses, PeerRecord};
     use crate::identity::{Identity, IdentitySeeds};
-    use crate::message::MAX_PAYLOAD;
-    use crate::plumtree::SignatureValidator;
-    use crate::record::Addresses;
+    use crate::privacy::envelope::Slot;
+    use crate::time::TimeDelta;
     use alloc::sync::Arc;
     use alloc::vec;
     use rand_core::SeedableRng;
@@ -909,11 +729,11 @@ mod tests {
 
     fn record_of(who: &Identity) -> PeerRecord {
         let addresses = Addresses::new(vec![
-            crate::record::Address::new(
-                vec![b'x'; crate::record::MAX_ADDRESS_LEN]
+            crate::identity::record::Address::new(
+                vec![b'x'; crate::identity::record::MAX_ADDRESS_LEN]
             )
             .unwrap();
-            crate::record::MAX_ADDRESSES
+            crate::identity::record::MAX_ADDRESSES
         ])
         .unwrap();
         PeerRecord::issue(who, addresses, NOW, TimeDelta::from_secs(3600)).unwrap()

@@ -1,7 +1,7 @@
 //! The node's cache of verified peer records: one copy per peer, bounded, verified once.
 
 use crate::id::PeerId;
-use crate::record::PeerRecord;
+use crate::identity::record::PeerRecord;
 use crate::time::Timestamp;
 use alloc::boxed::Box;
 use foldhash::fast::FixedState;

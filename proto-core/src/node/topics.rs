@@ -4,14 +4,15 @@
 
 use super::{Event, Node, NodeError};
 use crate::antientropy::{self, Reconciler};
-use crate::beacon::Beacons;
-use crate::hyparview::{self, HyParView, PeerInfo};
+use crate::broadcast::message::SignedMessage;
+use crate::broadcast::plumtree::{self, Plumtree, SignatureValidator, Validator};
+use crate::broadcast::topic::{MAX_SUBSCRIPTIONS, ReconcileMessage, Topic, TopicMessage};
+use crate::broadcast::tree::RootTree;
+use crate::frame::Frame;
 use crate::id::{MessageId, PeerId, TopicId};
-use crate::message::SignedMessage;
-use crate::plumtree::{self, Plumtree, SignatureValidator, Validator};
+use crate::membership::hyparview::{self, HyParView, PeerInfo};
 use crate::time::{TimeDelta, Timestamp};
-use crate::topic::{MAX_SUBSCRIPTIONS, ReconcileMessage, Topic, TopicMessage};
-use crate::wire::{BoundedVec, Frame};
+use crate::wire::BoundedVec;
 use alloc::boxed::Box;
 use alloc::collections::BTreeSet;
 use alloc::vec::Vec;
@@ -56,7 +57,7 @@ impl Node {
         );
         let reconciler = Reconciler::new(cfg.antientropy.clone(), now, &mut self.rng);
         let first_beacon = now + TimeDelta::from_micros(self.rng.next_u64() % 1_000_000);
-        let beacons = Beacons::new(cfg.beacon.clone(), me, now, first_beacon);
+        let beacons = RootTree::new(cfg.beacon.clone(), me, now, first_beacon);
         let plumtree = Plumtree::new(cfg.plumtree.clone(), topic);
         let validator: Box<dyn Validator> =
             Box::new(SignatureValidator(self.config.crypto.clone()));
@@ -118,7 +119,7 @@ impl Node {
 
     /// Publishes `payload` on a subscribed topic: signs it once and broadcasts it. Returns its
     /// id. Fails, naming the limit, if the payload is over
-    /// [`MAX_PAYLOAD`](crate::message::MAX_PAYLOAD).
+    /// [`MAX_PAYLOAD`](crate::broadcast::message::MAX_PAYLOAD).
     pub fn publish(
         &mut self,
         now: Timestamp,

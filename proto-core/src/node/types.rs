@@ -1,9 +1,10 @@
 //! The vocabulary of the [`Node`](super::Node) idiom: its configuration, inputs and outputs.
 
+use crate::broadcast::message::MessageError;
 use crate::crypto::{CryptoProvider, default_provider};
 use crate::id::{MessageId, PeerId, TopicId};
-use crate::message::MessageError;
-use crate::record::{Address, RecordError};
+use crate::identity::record::{Address, RecordError};
+pub use crate::membership::DownReason;
 use crate::time::{TimeDelta, Timestamp};
 use crate::wire::DecodeError;
 use alloc::sync::Arc;
@@ -39,19 +40,19 @@ pub struct Config {
     /// How long an established connection that no protocol uses is kept. Default 10 s.
     pub unused_link_timeout: TimeDelta,
     /// HyParView membership parameters.
-    pub hyparview: crate::hyparview::Config,
+    pub hyparview: crate::membership::hyparview::Config,
     /// SWIM / Lifeguard failure-detection parameters.
-    pub swim: crate::swim::Config,
+    pub swim: crate::membership::swim::Config,
     /// Topic overlays, broadcast and anti-entropy parameters.
-    pub topics: crate::topic::Config,
+    pub topics: crate::broadcast::topic::Config,
     /// Encrypted-message parameters.
     pub private: super::PrivateConfig,
     /// Friends-of-friends discovery parameters.
-    pub foaf: crate::foaf::Config,
+    pub foaf: crate::discovery::foaf::Config,
     /// Presence parameters (every group of this node).
-    pub presence: crate::presence::PresenceConfig,
+    pub presence: crate::discovery::presence::PresenceConfig,
     /// A store of byte strings shared with other nodes in the same process (a simulator's),
-    /// consulted when frames are decoded ([`crate::wire::Frame::decode_interned`]). It changes
+    /// consulted when frames are decoded ([`crate::frame::Frame::decode_interned`]). It changes
     /// memory only, never a decoded value (SPEC.md §6.3). Default none.
     pub interner: Option<Arc<dyn crate::wire::Interner>>,
 }
@@ -70,12 +71,12 @@ impl Default for Config {
             max_queued_events: 1024,
             housekeeping_interval: TimeDelta::from_secs(60),
             unused_link_timeout: TimeDelta::from_secs(10),
-            hyparview: crate::hyparview::Config::default(),
-            swim: crate::swim::Config::default(),
-            topics: crate::topic::Config::default(),
+            hyparview: crate::membership::hyparview::Config::default(),
+            swim: crate::membership::swim::Config::default(),
+            topics: crate::broadcast::topic::Config::default(),
             private: super::PrivateConfig::default(),
-            foaf: crate::foaf::Config::default(),
-            presence: crate::presence::PresenceConfig::default(),
+            foaf: crate::discovery::foaf::Config::default(),
+            presence: crate::discovery::presence::PresenceConfig::default(),
             interner: None,
         }
     }
@@ -152,7 +153,7 @@ pub enum Command {
     },
     /// Advertise new addresses: re-issues the record and sends it to every neighbour.
     SetAddresses {
-        /// The new addresses (at most [`MAX_ADDRESSES`](crate::record::MAX_ADDRESSES)).
+        /// The new addresses (at most [`MAX_ADDRESSES`](crate::identity::record::MAX_ADDRESSES)).
         addresses: Vec<Address>,
     },
     /// Leave gracefully: say goodbye to every neighbour and close every connection.
@@ -172,7 +173,7 @@ pub enum Command {
     Publish {
         /// The topic.
         topic: TopicId,
-        /// The payload, at most [`MAX_PAYLOAD`](crate::message::MAX_PAYLOAD) bytes.
+        /// The payload, at most [`MAX_PAYLOAD`](crate::broadcast::message::MAX_PAYLOAD) bytes.
         payload: Bytes,
     },
 }
@@ -201,20 +202,6 @@ pub enum Transmit {
         /// The peer to drop.
         peer: PeerId,
     },
-}
-
-/// Why a neighbour went away.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum DownReason {
-    /// The connection closed without a goodbye.
-    Disconnected,
-    /// The failure detector declared the peer dead.
-    Failed,
-    /// The peer was replaced by another (or asked to be).
-    Replaced,
-    /// The peer said goodbye: it is leaving the overlay.
-    Left,
 }
 
 /// What the node tells the application. Drain with [`Node::poll_event`](super::Node::poll_event).
@@ -297,11 +284,11 @@ pub enum Event {
     /// peer reported once per query; verified and cached).
     Found {
         /// The query.
-        query: crate::foaf::QueryId,
+        query: crate::discovery::foaf::QueryId,
         /// What it looked for.
-        target: crate::foaf::Target,
+        target: crate::discovery::foaf::Target,
         /// The records.
-        records: Vec<crate::record::PeerRecord>,
+        records: Vec<crate::identity::record::PeerRecord>,
     },
     /// A member of a presence group of this node is online (a fresh beacon; again when it
     /// announces a newer record).
@@ -311,7 +298,7 @@ pub enum Event {
         /// The member.
         member: PeerId,
         /// Its record, from the beacon (signed by the member inside the encryption).
-        record: crate::record::PeerRecord,
+        record: crate::identity::record::PeerRecord,
     },
     /// A member of a presence group is offline: it said so, or no beacon came within the TTL.
     PresenceOffline {
@@ -320,12 +307,12 @@ pub enum Event {
         /// The member.
         member: PeerId,
         /// Why.
-        reason: crate::presence::OfflineReason,
+        reason: crate::discovery::presence::OfflineReason,
     },
     /// A query of this node ended; answers after it are dropped.
     FindDone {
         /// The query.
-        query: crate::foaf::QueryId,
+        query: crate::discovery::foaf::QueryId,
         /// Distinct records found (0: the query failed).
         found: usize,
         /// Neighbours the query was sent to.
@@ -391,7 +378,7 @@ pub enum NodeError {
     Record(RecordError),
     /// More addresses than a record may carry.
     TooManyAddresses {
-        /// The limit ([`MAX_ADDRESSES`](crate::record::MAX_ADDRESSES)).
+        /// The limit ([`MAX_ADDRESSES`](crate::identity::record::MAX_ADDRESSES)).
         max: usize,
     },
     /// A configuration value is out of range (named).
@@ -407,29 +394,29 @@ pub enum NodeError {
     },
     /// The node already subscribes to the most topics it may.
     TooManySubscriptions {
-        /// The limit ([`MAX_SUBSCRIPTIONS`](crate::topic::MAX_SUBSCRIPTIONS)).
+        /// The limit ([`MAX_SUBSCRIPTIONS`](crate::broadcast::topic::MAX_SUBSCRIPTIONS)).
         max: usize,
     },
     /// A message could not be published (its payload is over the limit, or signing failed).
     Message(MessageError),
     /// Sealing or opening an envelope failed.
-    Envelope(crate::envelope::EnvelopeError),
+    Envelope(crate::privacy::envelope::EnvelopeError),
     /// An access record or delete request could not be issued.
-    Access(crate::access::AccessError),
+    Access(crate::privacy::access::AccessError),
     /// The node is a member of the most presence groups it may be.
     TooManyGroups {
         /// The limit.
         max: usize,
     },
     /// A discovery query could not start (bad TTL, no neighbour, too many in flight).
-    Find(crate::foaf::FoafError),
+    Find(crate::discovery::foaf::FoafError),
     /// This node did not author the message (or has forgotten it).
     NotAuthored {
         /// The message.
         id: MessageId,
     },
     /// A stored message was not taken back ([`Node::restore_message`](super::Node::restore_message)).
-    Restore(crate::plumtree::RestoreError),
+    Restore(crate::broadcast::plumtree::RestoreError),
     /// An encrypted message needs between 1 and [`MAX_READERS`](super::MAX_READERS) readers.
     TooManyReaders {
         /// How many were given.

@@ -4,7 +4,7 @@
 
 use bytes::Bytes;
 use hearsay_proto::crypto::{InsecureTestProvider, signing_input};
-use hearsay_proto::record::Addresses;
+use hearsay_proto::identity::record::Addresses;
 use hearsay_proto::{Config, Identity, IdentitySeeds, PeerRecord, TimeDelta, Timestamp, TopicId};
 use hearsay_tokio::{
     CHANNEL_BINDING_DOMAIN, EXPORTER_LABEL, NodeBuilder, NodeHandle, Received, Subscription,

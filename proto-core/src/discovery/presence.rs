@@ -28,15 +28,15 @@
 //! Time is an argument; randomness (nonces, outer sequence numbers, timer jitter) comes from the
 //! RNG the caller passes.
 
+use crate::broadcast::message::{MessageError, SignedMessage};
+use crate::broadcast::plumtree::Validator;
 use crate::crypto::{
     CryptoProvider, KEM_SEED_LEN, SIG_SEED_LEN, SIGNATURE_LEN, SignatureBytes, Signer,
     VerifyingKeyBytes, signing_input,
 };
 use crate::id::{PeerId, TopicId};
+use crate::identity::record::{MAX_ADDRESS_LEN, MAX_ADDRESSES, PeerRecord};
 use crate::identity::{Identity, IdentitySeeds};
-use crate::message::{MessageError, SignedMessage};
-use crate::plumtree::Validator;
-use crate::record::{MAX_ADDRESS_LEN, MAX_ADDRESSES, PeerRecord};
 use crate::time::{TimeDelta, Timestamp};
 use crate::wire::codec::{self, DecodeError, FixedBytes};
 use alloc::boxed::Box;
@@ -1425,14 +1425,14 @@ impl Validator for PresenceValidator {
 }
 
 // Keep the payload type in view: a beacon's payload must fit a message.
-const _: () = assert!(BEACON_PAYLOAD_LEN <= crate::message::MAX_PAYLOAD);
+const _: () = assert!(BEACON_PAYLOAD_LEN <= crate::broadcast::message::MAX_PAYLOAD);
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::broadcast::message::Payload;
     use crate::crypto::PureRustProvider;
-    use crate::message::Payload;
-    use crate::record::{Address, Addresses};
+    use crate::identity::record::{Address, Addresses};
     use alloc::vec;
     use chacha20::ChaCha8Rng;
     use rand_core::{Rng, SeedableRng};
@@ -2047,7 +2047,7 @@ mod tests {
 
     #[test]
     fn beacons_travel_through_plumtree_with_the_presence_validator() {
-        use crate::plumtree::{self, Message, Output, Plumtree};
+        use crate::broadcast::plumtree::{self, Message, Output, Plumtree};
         let mut r = rng(9);
         let (mut a, mut b, mut c) = (member(1), member(2), member(3));
         a.start(T0);

@@ -13,8 +13,8 @@
 //! first retry that gets through re-merges the two halves without help from the application.
 
 use crate::id::PeerId;
-use crate::node::DownReason;
-use crate::record::Addresses;
+use crate::identity::record::Addresses;
+use crate::membership::DownReason;
 use crate::time::{TimeDelta, Timestamp, TokenBucket};
 use crate::wire::BoundedVec;
 use alloc::collections::{BTreeMap, BTreeSet, VecDeque};

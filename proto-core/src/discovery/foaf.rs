@@ -23,7 +23,7 @@
 //! neighbours) comes only from the RNG the caller passes in.
 
 use crate::id::PeerId;
-use crate::record::PeerRecord;
+use crate::identity::record::PeerRecord;
 use crate::time::{TimeDelta, Timestamp, TokenBucket};
 use crate::wire::MAX_FRAME_LEN;
 use crate::wire::codec::{self, BoundedBytes, BoundedVec, DecodeError, EncodeError};
@@ -1043,8 +1043,8 @@ impl Foaf {
 mod tests {
     use super::*;
     use crate::crypto::PureRustProvider;
+    use crate::identity::record::Addresses;
     use crate::identity::{Identity, IdentitySeeds};
-    use crate::record::Addresses;
     use alloc::vec;
     use chacha20::ChaCha8Rng;
     use rand_core::SeedableRng;
@@ -1494,15 +1494,22 @@ mod tests {
     #[test]
     fn an_answer_of_the_largest_records_fits_a_frame() {
         use crate::crypto::{EncapsulationKeyBytes, SignatureBytes, VerifyingKeyBytes};
-        let address = crate::record::Address::new(vec![0xaa; crate::record::MAX_ADDRESS_LEN]);
+        let address =
+            crate::identity::record::Address::new(vec![
+                0xaa;
+                crate::identity::record::MAX_ADDRESS_LEN
+            ]);
         let largest = PeerRecord {
             peer_id: pid(1),
             verifying_key: VerifyingKeyBytes::from_array([1; crate::crypto::SIG_VERIFYING_KEY_LEN]),
             encapsulation_key: EncapsulationKeyBytes::from_array(
                 [2; crate::crypto::KEM_ENCAPSULATION_KEY_LEN],
             ),
-            addresses: Addresses::new(vec![address.unwrap(); crate::record::MAX_ADDRESSES])
-                .unwrap(),
+            addresses: Addresses::new(vec![
+                address.unwrap();
+                crate::identity::record::MAX_ADDRESSES
+            ])
+            .unwrap(),
             issued_at: Timestamp::MAX,
             expires_at: Timestamp::MAX,
             signature: SignatureBytes::from_array([3; crate::crypto::SIGNATURE_LEN]),

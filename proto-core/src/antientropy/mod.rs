@@ -12,7 +12,9 @@
 //! Responses are rate-limited, sketches are bounded by the frame limit, and sessions that never
 //! finish time out; all of it is counted.
 
-use crate::iblt::{Iblt, MAX_CELLS, StrataEstimator, cells_for_estimate};
+pub mod iblt;
+
+use crate::antientropy::iblt::{Iblt, MAX_CELLS, StrataEstimator, cells_for_estimate};
 use crate::id::{MessageId, PeerId};
 use crate::time::{TimeDelta, Timestamp, TokenBucket};
 use crate::wire::{BoundedBytes, MAX_FRAME_LEN};

@@ -8,14 +8,14 @@
 //! overlay, and the first subscriber a walk reaches introduces the seeker into the topic (as if
 //! it had received the seeker's JOIN). Nodes that subscribe at the same time can pair up into
 //! separate groups this way, and a partition cuts an overlay in parts. Each overlay therefore
-//! elects a root by beacons ([`crate::beacon`]): the parts have different roots. A member sends
+//! elects a root by beacons ([`crate::broadcast::tree`]): the parts have different roots. A member sends
 //! *merge walks* now and then; one that ends at a member following another root links the two
 //! members, which joins the parts. SPEC.md §15 gives the cost per topic.
 
 use crate::antientropy::{self, Reconciler};
-use crate::hyparview::{self, HyParView, PeerInfo};
+use crate::broadcast::plumtree::{self, Plumtree, Validator};
 use crate::id::{PeerId, TopicId};
-use crate::plumtree::{self, Plumtree, Validator};
+use crate::membership::hyparview::{self, HyParView, PeerInfo};
 use crate::time::{TimeDelta, Timestamp};
 use crate::wire::BoundedVec;
 use alloc::boxed::Box;
@@ -89,7 +89,7 @@ pub enum TopicMessage {
         topic: TopicId,
         /// The beacon.
         #[n(1)]
-        beacon: crate::beacon::Beacon,
+        beacon: crate::broadcast::tree::RootBeacon,
     },
 }
 
@@ -130,7 +130,7 @@ pub struct Config {
     /// `discovery_backoff_min` after subscribing, then the pause doubles up to this). Default 30 s.
     pub merge_walk_max: TimeDelta,
     /// Root beacons.
-    pub beacon: crate::beacon::Config,
+    pub beacon: crate::broadcast::tree::Config,
     /// Whether Plumtree's eager links follow the beacon tree (§15.4). Default true.
     pub beacon_tree: bool,
 }
@@ -151,7 +151,7 @@ impl Default for Config {
             discovery_backoff_max: TimeDelta::from_secs(30),
             find_rate: 50,
             merge_walk_max: TimeDelta::from_secs(30),
-            beacon: crate::beacon::Config::default(),
+            beacon: crate::broadcast::tree::Config::default(),
             beacon_tree: true,
         }
     }
@@ -169,7 +169,7 @@ pub(crate) struct Topic {
     pub(crate) next_discovery: Timestamp,
     pub(crate) discovery_backoff: TimeDelta,
     /// Root beacons of the topic's overlay.
-    pub(crate) beacons: crate::beacon::Beacons,
+    pub(crate) beacons: crate::broadcast::tree::RootTree,
     /// The beacon state's version last given to Plumtree.
     pub(crate) tree_version: u64,
     /// When the next merge walk goes, and the pause after it.

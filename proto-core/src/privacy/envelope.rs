@@ -11,11 +11,11 @@
 //! to verify. [`open_key`] and [`seal_with_key`] expose the content key so an existing
 //! ciphertext can get a new set of slots (same content, different recipients).
 
+use crate::broadcast::message::MAX_PAYLOAD;
 use crate::crypto::{
     CryptoProvider, Decapsulator, EncapsulationKeyBytes, KEM_CIPHERTEXT_LEN, KemCiphertext,
     SharedSecret,
 };
-use crate::message::MAX_PAYLOAD;
 use crate::wire::codec::{self, BoundedBytes, BoundedVec, DecodeError, EncodeError, FixedBytes};
 use alloc::vec::Vec;
 use bytes::Bytes;

@@ -1,6 +1,8 @@
 //! A node's long-term identity: an ML-DSA-65 signing key and an ML-KEM-768 decapsulation key,
 //! both stored as their seeds.
 
+pub mod record;
+
 use crate::crypto::{
     CryptoProvider, Decapsulator, EncapsulationKeyBytes, KEM_SEED_LEN, SIG_SEED_LEN, Signer,
     VerifyingKeyBytes,

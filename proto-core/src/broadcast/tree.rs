@@ -19,7 +19,7 @@ use minicbor::{Decode, Encode};
 
 /// A root beacon as one neighbour passes it to another.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Encode, Decode)]
-pub struct Beacon {
+pub struct RootBeacon {
     /// The root.
     #[n(0)]
     pub root: PeerId,
@@ -41,7 +41,7 @@ pub struct Config {
     pub interval: TimeDelta,
     /// Silence after which a member takes over as root. Default 16 s.
     pub timeout: TimeDelta,
-    /// Beacons farther than this many hops are ignored. Default 32.
+    /// RootTree farther than this many hops are ignored. Default 32.
     pub max_dist: u8,
 }
 
@@ -57,10 +57,10 @@ impl Default for Config {
 
 /// The beacon state of one member.
 #[derive(Debug)]
-pub struct Beacons {
+pub struct RootTree {
     config: Config,
     me: PeerId,
-    current: Beacon,
+    current: RootBeacon,
     parent: Option<PeerId>,
     heard_at: Timestamp,
     /// This member's own beacon numbers, kept when it stops being root.
@@ -68,9 +68,9 @@ pub struct Beacons {
     next_emit: Timestamp,
     neighbors: Vec<PeerId>,
     /// The latest beacon each neighbour passed on, for the current root.
-    reports: BTreeMap<PeerId, Beacon>,
-    out: VecDeque<(PeerId, Beacon)>,
-    /// Beacons adopted (for inspection).
+    reports: BTreeMap<PeerId, RootBeacon>,
+    out: VecDeque<(PeerId, RootBeacon)>,
+    /// RootTree adopted (for inspection).
     adopted: u64,
     /// Grows whenever the tree links may have changed.
     version: u64,
@@ -83,13 +83,13 @@ pub struct Beacons {
 /// Most given-up roots remembered.
 const MAX_EXPIRED: usize = 8;
 
-impl Beacons {
+impl RootTree {
     /// A member that starts as its own root; its first beacon goes at `first`.
     pub fn new(config: Config, me: PeerId, now: Timestamp, first: Timestamp) -> Self {
         Self {
             config,
             me,
-            current: Beacon {
+            current: RootBeacon {
                 root: me,
                 seq: 0,
                 dist: 0,
@@ -128,7 +128,7 @@ impl Beacons {
         self.current.root == self.me
     }
 
-    /// Beacons adopted so far.
+    /// RootTree adopted so far.
     pub fn adopted(&self) -> u64 {
         self.adopted
     }
@@ -145,7 +145,7 @@ impl Beacons {
             .map(|(p, _)| p)
     }
 
-    /// Grows whenever [`Beacons::tree_links`] may have changed.
+    /// Grows whenever [`RootTree::tree_links`] may have changed.
     pub fn version(&self) -> u64 {
         self.version
     }
@@ -156,7 +156,7 @@ impl Beacons {
     }
 
     /// The next beacon to send.
-    pub fn poll(&mut self) -> Option<(PeerId, Beacon)> {
+    pub fn poll(&mut self) -> Option<(PeerId, RootBeacon)> {
         self.out.pop_front()
     }
 
@@ -181,7 +181,7 @@ impl Beacons {
     }
 
     /// A beacon from neighbour `from`.
-    pub fn handle(&mut self, now: Timestamp, from: PeerId, b: Beacon) {
+    pub fn handle(&mut self, now: Timestamp, from: PeerId, b: RootBeacon) {
         if b.root == self.me {
             // Our own beacon passed back by a neighbour: it says whether we are its parent.
             if self.is_root() {
@@ -272,7 +272,7 @@ impl Beacons {
                 self.expired.pop_front();
             }
             self.expired.push_back((root, self.current.seq));
-            self.current = Beacon {
+            self.current = RootBeacon {
                 root: self.me,
                 seq: self.own_seq,
                 dist: 0,
@@ -293,7 +293,7 @@ impl Beacons {
         }
     }
 
-    /// When [`Beacons::handle_timeout`] must run next.
+    /// When [`RootTree::handle_timeout`] must run next.
     pub fn poll_timeout(&self) -> Timestamp {
         if self.is_root() {
             self.next_emit
@@ -314,7 +314,7 @@ mod tests {
     }
 
     /// A line of members 1 - 2 - ... - n delivering beacons instantly.
-    fn settle(members: &mut [Beacons], now: Timestamp) {
+    fn settle(members: &mut [RootTree], now: Timestamp) {
         loop {
             let mut moved = false;
             for i in 0..members.len() {
@@ -332,10 +332,10 @@ mod tests {
         }
     }
 
-    fn line(n: u8) -> Vec<Beacons> {
-        let mut m: Vec<Beacons> = (1..=n)
+    fn line(n: u8) -> Vec<RootTree> {
+        let mut m: Vec<RootTree> = (1..=n)
             .rev()
-            .map(|i| Beacons::new(Config::default(), id(i), T, T))
+            .map(|i| RootTree::new(Config::default(), id(i), T, T))
             .collect();
         for i in 0..m.len() - 1 {
             let (a, b) = (m[i].me, m[i + 1].me);

@@ -18,9 +18,9 @@
 use crate::crypto::{
     CryptoProvider, Decapsulator, SIGNATURE_LEN, SignatureBytes, VerifyingKeyBytes, signing_input,
 };
-use crate::envelope::{self, Content, EnvelopeError, MAX_SLOTS, Sealed, Slot};
 use crate::id::{MessageId, PeerId};
 use crate::identity::Identity;
+use crate::privacy::envelope::{self, Content, EnvelopeError, MAX_SLOTS, Sealed, Slot};
 use crate::wire::codec::{self, BoundedVec, DecodeError, EncodeError};
 use alloc::collections::VecDeque;
 use alloc::vec::Vec;

@@ -12,8 +12,8 @@
 //! challenge is spent by the first check, whatever its outcome.
 
 use crate::crypto::{CryptoProvider, Decapsulator, EncapsulationKeyBytes, SharedSecret};
-use crate::envelope::{self, EnvelopeError, Sealed, Slot};
 use crate::id::MessageId;
+use crate::privacy::envelope::{self, EnvelopeError, Sealed, Slot};
 use crate::time::{TimeDelta, Timestamp};
 use alloc::collections::VecDeque;
 use alloc::vec::Vec;

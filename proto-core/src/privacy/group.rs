@@ -24,14 +24,16 @@
 //! Everything here is deterministic: randomness (nonces, shard secrets, encapsulation entropy)
 //! comes only from the caller's RNG.
 
+use crate::broadcast::message::MAX_PAYLOAD;
 use crate::crypto::{
     CryptoProvider, Decapsulator, EncapsulationKeyBytes, KEM_SEED_LEN, SIGNATURE_LEN,
     SignatureBytes, VerifyingKeyBytes, signing_input,
 };
-use crate::envelope::{self, Content, EnvelopeError, SLOT_ENCODED_LEN, Sealed, Slot, TAG_LEN};
 use crate::id::PeerId;
 use crate::identity::Identity;
-use crate::message::MAX_PAYLOAD;
+use crate::privacy::envelope::{
+    self, Content, EnvelopeError, SLOT_ENCODED_LEN, Sealed, Slot, TAG_LEN,
+};
 use crate::wire::MAX_FRAME_LEN;
 use crate::wire::codec::{self, BoundedVec, DecodeError, EncodeError, FixedBytes};
 use alloc::boxed::Box;
@@ -1781,9 +1783,9 @@ impl Keyring {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::broadcast::message::MESSAGE_OVERHEAD;
     use crate::crypto::PureRustProvider;
     use crate::identity::IdentitySeeds;
-    use crate::message::MESSAGE_OVERHEAD;
     use alloc::format;
     use alloc::vec;
     use chacha20::ChaCha8Rng;

@@ -14,9 +14,9 @@
 //! once it passed, so a forged copy cannot poison the real message's id. Messages older than the
 //! retention window are refused, so the bounded seen-cache still refuses every replay.
 
+use crate::broadcast::message::{MessageError, SeenCache, SignedMessage};
 use crate::crypto::{CryptoProvider, VerifyingKeyBytes};
 use crate::id::{MessageId, PeerId, TopicId};
-use crate::message::{MessageError, SeenCache, SignedMessage};
 use crate::time::{TimeDelta, Timestamp};
 use crate::wire::BoundedVec;
 use alloc::boxed::Box;
@@ -743,7 +743,7 @@ impl Plumtree {
             }),
         );
         self.cache_bytes += len;
-        crate::message::insert_by_expiry(&mut self.cache_order, expires, id);
+        crate::broadcast::message::insert_by_expiry(&mut self.cache_order, expires, id);
     }
 
     /// Retains a new message and, for an archiving owner, hands it out to be stored.
