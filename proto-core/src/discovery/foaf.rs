@@ -1494,8 +1494,7 @@ mod tests {
     #[test]
     fn an_answer_of_the_largest_records_fits_a_frame() {
         use crate::crypto::{EncapsulationKeyBytes, SignatureBytes, VerifyingKeyBytes};
-        let address =
-            crate::identity::record::Address::new(vec![
+        let address = crate::identity::record::Address::new(vec![
                 0xaa;
                 crate::identity::record::MAX_ADDRESS_LEN
             ]);
