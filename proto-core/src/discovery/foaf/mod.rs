@@ -1,0 +1,838 @@
+//! Friends-of-friends (FOAF) discovery: "who knows peer P?" or "who knows peers offering
+//! capability C?", asked of the overlay without a DHT or a directory.
+//!
+//! A query goes to `fanout` (3) random neighbours with a hop budget `ttl` (3, at most 4). Each
+//! node that receives it for the first time answers from what it knows (its own record, the
+//! records it holds for its neighbours and other peers, through the [`Knowledge`] its owner
+//! supplies) and, while hops remain, passes it to up to `fanout` of its own neighbours other than
+//! the one it came from, with one hop less. Answers are signed [`PeerRecord`]s and travel back
+//! **only** along the reverse path, hop by hop, to the neighbour each node got the query from: a
+//! query carries no reply address, so it cannot be used to aim traffic at a third party.
+//!
+//! Bounds (SPEC.md §18): a node forwards a query at most once while its id is remembered, to at
+//! most `fanout` neighbours, and always decrements the hop budget, so one query causes at most
+//! `fanout + fanout² + … + fanout^ttl` query messages in the whole overlay (39 at the defaults,
+//! 120 at ttl 4). Queries are rate-limited per neighbour; every table (remembered ids, pending
+//! queries, rate-limit buckets, output queues) has a capacity; answers are accepted only for a
+//! pending query and only from a neighbour the query was sent to; every record is checked
+//! against the query and verified before it is passed on or reported.
+//!
+//! The state machine follows the crate's idiom: `handle_*` inputs take `now`, outputs are drained
+//! with [`Foaf::poll_transmit`] and [`Foaf::poll_event`], and [`Foaf::poll_timeout`] names the
+//! instant at which [`Foaf::handle_timeout`] is due. Randomness (query ids, the choice of
+//! neighbours) comes only from the RNG the caller passes in.
+
+mod message;
+pub use message::*;
+
+use crate::id::PeerId;
+use crate::identity::record::PeerRecord;
+use crate::time::{TimeDelta, Timestamp, TokenBucket};
+use crate::wire::codec::BoundedVec;
+use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
+use alloc::vec::Vec;
+use core::fmt;
+use rand_core::Rng;
+
+/// FOAF parameters (SPEC.md §18).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// Neighbours a query is sent to, by the origin and by each relay. Default 3.
+    pub fanout: usize,
+    /// Hop budget of a query when the caller names none. Default 3.
+    pub default_ttl: u8,
+    /// Largest hop budget accepted (at most [`MAX_TTL`]). Default 4.
+    pub max_ttl: u8,
+    /// How long the origin and each relay wait for answers to a query. Default 5 s.
+    pub query_timeout: TimeDelta,
+    /// Most query ids remembered for deduplication; when full, the oldest is forgotten.
+    /// Default 1,024.
+    pub dedup_capacity: usize,
+    /// How long a query id is remembered (at least `query_timeout`). Default 30 s.
+    pub dedup_ttl: TimeDelta,
+    /// Queries accepted per neighbour per second (token bucket, burst the same). Default 10.
+    pub query_rate: u32,
+    /// Most records in an answer this node originates (at most [`MAX_ANSWER_RECORDS`]).
+    /// Default 8.
+    pub max_records_per_answer: usize,
+    /// Most distinct records passed back (or reported) per query. Default 32.
+    pub max_records_per_query: usize,
+    /// Most answers accepted per pending query. Default 32.
+    pub max_answers_per_query: usize,
+    /// Most pending queries (own and relayed); when full, the oldest relayed one is forgotten.
+    /// Default 256.
+    pub max_pending: usize,
+    /// Most own queries in flight (less than `max_pending`). Default 16.
+    pub max_own_queries: usize,
+    /// Most peers with a rate-limit bucket; an idle bucket (full again after a second) is
+    /// dropped first, then the least recently used. Default 128.
+    pub max_rate_buckets: usize,
+    /// Most outputs (transmits, events) waiting to be drained; more are dropped and counted.
+    /// Default 1,024.
+    pub max_queued: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            fanout: 3,
+            default_ttl: 3,
+            max_ttl: MAX_TTL,
+            query_timeout: TimeDelta::from_secs(5),
+            dedup_capacity: 1024,
+            dedup_ttl: TimeDelta::from_secs(30),
+            query_rate: 10,
+            max_records_per_answer: 8,
+            max_records_per_query: 32,
+            max_answers_per_query: 32,
+            max_pending: 256,
+            max_own_queries: 16,
+            max_rate_buckets: 128,
+            max_queued: 1024,
+        }
+    }
+}
+
+impl Config {
+    /// Checks the parameters; the error names the rule broken.
+    pub fn validate(&self) -> Result<(), FoafError> {
+        let rule = if self.fanout == 0 || self.fanout > MAX_FANOUT {
+            "fanout must be between 1 and MAX_FANOUT"
+        } else if self.max_ttl == 0 || self.max_ttl > MAX_TTL {
+            "max_ttl must be between 1 and MAX_TTL"
+        } else if self.default_ttl == 0 || self.default_ttl > self.max_ttl {
+            "default_ttl must be between 1 and max_ttl"
+        } else if self.query_timeout == TimeDelta::ZERO {
+            "query_timeout must be positive"
+        } else if self.dedup_ttl < self.query_timeout {
+            "dedup_ttl must be at least query_timeout"
+        } else if self.max_records_per_answer == 0
+            || self.max_records_per_answer > MAX_ANSWER_RECORDS
+        {
+            "max_records_per_answer must be between 1 and MAX_ANSWER_RECORDS"
+        } else if self.dedup_capacity == 0
+            || self.max_records_per_query == 0
+            || self.max_answers_per_query == 0
+            || self.max_rate_buckets == 0
+            || self.max_queued == 0
+            || self.max_own_queries == 0
+        {
+            "capacities must be at least 1"
+        } else if self.max_own_queries >= self.max_pending {
+            "max_own_queries must be less than max_pending"
+        } else {
+            return Ok(());
+        };
+        Err(FoafError::InvalidConfig(rule))
+    }
+}
+
+/// Why a FOAF call was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FoafError {
+    /// The configuration breaks the named rule.
+    InvalidConfig(&'static str),
+    /// The hop budget is zero or above the configured maximum.
+    BadTtl {
+        /// The budget asked for.
+        ttl: u8,
+        /// The configured maximum.
+        max: u8,
+    },
+    /// There is no neighbour to send the query to.
+    NoNeighbours,
+    /// `max_own_queries` of this node's queries are in flight.
+    TooManyQueries {
+        /// The limit.
+        max: usize,
+    },
+    /// The RNG kept producing ids already in use (a broken RNG).
+    IdCollision,
+}
+
+impl fmt::Display for FoafError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FoafError::InvalidConfig(rule) => write!(f, "invalid FOAF configuration: {rule}"),
+            FoafError::BadTtl { ttl, max } => {
+                write!(f, "query ttl {ttl} is outside 1..={max}")
+            }
+            FoafError::NoNeighbours => f.write_str("no neighbour to send the query to"),
+            FoafError::TooManyQueries { max } => {
+                write!(f, "{max} discovery queries are already in flight")
+            }
+            FoafError::IdCollision => f.write_str("could not draw an unused query id"),
+        }
+    }
+}
+
+impl core::error::Error for FoafError {}
+
+/// What [`Foaf::handle_query`] did with a query.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum QueryOutcome {
+    /// Accepted: `answered` records went back to the sender, and the query was sent on to
+    /// `forwarded` neighbours.
+    Served {
+        /// Records in this node's own answer (0: no answer was sent).
+        answered: usize,
+        /// Neighbours the query was passed to.
+        forwarded: usize,
+    },
+    /// The id was seen before: dropped.
+    Duplicate,
+    /// The sender exceeded its query rate: dropped.
+    RateLimited,
+    /// The hop budget is above the maximum: refused.
+    TtlTooHigh,
+    /// The hop budget is zero: refused.
+    TtlZero,
+    /// The sender is not a neighbour: refused.
+    NotNeighbour,
+}
+
+/// What [`Foaf::handle_answer`] did with an answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AnswerOutcome {
+    /// Accepted: `new_records` records were new, verified and passed back (or reported).
+    Accepted {
+        /// Records passed on.
+        new_records: usize,
+        /// Whether a record failed its check (the rest of the answer was discarded, and the
+        /// sender may send no more answers to this query).
+        rejected: bool,
+    },
+    /// No pending query has this id (never sent, timed out, or forgotten): dropped.
+    UnknownQuery,
+    /// The query was not sent to this peer (or it already sent a bad record): dropped.
+    WrongPeer,
+    /// The query already took `max_answers_per_query` answers: dropped.
+    TooManyAnswers,
+}
+
+/// What the origin of a query learns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Event {
+    /// New verified records answering one of this node's queries (each peer reported once).
+    Found {
+        /// The query.
+        query: QueryId,
+        /// What it looked for.
+        target: Target,
+        /// The neighbour the answer came through.
+        via: PeerId,
+        /// The records: distinct peers, verified, matching the target.
+        records: Vec<PeerRecord>,
+    },
+    /// A query of this node ended (its timeout passed); late answers are dropped.
+    QueryDone {
+        /// The query.
+        query: QueryId,
+        /// What it looked for.
+        target: Target,
+        /// Distinct records found (0: the query failed).
+        found: usize,
+        /// Neighbours the origin sent the query to.
+        sent: usize,
+    },
+}
+
+/// Running totals.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Counters {
+    /// Own queries started.
+    pub queries_started: u64,
+    /// Own queries ended by their timeout.
+    pub queries_done: u64,
+    /// Own queries that found at least one record.
+    pub queries_succeeded: u64,
+    /// Queries accepted from neighbours (first copies, within TTL and rate).
+    pub queries_received: u64,
+    /// Query messages sent (by the origin and as relay): a simulator sums these per query.
+    pub queries_sent: u64,
+    /// Accepted queries this node passed on to at least one neighbour.
+    pub queries_relayed: u64,
+    /// Answers this node originated from its own knowledge.
+    pub answers_sent: u64,
+    /// Answers relayed back towards an origin.
+    pub answers_relayed: u64,
+    /// Answers accepted from neighbours.
+    pub answers_received: u64,
+    /// Distinct records reported to this node as origin.
+    pub records_found: u64,
+    /// Queries dropped as duplicates.
+    pub duplicates: u64,
+    /// Queries dropped by the per-neighbour rate limit.
+    pub rate_limited: u64,
+    /// Queries refused for a hop budget above the maximum.
+    pub ttl_too_high: u64,
+    /// Queries refused for a hop budget of zero.
+    pub ttl_zero: u64,
+    /// Queries refused because the sender is not a neighbour.
+    pub not_neighbour: u64,
+    /// Answers for no pending query.
+    pub answers_unknown_query: u64,
+    /// Answers from a peer the query was not sent to (or that already sent a bad record).
+    pub answers_wrong_peer: u64,
+    /// Answers beyond `max_answers_per_query`.
+    pub answers_over_limit: u64,
+    /// Records that failed verification.
+    pub records_invalid: u64,
+    /// Records that do not match the query's target.
+    pub records_mismatched: u64,
+    /// Records for a peer already passed back for the query (dropped unverified).
+    pub records_duplicate: u64,
+    /// Records beyond `max_records_per_query` (dropped unverified).
+    pub records_over_limit: u64,
+    /// Query ids forgotten early because the dedup table was full.
+    pub dedup_evicted: u64,
+    /// Relayed queries forgotten early because the pending table was full.
+    pub pending_evicted: u64,
+    /// Outputs dropped because `max_queued` were waiting.
+    pub queue_dropped: u64,
+}
+
+/// A query this node sent (as origin or relay) and waits for answers to.
+#[derive(Debug, Clone)]
+struct Pending {
+    /// The neighbour the query came from (answers go there), or `None` for an own query.
+    from: Option<PeerId>,
+    target: Target,
+    /// Neighbours the query went to that may still answer.
+    sent_to: Vec<PeerId>,
+    /// How many it went to.
+    sent: usize,
+    expires_at: Timestamp,
+    /// Peers whose records were passed back (or reported) already.
+    records: BTreeSet<PeerId>,
+    answers: usize,
+}
+
+#[derive(Debug, Clone)]
+struct Bucket {
+    tokens: TokenBucket,
+    last_used: Timestamp,
+}
+
+/// How long an unused bucket takes to fill again (its burst equals its rate per second): after
+/// this it is the same as a new one and can be dropped.
+const BUCKET_REFILL: TimeDelta = TimeDelta::from_secs(1);
+
+/// The FOAF discovery state machine of one node.
+#[derive(Debug)]
+pub struct Foaf {
+    config: Config,
+    /// Remembered query ids, and their expiry in insertion order.
+    seen: BTreeSet<QueryId>,
+    seen_order: VecDeque<(Timestamp, QueryId)>,
+    pending: BTreeMap<QueryId, Pending>,
+    /// `(expires_at, id)` of every pending query.
+    expiries: BTreeSet<(Timestamp, QueryId)>,
+    own_queries: usize,
+    buckets: BTreeMap<PeerId, Bucket>,
+    transmits: VecDeque<(PeerId, DiscoveryMessage)>,
+    events: VecDeque<Event>,
+    counters: Counters,
+}
+
+impl Foaf {
+    /// A state machine with `config`, which must pass [`Config::validate`].
+    pub fn new(config: Config) -> Result<Self, FoafError> {
+        config.validate()?;
+        Ok(Self {
+            config,
+            seen: BTreeSet::new(),
+            seen_order: VecDeque::new(),
+            pending: BTreeMap::new(),
+            expiries: BTreeSet::new(),
+            own_queries: 0,
+            buckets: BTreeMap::new(),
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+            counters: Counters::default(),
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Running totals.
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    /// Query ids currently remembered for deduplication (at most `dedup_capacity`).
+    pub fn remembered_ids(&self) -> usize {
+        self.seen.len()
+    }
+
+    /// Queries waiting for answers, own and relayed (at most `max_pending`).
+    pub fn pending_queries(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Own queries in flight (at most `max_own_queries`).
+    pub fn own_queries(&self) -> usize {
+        self.own_queries
+    }
+
+    /// Peers with a rate-limit bucket (at most `max_rate_buckets`).
+    pub fn rate_buckets(&self) -> usize {
+        self.buckets.len()
+    }
+
+    /// Outputs waiting to be drained (each queue at most `max_queued`).
+    pub fn queued(&self) -> (usize, usize) {
+        (self.transmits.len(), self.events.len())
+    }
+
+    /// Starts a query for `target` with hop budget `ttl` (`None`: `default_ttl`), sent to up to
+    /// `fanout` random peers of `neighbours`. Answers arrive as [`Event::Found`]; after
+    /// `query_timeout` an [`Event::QueryDone`] reports the outcome. The owner should look in its
+    /// own knowledge first: the query does not.
+    pub fn start_query<R: Rng + ?Sized>(
+        &mut self,
+        now: Timestamp,
+        rng: &mut R,
+        target: Target,
+        ttl: Option<u8>,
+        neighbours: &[PeerId],
+    ) -> Result<QueryId, FoafError> {
+        self.expire(now);
+        let ttl = ttl.unwrap_or(self.config.default_ttl);
+        if ttl == 0 || ttl > self.config.max_ttl {
+            return Err(FoafError::BadTtl {
+                ttl,
+                max: self.config.max_ttl,
+            });
+        }
+        if self.own_queries >= self.config.max_own_queries {
+            return Err(FoafError::TooManyQueries {
+                max: self.config.max_own_queries,
+            });
+        }
+        let id = self.fresh_id(rng)?;
+        let chosen = self.choose(rng, neighbours, None);
+        if chosen.is_empty() {
+            return Err(FoafError::NoNeighbours);
+        }
+        self.remember(now, id);
+        self.counters.queries_started += 1;
+        self.own_queries += 1;
+        self.send_queries(id, &target, ttl, &chosen);
+        self.insert_pending(
+            id,
+            Pending {
+                from: None,
+                target,
+                sent: chosen.len(),
+                sent_to: chosen,
+                expires_at: now + self.config.query_timeout,
+                records: BTreeSet::new(),
+                answers: 0,
+            },
+        );
+        Ok(id)
+    }
+
+    /// A query arrived from `from`. In order: the hop budget is checked, the sender must be in
+    /// `neighbours`, a remembered id is a duplicate, the sender's rate is checked; then the id is
+    /// remembered, the query answered from `knowledge` (if it knows matching records) and, if
+    /// hops remain and it is still worth it (a capability query, or a peer query this node could
+    /// not answer), sent on to up to `fanout` random neighbours other than `from`.
+    pub fn handle_query<R: Rng + ?Sized, K: Knowledge + ?Sized>(
+        &mut self,
+        now: Timestamp,
+        rng: &mut R,
+        from: PeerId,
+        query: Query,
+        knowledge: &K,
+        neighbours: &[PeerId],
+    ) -> QueryOutcome {
+        self.expire(now);
+        if query.ttl == 0 {
+            self.counters.ttl_zero += 1;
+            return QueryOutcome::TtlZero;
+        }
+        if query.ttl > self.config.max_ttl {
+            self.counters.ttl_too_high += 1;
+            return QueryOutcome::TtlTooHigh;
+        }
+        if !neighbours.contains(&from) {
+            self.counters.not_neighbour += 1;
+            return QueryOutcome::NotNeighbour;
+        }
+        if self.seen.contains(&query.id) || self.pending.contains_key(&query.id) {
+            self.counters.duplicates += 1;
+            return QueryOutcome::Duplicate;
+        }
+        if !self.take_token(now, from) {
+            self.counters.rate_limited += 1;
+            return QueryOutcome::RateLimited;
+        }
+        self.remember(now, query.id);
+        self.counters.queries_received += 1;
+
+        let records = self.local_answer(now, &query.target, knowledge);
+        let answered = records.len();
+        let answered_peers: BTreeSet<PeerId> = records.iter().map(|r| r.peer_id).collect();
+        // `local_answer` keeps at most `max_records_per_answer` ≤ MAX_ANSWER_RECORDS records.
+        if answered > 0
+            && let Ok(records) = BoundedVec::new(records)
+        {
+            self.counters.answers_sent += 1;
+            self.push_transmit(
+                from,
+                DiscoveryMessage::Answer(Answer {
+                    id: query.id,
+                    records,
+                }),
+            );
+        }
+
+        // A peer query is satisfied on this branch once answered: only capability queries
+        // (which may find more) go on past a node that answered.
+        let worth_it = answered == 0 || matches!(query.target, Target::Capability(_));
+        let mut forwarded = 0;
+        if query.ttl > 1 && worth_it {
+            let chosen = self.choose(rng, neighbours, Some(from));
+            if !chosen.is_empty() {
+                forwarded = chosen.len();
+                self.counters.queries_relayed += 1;
+                self.send_queries(query.id, &query.target, query.ttl - 1, &chosen);
+                self.insert_pending(
+                    query.id,
+                    Pending {
+                        from: Some(from),
+                        target: query.target,
+                        sent: chosen.len(),
+                        sent_to: chosen,
+                        expires_at: now + self.config.query_timeout,
+                        records: answered_peers,
+                        answers: 0,
+                    },
+                );
+            }
+        }
+        QueryOutcome::Served {
+            answered,
+            forwarded,
+        }
+    }
+
+    /// An answer arrived from `from`. It is accepted only for a pending query that was sent to
+    /// `from`, within `max_answers_per_query`. Each record, in order, must match the query's
+    /// target, be new for this query (else it is skipped unverified) and within
+    /// `max_records_per_query`, and pass `verify` (the owner's full check, SPEC §4, which may
+    /// consult its cache); the first record that fails ends the answer and bars `from` from
+    /// answering this query again. New records go back to the neighbour the query came from,
+    /// or, at the origin, are reported in [`Event::Found`].
+    pub fn handle_answer(
+        &mut self,
+        now: Timestamp,
+        from: PeerId,
+        answer: Answer,
+        mut verify: impl FnMut(&PeerRecord) -> bool,
+    ) -> AnswerOutcome {
+        self.expire(now);
+        let Some(pending) = self.pending.get_mut(&answer.id) else {
+            self.counters.answers_unknown_query += 1;
+            return AnswerOutcome::UnknownQuery;
+        };
+        if !pending.sent_to.contains(&from) {
+            self.counters.answers_wrong_peer += 1;
+            return AnswerOutcome::WrongPeer;
+        }
+        if pending.answers >= self.config.max_answers_per_query {
+            self.counters.answers_over_limit += 1;
+            return AnswerOutcome::TooManyAnswers;
+        }
+        pending.answers += 1;
+        self.counters.answers_received += 1;
+
+        let mut fresh: Vec<PeerRecord> = Vec::new();
+        let mut rejected = false;
+        for record in answer.records.into_vec() {
+            if !pending.target.admits(&record) {
+                self.counters.records_mismatched += 1;
+                rejected = true;
+                break;
+            }
+            if pending.records.contains(&record.peer_id) {
+                self.counters.records_duplicate += 1;
+                continue;
+            }
+            if pending.records.len() >= self.config.max_records_per_query {
+                self.counters.records_over_limit += 1;
+                continue;
+            }
+            if !verify(&record) {
+                self.counters.records_invalid += 1;
+                rejected = true;
+                break;
+            }
+            pending.records.insert(record.peer_id);
+            fresh.push(record);
+        }
+        if rejected {
+            pending.sent_to.retain(|p| *p != from);
+        }
+        let new_records = fresh.len();
+        if new_records > 0 {
+            let (back, target) = (pending.from, pending.target.clone());
+            match back {
+                None => {
+                    self.counters.records_found += new_records as u64;
+                    self.push_event(Event::Found {
+                        query: answer.id,
+                        target,
+                        via: from,
+                        records: fresh,
+                    });
+                }
+                Some(back) => {
+                    // `fresh` is a subset of an answer that fitted the wire limit.
+                    if let Ok(records) = BoundedVec::new(fresh) {
+                        self.counters.answers_relayed += 1;
+                        self.push_transmit(
+                            back,
+                            DiscoveryMessage::Answer(Answer {
+                                id: answer.id,
+                                records,
+                            }),
+                        );
+                    }
+                }
+            }
+        }
+        AnswerOutcome::Accepted {
+            new_records,
+            rejected,
+        }
+    }
+
+    /// Ends pending queries whose time is up (own ones with [`Event::QueryDone`]), forgets
+    /// expired query ids and idle rate-limit buckets.
+    pub fn handle_timeout(&mut self, now: Timestamp) {
+        self.expire(now);
+        self.buckets
+            .retain(|_, b| now.saturating_since(b.last_used) < BUCKET_REFILL);
+    }
+
+    /// The earliest instant at which [`Foaf::handle_timeout`] has work to do, if any.
+    pub fn poll_timeout(&self) -> Option<Timestamp> {
+        let pending = self.expiries.first().map(|(t, _)| *t);
+        let seen = self.seen_order.front().map(|(t, _)| *t);
+        match (pending, seen) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// The next message to send: `(neighbour, message)`.
+    pub fn poll_transmit(&mut self) -> Option<(PeerId, DiscoveryMessage)> {
+        self.transmits.pop_front()
+    }
+
+    /// The next event for the owner.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    // ------------------------------------------------------------------ internals
+
+    fn fresh_id<R: Rng + ?Sized>(&self, rng: &mut R) -> Result<QueryId, FoafError> {
+        for _ in 0..8 {
+            let id = QueryId::random(rng);
+            if !self.seen.contains(&id) && !self.pending.contains_key(&id) {
+                return Ok(id);
+            }
+        }
+        Err(FoafError::IdCollision)
+    }
+
+    /// Up to `fanout` distinct peers of `neighbours` other than `except`, drawn uniformly by a
+    /// partial Fisher–Yates shuffle of the sorted list (so the caller's order does not matter).
+    fn choose<R: Rng + ?Sized>(
+        &self,
+        rng: &mut R,
+        neighbours: &[PeerId],
+        except: Option<PeerId>,
+    ) -> Vec<PeerId> {
+        let mut candidates: Vec<PeerId> = neighbours
+            .iter()
+            .copied()
+            .filter(|p| Some(*p) != except)
+            .collect();
+        candidates.sort_unstable();
+        candidates.dedup();
+        let k = self.config.fanout.min(candidates.len());
+        for i in 0..k {
+            let left = (candidates.len() - i) as u64;
+            let j = i + (rng.next_u64() % left) as usize;
+            candidates.swap(i, j);
+        }
+        candidates.truncate(k);
+        candidates
+    }
+
+    /// What this node answers from its own knowledge: matching, unexpired, one per peer, at
+    /// most `max_records_per_answer`.
+    fn local_answer<K: Knowledge + ?Sized>(
+        &self,
+        now: Timestamp,
+        target: &Target,
+        knowledge: &K,
+    ) -> Vec<PeerRecord> {
+        let max = self.config.max_records_per_answer;
+        let mut out: Vec<PeerRecord> = Vec::new();
+        for record in knowledge.lookup(target, max) {
+            if out.len() >= max {
+                break;
+            }
+            if target.admits(&record)
+                && record.expires_at > now
+                && !out.iter().any(|r| r.peer_id == record.peer_id)
+            {
+                out.push(record);
+            }
+        }
+        out
+    }
+
+    fn send_queries(&mut self, id: QueryId, target: &Target, ttl: u8, to: &[PeerId]) {
+        for peer in to {
+            self.counters.queries_sent += 1;
+            self.push_transmit(
+                *peer,
+                DiscoveryMessage::Query(Query {
+                    id,
+                    target: target.clone(),
+                    ttl,
+                }),
+            );
+        }
+    }
+
+    fn take_token(&mut self, now: Timestamp, from: PeerId) -> bool {
+        if !self.buckets.contains_key(&from) && self.buckets.len() >= self.config.max_rate_buckets {
+            self.buckets
+                .retain(|_, b| now.saturating_since(b.last_used) < BUCKET_REFILL);
+            if self.buckets.len() >= self.config.max_rate_buckets {
+                let lru = self
+                    .buckets
+                    .iter()
+                    .min_by_key(|(p, b)| (b.last_used, **p))
+                    .map(|(p, _)| *p);
+                if let Some(lru) = lru {
+                    self.buckets.remove(&lru);
+                }
+            }
+        }
+        let rate = self.config.query_rate;
+        let bucket = self.buckets.entry(from).or_insert_with(|| Bucket {
+            tokens: TokenBucket::new(rate, now),
+            last_used: now,
+        });
+        bucket.last_used = now;
+        bucket.tokens.take(now)
+    }
+
+    /// Remembers `id` until `now + dedup_ttl`, forgetting the oldest id if the table is full.
+    fn remember(&mut self, now: Timestamp, id: QueryId) {
+        while self.seen.len() >= self.config.dedup_capacity {
+            match self.seen_order.pop_front() {
+                Some((_, old)) => {
+                    self.seen.remove(&old);
+                    self.counters.dedup_evicted += 1;
+                }
+                None => break,
+            }
+        }
+        if self.seen.insert(id) {
+            self.seen_order.push_back((now + self.config.dedup_ttl, id));
+        }
+    }
+
+    /// Inserts a pending query; when the table is full, forgets the relayed query that expires
+    /// first (own queries are bounded below the capacity, so there always is one).
+    fn insert_pending(&mut self, id: QueryId, pending: Pending) {
+        while self.pending.len() >= self.config.max_pending {
+            let victim = self
+                .expiries
+                .iter()
+                .find(|(_, q)| self.pending.get(q).is_some_and(|p| p.from.is_some()))
+                .copied();
+            let Some((t, q)) = victim else { break };
+            self.expiries.remove(&(t, q));
+            self.pending.remove(&q);
+            self.counters.pending_evicted += 1;
+        }
+        self.expiries.insert((pending.expires_at, id));
+        if let Some(old) = self.pending.insert(id, pending) {
+            // Not reachable (ids are checked before), but keep the index exact regardless.
+            self.expiries.remove(&(old.expires_at, id));
+            if old.from.is_none() {
+                self.own_queries = self.own_queries.saturating_sub(1);
+            }
+        }
+    }
+
+    fn expire(&mut self, now: Timestamp) {
+        while let Some(&(t, id)) = self.expiries.first() {
+            if t > now {
+                break;
+            }
+            self.expiries.remove(&(t, id));
+            let Some(p) = self.pending.remove(&id) else {
+                continue;
+            };
+            if p.from.is_none() {
+                self.own_queries = self.own_queries.saturating_sub(1);
+                self.counters.queries_done += 1;
+                if !p.records.is_empty() {
+                    self.counters.queries_succeeded += 1;
+                }
+                self.push_event(Event::QueryDone {
+                    query: id,
+                    target: p.target,
+                    found: p.records.len(),
+                    sent: p.sent,
+                });
+            }
+        }
+        while let Some(&(t, id)) = self.seen_order.front() {
+            if t > now {
+                break;
+            }
+            self.seen_order.pop_front();
+            self.seen.remove(&id);
+        }
+    }
+
+    fn push_transmit(&mut self, to: PeerId, message: DiscoveryMessage) {
+        if self.transmits.len() >= self.config.max_queued {
+            self.counters.queue_dropped += 1;
+            return;
+        }
+        self.transmits.push_back((to, message));
+    }
+
+    fn push_event(&mut self, event: Event) {
+        if self.events.len() >= self.config.max_queued {
+            self.counters.queue_dropped += 1;
+            return;
+        }
+        self.events.push_back(event);
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,210 @@
+use super::*;
+use crate::id::PeerId;
+use crate::identity::record::Addresses;
+use crate::membership::DownReason;
+use crate::time::Timestamp;
+use crate::wire::BoundedVec;
+use alloc::vec::Vec;
+use chacha20::ChaCha8Rng;
+
+impl HyParView {
+    /// A message from `from`, over an established connection.
+    pub fn handle_message(
+        &mut self,
+        now: Timestamp,
+        from: PeerId,
+        sender_addresses: Option<Addresses>,
+        message: Message,
+        rng: &mut ChaCha8Rng,
+    ) {
+        if self.left {
+            return;
+        }
+        match message {
+            Message::Join => {
+                let accepted = Message::NeighborReply { accepted: true };
+                if self.active.contains_key(&from) {
+                    // A retransmitted JOIN: our answer was lost; answer again.
+                    self.out.push_back(Output::Send {
+                        to: from,
+                        message: accepted,
+                    });
+                    return;
+                }
+                if !self.take_join_token(now) {
+                    self.counters.joins_dropped += 1;
+                    return; // the joiner asks again
+                }
+                let Some(addresses) = sender_addresses else {
+                    self.counters.unexpected += 1;
+                    return;
+                };
+                self.add_active(from, addresses.clone(), rng);
+                self.out.push_back(Output::Send {
+                    to: from,
+                    message: accepted,
+                });
+                // Announce a joiner once per connection, however often it asks.
+                if self.joined_links.insert(from) {
+                    let info = PeerInfo {
+                        peer: from,
+                        addresses,
+                    };
+                    let others: Vec<PeerId> =
+                        self.active.keys().copied().filter(|p| *p != from).collect();
+                    for p in others {
+                        self.out.push_back(Output::Send {
+                            to: p,
+                            message: Message::ForwardJoin {
+                                node: info.clone(),
+                                ttl: self.config.arwl,
+                            },
+                        });
+                    }
+                }
+            }
+            Message::ForwardJoin { node, ttl } => {
+                if !self.take_join_token(now) {
+                    self.counters.joins_dropped += 1;
+                    return;
+                }
+                if node.peer == self.me {
+                    return;
+                }
+                // The walk ends here (ttl spent, or nowhere else to go): ask the joiner to be
+                // our neighbour. Otherwise remember it at PRWL and pass the walk on.
+                let next = if ttl == 0 || self.active.len() <= 1 {
+                    None
+                } else {
+                    if ttl == self.config.prwl {
+                        self.add_passive(node.peer, node.addresses.clone(), &[], rng);
+                    }
+                    self.random_active_except(&[from, node.peer], rng)
+                };
+                match next {
+                    Some(p) => self.out.push_back(Output::Send {
+                        to: p,
+                        message: Message::ForwardJoin {
+                            node,
+                            ttl: ttl.saturating_sub(1),
+                        },
+                    }),
+                    None if !self.active.contains_key(&node.peer) => {
+                        self.attempt(
+                            now,
+                            node.peer,
+                            node.addresses,
+                            Purpose::Neighbor(Priority::High),
+                            false,
+                        );
+                    }
+                    None => {}
+                }
+            }
+            Message::Neighbor { priority } => {
+                let accept = self.active.contains_key(&from)
+                    || priority == Priority::High
+                    || self.active.len() < self.config.active_view;
+                if accept {
+                    let addresses = sender_addresses.unwrap_or_default();
+                    self.add_active(from, addresses, rng);
+                    self.attempts.remove(&from);
+                }
+                self.out.push_back(Output::Send {
+                    to: from,
+                    message: Message::NeighborReply { accepted: accept },
+                });
+                if !accept && !self.attempts.contains_key(&from) {
+                    self.out.push_back(Output::Disconnect { peer: from });
+                }
+            }
+            Message::NeighborReply { accepted } => {
+                let Some(a) = self.attempts.remove(&from) else {
+                    if !accepted || !self.active.contains_key(&from) {
+                        self.counters.unexpected += 1;
+                    }
+                    return;
+                };
+                if accepted {
+                    if a.retry {
+                        self.counters.retries_succeeded += 1;
+                    }
+                    self.repair_backoff = self.config.repair_interval;
+                    self.lost.remove(&from);
+                    self.add_active(from, a.addresses, rng);
+                } else {
+                    self.counters.refused += 1;
+                    self.add_passive(from, a.addresses, &[], rng);
+                    if !self.active.contains_key(&from) {
+                        self.out.push_back(Output::Disconnect { peer: from });
+                    }
+                    // Try another candidate later: back off while everyone is full.
+                    let doubled = self
+                        .repair_backoff
+                        .max(self.config.repair_interval)
+                        .saturating_mul(2);
+                    self.repair_backoff = doubled.min(self.config.retry_backoff_max);
+                    self.next_repair = self.next_repair.max(now + self.repair_backoff);
+                }
+            }
+            Message::Disconnect => {
+                if let Some(addresses) = self.active.remove(&from) {
+                    self.out.push_back(Output::NeighborDown {
+                        peer: from,
+                        reason: DownReason::Replaced,
+                    });
+                    self.add_passive(from, addresses, &[], rng);
+                    self.out.push_back(Output::Disconnect { peer: from });
+                    self.repair(now, rng, true, &[from]);
+                }
+            }
+            Message::Shuffle { origin, ttl, nodes } => {
+                if origin.peer == self.me {
+                    return;
+                }
+                if ttl > 0
+                    && self.active.len() > 1
+                    && let Some(p) = self.random_active_except(&[from, origin.peer], rng)
+                {
+                    self.out.push_back(Output::Send {
+                        to: p,
+                        message: Message::Shuffle {
+                            origin,
+                            ttl: ttl - 1,
+                            nodes,
+                        },
+                    });
+                    return;
+                }
+                let reply = self.sample_passive(nodes.len().max(1), rng);
+                let reply = BoundedVec::new(reply).unwrap_or_default();
+                let sent: Vec<PeerId> = reply.iter().map(|i| i.peer).collect();
+                for info in nodes.into_vec() {
+                    self.add_passive(info.peer, info.addresses, &sent, rng);
+                }
+                if self.active.contains_key(&origin.peer) || self.links.contains(&origin.peer) {
+                    self.out.push_back(Output::Send {
+                        to: origin.peer,
+                        message: Message::ShuffleReply { nodes: reply },
+                    });
+                } else {
+                    self.attempt(
+                        now,
+                        origin.peer,
+                        origin.addresses.clone(),
+                        Purpose::ShuffleReply(reply),
+                        false,
+                    );
+                }
+                self.add_passive(origin.peer, origin.addresses, &[], rng);
+            }
+            Message::ShuffleReply { nodes } => {
+                self.counters.shuffles += 1;
+                let sent = core::mem::take(&mut self.last_shuffle_sent);
+                for info in nodes.into_vec() {
+                    self.add_passive(info.peer, info.addresses, &sent, rng);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,331 @@
+use super::*;
+use crate::crypto::{SIGNATURE_LEN, SignatureBytes, signing_input};
+use crate::frame::{Frame, Goodbye, GoodbyeReason, Hello, PROTOCOL_VERSION, SessionMessage};
+use crate::id::PeerId;
+use crate::identity::record::{Addresses, PeerRecord, RecordError};
+use crate::membership::hyparview::{self};
+use crate::membership::swim::{self};
+use crate::time::{TimeDelta, Timestamp};
+use crate::wire::BoundedVec;
+use alloc::vec::Vec;
+use bytes::Bytes;
+use rand_core::Rng;
+use records::Offer;
+
+impl Node {
+    pub(super) fn on_frame(
+        &mut self,
+        now: Timestamp,
+        from: PeerId,
+        bytes: Bytes,
+    ) -> Result<(), FrameError> {
+        if !self.links.contains_key(&from) {
+            return Err(FrameError::NotConnected);
+        }
+        let frame = match &self.config.interner {
+            Some(interner) => Frame::decode_interned(&bytes, &**interner),
+            None => Frame::decode_shared(&bytes),
+        }
+        .map_err(FrameError::Decode)?;
+        if let Some(n) = self
+            .counters
+            .frames_in_by_kind
+            .get_mut(frame.kind().number() as usize)
+        {
+            *n += 1;
+        }
+        let established = self.links.get(&from).is_some_and(|l| l.established);
+        match frame {
+            Frame::Session(SessionMessage::Hello(hello)) => self.on_hello(now, from, hello),
+            Frame::Session(SessionMessage::Goodbye(goodbye)) => {
+                self.on_goodbye(now, from, goodbye);
+                Ok(())
+            }
+            Frame::Session(SessionMessage::HelloRequest) => {
+                if let Some(link) = self.links.get_mut(&from)
+                    && now >= link.hello_sent_at + HELLO_RESEND_INTERVAL
+                {
+                    link.hello_sent_at = now;
+                    let hello = self.hello.clone();
+                    self.send(from, hello);
+                }
+                Ok(())
+            }
+            Frame::Membership(_)
+            | Frame::FailureDetection(_)
+            | Frame::Topic(_)
+            | Frame::Reconcile(_)
+            | Frame::Private(_)
+            | Frame::Discovery(_)
+                if !established =>
+            {
+                // The peer is past the handshake, so its Hello was lost: ask for it again.
+                if let Some(link) = self.links.get_mut(&from)
+                    && link
+                        .hello_requested_at
+                        .is_none_or(|t| now >= t + HELLO_RESEND_INTERVAL)
+                {
+                    link.hello_requested_at = Some(now);
+                    if let Ok(req) = Frame::Session(SessionMessage::HelloRequest).encode() {
+                        self.send(from, req);
+                    }
+                }
+                Err(FrameError::NotEstablished)
+            }
+            Frame::Membership(message) => {
+                let addresses = self.records.get(&from).map(|r| r.addresses.clone());
+                self.hyparview
+                    .handle_message(now, from, addresses, message, &mut self.rng);
+                Ok(())
+            }
+            Frame::FailureDetection(mut message) => {
+                self.verify_alive_claims(&mut message);
+                let members: Vec<PeerId> = self.member_refs.keys().copied().collect();
+                self.swim.handle_message(now, from, message, &members);
+                Ok(())
+            }
+            Frame::Topic(message) => {
+                self.on_topic_frame(now, from, message);
+                Ok(())
+            }
+            Frame::Reconcile(message) => {
+                self.on_reconcile_frame(now, from, message);
+                Ok(())
+            }
+            Frame::Discovery(message) => {
+                self.on_discovery_frame(now, from, message);
+                Ok(())
+            }
+            Frame::Private(message) => {
+                self.on_private_frame(now, from, message);
+                Ok(())
+            }
+        }
+    }
+
+    pub(super) fn on_hello(
+        &mut self,
+        now: Timestamp,
+        from: PeerId,
+        hello: Hello,
+    ) -> Result<(), FrameError> {
+        if hello.version != PROTOCOL_VERSION {
+            return Err(FrameError::UnsupportedVersion {
+                version: hello.version,
+            });
+        }
+        if hello.record.peer_id != from {
+            return Err(FrameError::PeerMismatch);
+        }
+        self.accept_record(hello.record, now)?;
+        if let Some(link) = self.links.get_mut(&from)
+            && !link.established
+        {
+            link.established = true;
+            link.last_used = now;
+            self.hyparview.on_link_up(now, from);
+            self.topics_link_up(now, from);
+            self.private_link_up(now, from);
+        }
+        Ok(())
+    }
+
+    pub(super) fn on_goodbye(&mut self, now: Timestamp, from: PeerId, goodbye: Goodbye) {
+        match goodbye.reason {
+            GoodbyeReason::Leaving => self.peer_left(now, from),
+            GoodbyeReason::Replaced => self.hyparview.handle_message(
+                now,
+                from,
+                None,
+                hyparview::Message::Disconnect,
+                &mut self.rng,
+            ),
+        }
+        self.links.remove(&from);
+        self.link_down(now, from);
+        self.push_transmit(Transmit::Disconnect { peer: from });
+    }
+
+    /// Drops ALIVE claims whose signature does not verify under the claimant's known key.
+    pub(super) fn verify_alive_claims(&mut self, message: &mut swim::Message) {
+        let updates = match message {
+            swim::Message::Ping { updates, .. } | swim::Message::Ack { updates, .. } => updates,
+            _ => return,
+        };
+        let mut kept = Vec::with_capacity(updates.len());
+        for g in core::mem::take(updates).into_vec() {
+            if let swim::Update::Alive {
+                peer,
+                incarnation,
+                signature,
+            } = &g.update
+            {
+                let ok = self.records.get(peer).is_some_and(|r| {
+                    let msg =
+                        signing_input(swim::ALIVE_DOMAIN, &swim::alive_body(peer, *incarnation));
+                    self.config.crypto.verify(&r.verifying_key, &msg, signature)
+                });
+                if !ok {
+                    self.counters.rejected_alive += 1;
+                    continue;
+                }
+            }
+            kept.push(g);
+        }
+        *updates = BoundedVec::new(kept).unwrap_or_default();
+    }
+
+    /// An overlay wants a connection to `peer`. Returns true if an established one exists
+    /// (another overlay may have kept it up after this one let it go): the caller reports it
+    /// up at once, since no dial will. Otherwise asks the driver to dial, unless a connection
+    /// is being made; its handshake reaches every overlay.
+    pub(super) fn link_ready_or_dial(
+        &mut self,
+        now: Timestamp,
+        peer: PeerId,
+        addresses: Addresses,
+    ) -> bool {
+        if self.links.get(&peer).is_some_and(|l| l.established) {
+            return true;
+        }
+        self.dial(now, peer, addresses);
+        false
+    }
+
+    /// Asks the driver for a connection to `peer`, unless one exists or is being made.
+    pub(super) fn dial(&mut self, now: Timestamp, peer: PeerId, addresses: Addresses) {
+        if !self.links.contains_key(&peer) && !self.dialing.contains_key(&peer) {
+            self.dialing.insert(peer, now + self.config.dial_timeout);
+            self.push_transmit(Transmit::Connect {
+                peer,
+                addresses: addresses.into_vec(),
+            });
+        }
+    }
+
+    /// Sends a protocol frame over an established link (dropped if there is none).
+    pub(super) fn send_frame(&mut self, to: PeerId, frame: &Frame) {
+        if !self.links.get(&to).is_some_and(|l| l.established) {
+            return;
+        }
+        if let Ok(bytes) = frame.encode() {
+            self.send(to, bytes);
+        }
+    }
+
+    pub(super) fn unused_link_deadline(&self) -> Option<Timestamp> {
+        self.links
+            .iter()
+            .filter(|(p, l)| l.established && !self.link_wanted(p))
+            .map(|(_, l)| l.last_used + self.config.unused_link_timeout)
+            .min()
+    }
+
+    /// Closes established connections no protocol has used for `unused_link_timeout`.
+    pub(super) fn close_unused_links(&mut self, now: Timestamp) {
+        let idle: Vec<PeerId> = self
+            .links
+            .iter()
+            .filter(|(p, l)| {
+                l.established
+                    && !self.link_wanted(p)
+                    && now >= l.last_used + self.config.unused_link_timeout
+            })
+            .map(|(p, _)| *p)
+            .collect();
+        for peer in idle {
+            self.links.remove(&peer);
+            self.counters.unused_links_closed += 1;
+            self.push_transmit(Transmit::Disconnect { peer });
+            self.link_down(now, peer);
+        }
+        self.drain_protocols(now);
+    }
+
+    /// Verifies (once) and caches a record.
+    /// Caches a record the caller already verified (a FOAF answer checked hop by hop, an
+    /// announcement's author record checked by the validator): no second signature check.
+    pub(super) fn cache_verified_record(&mut self, record: PeerRecord) {
+        if matches!(self.records.offer(&record), Offer::New) {
+            let links = &self.links;
+            self.records.insert(record, |p| links.contains_key(p));
+        }
+    }
+
+    pub(super) fn accept_record(
+        &mut self,
+        record: PeerRecord,
+        now: Timestamp,
+    ) -> Result<(), FrameError> {
+        match self.records.offer(&record) {
+            Offer::Stale => Err(FrameError::StaleRecord),
+            Offer::Known if record.expires_at > now => Ok(()),
+            Offer::Known => Err(FrameError::BadRecord(RecordError::Expired)),
+            Offer::New => {
+                self.counters.records_verified += 1;
+                record
+                    .verify(&*self.config.crypto, now)
+                    .map_err(FrameError::BadRecord)?;
+                let links = &self.links;
+                self.records.insert(record, |p| links.contains_key(p));
+                Ok(())
+            }
+        }
+    }
+
+    pub(super) fn reissue_record(
+        &mut self,
+        now: Timestamp,
+        addresses: Addresses,
+    ) -> Result<(), NodeError> {
+        let record = PeerRecord::issue(&self.identity, addresses, now, self.config.record_lifetime)
+            .map_err(NodeError::Record)?;
+        self.adopt_record(record)?;
+        self.presence_record();
+        let hello = self.hello.clone();
+        let neighbors: Vec<PeerId> = self
+            .links
+            .iter()
+            .filter(|(_, l)| l.established)
+            .map(|(p, _)| *p)
+            .collect();
+        for peer in neighbors {
+            self.send(peer, hello.clone());
+        }
+        Ok(())
+    }
+
+    /// Makes `record` the node's own: caches its `Hello` and schedules its refresh at three
+    /// quarters of its lifetime, less a random jitter of up to a sixteenth, so that nodes started
+    /// together do not all re-sign at once.
+    pub(super) fn adopt_record(&mut self, mut record: PeerRecord) -> Result<(), NodeError> {
+        let hello = Frame::Session(SessionMessage::Hello(Hello {
+            version: PROTOCOL_VERSION,
+            record: record.clone(),
+        }))
+        .encode()
+        .map_err(|e| NodeError::Record(RecordError::Encode(e)))?;
+        // The signature ends the Hello frame (the record's last field, in the frame's last
+        // field): keep one copy of it, the frame's, instead of two.
+        let tail = hello
+            .len()
+            .checked_sub(SIGNATURE_LEN)
+            .map(|at| hello.slice(at..));
+        if let Some(tail) = tail
+            && tail == record.signature.as_bytes()
+            && let Ok(signature) = SignatureBytes::new(tail)
+        {
+            record.signature = signature;
+        }
+        let lifetime = record.expires_at.saturating_since(record.issued_at);
+        let jitter_span = (lifetime.as_micros() / 16).max(1);
+        let jitter = TimeDelta::from_micros(self.rng.next_u64() % jitter_span);
+        self.refresh_at = record
+            .issued_at
+            .saturating_add(TimeDelta::from_micros(lifetime.as_micros() / 4 * 3))
+            .saturating_sub(jitter);
+        self.record = record;
+        self.hello = hello;
+        Ok(())
+    }
+}
