@@ -8,7 +8,7 @@ use std::sync::Arc;
 /// `POST /v1/presence/{start,stop}?group=NAME`, `GET /v1/presence/online?group=NAME`: the
 /// group's secret is read from this node's home (`hearsay group ...`).
 pub(super) async fn presence(state: &Arc<State>, action: &str, name: &str) -> Response<Body> {
-    let groups = crate::groups::Groups::new(&state.home);
+    let groups = crate::presence_groups::PresenceGroups::new(&state.home);
     let secret = match groups.secret(name) {
         Ok(s) => s,
         Err(e) => return error(StatusCode::NOT_FOUND, &e.to_string()),
