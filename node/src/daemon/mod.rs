@@ -42,7 +42,7 @@ use hearsay_proto::{PeerId, TimeDelta, TopicId};
 use hearsay_tokio::{NodeEvent, NodeHandle, SpawnError, default_config};
 use inbox::{Inbox, watch_services};
 use mailbox::archive_messages;
-use metrics::{Histogram, LATENCY_BUCKETS};
+use prometheus_client::metrics::histogram::Histogram;
 use routes::accept_loop;
 use settings::{Settings, merge};
 use std::collections::{BTreeMap, VecDeque};
@@ -286,7 +286,7 @@ async fn serve(
         restored: AtomicU64::new(0),
         home: home.to_owned(),
         inbox: Inbox::default(),
-        latency: Histogram::new(LATENCY_BUCKETS),
+        latency: metrics::latency_histogram(),
     });
     tokio::spawn(watch_services(services_rx, state.clone()));
     // Letters to this node are announced on its inbox topic.
