@@ -379,7 +379,7 @@ pub struct PresenceArgs {
 /// `hearsay presence ...`
 pub fn presence(home: &Path, args: &PresenceArgs, out: &mut dyn Write) -> Result<(), Error> {
     // A clear error for an unknown group before anything else.
-    crate::groups::Groups::new(home).secret(&args.group)?;
+    crate::presence_groups::PresenceGroups::new(home).secret(&args.group)?;
     let control = locate(home, &args.target)?;
     let path = format!(
         "/v1/presence/{}?group={}",

@@ -27,9 +27,9 @@ pub mod api;
 pub mod client;
 pub mod daemon;
 pub mod demo;
-pub mod groups;
 pub mod http;
 pub mod passphrase;
+pub mod presence_groups;
 pub mod store;
 
 use clap::{Parser, Subcommand};
@@ -91,7 +91,7 @@ pub enum Command {
     Group {
         /// What to do with groups.
         #[command(subcommand)]
-        action: GroupCommand,
+        action: PresenceGroupCommand,
     },
     /// Join, leave or look at a presence group through the running node.
     Presence(client::PresenceArgs),
@@ -103,7 +103,7 @@ pub enum Command {
 
 /// `hearsay group ...`
 #[derive(Debug, Subcommand)]
-pub enum GroupCommand {
+pub enum PresenceGroupCommand {
     /// Create a group with a new random secret.
     Create {
         /// Letters, digits, '-' and '_'; at most 64 characters.
@@ -609,34 +609,34 @@ fn run_identity(
 }
 
 /// `hearsay group ...` against the groups of `home`.
-fn run_group(home: &Path, action: &GroupCommand, out: &mut dyn Write) -> Result<(), Error> {
-    let groups = groups::Groups::new(home);
+fn run_group(home: &Path, action: &PresenceGroupCommand, out: &mut dyn Write) -> Result<(), Error> {
+    let groups = presence_groups::PresenceGroups::new(home);
     let written = match action {
-        GroupCommand::Create { name } => {
+        PresenceGroupCommand::Create { name } => {
             let topic = groups.create(name)?;
             writeln!(
                 out,
                 "{name} {topic}\nshare it with `hearsay group export {name}`"
             )
         }
-        GroupCommand::Import { name, secret_file } => {
+        PresenceGroupCommand::Import { name, secret_file } => {
             let text = Zeroizing::new(fs::read(secret_file).map_err(io_error(|| {
                 format!("cannot read {}", secret_file.display())
             }))?);
             let topic = groups.import(name, &text)?;
             writeln!(out, "{name} {topic}")
         }
-        GroupCommand::Export { name } => {
+        PresenceGroupCommand::Export { name } => {
             let secret = groups.export(name)?;
             writeln!(out, "{}", secret.as_str())
         }
-        GroupCommand::List => groups.names()?.iter().try_for_each(|name| {
+        PresenceGroupCommand::List => groups.names()?.iter().try_for_each(|name| {
             let topic = groups
                 .topic(name)
                 .map_or_else(|_| "(unreadable)".to_owned(), |t| t.to_string());
             writeln!(out, "{name} {topic}")
         }),
-        GroupCommand::Delete { name } => {
+        PresenceGroupCommand::Delete { name } => {
             groups.delete(name)?;
             writeln!(out, "deleted {name}")
         }

@@ -3,6 +3,9 @@
 //! 32-byte secret (SPEC.md §19): whoever holds it is a member, so it is shared out of band
 //! (`hearsay group export`, then `hearsay group import` on the other machine). The running node
 //! reads the secrets from the same home; they never cross the control API.
+//!
+//! These are presence groups (`hearsay_proto::discovery::presence`), not the encrypted groups of
+//! `hearsay_proto::privacy::group` (an audience with its own keys and operation log).
 
 use crate::{Error, failed, validate_name};
 use hearsay_proto::TopicId;
@@ -16,7 +19,7 @@ const EXTENSION: &str = "secret";
 
 /// The group secrets of one home directory.
 #[derive(Debug, Clone)]
-pub struct Groups {
+pub struct PresenceGroups {
     dir: PathBuf,
 }
 
@@ -40,7 +43,7 @@ fn hex(bytes: &[u8]) -> Zeroizing<String> {
     Zeroizing::new(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
-impl Groups {
+impl PresenceGroups {
     /// The groups of `home`.
     pub fn new(home: &Path) -> Self {
         Self {
@@ -167,10 +170,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn groups_round_trip_through_export_and_import() {
+    fn presence_groups_round_trip_through_export_and_import() {
         let home = std::env::temp_dir().join(format!("hearsay-groups-{}", std::process::id()));
-        let a = Groups::new(&home.join("a"));
-        let b = Groups::new(&home.join("b"));
+        let a = PresenceGroups::new(&home.join("a"));
+        let b = PresenceGroups::new(&home.join("b"));
         let topic = a.create("friends").unwrap();
         assert!(a.create("friends").is_err(), "never overwritten");
         let secret = a.export("friends").unwrap();
