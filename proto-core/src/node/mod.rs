@@ -8,6 +8,7 @@ mod session;
 mod view;
 pub use view::*;
 
+mod command;
 mod discovery;
 mod persist;
 mod presence;
@@ -19,15 +20,16 @@ mod types;
 pub use crate::privacy::fetch::{
     Announcement, MAX_READERS, PrivateConfig, PrivateCounters, PrivateMessage,
 };
+pub use command::{Accepted, Command};
 pub use persist::{MAX_PERSISTED_RECORDS, PersistentState};
 pub use presence::MAX_PRESENCE_GROUPS;
 pub use types::{
-    Command, Config, Contact, Counters, DownReason, Event, FrameError, NodeError, RngSeed, Transmit,
+    Config, Contact, Counters, DownReason, Event, FrameError, NodeError, RngSeed, Transmit,
 };
 
 use crate::broadcast::topic::Topic;
 use crate::crypto::signing_input;
-use crate::frame::{Frame, Goodbye, GoodbyeReason, SessionMessage};
+use crate::frame::{Frame, SessionMessage};
 use crate::id::PeerId;
 use crate::id::TopicId;
 use crate::identity::Identity;
@@ -304,69 +306,6 @@ impl Node {
         self.links.remove(&peer);
         self.link_down(now, peer);
         self.drain_protocols(now);
-    }
-
-    /// The application asks for something.
-    pub fn handle_command(&mut self, now: Timestamp, command: Command) -> Result<(), NodeError> {
-        let now = self.advance(now);
-        match command {
-            Command::Join { contacts } => {
-                let mut infos = Vec::new();
-                for contact in contacts {
-                    let addresses = BoundedVec::new(contact.addresses).map_err(|_| {
-                        NodeError::TooManyAddresses {
-                            max: crate::identity::record::MAX_ADDRESSES,
-                        }
-                    })?;
-                    infos.push(PeerInfo {
-                        peer: contact.peer,
-                        addresses,
-                    });
-                }
-                self.hyparview.join(now, infos);
-                self.drain_protocols(now);
-                Ok(())
-            }
-            Command::SetAddresses { addresses } => {
-                let addresses =
-                    Addresses::new(addresses).map_err(|_| NodeError::TooManyAddresses {
-                        max: crate::identity::record::MAX_ADDRESSES,
-                    })?;
-                self.config.addresses = addresses.as_slice().to_vec();
-                self.hyparview.set_addresses(addresses.clone());
-                self.reissue_record(now, addresses)
-            }
-            Command::Subscribe { topic } => self.subscribe(now, topic),
-            Command::Unsubscribe { topic } => self.unsubscribe(now, topic),
-            Command::Publish { topic, payload } => self.publish(now, topic, &payload).map(|_| ()),
-            Command::Leave => {
-                self.presence_leave(now);
-                let goodbye = Frame::Session(SessionMessage::Goodbye(Goodbye {
-                    reason: GoodbyeReason::Leaving,
-                }))
-                .encode()
-                .ok();
-                self.hyparview.leave();
-                for t in self.topics.values_mut() {
-                    t.hyparview.leave();
-                }
-                let members: Vec<PeerId> = self.member_refs.keys().copied().collect();
-                for peer in &members {
-                    self.swim.remove_member(peer);
-                }
-                self.member_refs.clear();
-                let links = core::mem::take(&mut self.links);
-                for (peer, link) in links {
-                    if let (true, Some(goodbye)) = (link.established, &goodbye) {
-                        self.send(peer, goodbye.clone());
-                    }
-                    self.push_transmit(Transmit::Disconnect { peer });
-                }
-                self.dialing.clear();
-                self.drain_protocols(now);
-                Ok(())
-            }
-        }
     }
 
     /// Time has passed: run every timer due at or before `now`.

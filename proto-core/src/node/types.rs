@@ -142,42 +142,6 @@ pub struct Contact {
     pub addresses: Vec<Address>,
 }
 
-/// What the application asks of the node.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Command {
-    /// Connect to these peers and exchange records with them.
-    Join {
-        /// Bootstrap contacts.
-        contacts: Vec<Contact>,
-    },
-    /// Advertise new addresses: re-issues the record and sends it to every neighbour.
-    SetAddresses {
-        /// The new addresses (at most [`MAX_ADDRESSES`](crate::identity::record::MAX_ADDRESSES)).
-        addresses: Vec<Address>,
-    },
-    /// Leave gracefully: say goodbye to every neighbour and close every connection.
-    Leave,
-    /// Subscribe to a topic (see [`Node::subscribe`](super::Node::subscribe)).
-    Subscribe {
-        /// The topic.
-        topic: TopicId,
-    },
-    /// Unsubscribe from a topic.
-    Unsubscribe {
-        /// The topic.
-        topic: TopicId,
-    },
-    /// Publish on a subscribed topic (see [`Node::publish`](super::Node::publish), which also
-    /// returns the message's id).
-    Publish {
-        /// The topic.
-        topic: TopicId,
-        /// The payload, at most [`MAX_PAYLOAD`](crate::broadcast::message::MAX_PAYLOAD) bytes.
-        payload: Bytes,
-    },
-}
-
 /// What the node asks of its driver. Drain with [`Node::poll_transmit`](super::Node::poll_transmit).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
