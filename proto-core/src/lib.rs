@@ -44,7 +44,7 @@ extern crate alloc;
 extern crate std;
 
 // The layers, bottom to top; a module imports only from layers below it (CI checks it):
-// time, id, wire (the codec) → crypto → identity → membership → antientropy → broadcast →
+// time, id, wire (the codec), machine (the state-machine contract) → crypto → identity → membership → antientropy → broadcast →
 // privacy, discovery → frame (gathers every protocol's message) → node.
 pub mod antientropy;
 pub mod broadcast;
@@ -53,6 +53,7 @@ pub mod discovery;
 pub mod frame;
 pub mod id;
 pub mod identity;
+pub mod machine;
 pub mod membership;
 pub mod node;
 pub mod privacy;

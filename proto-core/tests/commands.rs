@@ -41,7 +41,11 @@ fn a_driver_that_only_sends_commands_subscribes_publishes_finds_and_beacons() {
         .events
         .iter()
         .filter_map(|(i, e)| match e {
-            Event::Delivered { id: got, payload: p, .. } if *i == 1 => Some((*got, p.clone())),
+            Event::Delivered {
+                id: got,
+                payload: p,
+                ..
+            } if *i == 1 => Some((*got, p.clone())),
             _ => None,
         })
         .collect();
@@ -73,7 +77,10 @@ fn a_driver_that_only_sends_commands_subscribes_publishes_finds_and_beacons() {
         group_secret: Zeroizing::new(secret),
     };
     let shown = format!("{start:?}");
-    assert!(!shown.contains('7'), "the secret leaked into Debug: {shown}");
+    assert!(
+        !shown.contains('7'),
+        "the secret leaked into Debug: {shown}"
+    );
     let r = net.nodes[1].handle_command(net.now, start);
     assert_eq!(
         r,
