@@ -25,15 +25,18 @@ pub type Rng = chacha20::ChaCha8Rng;
 
 /// The shape of every protocol state machine (see the module documentation).
 pub trait StateMachine {
-    /// Everything that can happen to the machine but the passage of time.
-    type Input;
+    /// Everything that can happen to the machine but the passage of time. It may borrow what
+    /// the node lends for the call (a sibling's view, a validator, the records the node knows).
+    type Input<'a>
+    where
+        Self: 'a;
     /// What the machine asks of its owner.
     type Output;
     /// What `handle` answers at once (`()` for most machines; a refusal or an id for some).
     type Reply;
 
     /// Something happened at `now`.
-    fn handle(&mut self, now: Timestamp, input: Self::Input, rng: &mut Rng) -> Self::Reply;
+    fn handle(&mut self, now: Timestamp, input: Self::Input<'_>, rng: &mut Rng) -> Self::Reply;
 
     /// Time has passed: run every timer due at or before `now`.
     fn handle_timeout(&mut self, now: Timestamp, rng: &mut Rng);
