@@ -1,8 +1,10 @@
-//! `hearsay-sim run FILE [--seed N] [--nodes N] [--json OUT] [--report OUT.html] [--crypto fast|real]`
+//! `hearsay-sim run FILE [--seed N] [--nodes N] [--json OUT] [--report OUT.html]
+//! [--crypto fast|real] [--quiet]` (`--help` describes each flag).
 //!
 //! Exit codes: 0 every expectation held; 1 an expectation failed (the replay command is printed);
 //! 2 the command line or the scenario file is wrong (one message naming file, line and key).
 
+use clap::{Parser, Subcommand, ValueEnum};
 use hearsay_sim::run::{RunOptions, run_scenario};
 use hearsay_sim::scenario::Scenario;
 use hearsay_sim::world::CryptoChoice;
@@ -10,85 +12,90 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: hearsay-sim run FILE [--seed N] [--nodes N] [--json OUT] [--report OUT.html] [--crypto fast|real] [--quiet]";
+const EXIT_CODES: &str = "\
+Exit codes:
+  0  every expectation held
+  1  an expectation failed (the command that replays the run is printed)
+  2  the command line or the scenario file is wrong";
 
-struct Args {
+/// Deterministic network simulator for hearsay nodes: runs a scenario file in virtual time and
+/// reports the contract's metrics. The same file and seed always give the same trace hash.
+#[derive(Debug, Parser)]
+#[command(
+    name = "hearsay-sim",
+    version,
+    arg_required_else_help = true,
+    args_override_self = true,
+    after_help = EXIT_CODES
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// Run one scenario file (format: sim/scenarios/README.md) and print its metrics, the
+    /// expectations' verdicts and the trace hash.
+    #[command(after_help = EXIT_CODES)]
+    Run(RunArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct RunArgs {
+    /// The scenario file (TOML).
+    #[arg(value_name = "FILE")]
     file: PathBuf,
+    /// Seed for every random choice; overrides the file's `seed`.
+    #[arg(long, value_name = "N")]
     seed: Option<u64>,
+    /// Number of nodes (at least 1); overrides the file's `nodes`.
+    #[arg(long, value_name = "N", value_parser = positive)]
     nodes: Option<usize>,
+    /// Also write the metrics, expectations, warnings and series as JSON to OUT.
+    #[arg(long, value_name = "OUT")]
     json: Option<PathBuf>,
+    /// Also write a self-contained HTML report with plots to OUT.html.
+    #[arg(long, value_name = "OUT.html")]
     report: Option<PathBuf>,
-    crypto: CryptoChoice,
+    /// Which crypto the simulated nodes use.
+    #[arg(long, value_enum, value_name = "fast|real", default_value_t = Crypto::Fast)]
+    crypto: Crypto,
+    /// Print only the trace hash (and errors): no summary table, no progress bar.
+    #[arg(long)]
     quiet: bool,
 }
 
-fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
-    match args.next().as_deref() {
-        Some("run") => {}
-        Some("--help" | "-h") | None => return Err(USAGE.to_string()),
-        Some(other) => return Err(format!("unknown command `{other}`\n{USAGE}")),
-    }
-    let mut file = None;
-    let mut out = Args {
-        file: PathBuf::new(),
-        seed: None,
-        nodes: None,
-        json: None,
-        report: None,
-        crypto: CryptoChoice::Fast,
-        quiet: false,
-    };
-    while let Some(a) = args.next() {
-        let mut value = |name: &str| {
-            args.next()
-                .ok_or_else(|| format!("{name} needs a value\n{USAGE}"))
-        };
-        match a.as_str() {
-            "--seed" => {
-                out.seed = Some(
-                    value("--seed")?
-                        .parse()
-                        .map_err(|_| "--seed takes a non-negative integer".to_string())?,
-                )
-            }
-            "--nodes" => {
-                let n: usize = value("--nodes")?
-                    .parse()
-                    .map_err(|_| "--nodes takes a positive integer".to_string())?;
-                if n == 0 {
-                    return Err("--nodes takes a positive integer".to_string());
-                }
-                out.nodes = Some(n);
-            }
-            "--json" => out.json = Some(value("--json")?.into()),
-            "--report" => out.report = Some(value("--report")?.into()),
-            "--crypto" => {
-                out.crypto = match value("--crypto")?.as_str() {
-                    "fast" => CryptoChoice::Fast,
-                    "real" => CryptoChoice::Real,
-                    other => return Err(format!("--crypto is fast or real, not `{other}`")),
-                }
-            }
-            "--quiet" => out.quiet = true,
-            flag if flag.starts_with('-') => {
-                return Err(format!("unknown option `{flag}`\n{USAGE}"));
-            }
-            path if file.is_none() => file = Some(PathBuf::from(path)),
-            extra => return Err(format!("unexpected argument `{extra}`\n{USAGE}")),
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Crypto {
+    /// BLAKE3 stand-ins with the real sizes: fast, deterministic, not secure.
+    Fast,
+    /// The real pure-Rust ML-DSA/ML-KEM (verification memoised across nodes).
+    Real,
+}
+
+impl From<Crypto> for CryptoChoice {
+    fn from(c: Crypto) -> Self {
+        match c {
+            Crypto::Fast => CryptoChoice::Fast,
+            Crypto::Real => CryptoChoice::Real,
         }
     }
-    out.file = file.ok_or_else(|| format!("missing FILE\n{USAGE}"))?;
-    Ok(out)
+}
+
+/// `--nodes`: a positive integer.
+fn positive(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err("takes a positive integer".to_string()),
+    }
 }
 
 fn main() -> ExitCode {
-    let args = match parse_args(std::env::args().skip(1)) {
-        Ok(a) => a,
-        Err(e) => {
-            eprintln!("hearsay-sim: {e}");
-            return ExitCode::from(2);
-        }
-    };
+    // Usage errors exit with 2, `--help` and `--version` with 0 (clap's codes).
+    let Cli {
+        command: Cmd::Run(args),
+    } = Cli::parse();
     let scenario = match Scenario::load(&args.file) {
         Ok(s) => s,
         Err(e) => {
@@ -99,7 +106,7 @@ fn main() -> ExitCode {
     let opts = RunOptions {
         seed: args.seed,
         nodes: args.nodes,
-        crypto: args.crypto,
+        crypto: args.crypto.into(),
         progress: !args.quiet && std::io::stderr().is_terminal(),
         file: Some(args.file.display().to_string()),
     };

@@ -1,6 +1,7 @@
 //! The `hearsay-sim` command: every shipped scenario runs to the end with every metric in its
 //! JSON; same seed in two processes gives the same trace hash; failures exit non-zero with the
-//! replay command; a malformed file gets one message and exit code 2.
+//! replay command; a malformed file gets one message and exit code 2; `--help` describes
+//! every flag and a bad command line exits 2 without running anything.
 
 use hearsay_sim::scenario::METRIC_KEYS;
 use std::path::{Path, PathBuf};
@@ -174,4 +175,60 @@ fn a_malformed_scenario_gets_one_message_naming_file_line_and_key_and_exit_code_
     let out = run(&["run", path.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no_such_knob"));
+}
+
+#[test]
+fn help_exits_zero_and_describes_the_run_command_and_every_flag() {
+    let out = run(&["--help"]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("run"), "{text}");
+    for args in [&["run", "--help"][..], &["run", "-h"], &["help", "run"]] {
+        let out = run(args);
+        assert_eq!(out.status.code(), Some(0), "{args:?}");
+        let text = String::from_utf8_lossy(&out.stdout);
+        for flag in [
+            "FILE", "--seed", "--nodes", "--json", "--report", "--crypto", "fast", "real",
+            "--quiet",
+        ] {
+            assert!(
+                text.contains(flag),
+                "{args:?} does not mention {flag}: {text}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_bad_command_line_exits_2_before_running_anything() {
+    let file = scenarios_dir().join("partition-remerge.toml");
+    let f = file.to_str().unwrap();
+    for args in [
+        &["run", f, "--bogus"][..],
+        &["run", f, "--seed", "-1"],
+        &["run", f, "--seed"],
+        &["run", f, "--nodes", "0"],
+        &["run", f, "--crypto", "slow"],
+        &["run", f, "extra"],
+        &["run"],
+        &["frobnicate"],
+        &[],
+    ] {
+        let out = run(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(out.stdout.is_empty(), "{args:?} ran something");
+        assert!(!out.stderr.is_empty(), "{args:?} gave no message");
+    }
+}
+
+#[test]
+fn flags_may_come_before_the_file_and_the_last_repeat_wins() {
+    let file = scenarios_dir().join("partition-remerge.toml");
+    let f = file.to_str().unwrap();
+    let a = run(&["run", "--seed", "42", "--quiet", f]);
+    let b = run(&[
+        "run", f, "--seed", "7", "--seed", "42", "--quiet", "--crypto", "fast",
+    ]);
+    assert_eq!(a.status.code(), b.status.code());
+    assert_eq!(trace_hash(&a), trace_hash(&b));
 }
