@@ -74,8 +74,42 @@ impl Link {
 /// Least time between two Hellos resent on request, or two requests, on one link.
 const HELLO_RESEND_INTERVAL: TimeDelta = TimeDelta::from_secs(1);
 
-/// A hearsay node: identity, records, connections, and (as later protocols land) membership,
-/// failure detection, broadcast and discovery, all behind one sans-IO surface.
+/// A hearsay node: its identity, records and connections, and every protocol it composes
+/// (membership, failure detection, topics and broadcast, anti-entropy, encrypted messages,
+/// discovery, presence) behind one sans-IO surface (SPEC.md §8).
+///
+/// ```
+/// use bytes::Bytes;
+/// use hearsay_proto::node::{Accepted, Command, Transmit};
+/// use hearsay_proto::{Config, Identity, IdentitySeeds, Node, Timestamp, TopicId};
+/// use rand_core::SeedableRng;
+///
+/// let config = Config::default();
+/// let mut rng = chacha20::ChaCha8Rng::from_seed([7; 32]);
+/// let identity = Identity::from_seeds(&*config.crypto, IdentitySeeds::generate(&mut rng));
+/// let now = Timestamp::from_secs(1_800_000_000);
+/// let mut node = Node::new(config, identity, 7, now).unwrap();
+///
+/// // Every request is a command; the node answers at once and queues its outputs.
+/// let topic = TopicId::from_name("news");
+/// assert_eq!(node.handle_command(now, Command::Subscribe { topic }), Ok(Accepted::Done));
+/// let published = node.handle_command(
+///     now,
+///     Command::Publish { topic, payload: Bytes::from_static(b"hello") },
+/// );
+/// assert!(matches!(published, Ok(Accepted::Message { .. })));
+///
+/// // The driver loop: drain transmits and events after every input, then sleep until
+/// // poll_timeout (or the next input) and call handle_timeout.
+/// while let Some(t) = node.poll_transmit() {
+///     if let Transmit::Send { to, frame } = t { let _ = (to, frame); }
+/// }
+/// while let Some(_event) = node.poll_event() {}
+/// if let Some(at) = node.poll_timeout() {
+///     node.handle_timeout(at);
+///     assert!(node.poll_timeout().is_none_or(|next| next > at));
+/// }
+/// ```
 pub struct Node {
     config: Config,
     identity: Identity,

@@ -435,7 +435,11 @@ impl World {
             let target = candidates[byzantine::below(&mut self.rng, candidates.len())];
             let peer = self.nodes[target].peer;
             let result = match self.nodes[origin].node.as_mut() {
-                Some(n) => n.find(now, hearsay_proto::discovery::foaf::Target::Peer(peer), None),
+                Some(n) => n.find(
+                    now,
+                    hearsay_proto::discovery::foaf::Target::Peer(peer),
+                    None,
+                ),
                 None => continue,
             };
             match result {

@@ -49,29 +49,30 @@ fn apply_config_key(config: &mut Config, key: &str, value: &ConfigValue) -> Resu
         V::Bool(b) => Ok(*b),
         _ => Err(bad("true or false")),
     };
-    let hyparview =
-        |h: &mut hearsay_proto::membership::hyparview::Config, name: &str| -> Result<bool, SetupError> {
-            match name {
-                "active_view" => h.active_view = count(value)?,
-                "passive_view" => h.passive_view = count(value)?,
-                "arwl" => h.arwl = small(value)?,
-                "prwl" => h.prwl = small(value)?,
-                "shuffle_interval" => h.shuffle_interval = dur(value)?,
-                "shuffle_active" => h.shuffle_active = count(value)?,
-                "shuffle_passive" => h.shuffle_passive = count(value)?,
-                "retry_backoff_min" => h.retry_backoff_min = dur(value)?,
-                "retry_backoff_max" => h.retry_backoff_max = dur(value)?,
-                "retry_horizon" => h.retry_horizon = dur(value)?,
-                "max_lost" => h.max_lost = count(value)?,
-                "max_pending" => h.max_pending = count(value)?,
-                "attempt_timeout" => h.attempt_timeout = dur(value)?,
-                "repair_interval" => h.repair_interval = dur(value)?,
-                "request_retry" => h.request_retry = dur(value)?,
-                "join_rate" => h.join_rate = count32(value)?,
-                _ => return Ok(false),
-            }
-            Ok(true)
-        };
+    let hyparview = |h: &mut hearsay_proto::membership::hyparview::Config,
+                     name: &str|
+     -> Result<bool, SetupError> {
+        match name {
+            "active_view" => h.active_view = count(value)?,
+            "passive_view" => h.passive_view = count(value)?,
+            "arwl" => h.arwl = small(value)?,
+            "prwl" => h.prwl = small(value)?,
+            "shuffle_interval" => h.shuffle_interval = dur(value)?,
+            "shuffle_active" => h.shuffle_active = count(value)?,
+            "shuffle_passive" => h.shuffle_passive = count(value)?,
+            "retry_backoff_min" => h.retry_backoff_min = dur(value)?,
+            "retry_backoff_max" => h.retry_backoff_max = dur(value)?,
+            "retry_horizon" => h.retry_horizon = dur(value)?,
+            "max_lost" => h.max_lost = count(value)?,
+            "max_pending" => h.max_pending = count(value)?,
+            "attempt_timeout" => h.attempt_timeout = dur(value)?,
+            "repair_interval" => h.repair_interval = dur(value)?,
+            "request_retry" => h.request_retry = dur(value)?,
+            "join_rate" => h.join_rate = count32(value)?,
+            _ => return Ok(false),
+        }
+        Ok(true)
+    };
     if hyparview(&mut config.hyparview, key)? {
         return Ok(());
     }
