@@ -242,7 +242,6 @@ impl Node {
         self.drain_protocols(now);
     }
 
-    /// Verifies (once) and caches a record.
     /// Caches a record the caller already verified (a FOAF answer checked hop by hop, an
     /// announcement's author record checked by the validator): no second signature check.
     pub(super) fn cache_verified_record(&mut self, record: PeerRecord) {
@@ -252,6 +251,8 @@ impl Node {
         }
     }
 
+    /// Verifies a record the node has not seen (a byte-identical record already held is not
+    /// verified again) and caches it; a stale or expired one is refused.
     pub(super) fn accept_record(
         &mut self,
         record: PeerRecord,
