@@ -56,6 +56,7 @@ pub mod identity;
 pub mod membership;
 pub mod node;
 pub mod privacy;
+pub mod testing;
 pub mod time;
 pub mod wire;
 
