@@ -14,6 +14,11 @@ use alloc::vec;
 use bytes::Bytes;
 use core::fmt::Write as _;
 
+/// The topic of tests whose topic's name does not matter: `TopicId::from_name("test")`.
+pub fn topic() -> TopicId {
+    TopicId::from_name("test")
+}
+
 /// `frame` encoded (it must fit a frame).
 pub fn encode(frame: Frame) -> Bytes {
     frame.encode().expect("the test frame fits")

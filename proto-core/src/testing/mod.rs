@@ -6,8 +6,8 @@
 //! - [identities and nodes](identity): [`identity`], [`identity_with`], [`node`],
 //!   [`node_with`], [`rng`], [`record`], [`fake_peer`], [`fake_id`] (and, with the
 //!   `insecure-test-crypto` feature, `insecure_identity` and `insecure_config`);
-//! - [frames and messages](hello): [`encode`], [`hello`], [`broadcast`], [`topic_join`],
-//!   [`signed`], [`unsigned`], [`payload`], [`ihave`], [`hex`];
+//! - [frames and messages](hello): [`topic`], [`encode`], [`hello`], [`broadcast`],
+//!   [`topic_join`], [`signed`], [`unsigned`], [`payload`], [`ihave`], [`hex`];
 //! - [`Net`]: N nodes wired in memory, delivering in order until quiet, with cuts
 //!   (partitions), seeded loss and virtual time; [`Net::pair`] is two connected nodes;
 //! - [`Victim`]: one node and the hostile peers the test speaks for, sending it any frame or
@@ -40,7 +40,9 @@ mod net;
 mod time;
 mod victim;
 
-pub use frames::{broadcast, encode, hello, hex, ihave, payload, signed, topic_join, unsigned};
+pub use frames::{
+    broadcast, encode, hello, hex, ihave, payload, signed, topic, topic_join, unsigned,
+};
 pub use identities::{fake_id, fake_peer, identity, identity_with, node, node_with, record, rng};
 #[cfg(feature = "insecure-test-crypto")]
 pub use identities::{insecure_config, insecure_identity};
