@@ -2,11 +2,11 @@
 //! `testing`; never needed by a node). no_std + alloc like the rest of the core, and as
 //! deterministic: every identity, rng, drop and delivery order follows from the numbers given.
 //!
-//! - [fixed times](T0): [`T0`], [`HOUR`], [`at`];
-//! - [identities and nodes](identity): [`identity`], [`identity_with`], [`node`],
+//! - fixed times: [`T0`], [`HOUR`], [`at`];
+//! - identities and nodes, by number: [`identity`], [`identity_with`], [`node`],
 //!   [`node_with`], [`rng`], [`record`], [`fake_peer`], [`fake_id`] (and, with the
 //!   `insecure-test-crypto` feature, `insecure_identity` and `insecure_config`);
-//! - [frames and messages](hello): [`topic`], [`encode`], [`hello`], [`broadcast`],
+//! - frames and messages built by hand: [`topic`], [`encode`], [`hello`], [`broadcast`],
 //!   [`topic_join`], [`signed`], [`unsigned`], [`payload`], [`ihave`], [`hex`];
 //! - [`Net`]: N nodes wired in memory, delivering in order until quiet, with cuts
 //!   (partitions), seeded loss and virtual time; [`Net::pair`] is two connected nodes;
