@@ -2,9 +2,8 @@
 //! message ids.
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
-use hearsay_benches::{
-    FIXTURE_NOW, fixture_frame, fixture_hello_frame, fixture_identity, fixture_record,
-};
+use hearsay_benches::{fixture_frame, fixture_hello_frame, fixture_record};
+use hearsay_proto::testing::{T0, identity};
 use hearsay_proto::{Frame, MessageId, TopicId, default_provider};
 use std::hint::black_box;
 
@@ -24,18 +23,18 @@ fn frame_codec(c: &mut Criterion) {
 
 fn record_verify(c: &mut Criterion) {
     let provider = default_provider();
-    let record = fixture_record(&fixture_identity(1));
+    let record = fixture_record(&identity(1));
     c.bench_function("peer_record/verify", |b| {
         b.iter(|| {
             black_box(&record)
-                .verify(&*provider, black_box(FIXTURE_NOW))
+                .verify(&*provider, black_box(T0))
                 .expect("verifies")
         })
     });
 }
 
 fn sign(c: &mut Criterion) {
-    let identity = fixture_identity(2);
+    let identity = identity(2);
     // A record-sized message whose first eight bytes change on every iteration: ML-DSA's
     // deterministic signing of one fixed message always takes the same number of rejection
     // rounds, which would pin the measurement to one arbitrary point of the distribution.
@@ -57,7 +56,7 @@ fn sign(c: &mut Criterion) {
 }
 
 fn message_id(c: &mut Criterion) {
-    let author = fixture_identity(1).peer_id();
+    let author = identity(1).peer_id();
     let topic = TopicId::from_name("bench");
     let payload = vec![0xa5u8; 1024];
     let mut group = c.benchmark_group("message_id");
@@ -85,7 +84,7 @@ fn broadcast(c: &mut Criterion) {
         panic!("the fixture is a broadcast frame");
     };
     let validator = SignatureValidator(default_provider());
-    let from = fixture_identity(2).peer_id();
+    let from = identity(2).peer_id();
     let topic = hearsay_benches::fixture_topic();
     let mut group = c.benchmark_group("broadcast");
     group.bench_function("decode_gossip_1KiB", |b| {
@@ -99,7 +98,7 @@ fn broadcast(c: &mut Criterion) {
                 p
             },
             |mut p| {
-                p.handle_message(FIXTURE_NOW, from, message.clone(), &validator);
+                p.handle_message(T0, from, message.clone(), &validator);
                 p
             },
             BatchSize::SmallInput,
@@ -107,10 +106,10 @@ fn broadcast(c: &mut Criterion) {
     });
     let mut seen = Plumtree::new(Config::default(), topic);
     seen.neighbor_up(from);
-    seen.handle_message(FIXTURE_NOW, from, message.clone(), &validator);
+    seen.handle_message(T0, from, message.clone(), &validator);
     group.bench_function("drop_duplicate_1KiB", |b| {
         b.iter(|| {
-            seen.handle_message(FIXTURE_NOW, from, black_box(message.clone()), &validator);
+            seen.handle_message(T0, from, black_box(message.clone()), &validator);
             while seen.poll().is_some() {}
         })
     });

@@ -10,8 +10,9 @@
 
 use chacha20::ChaCha8Rng;
 use criterion::{BatchSize, BenchmarkId, Criterion, criterion_group, criterion_main};
+use hearsay_proto::PureRustProvider;
 use hearsay_proto::crypto::{CryptoProvider, SignatureBytes};
-use hearsay_proto::{Identity, IdentitySeeds, PureRustProvider};
+use hearsay_proto::testing::identity_with;
 use hearsay_tokio::AwsLcProvider;
 use rand_core::{Rng, SeedableRng};
 use std::hint::black_box;
@@ -31,7 +32,7 @@ fn crypto(c: &mut Criterion) {
     for (name, provider) in providers() {
         let provider = &*provider;
         let mut rng = ChaCha8Rng::from_seed([21; 32]);
-        let identity = Identity::from_seeds(provider, IdentitySeeds::generate(&mut rng));
+        let identity = identity_with(provider, 21);
 
         // Deterministic ML-DSA takes the same number of rejection rounds for one message every
         // time: vary the first eight bytes per call to sample the real distribution.

@@ -4,10 +4,10 @@
 
 use chacha20::ChaCha8Rng;
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
-use hearsay_benches::fixture_identity;
 use hearsay_proto::crypto::EncapsulationKeyBytes;
 use hearsay_proto::default_provider;
 use hearsay_proto::privacy::envelope::{Sealed, open, seal};
+use hearsay_proto::testing::identity;
 use hearsay_proto::wire::BoundedVec;
 use rand_core::SeedableRng;
 use std::hint::black_box;
@@ -16,7 +16,7 @@ const COUNTS: [usize; 3] = [1, 10, 100];
 
 fn envelope(c: &mut Criterion) {
     let provider = default_provider();
-    let identities: Vec<_> = (0..100u8).map(fixture_identity).collect();
+    let identities: Vec<_> = (0..100u64).map(identity).collect();
     let keys: Vec<EncapsulationKeyBytes> = identities
         .iter()
         .map(|i| i.encapsulation_key().clone())

@@ -12,12 +12,12 @@
 
 use chacha20::ChaCha8Rng;
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
-use hearsay_benches::fixture_identity;
 use hearsay_proto::PeerId;
 use hearsay_proto::crypto::{Decapsulator, KEM_SEED_LEN};
 use hearsay_proto::default_provider;
 use hearsay_proto::privacy::envelope::{self, Sealed};
 use hearsay_proto::privacy::group::{DEFAULT_SHARD_SIZE, Group, Role};
+use hearsay_proto::testing::identity;
 use hearsay_proto::wire::BoundedVec;
 use rand_core::SeedableRng;
 use std::hint::black_box;
@@ -34,7 +34,7 @@ fn member(n: u32) -> (PeerId, Box<dyn Decapsulator>) {
 fn group(c: &mut Criterion) {
     let provider = default_provider();
     let provider = &*provider;
-    let founder = fixture_identity(1);
+    let founder = identity(1);
     let mut rng = ChaCha8Rng::from_seed([7; 32]);
     let (mut state, _, secret) =
         Group::create(provider, &founder, DEFAULT_SHARD_SIZE, &mut rng).expect("founds");

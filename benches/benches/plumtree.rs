@@ -21,11 +21,11 @@
 //! calls (`hearsay_benches::receive::replay`).
 
 use criterion::{BatchSize, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use hearsay_benches::FIXTURE_NOW;
 use hearsay_benches::pair::Receiver;
 use hearsay_benches::receive::{author, fresh, gossip, ids, ihave, replay, sender};
 use hearsay_proto::broadcast::plumtree::{Message, SignatureValidator};
 use hearsay_proto::crypto::InsecureTestProvider;
+use hearsay_proto::testing::T0;
 use hearsay_proto::wire::BoundedVec;
 use hearsay_proto::{CryptoProvider, PureRustProvider};
 use hearsay_tokio::AwsLcProvider;
@@ -63,7 +63,7 @@ fn plumtree(c: &mut Criterion) {
         group.bench_function(BenchmarkId::new("gossip_new_1KiB", name), |b| {
             b.iter_custom(|iters| {
                 replay(iters, pool, fresh, |p, m| {
-                    p.handle_message(FIXTURE_NOW, from, m, validator);
+                    p.handle_message(T0, from, m, validator);
                     while p.poll().is_some() {}
                 })
             })
@@ -73,11 +73,11 @@ fn plumtree(c: &mut Criterion) {
 
     // A duplicate: the first copy came from the sender, then copies keep coming.
     let mut seen = fresh();
-    seen.handle_message(FIXTURE_NOW, from, fake[0].clone(), insecure);
+    seen.handle_message(T0, from, fake[0].clone(), insecure);
     while seen.poll().is_some() {}
     group.bench_function("gossip_duplicate_1KiB", |b| {
         b.iter(|| {
-            seen.handle_message(FIXTURE_NOW, from, black_box(fake[0].clone()), insecure);
+            seen.handle_message(T0, from, black_box(fake[0].clone()), insecure);
             while seen.poll().is_some() {}
         })
     });
@@ -90,7 +90,7 @@ fn plumtree(c: &mut Criterion) {
         b.iter_batched(
             fresh,
             |mut p| {
-                p.handle_message(FIXTURE_NOW, from, black_box(batch.clone()), insecure);
+                p.handle_message(T0, from, black_box(batch.clone()), insecure);
                 while p.poll().is_some() {}
                 p
             },
@@ -99,12 +99,12 @@ fn plumtree(c: &mut Criterion) {
     });
     let mut holder = fresh();
     for m in &fake[..64] {
-        holder.handle_message(FIXTURE_NOW, from, m.clone(), insecure);
+        holder.handle_message(T0, from, m.clone(), insecure);
     }
     while holder.poll().is_some() {}
     group.bench_function("ihave_64_known", |b| {
         b.iter(|| {
-            holder.handle_message(FIXTURE_NOW, from, black_box(batch.clone()), insecure);
+            holder.handle_message(T0, from, black_box(batch.clone()), insecure);
             while holder.poll().is_some() {}
         })
     });
@@ -112,7 +112,7 @@ fn plumtree(c: &mut Criterion) {
     group.throughput(Throughput::Elements(16));
     group.bench_function("iwant_16", |b| {
         b.iter(|| {
-            holder.handle_message(FIXTURE_NOW, from, black_box(iwant.clone()), insecure);
+            holder.handle_message(T0, from, black_box(iwant.clone()), insecure);
             let mut sent = 0;
             while holder.poll().is_some() {
                 sent += 1;

@@ -6,8 +6,8 @@
 //! Usage: `cargo run -p hearsay-benches --example fuzz_seeds -- CORPUS_DIR`
 
 use hearsay_benches::{
-    FIXTURE_NOW, fixture_frame, fixture_gossip_frame, fixture_hello_frame, fixture_identity,
-    fixture_record, fixture_topic, fixture_topic_frames,
+    fixture_frame, fixture_gossip_frame, fixture_hello_frame, fixture_record, fixture_topic,
+    fixture_topic_frames,
 };
 use hearsay_proto::broadcast::message::{MessageKind, SignedMessage};
 use hearsay_proto::broadcast::plumtree::{Message as Plum, Payload};
@@ -20,6 +20,7 @@ use hearsay_proto::node::{Announcement, PrivateMessage};
 use hearsay_proto::privacy::access::{AccessRecord, DeleteRequest, Slots};
 use hearsay_proto::privacy::envelope;
 use hearsay_proto::privacy::group::{Group, Role};
+use hearsay_proto::testing::{T0, identity};
 use hearsay_proto::wire::{BoundedVec, FixedBytes};
 use hearsay_proto::{Frame, MessageId, default_provider};
 use rand_core::SeedableRng;
@@ -111,8 +112,8 @@ fn issue_g_seeds() -> Vec<Seed> {
         seeds.push((target, name.to_string(), bytes));
     };
     let provider = default_provider();
-    let author = fixture_identity(1);
-    let reader = fixture_identity(2);
+    let author = identity(1);
+    let reader = identity(2);
     let record = fixture_record(&author);
     let topic = fixture_topic();
     let mut rng = chacha20::ChaCha8Rng::from_seed([7; 32]);
@@ -179,15 +180,9 @@ fn issue_g_seeds() -> Vec<Seed> {
         &mut rng,
     )
     .expect("seals");
-    let content = SignedMessage::publish_kind(
-        &author,
-        MessageKind::Sealed,
-        topic,
-        5,
-        FIXTURE_NOW,
-        &sealed.content,
-    )
-    .expect("signs");
+    let content =
+        SignedMessage::publish_kind(&author, MessageKind::Sealed, topic, 5, T0, &sealed.content)
+            .expect("signs");
     let id = content.id();
     let access = AccessRecord::issue(
         &author,
@@ -281,8 +276,8 @@ fn issue_g_seeds() -> Vec<Seed> {
         ("sealed", MessageKind::Sealed, sealed.content.to_vec()),
     ];
     for (name, kind, payload) in kinds {
-        let message = SignedMessage::publish_kind(&author, kind, topic, 9, FIXTURE_NOW, &payload)
-            .expect("signs");
+        let message =
+            SignedMessage::publish_kind(&author, kind, topic, 9, T0, &payload).expect("signs");
         let frame = Frame::Topic(TopicMessage::Broadcast {
             topic,
             message: Plum::Gossip(Payload {
@@ -376,7 +371,7 @@ fn issue_g_seeds() -> Vec<Seed> {
     // Groups: every kind of operation (made by proposals on a real group) and a key package.
     let founder = &author;
     let (mut group, create, _) = Group::create(&*provider, founder, 2, &mut rng).expect("founds");
-    let member = fixture_identity(3);
+    let member = identity(3);
     let add_op = group
         .propose_add(
             &*provider,

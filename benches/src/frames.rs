@@ -5,7 +5,7 @@
 //! socket address per peer, a SHUFFLE sample of the size HyParView draws, a full 64-entry IHAVE
 //! batch, the default 64-cell reconciliation sketch filled with retained ids, and so on.
 
-use crate::{FIXTURE_NOW, fixture_identity, fixture_record, fixture_topic};
+use crate::{fixture_record, fixture_topic};
 use bytes::Bytes;
 use hearsay_proto::antientropy::Message as Reconcile;
 use hearsay_proto::antientropy::iblt::{Iblt, StrataEstimator};
@@ -20,6 +20,7 @@ use hearsay_proto::identity::record::Addresses;
 use hearsay_proto::membership::hyparview::{Message as Membership, PeerInfo, Priority};
 use hearsay_proto::membership::swim::{ALIVE_DOMAIN, Gossip, Message as Swim, Update, alive_body};
 use hearsay_proto::node::PrivateMessage;
+use hearsay_proto::testing::{T0, identity};
 use hearsay_proto::wire::{BoundedBytes, BoundedVec, FixedBytes};
 use hearsay_proto::{Address, Frame, Identity, MessageId, PeerId, TopicId};
 
@@ -76,21 +77,14 @@ fn bounded<T, const N: usize>(items: Vec<T>) -> BoundedVec<T, N> {
 
 fn signed(author: &Identity, kind: MessageKind, sequence: u64, len: usize) -> SignedMessage {
     let payload: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
-    SignedMessage::publish_kind(
-        author,
-        kind,
-        fixture_topic(),
-        sequence,
-        FIXTURE_NOW,
-        &payload,
-    )
-    .expect("the fixture message signs")
+    SignedMessage::publish_kind(author, kind, fixture_topic(), sequence, T0, &payload)
+        .expect("the fixture message signs")
 }
 
 /// Every frame kind and message the core sends, with realistic contents (see the module
 /// documentation). Signing makes this take a few milliseconds: build it once.
 pub fn all_frames() -> Vec<FrameFixture> {
-    let author = fixture_identity(1);
+    let author = identity(1);
     let topic = fixture_topic();
     let mut out = Vec::new();
     let mut push = |kind, name, frame| out.push(FrameFixture { kind, name, frame });
@@ -379,9 +373,7 @@ pub fn all_frames() -> Vec<FrameFixture> {
             ttl: 3,
         })),
     );
-    let records = (1..=3u8)
-        .map(|k| fixture_record(&fixture_identity(k)))
-        .collect();
+    let records = (1..=3).map(|k| fixture_record(&identity(k))).collect();
     push(
         DISCOVERY,
         "answer_3_records",

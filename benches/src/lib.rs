@@ -2,7 +2,8 @@
 //!
 //! Deterministic fixtures for the criterion benchmarks in `benches/*.rs` (run them with
 //! `cargo bench -p hearsay-benches`) and for `perf-report`. Everything here is derived from
-//! fixed seeds, so two runs measure exactly the same inputs.
+//! fixed seeds, so two runs measure exactly the same inputs: times and identities come from the
+//! core's test harness (`hearsay_proto::testing`: `T0`, `identity(n)`).
 //!
 //! - [`frames`]: one realistic frame of every message kind on the wire;
 //! - [`pair`]: a node whose topic neighbour feeds it GOSSIP frames (the node-level receive path);
@@ -19,40 +20,24 @@ pub mod receive;
 pub mod simulate;
 
 use bytes::Bytes;
-use chacha20::ChaCha8Rng;
 use hearsay_proto::frame::{Hello, PROTOCOL_VERSION, SessionMessage};
 use hearsay_proto::identity::record::Addresses;
-use hearsay_proto::{
-    Address, Frame, Identity, IdentitySeeds, PeerRecord, TimeDelta, Timestamp, default_provider,
-};
-use rand_core::SeedableRng;
+use hearsay_proto::testing::{HOUR, T0, identity};
+use hearsay_proto::{Address, Frame, Identity, PeerRecord};
 
-/// The instant every fixture is issued and verified at (2027-01-15).
-pub const FIXTURE_NOW: Timestamp = Timestamp::from_secs(1_800_000_000);
-
-/// The lifetime of fixture records: one hour, the protocol default.
-pub const FIXTURE_LIFETIME: TimeDelta = TimeDelta::from_secs(3600);
-
-/// A deterministic identity: seeds drawn from ChaCha8 keyed with 32 copies of `seed`, expanded
-/// with the default provider.
-pub fn fixture_identity(seed: u8) -> Identity {
-    let mut rng = ChaCha8Rng::from_seed([seed; 32]);
-    Identity::from_seeds(&*default_provider(), IdentitySeeds::generate(&mut rng))
-}
-
-/// A record for `identity` with one socket-style address, issued at [`FIXTURE_NOW`].
+/// A record for `identity` with one socket-style address, issued at [`T0`] for an hour (the
+/// protocol default).
 pub fn fixture_record(identity: &Identity) -> PeerRecord {
     let address = Address::new(Bytes::from_static(b"192.0.2.7:4433")).expect("address fits");
     let addresses = Addresses::new(vec![address]).expect("one address fits");
-    PeerRecord::issue(identity, addresses, FIXTURE_NOW, FIXTURE_LIFETIME)
-        .expect("the fixture record signs")
+    PeerRecord::issue(identity, addresses, T0, HOUR).expect("the fixture record signs")
 }
 
-/// The `Hello` of [`fixture_identity`]`(1)`.
+/// The `Hello` of [`identity`]`(1)`.
 pub fn fixture_hello() -> Hello {
     Hello {
         version: PROTOCOL_VERSION,
-        record: fixture_record(&fixture_identity(1)),
+        record: fixture_record(&identity(1)),
     }
 }
 
@@ -73,14 +58,14 @@ pub fn fixture_topic() -> hearsay_proto::TopicId {
     hearsay_proto::TopicId::from_name("fixture")
 }
 
-/// A payload frame (Plumtree GOSSIP) of a `len`-byte message signed by
-/// [`fixture_identity`]`(1)`: what a relay receives and checks per message.
+/// A payload frame (Plumtree GOSSIP) of a `len`-byte message signed by [`identity`]`(1)`: what
+/// a relay receives and checks per message.
 pub fn fixture_gossip_frame(len: usize) -> Bytes {
     use hearsay_proto::broadcast::message::SignedMessage;
     use hearsay_proto::broadcast::plumtree::{Message, Payload};
     use hearsay_proto::broadcast::topic::TopicMessage;
-    let author = fixture_identity(1);
-    let message = SignedMessage::publish(&author, fixture_topic(), 1, FIXTURE_NOW, &vec![7; len])
+    let author = identity(1);
+    let message = SignedMessage::publish(&author, fixture_topic(), 1, T0, &vec![7; len])
         .expect("the fixture message signs");
     Frame::Topic(TopicMessage::Broadcast {
         topic: fixture_topic(),
@@ -110,7 +95,7 @@ pub fn fixture_topic_frames() -> Vec<(&'static str, Bytes)> {
         table.insert(id.as_bytes());
     }
     let origin = PeerInfo {
-        peer: fixture_identity(1).peer_id(),
+        peer: identity(1).peer_id(),
         addresses: BoundedVec::default(),
     };
     let list = |v: Vec<MessageId>| BoundedVec::new(v).expect("8 ids fit");
@@ -180,7 +165,7 @@ fn list_of<T>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use hearsay_proto::RecordError;
+    use hearsay_proto::{RecordError, TimeDelta, default_provider};
 
     #[test]
     fn fixture_frame_decodes_to_the_same_hello_whose_record_verifies() {
@@ -191,9 +176,9 @@ mod tests {
         };
         assert_eq!(hello, fixture_hello());
         assert_eq!(hello.version, PROTOCOL_VERSION);
-        assert_eq!(hello.record.peer_id, fixture_identity(1).peer_id());
+        assert_eq!(hello.record.peer_id, identity(1).peer_id());
         let provider = default_provider();
-        assert_eq!(hello.record.verify(&*provider, FIXTURE_NOW), Ok(()));
+        assert_eq!(hello.record.verify(&*provider, T0), Ok(()));
 
         // The check is real: moving the expiry by one microsecond breaks the signature.
         let mut tampered = hello.record.clone();
@@ -201,15 +186,15 @@ mod tests {
             .expires_at
             .saturating_sub(TimeDelta::from_micros(1));
         assert_eq!(
-            tampered.verify(&*provider, FIXTURE_NOW),
+            tampered.verify(&*provider, T0),
             Err(RecordError::BadSignature)
         );
     }
 
     #[test]
     fn fixture_identities_are_deterministic_and_distinct() {
-        assert_eq!(fixture_identity(1).peer_id(), fixture_identity(1).peer_id());
-        assert_ne!(fixture_identity(1).peer_id(), fixture_identity(2).peer_id());
+        assert_eq!(identity(1).peer_id(), identity(1).peer_id());
+        assert_ne!(identity(1).peer_id(), identity(2).peer_id());
         // Deterministic signing plus fixed seeds: the same bytes every run.
         assert_eq!(fixture_hello_frame(), fixture_hello_frame());
     }

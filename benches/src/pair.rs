@@ -1,52 +1,17 @@
-//! Two [`Node`]s joined over a lossless in-memory pump and made neighbours in one topic: the
+//! Two [`Node`]s joined over the core harness's lossless in-memory net
+//! ([`Net::pair`](hearsay_proto::testing::Net::pair)) and made neighbours in one topic: the
 //! receiving end of the node-level benchmarks (`benches/plumtree.rs`, perf-report's node
 //! throughput), fed pre-signed GOSSIP frames from its neighbour.
 
 use bytes::Bytes;
-use chacha20::ChaCha8Rng;
 use hearsay_proto::broadcast::message::SignedMessage;
 use hearsay_proto::broadcast::plumtree::{Message as Plumtree, Payload};
 use hearsay_proto::broadcast::topic::TopicMessage;
-use hearsay_proto::node::{Command, Contact};
+use hearsay_proto::testing::{Net, identity_with, node_with};
 use hearsay_proto::{
-    Config, CryptoProvider, Event, Frame, Identity, IdentitySeeds, Node, PeerId, TimeDelta,
-    Timestamp, TopicId, Transmit,
+    Config, CryptoProvider, Event, Frame, Identity, Node, PeerId, TimeDelta, Timestamp, TopicId,
 };
-use rand_core::SeedableRng;
 use std::sync::Arc;
-
-/// Delivers every queued transmit between the two nodes until both are quiet (events are
-/// dropped).
-pub fn pump(nodes: &mut [Node; 2], now: Timestamp) {
-    loop {
-        let mut quiet = true;
-        for i in 0..2 {
-            while let Some(t) = nodes[i].poll_transmit() {
-                quiet = false;
-                let (me, other) = (nodes[i].peer_id(), nodes[1 - i].peer_id());
-                match t {
-                    Transmit::Send { to, frame } if to == other => {
-                        let _ = nodes[1 - i].handle_frame(now, me, frame);
-                    }
-                    Transmit::Connect { peer, .. } if peer == other => {
-                        nodes[i].handle_connected(now, other);
-                        nodes[1 - i].handle_connected(now, me);
-                    }
-                    Transmit::Connect { peer, .. } => nodes[i].handle_disconnected(now, peer),
-                    Transmit::Disconnect { peer } if peer == other => {
-                        nodes[i].handle_disconnected(now, other);
-                        nodes[1 - i].handle_disconnected(now, me);
-                    }
-                    _ => {}
-                }
-            }
-            while nodes[i].poll_event().is_some() {}
-        }
-        if quiet {
-            return;
-        }
-    }
-}
 
 /// A receiving node whose topic neighbour is `sender`.
 #[derive(Debug)]
@@ -62,60 +27,37 @@ pub struct Receiver {
 }
 
 impl Receiver {
-    /// Two nodes with `provider`'s crypto: node 1 joins through node 0, both subscribe to one
-    /// topic, and virtual time runs until they are topic neighbours. Node 1 is returned.
+    /// Two nodes with `provider`'s crypto (harness nodes 100 and 101): node 1 joins through
+    /// node 0, both subscribe to one topic, and virtual time runs until they are topic
+    /// neighbours. Node 1 is returned.
     pub fn new(provider: Arc<dyn CryptoProvider>) -> Result<Receiver, String> {
         let config = Config {
             crypto: provider.clone(),
             ..Config::default()
         };
-        let seeds: Vec<IdentitySeeds> = (0..2u64)
-            .map(|i| IdentitySeeds::generate(&mut ChaCha8Rng::seed_from_u64(100 + i)))
-            .collect();
-        let mut now = crate::FIXTURE_NOW;
-        let mk = |i: usize, now| {
-            let id = Identity::from_seeds(&*provider, seeds[i].clone());
-            Node::new(config.clone(), id, i as u64, now).map_err(|e| format!("node: {e:?}"))
-        };
-        let mut nodes = [mk(0, now)?, mk(1, now)?];
-        let p0 = nodes[0].peer_id();
-        nodes[1]
-            .handle_command(
-                now,
-                Command::Join {
-                    contacts: vec![Contact {
-                        peer: p0,
-                        addresses: Vec::new(),
-                    }],
-                },
-            )
-            .map_err(|e| format!("join: {e:?}"))?;
-        pump(&mut nodes, now);
+        let mut net = Net::pair(node_with(100, config.clone()), node_with(101, config));
         let topic = TopicId::from_name("perf");
-        for node in &mut nodes {
+        let now = net.now;
+        for node in &mut net.nodes {
             node.subscribe(now, topic)
                 .map_err(|e| format!("subscribe: {e:?}"))?;
         }
-        pump(&mut nodes, now);
-        let joined = |nodes: &[Node; 2]| nodes[1].inspect().topic_neighbors(&topic).contains(&p0);
+        let p0 = net.id(0);
+        let joined = |net: &Net| net.nodes[1].inspect().topic_neighbors(&topic).contains(&p0);
         let mut waited = 0;
-        while !joined(&nodes) && waited < 600 {
-            now += TimeDelta::from_millis(100);
-            for node in &mut nodes {
-                if node.poll_timeout().is_some_and(|t| t <= now) {
-                    node.handle_timeout(now);
-                }
-            }
-            pump(&mut nodes, now);
+        while !joined(&net) && waited < 600 {
+            net.advance(TimeDelta::from_millis(100));
+            net.events.clear();
             waited += 1;
         }
-        if !joined(&nodes) {
+        if !joined(&net) {
             return Err("the two nodes never became topic neighbours".into());
         }
-        let [_, node] = nodes;
+        let now = net.now;
+        let node = net.nodes.swap_remove(1);
         Ok(Receiver {
             node,
-            sender: Identity::from_seeds(&*provider, seeds[0].clone()),
+            sender: identity_with(&*provider, 100),
             topic,
             now,
         })
@@ -177,4 +119,18 @@ pub fn gossip_frames(
             .expect("fits a frame")
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hearsay_proto::crypto::InsecureTestProvider;
+
+    #[test]
+    fn the_receiver_delivers_what_its_neighbour_sends() {
+        let mut r = Receiver::new(Arc::new(InsecureTestProvider)).expect("the pair forms");
+        let frames = r.gossip_frames(0, 3, 100);
+        let delivered: usize = frames.into_iter().map(|f| r.feed(f)).sum();
+        assert_eq!(delivered, 3);
+    }
 }

@@ -1,17 +1,17 @@
 //! Fixtures of Plumtree's receive path (`benches/plumtree.rs`, perf-report's section 6): a
 //! topic's state machine with the default five neighbours, and pre-signed GOSSIP messages.
 
-use crate::{FIXTURE_NOW, fixture_identity, fixture_topic};
+use crate::fixture_topic;
 use hearsay_proto::broadcast::message::SignedMessage;
 use hearsay_proto::broadcast::plumtree::{Announcement, Config, Message, Payload, Plumtree};
+use hearsay_proto::testing::{T0, identity, identity_with};
 use hearsay_proto::wire::BoundedVec;
-use hearsay_proto::{CryptoProvider, Identity, IdentitySeeds, MessageId, PeerId};
-use rand_core::SeedableRng;
+use hearsay_proto::{CryptoProvider, Identity, MessageId, PeerId};
 use std::time::{Duration, Instant};
 
 /// The neighbour every message arrives from.
 pub fn sender() -> PeerId {
-    fixture_identity(2).peer_id()
+    identity(2).peer_id()
 }
 
 /// A topic's Plumtree whose eager peers are [`sender`] and four more (the default active view
@@ -28,10 +28,7 @@ pub fn fresh() -> Plumtree {
 /// The messages' author, its keys expanded by `provider` (the same seeds whatever the
 /// provider: the pure-Rust and aws-lc-rs providers give the same keys).
 pub fn author(provider: &dyn CryptoProvider) -> Identity {
-    Identity::from_seeds(
-        provider,
-        IdentitySeeds::generate(&mut chacha20::ChaCha8Rng::from_seed([77; 32])),
-    )
+    identity_with(provider, 77)
 }
 
 /// `n` distinct GOSSIP messages of `len` bytes by `author`, one hop from it.
@@ -41,9 +38,8 @@ pub fn gossip(author: &Identity, n: usize, len: usize) -> Vec<Message> {
             let mut payload = vec![0x33u8; len.max(8)];
             payload[..8].copy_from_slice(&seq.to_le_bytes());
             payload.truncate(len);
-            let message =
-                SignedMessage::publish(author, fixture_topic(), seq + 1, FIXTURE_NOW, &payload)
-                    .expect("the message signs");
+            let message = SignedMessage::publish(author, fixture_topic(), seq + 1, T0, &payload)
+                .expect("the message signs");
             Message::Gossip(Payload {
                 message,
                 author_key: author.verifying_key().clone(),

@@ -23,7 +23,8 @@
 mod common;
 
 use chacha20::ChaCha8Rng;
-use common::{Input, T0, identity, record};
+use common::Input;
+use hearsay_proto::testing::{T0, insecure_identity as identity, record};
 use hearsay_proto::crypto::InsecureTestProvider;
 use hearsay_proto::discovery::foaf::{
     Answer, Capability, Config, DiscoveryMessage, Foaf, Query, QueryId, QueryOutcome, Target,

@@ -20,7 +20,8 @@
 mod common;
 
 use chacha20::ChaCha8Rng;
-use common::{Input, T0, identity};
+use common::Input;
+use hearsay_proto::testing::{T0, insecure_identity as identity};
 use hearsay_proto::privacy::access::{AccessError, AccessRecord, AccessStore, DeleteRequest};
 use hearsay_proto::crypto::{CryptoProvider, InsecureTestProvider};
 use hearsay_proto::privacy::envelope::{self, EnvelopeError, Sealed};

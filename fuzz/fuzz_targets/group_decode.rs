@@ -22,7 +22,8 @@
 mod common;
 
 use chacha20::ChaCha8Rng;
-use common::{Input, identity};
+use common::Input;
+use hearsay_proto::testing::insecure_identity as identity;
 use hearsay_proto::crypto::{CryptoProvider, InsecureTestProvider};
 use hearsay_proto::privacy::group::{
     self, Change, Group, GroupId, GroupOp, KeyPackage, MAX_SHARDS, OpHash, Role, Shard, ShardKey,

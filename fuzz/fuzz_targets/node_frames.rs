@@ -12,65 +12,38 @@
 //! - 2: `bytes` = `[index, (off_hi, off_lo, xor)...]`: a frame the neighbour really sent earlier
 //!   (its Hello, subscriptions, membership, payloads, answers, challenges, contents...), mutated;
 //! - 3: `bytes` = `[action, rest...]`: the neighbour does something and the two exchange frames
-//!   for a while (recorded for 2): publish `rest`, publish `rest` encrypted for the node, ask
-//!   FOAF for the node's record, or re-announce its subscriptions.
+//!   until both are quiet (kept for 2): publish `rest`, publish `rest` encrypted for the node,
+//!   ask FOAF for the node's record, or re-announce its subscriptions.
+//!
+//! The two nodes, their time and their exchanges come from the core's test harness
+//! (`hearsay_proto::testing`).
 #![no_main]
 
 use bytes::Bytes;
-use hearsay_proto::crypto::InsecureTestProvider;
-use hearsay_proto::discovery::foaf::Target;
 use hearsay_proto::broadcast::message::{MessageKind, SignedMessage};
-use hearsay_proto::node::{Command, Contact, Transmit};
-use hearsay_proto::broadcast::plumtree::{Message as Plum, Payload};
-use hearsay_proto::broadcast::topic::TopicMessage;
-use hearsay_proto::{
-    Config, Frame, Identity, IdentitySeeds, Node, PeerId, TimeDelta, Timestamp, TopicId,
+use hearsay_proto::broadcast::plumtree::Message as Plum;
+use hearsay_proto::discovery::foaf::Target;
+use hearsay_proto::testing::{
+    Net, T0, broadcast, insecure_config, insecure_identity, node_with, payload,
 };
+use hearsay_proto::{Config, Node, PeerId, TimeDelta, TopicId};
 use libfuzzer_sys::fuzz_target;
-use std::sync::Arc;
-
-fn identity(seed: u8) -> Identity {
-    Identity::from_seeds(
-        &InsecureTestProvider,
-        IdentitySeeds::from_bytes(&[seed; 96]),
-    )
-}
-
-fn node(seed: u8) -> Node {
-    let config = Config {
-        crypto: Arc::new(InsecureTestProvider),
-        ..Config::default()
-    };
-    Node::new(
-        config,
-        identity(seed),
-        u64::from(seed),
-        Timestamp::from_secs(1_800_000_000),
-    )
-    .expect("node builds")
-}
 
 /// Most frames kept as templates for op 2.
 const TEMPLATES: usize = 64;
 
-/// Delivers everything `from` wants to send to `to` (and drops what goes elsewhere); keeps
-/// what it delivered in `record`, if given.
-fn pump(now: Timestamp, from: &mut Node, to: &mut Node, mut record: Option<&mut Vec<Bytes>>) {
-    while let Some(t) = from.poll_transmit() {
-        if let Transmit::Send { to: peer, frame } = t
-            && peer == to.peer_id()
-        {
-            if let Some(r) = record.as_deref_mut()
-                && r.len() < TEMPLATES
-            {
-                r.push(frame.clone());
-            }
-            let _ = to.handle_frame(now, from.peer_id(), frame);
-        }
-    }
+/// The frames the neighbour (node 1) delivered to the victim (node 0), at most [`TEMPLATES`].
+fn templates(net: &Net) -> Vec<Bytes> {
+    net.kept()
+        .iter()
+        .filter(|(from, to, _)| (*from, *to) == (1, 0))
+        .map(|(_, _, frame)| frame.clone())
+        .take(TEMPLATES)
+        .collect()
 }
 
-fn check_bounds(victim: &mut Node, now: Timestamp) {
+/// Drains the victim's queues (dropping what they hold) and checks they were within bounds.
+fn check_bounds(victim: &mut Node) {
     let mut sent = 0usize;
     while victim.poll_transmit().is_some() {
         sent += 1;
@@ -87,37 +60,28 @@ fn check_bounds(victim: &mut Node, now: Timestamp) {
         events <= Config::default().max_queued_events,
         "event queue over its bound"
     );
-    let _ = now;
 }
 
 fuzz_target!(|data: &[u8]| {
-    let mut victim = node(1);
-    let mut peer = node(2);
-    let signer = identity(2);
-    assert_eq!(signer.peer_id(), peer.peer_id());
-    let mut now = Timestamp::from_secs(1_800_000_000);
+    // The victim (harness node 1) and its neighbour (node 2) in the harness's in-memory net:
+    // both subscribe, the victim joins through the neighbour, the neighbour publishes once.
+    // The frames between them are kept (the neighbour's become op 2's templates).
+    let mut net = Net::new(vec![
+        node_with(1, insecure_config()),
+        node_with(2, insecure_config()),
+    ]);
+    let signer = insecure_identity(2);
+    assert_eq!(signer.peer_id(), net.id(1));
+    let peer = net.id(1);
     let topic = TopicId::from_name("fuzz");
-    victim.handle_connected(now, peer.peer_id());
-    peer.handle_connected(now, victim.peer_id());
-    victim.subscribe(now, topic).expect("subscribes");
-    peer.subscribe(now, topic).expect("subscribes");
-    let contact = Contact {
-        peer: peer.peer_id(),
-        addresses: vec![],
-    };
-    let _ = victim.handle_command(
-        now,
-        Command::Join {
-            contacts: vec![contact],
-        },
-    );
-    let mut templates: Vec<Bytes> = Vec::new();
-    for _ in 0..4 {
-        pump(now, &mut victim, &mut peer, None);
-        pump(now, &mut peer, &mut victim, Some(&mut templates));
+    for n in &mut net.nodes {
+        n.subscribe(T0, topic).expect("subscribes");
     }
-    let _ = peer.publish(now, topic, b"a real message");
-    pump(now, &mut peer, &mut victim, Some(&mut templates));
+    net.keep_frames(4 * TEMPLATES);
+    net.join(0, 1);
+    let _ = net.nodes[1].publish(T0, topic, b"a real message");
+    net.run();
+    let mut now = net.now;
     let mut sequence = 1u64 << 40;
 
     let mut rest = data;
@@ -125,6 +89,8 @@ fuzz_target!(|data: &[u8]| {
         let len = usize::from(*hi) << 8 | usize::from(*lo);
         if op % 2 == 1 {
             now += TimeDelta::from_millis(len as u64);
+            // The victim's timers only: the neighbour stays as it was.
+            let victim = &mut net.nodes[0];
             if victim.poll_timeout().is_some_and(|t| t <= now) {
                 victim.handle_timeout(now);
                 assert!(
@@ -140,7 +106,7 @@ fuzz_target!(|data: &[u8]| {
             match (op >> 1) & 3 {
                 0 => {
                     let frame = Bytes::copy_from_slice(bytes);
-                    let _ = victim.handle_frame(now, peer.peer_id(), frame);
+                    let _ = net.nodes[0].handle_frame(now, peer, frame);
                 }
                 1 => {
                     let kind = MessageKind::from_number((op >> 3) & 3).expect("0..=3");
@@ -150,26 +116,21 @@ fuzz_target!(|data: &[u8]| {
                     else {
                         continue;
                     };
-                    let payload = Payload {
-                        message,
-                        author_key: signer.verifying_key().clone(),
-                        hops: 1,
-                    };
+                    let payload = payload(message, signer.verifying_key().clone());
                     let message = if op & 0x20 != 0 {
                         Plum::Repair(payload)
                     } else {
                         Plum::Gossip(payload)
                     };
-                    if let Ok(frame) =
-                        Frame::Topic(TopicMessage::Broadcast { topic, message }).encode()
-                    {
-                        let _ = victim.handle_frame(now, peer.peer_id(), frame);
+                    if let Ok(frame) = broadcast(topic, message).encode() {
+                        let _ = net.nodes[0].handle_frame(now, peer, frame);
                     }
                 }
                 2 => {
                     let Some((index, edits)) = bytes.split_first() else {
                         continue;
                     };
+                    let templates = templates(&net);
                     let Some(t) = templates.get(usize::from(*index) % templates.len().max(1))
                     else {
                         continue;
@@ -181,37 +142,38 @@ fuzz_target!(|data: &[u8]| {
                             *b ^= e[2];
                         }
                     }
-                    let _ = victim.handle_frame(now, peer.peer_id(), Bytes::from(frame));
+                    let _ = net.nodes[0].handle_frame(now, peer, Bytes::from(frame));
                 }
                 _ => {
                     let (action, rest) = bytes.split_first().map_or((0, &[][..]), |(a, r)| (*a, r));
+                    let victim_id = net.id(0);
+                    let neighbour = &mut net.nodes[1];
                     match action % 4 {
                         0 => {
-                            let _ = peer.publish(now, topic, rest);
+                            let _ = neighbour.publish(now, topic, rest);
                         }
                         1 => {
-                            let key = victim.inspect().record().encapsulation_key.clone();
-                            let _ = peer.publish_private(now, topic, rest, &[key]);
+                            let key = net.nodes[0].inspect().record().encapsulation_key.clone();
+                            let _ = net.nodes[1].publish_private(now, topic, rest, &[key]);
                         }
                         2 => {
                             let target = Target::Peer(if rest.is_empty() {
-                                victim.peer_id()
+                                victim_id
                             } else {
                                 PeerId::from_bytes([rest[0]; 32])
                             });
-                            let _ = peer.find(now, target, None);
+                            let _ = neighbour.find(now, target, None);
                         }
                         _ => {
-                            let _ = peer.subscribe(now, TopicId::from_name("another"));
+                            let _ = neighbour.subscribe(now, TopicId::from_name("another"));
                         }
                     }
-                    for _ in 0..4 {
-                        pump(now, &mut peer, &mut victim, Some(&mut templates));
-                        pump(now, &mut victim, &mut peer, None);
-                    }
+                    // The two exchange frames until both are quiet.
+                    net.now = now;
+                    net.run();
                 }
             }
         }
-        check_bounds(&mut victim, now);
+        check_bounds(&mut net.nodes[0]);
     }
 });

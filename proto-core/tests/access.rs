@@ -7,18 +7,10 @@ use hearsay_proto::privacy::access::{
     AccessError, AccessRecord, AccessStore, DeleteRequest, Offer, Slots, open_with_record,
 };
 use hearsay_proto::privacy::envelope::{self, EnvelopeError, MAX_SLOTS, Sealed, Slot};
+use hearsay_proto::testing::identity;
 use hearsay_proto::wire::FixedBytes;
-use hearsay_proto::{
-    DecodeError, Identity, IdentitySeeds, MAX_FRAME_LEN, MessageId, TopicId, default_provider,
-};
+use hearsay_proto::{DecodeError, Identity, MAX_FRAME_LEN, MessageId, TopicId, default_provider};
 use rand_core::{Rng, SeedableRng};
-
-fn identity(n: u8) -> Identity {
-    Identity::from_seeds(
-        &*default_provider(),
-        IdentitySeeds::generate(&mut ChaCha8Rng::from_seed([n; 32])),
-    )
-}
 
 fn keys(ids: &[&Identity]) -> Vec<EncapsulationKeyBytes> {
     ids.iter().map(|i| i.encapsulation_key().clone()).collect()

@@ -2,12 +2,10 @@
 //! every retained message comes out as `Event::Archived`; a restarted node takes the records
 //! back with `restore_message` (checked, never delivered again) and serves them, so a node that
 //! was away catches up from it by reconciliation alone.
-mod common;
-
 use bytes::Bytes;
-use common::{Net, node, node_with};
 use hearsay_proto::broadcast::plumtree::RestoreError;
 use hearsay_proto::node::{Event, NodeError};
+use hearsay_proto::testing::{Net, node, node_with};
 use hearsay_proto::{Config, MessageId, TimeDelta, TopicId};
 use std::collections::BTreeSet;
 

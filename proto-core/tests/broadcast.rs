@@ -1,9 +1,7 @@
 //! Broadcast through the Node surface: topic overlays found through the node-level overlay,
 //! Plumtree delivering once to every subscriber and to nobody else.
-mod common;
-
-use common::{Net, node};
 use hearsay_proto::node::Event;
+use hearsay_proto::testing::{Net, node};
 use hearsay_proto::{MessageId, TimeDelta, TopicId};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -18,7 +16,7 @@ fn deliveries(net: &Net) -> BTreeMap<(usize, MessageId), u32> {
 }
 
 fn overlay(n: usize) -> Net {
-    let mut net = Net::new((0..n as u8).map(|i| node(i + 1)).collect());
+    let mut net = Net::new((1..=n as u64).map(node).collect());
     for i in 1..n {
         net.join(i, (i - 1) / 2);
         net.advance(TimeDelta::from_millis(200));
@@ -93,10 +91,7 @@ fn a_subscriber_cut_off_while_messages_flow_gets_them_by_reconciliation() {
     }
     net.advance(TimeDelta::from_secs(10));
     let victim = n - 1;
-    for j in 0..n {
-        net.cut.push((victim, j));
-        net.cut.push((j, victim));
-    }
+    net.isolate(victim);
     let mut ids = Vec::new();
     for k in 0..3 {
         let now = net.now;
@@ -113,7 +108,7 @@ fn a_subscriber_cut_off_while_messages_flow_gets_them_by_reconciliation() {
         ids.iter().all(|id| !got.contains_key(&(victim, *id))),
         "the cut leaked"
     );
-    net.cut.clear();
+    net.heal();
     net.advance(TimeDelta::from_secs(30));
     let got = deliveries(&net);
     for id in &ids {
@@ -183,7 +178,7 @@ impl hearsay_proto::broadcast::plumtree::Validator for NoX {
 fn a_topic_validator_decides_what_is_delivered_and_forwarded() {
     // A line 0 - 1 - 2 in the topic: node 1 installs a stricter validator.
     let mut net = Net::new((1..=3).map(node).collect());
-    net.cut.extend([(0, 2), (2, 0)]);
+    net.cut(0, 2);
     net.join(1, 0);
     net.join(2, 1);
     net.advance(TimeDelta::from_secs(2));
@@ -224,7 +219,7 @@ fn a_topic_validator_decides_what_is_delivered_and_forwarded() {
 #[test]
 fn subscribing_before_joining_finds_the_topic_once_the_overlay_forms() {
     let n = 12;
-    let mut net = Net::new((0..n as u8).map(|i| node(i + 1)).collect());
+    let mut net = Net::new((1..=n as u64).map(node).collect());
     let topic = TopicId::from_name("early");
     for i in 0..n {
         let now = net.now;

@@ -1,10 +1,8 @@
 //! Determinism: the same seeded exchange, run in two separate processes, produces byte-identical
 //! outputs (every frame, connection event and application event, in order).
 
-mod common;
-
-use common::Net;
 use hearsay_proto::node::Command;
+use hearsay_proto::testing::{Net, hex, node_with};
 use hearsay_proto::{Config, TimeDelta};
 use std::process::Command as Process;
 
@@ -20,7 +18,8 @@ fn scenario() -> String {
         record_lifetime: TimeDelta::from_secs(120),
         ..Config::default()
     };
-    let mut net = Net::new((1..=5).map(|s| common::node_with(s, config())).collect());
+    let mut net = Net::new((1..=5).map(|s| node_with(s, config())).collect());
+    net.start_trace();
     for i in 1..5 {
         net.join(i, (i - 1) / 2);
         net.advance(TimeDelta::from_millis(250));
@@ -35,12 +34,12 @@ fn scenario() -> String {
     net.nodes[2].handle_disconnected(net.now, a);
     net.run();
     net.advance(TimeDelta::from_secs(30));
+    let mut trace = net.trace().to_string();
     for (i, n) in net.nodes.iter().enumerate() {
         let s = n.persistent_state().to_bytes().unwrap();
-        net.trace
-            .push_str(&format!("state {i} {}\n", common::hex(&s)));
+        trace.push_str(&format!("state {i} {}\n", hex(&s)));
     }
-    net.trace
+    trace
 }
 
 /// Runs only inside the child processes that `same_seed_same_bytes_in_two_processes` starts.

@@ -6,24 +6,18 @@ use hearsay_proto::crypto::EncapsulationKeyBytes;
 use hearsay_proto::privacy::envelope::{
     EnvelopeError, MAX_SEALED_LEN, MAX_SLOTS, Sealed, max_recipients, open, seal, sealed_len,
 };
-use hearsay_proto::{DecodeError, Identity, IdentitySeeds, MAX_FRAME_LEN, default_provider};
+use hearsay_proto::testing::identity;
+use hearsay_proto::{DecodeError, Identity, MAX_FRAME_LEN, default_provider};
 use proptest::prelude::*;
 use rand_core::{Rng, SeedableRng};
 use std::sync::OnceLock;
 
 const POOL: usize = 8;
 
-fn identity(n: u8) -> Identity {
-    Identity::from_seeds(
-        &*default_provider(),
-        IdentitySeeds::generate(&mut ChaCha8Rng::from_seed([n; 32])),
-    )
-}
-
 /// Identities 0..POOL are potential recipients; identity POOL is never one.
 fn pool() -> &'static [Identity] {
     static POOL_IDS: OnceLock<Vec<Identity>> = OnceLock::new();
-    POOL_IDS.get_or_init(|| (0..=POOL as u8).map(identity).collect())
+    POOL_IDS.get_or_init(|| (0..=POOL as u64).map(identity).collect())
 }
 
 fn keys(ids: &[&Identity]) -> Vec<EncapsulationKeyBytes> {
@@ -46,7 +40,7 @@ fn find(haystack: &[u8], needle: &[u8]) -> usize {
 fn every_recipient_opens_and_nobody_else_does() {
     let stranger = &pool()[POOL];
     for count in [1usize, 2, 10] {
-        let ids: Vec<Identity> = (0..count).map(|i| identity(100 + i as u8)).collect();
+        let ids: Vec<Identity> = (0..count).map(|i| identity(100 + i as u64)).collect();
         let refs: Vec<&Identity> = ids.iter().collect();
         let plaintext = format!("for {count} recipients").into_bytes();
         let sealed = seal_for(&refs, &plaintext, count as u8);

@@ -6,21 +6,11 @@ use hearsay_proto::privacy::envelope::{EnvelopeError, open};
 use hearsay_proto::privacy::fetch_guard::{
     FetchGuard, FilterError, fetch_key_for, prove, seal_with_fetch_keys,
 };
-use hearsay_proto::{Identity, IdentitySeeds, MessageId, TimeDelta, Timestamp, default_provider};
+use hearsay_proto::testing::{at, identity};
+use hearsay_proto::{Identity, MessageId, TimeDelta, default_provider};
 use rand_core::{Rng, SeedableRng};
 
-fn identity(n: u8) -> Identity {
-    Identity::from_seeds(
-        &*default_provider(),
-        IdentitySeeds::generate(&mut ChaCha8Rng::from_seed([n; 32])),
-    )
-}
-
 const TTL: TimeDelta = TimeDelta::from_secs(30);
-
-fn t(secs: u64) -> Timestamp {
-    Timestamp::from_secs(1_800_000_000 + secs)
-}
 
 #[test]
 fn recipients_pass_and_everyone_else_fails() {
@@ -42,19 +32,19 @@ fn recipients_pass_and_everyone_else_fails() {
         assert_eq!(&**open(&sealed, id.decapsulator()).unwrap(), b"secret");
         let key = fetch_key_for(&sealed, id.decapsulator()).unwrap();
         assert!(fetch_keys.iter().any(|k| **k == *key));
-        let nonce = guard.challenge(&mut rng, t(0));
+        let nonce = guard.challenge(&mut rng, at(0));
         let proof = prove(&key, &nonce, &message);
-        assert_eq!(guard.check(&message, &nonce, &proof, t(1)), Ok(()));
+        assert_eq!(guard.check(&message, &nonce, &proof, at(1)), Ok(()));
         // Replaying the same (nonce, proof) fails: the challenge is spent.
         assert_eq!(
-            guard.check(&message, &nonce, &proof, t(1)),
+            guard.check(&message, &nonce, &proof, at(1)),
             Err(FilterError::UnknownChallenge)
         );
         // A proof for another message does not pass for this one.
-        let nonce = guard.challenge(&mut rng, t(0));
+        let nonce = guard.challenge(&mut rng, at(0));
         let proof = prove(&key, &nonce, &other);
         assert_eq!(
-            guard.check(&message, &nonce, &proof, t(1)),
+            guard.check(&message, &nonce, &proof, at(1)),
             Err(FilterError::BadProof)
         );
     }
@@ -66,22 +56,22 @@ fn recipients_pass_and_everyone_else_fails() {
     );
     let mut random = [0u8; 32];
     rng.fill_bytes(&mut random);
-    let nonce = guard.challenge(&mut rng, t(0));
+    let nonce = guard.challenge(&mut rng, at(0));
     assert_eq!(
-        guard.check(&message, &nonce, &prove(&random, &nonce, &message), t(1)),
+        guard.check(&message, &nonce, &prove(&random, &nonce, &message), at(1)),
         Err(FilterError::BadProof)
     );
     // A never-issued challenge, an unknown message.
     let key = fetch_key_for(&sealed, ids[0].decapsulator()).unwrap();
     let forged = [3u8; 32];
     assert_eq!(
-        guard.check(&message, &forged, &prove(&key, &forged, &message), t(1)),
+        guard.check(&message, &forged, &prove(&key, &forged, &message), at(1)),
         Err(FilterError::UnknownChallenge)
     );
     let unknown = MessageId::from_bytes([9; 32]);
-    let nonce = guard.challenge(&mut rng, t(0));
+    let nonce = guard.challenge(&mut rng, at(0));
     assert_eq!(
-        guard.check(&unknown, &nonce, &prove(&key, &nonce, &unknown), t(1)),
+        guard.check(&unknown, &nonce, &prove(&key, &nonce, &unknown), at(1)),
         Err(FilterError::UnknownMessage)
     );
     let c = guard.counters();
@@ -112,25 +102,25 @@ fn expired_challenges_fail_and_the_guard_stays_bounded() {
     let mut guard = FetchGuard::new(2, 3, TTL);
     guard.register(message, fetch_keys.clone());
 
-    let nonce = guard.challenge(&mut rng, t(0));
+    let nonce = guard.challenge(&mut rng, at(0));
     assert_eq!(
-        guard.check(&message, &nonce, &prove(&key, &nonce, &message), t(30)),
+        guard.check(&message, &nonce, &prove(&key, &nonce, &message), at(30)),
         Err(FilterError::ExpiredChallenge)
     );
     assert_eq!(guard.counters().expired_challenge, 1);
 
     // Outstanding challenges stay bounded; the oldest is evicted.
-    let first = guard.challenge(&mut rng, t(100));
+    let first = guard.challenge(&mut rng, at(100));
     for _ in 0..10 {
-        guard.challenge(&mut rng, t(100));
+        guard.challenge(&mut rng, at(100));
         assert!(guard.challenges_len() <= 3);
     }
     assert_eq!(
-        guard.check(&message, &first, &prove(&key, &first, &message), t(101)),
+        guard.check(&message, &first, &prove(&key, &first, &message), at(101)),
         Err(FilterError::UnknownChallenge)
     );
     // Expired challenges are pruned when new ones are issued.
-    guard.challenge(&mut rng, t(200));
+    guard.challenge(&mut rng, at(200));
     assert_eq!(guard.challenges_len(), 1);
 
     // Messages stay bounded; the first registered is evicted.
@@ -138,9 +128,9 @@ fn expired_challenges_fail_and_the_guard_stays_bounded() {
         guard.register(MessageId::from_bytes([n; 32]), fetch_keys.clone());
         assert!(guard.len() <= 2);
     }
-    let nonce = guard.challenge(&mut rng, t(200));
+    let nonce = guard.challenge(&mut rng, at(200));
     assert_eq!(
-        guard.check(&message, &nonce, &prove(&key, &nonce, &message), t(201)),
+        guard.check(&message, &nonce, &prove(&key, &nonce, &message), at(201)),
         Err(FilterError::UnknownMessage)
     );
     assert_eq!(guard.counters().evicted_messages, 7);

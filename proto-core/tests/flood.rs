@@ -9,11 +9,10 @@
 //! flood (a counting global allocator measures it); afterwards a message an honest node
 //! publishes is still delivered to the victim.
 //!
-//! Needs the `insecure-test-crypto` feature (hearsay-proto's own dev-dependencies do not turn
-//! it on; `cargo test --workspace` does through the simulator, and CI runs
-//! `cargo test --release -p hearsay-proto --features insecure-test-crypto --test flood`).
-//! It is ignored in debug builds, where a million frames take minutes.
-#![cfg(feature = "insecure-test-crypto")]
+//! The nodes run in the harness's `Net` (`hearsay_proto::testing`) with the insecure test
+//! provider, which hearsay-proto's dev-dependency on itself turns on. The tests are ignored in
+//! debug builds, where a million frames take minutes; CI runs them in release:
+//! `cargo test --release -p hearsay-proto --features insecure-test-crypto --test flood`.
 // The counting allocator implements `GlobalAlloc`, an unsafe trait: it forwards every call to
 // `System` unchanged and only adds atomic bookkeeping. This test file is the only place in the
 // workspace that needs unsafe code, and only for that.
@@ -26,22 +25,23 @@ use hearsay_proto::broadcast::message::SignedMessage;
 use hearsay_proto::broadcast::plumtree::{Announcement, Message as Plum, Payload};
 use hearsay_proto::broadcast::topic::{ReconcileMessage, TopicMessage};
 use hearsay_proto::broadcast::tree::RootBeacon;
-use hearsay_proto::crypto::{InsecureTestProvider, SignatureBytes};
+use hearsay_proto::crypto::SignatureBytes;
 use hearsay_proto::discovery::foaf::{Answer, DiscoveryMessage, Query, QueryId, Target};
-use hearsay_proto::frame::{Hello, SessionMessage};
 use hearsay_proto::identity::record::Addresses;
 use hearsay_proto::membership::hyparview::{Message as Hpv, PeerInfo, Priority};
 use hearsay_proto::membership::swim::{Gossip, Message as Swim, Update};
 use hearsay_proto::node::PrivateMessage;
+use hearsay_proto::testing::{
+    HOUR, Net, T0, Victim, broadcast, encode, hello, insecure_config, insecure_identity, node_with,
+    payload, record, topic_join,
+};
 use hearsay_proto::wire::{BoundedBytes, BoundedVec, FixedBytes};
 use hearsay_proto::{
-    Address, Config, Event, Frame, Identity, IdentitySeeds, MessageId, Node, PeerId, PeerRecord,
-    TimeDelta, Timestamp, TopicId, Transmit,
+    Address, Event, Frame, Identity, MessageId, Node, PeerId, PeerRecord, TimeDelta, TopicId,
 };
 use rand_core::{Rng, SeedableRng};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::collections::BTreeSet;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
@@ -53,7 +53,8 @@ const MAX_HEAP_GROWTH: usize = 64 << 20;
 /// window and every dedup, challenge and strike window many times).
 const STEP: TimeDelta = TimeDelta::from_micros(1_200);
 const HOSTILE: usize = 6;
-const T0: Timestamp = Timestamp::from_secs(1_800_000_000);
+/// The first identity number of the peers that come and go.
+const CHURN: u64 = 1 << 32;
 
 // ------------------------------------------------------------------ counting allocator
 
@@ -113,23 +114,6 @@ static ALLOCATOR: Counting = Counting;
 
 // ------------------------------------------------------------------ the network
 
-fn config() -> Config {
-    Config {
-        crypto: Arc::new(InsecureTestProvider),
-        ..Config::default()
-    }
-}
-
-fn identity(seed: u8) -> Identity {
-    let mut bytes = [seed; 96];
-    bytes[0] = 0xf1;
-    Identity::from_seeds(&InsecureTestProvider, IdentitySeeds::from_bytes(&bytes))
-}
-
-fn encode(frame: Frame) -> Bytes {
-    frame.encode().expect("flood frames fit")
-}
-
 /// A hostile peer: an identity the test speaks for, and whether the victim holds a link to it.
 struct Hostile {
     identity: Identity,
@@ -138,121 +122,48 @@ struct Hostile {
     hellos: u64,
 }
 
-/// The victim (node 0) and the honest nodes (1, 2), with a lossless in-memory pump between
-/// them; frames the victim sends to hostile peers are counted and dropped.
-struct Net {
-    nodes: Vec<Node>,
+/// The victim (node 0) and the honest nodes (1, 2) in the harness's lossless `Net`, and the
+/// hostile peers outside it: the net drops (and counts) what the victim sends them.
+struct Flood {
+    net: Net,
     hostile: Vec<Hostile>,
-    now: Timestamp,
+    /// Messages the victim delivered: (author, id).
     delivered: Vec<(PeerId, MessageId)>,
-    to_hostile: u64,
 }
 
-impl Net {
-    fn index(&self, peer: &PeerId) -> Option<usize> {
-        self.nodes.iter().position(|n| n.peer_id() == *peer)
-    }
-
-    fn hostile_index(&self, peer: &PeerId) -> Option<usize> {
-        self.hostile
-            .iter()
-            .position(|h| h.identity.peer_id() == *peer)
-    }
-
-    fn connect(&mut self, a: usize, b: usize) {
-        let (pa, pb) = (self.nodes[a].peer_id(), self.nodes[b].peer_id());
-        let now = self.now;
-        self.nodes[a].handle_connected(now, pb);
-        self.nodes[b].handle_connected(now, pa);
-    }
-
+impl Flood {
     /// Connects hostile peer `h` to the victim: hello, then JOINs into the node-level and the
     /// topic overlays (so that its frames reach the protocols that check neighbours).
     fn connect_hostile(&mut self, h: usize, topic: TopicId) {
-        let now = self.now;
         let peer = self.hostile[h].identity.peer_id();
-        self.nodes[0].handle_connected(now, peer);
-        let hello = encode(Frame::Session(SessionMessage::Hello(Hello {
-            version: hearsay_proto::frame::PROTOCOL_VERSION,
-            record: self.hostile[h].record.clone(),
-        })));
-        let _ = self.nodes[0].handle_frame(now, peer, hello);
-        let _ = self.nodes[0].handle_frame(now, peer, encode(Frame::Membership(Hpv::Join)));
-        let join = Frame::Topic(TopicMessage::Membership {
-            topic,
-            message: Hpv::Join,
-        });
-        let _ = self.nodes[0].handle_frame(now, peer, encode(join));
+        let _ = self.net.connect_outside(0, &self.hostile[h].record);
+        let _ = self
+            .net
+            .inject(0, peer, encode(Frame::Membership(Hpv::Join)));
+        let _ = self.net.inject(0, peer, encode(topic_join(topic)));
         self.hostile[h].connected = true;
         self.hostile[h].hellos += 1;
     }
 
-    /// Delivers frames and connection requests until every node is quiet.
-    fn pump(&mut self) {
-        loop {
-            let mut quiet = true;
-            for i in 0..self.nodes.len() {
-                while let Some(t) = self.nodes[i].poll_transmit() {
-                    quiet = false;
-                    self.carry(i, t);
-                }
-                while let Some(e) = self.nodes[i].poll_event() {
-                    if let (0, Event::Delivered { author, id, .. }) = (i, e) {
-                        self.delivered.push((author, id));
-                    }
-                }
-            }
-            if quiet {
-                return;
-            }
-        }
-    }
-
-    fn carry(&mut self, from: usize, t: Transmit) {
-        let now = self.now;
-        let me = self.nodes[from].peer_id();
-        match t {
-            Transmit::Send { to, frame } => match self.index(&to) {
-                Some(j) => {
-                    let _ = self.nodes[j].handle_frame(now, me, frame);
-                }
-                None => self.to_hostile += 1,
-            },
-            Transmit::Connect { peer, .. } => match self.index(&peer) {
-                Some(j) => self.connect(from, j),
-                // Dials to hostile peers and to the fake peers they advertise fail.
-                None => self.nodes[from].handle_disconnected(now, peer),
-            },
-            Transmit::Disconnect { peer } => match self.index(&peer) {
-                Some(j) => {
-                    self.nodes[from].handle_disconnected(now, peer);
-                    self.nodes[j].handle_disconnected(now, me);
-                }
-                None => {
-                    self.nodes[from].handle_disconnected(now, peer);
-                    if let Some(h) = self.hostile_index(&peer) {
-                        self.hostile[h].connected = false;
-                    }
-                }
-            },
-            _ => {}
-        }
-    }
-
-    /// Runs every node's due timers.
-    fn timers(&mut self) {
-        let now = self.now;
-        for n in &mut self.nodes {
-            if n.poll_timeout().is_some_and(|t| t <= now) {
-                n.handle_timeout(now);
-            }
-        }
-    }
-
+    /// Advances time by `by` (delivering until quiet, running due timers), then notes what the
+    /// victim delivered and which hostile peers it dropped (they connect again before their
+    /// next frame). The net's records are emptied: they would grow with the flood.
     fn advance(&mut self, by: TimeDelta) {
-        self.now += by;
-        self.timers();
-        self.pump();
+        self.net.advance(by);
+        for (i, e) in self.net.events.drain(..) {
+            if let (0, Event::Delivered { author, id, .. }) = (i, e) {
+                self.delivered.push((author, id));
+            }
+        }
+        for (_, peer) in self.net.closed.drain(..) {
+            if let Some(h) = self
+                .hostile
+                .iter_mut()
+                .find(|h| h.identity.peer_id() == peer)
+            {
+                h.connected = false;
+            }
+        }
     }
 }
 
@@ -565,19 +476,11 @@ impl Attack {
 fn a_flood_of_hostile_frames_stays_bounded_and_honest_messages_still_arrive() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let topic = TopicId::from_name("flood");
-    let nodes: Vec<Node> = (1..=3u8)
-        .map(|s| Node::new(config(), identity(s), u64::from(s), T0).expect("node builds"))
-        .collect();
-    let hostile = (0..HOSTILE as u8)
-        .map(|s| {
-            let identity = identity(100 + s);
-            let record = PeerRecord::issue(
-                &identity,
-                Addresses::empty(),
-                T0,
-                TimeDelta::from_secs(3600),
-            )
-            .expect("signs");
+    let nodes: Vec<Node> = (1..=3).map(|n| node_with(n, insecure_config())).collect();
+    let hostile = (0..HOSTILE as u64)
+        .map(|n| {
+            let identity = insecure_identity(100 + n);
+            let record = record(&identity, T0, HOUR);
             Hostile {
                 identity,
                 record,
@@ -586,86 +489,66 @@ fn a_flood_of_hostile_frames_stays_bounded_and_honest_messages_still_arrive() {
             }
         })
         .collect();
-    let mut net = Net {
-        nodes,
+    let mut f = Flood {
+        net: Net::new(nodes),
         hostile,
-        now: T0,
         delivered: Vec::new(),
-        to_hostile: 0,
     };
 
     // Set-up: the honest nodes and the victim form the overlay and the topic; the honest
     // nodes publish (frames to replay later); the victim publishes an encrypted message to
     // honest node 1 (its FETCH is spammed later).
-    for n in &mut net.nodes {
+    for n in &mut f.net.nodes {
         n.subscribe(T0, topic).expect("subscribes");
     }
-    net.connect(0, 1);
-    net.connect(0, 2);
-    net.connect(1, 2);
-    let contacts = |p: PeerId| hearsay_proto::Command::Join {
-        contacts: vec![hearsay_proto::Contact {
-            peer: p,
-            addresses: vec![],
-        }],
-    };
-    let victim = net.nodes[0].peer_id();
-    for i in 1..3 {
-        net.nodes[i]
-            .handle_command(T0, contacts(victim))
-            .expect("joins");
-    }
-    net.pump();
+    f.net.join(1, 0);
+    f.net.join(2, 0);
     for _ in 0..60 {
-        net.advance(TimeDelta::from_millis(500));
+        f.advance(TimeDelta::from_millis(500));
     }
-    let honest: Vec<PeerId> = net.nodes[1..].iter().map(|n| n.peer_id()).collect();
-    let mut replays = Vec::new();
+    let honest: Vec<PeerId> = f.net.nodes[1..].iter().map(|n| n.peer_id()).collect();
     let mut known_ids = Vec::new();
+    // Keep the payload frames the honest nodes send the victim, for replays.
+    f.net.keep_frames(usize::MAX);
     for k in 0..8u8 {
-        let now = net.now;
+        let now = f.net.now;
         let author = 1 + usize::from(k % 2);
-        let id = net.nodes[author]
+        let id = f.net.nodes[author]
             .publish(now, topic, &[k; 700])
             .expect("publishes");
         known_ids.push(id);
-        // Keep the payload frames the author sends the victim, for replays.
-        let me = net.nodes[author].peer_id();
-        while let Some(t) = net.nodes[author].poll_transmit() {
-            if let Transmit::Send { to, frame } = &t
-                && *to == victim
-                && frame.len() > 2000
-            {
-                replays.push(frame.clone());
-            }
-            net.carry(author, t);
-        }
-        let _ = me;
-        net.advance(TimeDelta::from_millis(200));
+        f.advance(TimeDelta::from_millis(200));
     }
+    f.net.keep_frames(0);
+    let replays: Vec<Bytes> = f
+        .net
+        .kept()
+        .iter()
+        .filter(|(from, to, frame)| *from != 0 && *to == 0 && frame.len() > 2000)
+        .map(|(_, _, frame)| frame.clone())
+        .collect();
     assert!(
         !replays.is_empty(),
         "the victim is an honest node's topic neighbour"
     );
-    let delivered_before = net.delivered.len();
-    assert_eq!(delivered_before, 8, "the set-up messages are delivered");
-    let reader = net.nodes[0]
+    assert_eq!(f.delivered.len(), 8, "the set-up messages are delivered");
+    let reader = f.net.nodes[0]
         .inspect()
         .known_record(&honest[0])
         .expect("the victim knows its neighbour's record")
         .encapsulation_key
         .clone();
-    let now = net.now;
-    let private_id = net.nodes[0]
+    let now = f.net.now;
+    let private_id = f.net.nodes[0]
         .publish_private(now, topic, b"for node 1 only", &[reader])
         .expect("publishes");
-    net.pump();
+    f.advance(TimeDelta::ZERO);
     for h in 0..HOSTILE {
-        net.connect_hostile(h, topic);
+        f.connect_hostile(h, topic);
     }
-    net.pump();
+    f.advance(TimeDelta::ZERO);
     let honest_key = hearsay_proto::crypto::VerifyingKeyBytes::new(
-        net.nodes[0]
+        f.net.nodes[0]
             .inspect()
             .known_record(&honest[0])
             .expect("known")
@@ -691,18 +574,17 @@ fn a_flood_of_hostile_frames_stays_bounded_and_honest_messages_still_arrive() {
     let mut refused = 0u64;
     let mut peak_sampled = 0usize;
     for i in 0..FRAMES {
-        net.now += STEP;
+        f.net.now += STEP;
         let h = i % HOSTILE;
-        if !net.hostile[h].connected {
-            net.connect_hostile(h, topic);
+        if !f.hostile[h].connected {
+            f.connect_hostile(h, topic);
         }
-        let frame = attack.frame(i / HOSTILE, &net.hostile[h]);
-        let peer = net.hostile[h].identity.peer_id();
-        if net.nodes[0].handle_frame(net.now, peer, frame).is_err() {
+        let frame = attack.frame(i / HOSTILE, &f.hostile[h]);
+        let peer = f.hostile[h].identity.peer_id();
+        if f.net.inject(0, peer, frame).is_err() {
             refused += 1;
         }
-        net.timers();
-        net.pump();
+        f.advance(TimeDelta::ZERO);
         if i.is_multiple_of(4096) {
             let live = LIVE.load(Ordering::Relaxed).saturating_sub(baseline);
             peak_sampled = peak_sampled.max(live);
@@ -711,9 +593,9 @@ fn a_flood_of_hostile_frames_stays_bounded_and_honest_messages_still_arrive() {
     let elapsed = started.elapsed();
     let peak = PEAK.load(Ordering::Relaxed).saturating_sub(baseline);
     let end = LIVE.load(Ordering::Relaxed).saturating_sub(baseline);
-    let view = net.nodes[0].inspect();
+    let view = f.net.nodes[0].inspect();
     let counters = view.counters().clone();
-    let reconnects: u64 = net.hostile.iter().map(|h| h.hellos).sum();
+    let reconnects: u64 = f.hostile.iter().map(|h| h.hellos).sum();
     eprintln!(
         "flood: {FRAMES} frames in {:.1} s ({:.0} frames/s) over {} s of virtual time; live heap \
          growth peak {:.1} MiB (sampled {:.1} MiB), at the end {:.1} MiB; {refused} refused by \
@@ -721,12 +603,12 @@ fn a_flood_of_hostile_frames_stays_bounded_and_honest_messages_still_arrive() {
          counters: {counters:?}; foaf: {:?}; private: {:?}",
         elapsed.as_secs_f64(),
         FRAMES as f64 / elapsed.as_secs_f64(),
-        (net.now.saturating_since(T0)).as_micros() / 1_000_000,
+        (f.net.now.saturating_since(T0)).as_micros() / 1_000_000,
         peak as f64 / (1 << 20) as f64,
         peak_sampled as f64 / (1 << 20) as f64,
         end as f64 / (1 << 20) as f64,
         reconnects,
-        net.to_hostile,
+        f.net.counters.to_outside,
         view.discovery_counters(),
         view.private_counters(),
     );
@@ -737,24 +619,24 @@ fn a_flood_of_hostile_frames_stays_bounded_and_honest_messages_still_arrive() {
 
     // Afterwards: an honest node publishes, and the victim delivers it.
     let author = 2;
-    let now = net.now;
-    let id = net.nodes[author]
+    let now = f.net.now;
+    let id = f.net.nodes[author]
         .publish(now, topic, b"still here")
         .expect("publishes");
-    let author_id = net.nodes[author].peer_id();
-    net.pump();
+    let author_id = f.net.nodes[author].peer_id();
+    f.advance(TimeDelta::ZERO);
     let mut waited = TimeDelta::ZERO;
-    while !net.delivered.contains(&(author_id, id)) && waited < TimeDelta::from_secs(60) {
-        net.advance(TimeDelta::from_millis(100));
+    while !f.delivered.contains(&(author_id, id)) && waited < TimeDelta::from_secs(60) {
+        f.advance(TimeDelta::from_millis(100));
         waited = waited + TimeDelta::from_millis(100);
     }
-    let neighbours: BTreeSet<PeerId> = net.nodes[0]
+    let neighbours: BTreeSet<PeerId> = f.net.nodes[0]
         .inspect()
         .topic_neighbors(&topic)
         .into_iter()
         .collect();
     assert!(
-        net.delivered.contains(&(author_id, id)),
+        f.delivered.contains(&(author_id, id)),
         "an honest message was not delivered after the flood (waited {waited:?}; the victim's \
          topic neighbours: {neighbours:?}, honest: {honest:?})"
     );
@@ -772,50 +654,34 @@ static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 fn memory_does_not_grow_with_peers_that_come_and_go() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let topic = TopicId::from_name("churn");
-    let mut victim = Node::new(config(), identity(1), 1, T0).expect("node builds");
-    victim.subscribe(T0, topic).expect("subscribes");
-    let mut now = T0;
-    let churn = |victim: &mut Node, now: &mut Timestamp, from: u32, to: u32| {
+    let mut v = Victim::new(insecure_config());
+    v.node.subscribe(T0, topic).expect("subscribes");
+    let churn = |v: &mut Victim, from: u64, to: u64| {
         for n in from..to {
-            *now += TimeDelta::from_millis(1);
-            let mut seeds = [0u8; 96];
-            seeds[..4].copy_from_slice(&n.to_le_bytes());
-            seeds[4] = 0xc4;
-            let peer =
-                Identity::from_seeds(&InsecureTestProvider, IdentitySeeds::from_bytes(&seeds));
-            let record =
-                PeerRecord::issue(&peer, Addresses::empty(), *now, TimeDelta::from_secs(3600))
-                    .expect("signs");
-            victim.handle_connected(*now, peer.peer_id());
-            let hello = encode(Frame::Session(SessionMessage::Hello(Hello {
-                version: hearsay_proto::frame::PROTOCOL_VERSION,
-                record,
-            })));
-            let _ = victim.handle_frame(*now, peer.peer_id(), hello);
+            v.now += TimeDelta::from_millis(1);
+            // Numbers far from the flood's, so no churning peer is another test's identity.
+            let peer = insecure_identity(CHURN + n);
+            v.node.handle_connected(v.now, peer.peer_id());
+            let _ = v.send(&peer, hello(record(&peer, v.now, HOUR)));
             let mut message =
-                SignedMessage::publish(&peer, topic, 1, *now, b"forged").expect("signs");
+                SignedMessage::publish(&peer, topic, 1, v.now, b"forged").expect("signs");
             message.signature = SignatureBytes::from_array([7; 3309]);
-            let repair = Frame::Topic(TopicMessage::Broadcast {
+            let repair = broadcast(
                 topic,
-                message: Plum::Repair(Payload {
-                    message,
-                    author_key: peer.verifying_key().clone(),
-                    hops: 1,
-                }),
-            });
-            let _ = victim.handle_frame(*now, peer.peer_id(), encode(repair));
-            victim.handle_disconnected(*now, peer.peer_id());
-            if victim.poll_timeout().is_some_and(|t| t <= *now) {
-                victim.handle_timeout(*now);
+                Plum::Repair(payload(message, peer.verifying_key().clone())),
+            );
+            let _ = v.send(&peer, repair);
+            v.disconnect(&peer);
+            if v.node.poll_timeout().is_some_and(|t| t <= v.now) {
+                v.node.handle_timeout(v.now);
             }
-            while victim.poll_transmit().is_some() {}
-            while victim.poll_event().is_some() {}
+            v.drain();
         }
     };
     // Warm up: every bounded table fills (records, rejected digests, seen ids).
-    churn(&mut victim, &mut now, 0, 20_000);
+    churn(&mut v, 0, 20_000);
     let warm = LIVE.load(Ordering::Relaxed);
-    churn(&mut victim, &mut now, 20_000, 120_000);
+    churn(&mut v, 20_000, 120_000);
     let after = LIVE.load(Ordering::Relaxed);
     let per_peer = after.saturating_sub(warm) as f64 / 100_000.0;
     eprintln!(

@@ -1,6 +1,6 @@
 //! The code's layout, checked (issue R, SPEC.md "Where things are"):
 //! - no protocol folder of the core imports `node` (the node composes protocols, never the
-//!   reverse);
+//!   reverse; only the test harness, `testing`, sits above the node);
 //! - the core's top-level modules import each other without a circle;
 //! - no `.rs` file in the workspace is longer than 1,000 lines, not counting its
 //!   `#[cfg(test)]` module.
@@ -131,7 +131,7 @@ fn no_protocol_imports_node() {
     let graph = core_graph();
     let offenders: Vec<&String> = graph
         .iter()
-        .filter(|(m, deps)| m.as_str() != "node" && deps.contains("node"))
+        .filter(|(m, deps)| !["node", "testing"].contains(&m.as_str()) && deps.contains("node"))
         .map(|(m, _)| m)
         .collect();
     assert!(

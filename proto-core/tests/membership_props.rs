@@ -2,15 +2,13 @@
 //! the views stay within their bounds, never hold the node itself or one peer twice, the
 //! active and passive views stay disjoint, and nothing is left due after handle_timeout.
 
-mod common;
-
 use bytes::Bytes;
-use common::{T0, identity};
 use hearsay_proto::frame::{Frame, Hello, PROTOCOL_VERSION, SessionMessage};
 use hearsay_proto::identity::record::Addresses;
 use hearsay_proto::membership::hyparview::{self, PeerInfo, Priority};
 use hearsay_proto::membership::swim::{self, Gossip, Update};
 use hearsay_proto::node::Transmit;
+use hearsay_proto::testing::{T0, identity};
 use hearsay_proto::wire::BoundedVec;
 use hearsay_proto::{Address, Config, Identity, Node, PeerId, PeerRecord, TimeDelta, Timestamp};
 use proptest::prelude::*;
@@ -29,7 +27,7 @@ fn peers() -> &'static Vec<Peer> {
     PEERS_CELL.get_or_init(|| {
         (0..PEERS)
             .map(|k| {
-                let ident: Identity = identity(100 + k as u8);
+                let ident: Identity = identity(100 + k as u64);
                 let addrs = Addresses::new(vec![
                     Address::new(format!("peer:{k}").into_bytes()).unwrap(),
                 ])

@@ -1,12 +1,10 @@
 //! The Node idiom end to end over an in-memory network: handshake, goodbye, disconnects, timers,
 //! persistence, and refusal of bad input without any change of state.
 
-mod common;
-
 use bytes::Bytes;
-use common::{Net, T0, identity, node};
 use hearsay_proto::frame::{Frame, Hello, SessionMessage};
 use hearsay_proto::node::{Command, Contact, DownReason, Event, FrameError, Transmit};
+use hearsay_proto::testing::{Net, T0, identity, node};
 use hearsay_proto::{
     Config, DecodeError, MAX_FRAME_LEN, Node, PeerRecord, PersistentState, TimeDelta,
 };
@@ -92,7 +90,7 @@ fn goodbye_reports_left_and_plain_disconnect_reports_disconnected() {
 #[test]
 fn a_silent_connection_is_closed_after_the_hello_timeout() {
     let mut net = Net::new(vec![node(1), node(2)]);
-    net.cut.push((1, 0)); // node 1's frames never reach node 0
+    net.cut_one_way(1, 0); // node 1's frames never reach node 0
     join(&mut net, 0, 1);
     assert_eq!(net.neighbors(0), vec![]);
     assert_eq!(net.nodes[0].inspect().pending_handshakes(), 1);
@@ -139,10 +137,9 @@ fn record_is_refreshed_before_it_expires_and_neighbours_get_the_new_one() {
     );
 }
 
-/// Builds a connected pair (0 and 1) and returns it with node 0's state snapshot.
+/// A connected pair (node 1 joined through node 0), its events so far forgotten.
 fn connected_pair() -> Net {
-    let mut net = Net::new(vec![node(1), node(2)]);
-    join(&mut net, 1, 0);
+    let mut net = Net::pair(node(1), node(2));
     net.events.clear();
     net
 }

@@ -8,12 +8,11 @@ use hearsay_proto::broadcast::plumtree::{
 use hearsay_proto::crypto::{
     SIG_VERIFYING_KEY_LEN, SIGNATURE_LEN, SignatureBytes, VerifyingKeyBytes,
 };
+use hearsay_proto::testing::T0;
 use hearsay_proto::wire::BoundedVec;
-use hearsay_proto::{MessageId, PeerId, TimeDelta, Timestamp, TopicId};
+use hearsay_proto::{MessageId, PeerId, TimeDelta, TopicId};
 use proptest::prelude::*;
 use std::collections::{BTreeMap, BTreeSet};
-
-const T0: Timestamp = Timestamp::from_secs(1_800_000_000);
 
 /// Accepts a message iff the first byte of its signature is 0 (no crypto needed).
 struct FirstByte;

@@ -1,10 +1,8 @@
 //! PeerRecord: issuance, verification, and refusal of every kind of tampering.
 
-mod common;
-
-use common::{T0, identity};
 use hearsay_proto::crypto::{PureRustProvider, SignatureBytes, VerifyingKeyBytes};
 use hearsay_proto::identity::record::{Addresses, MAX_CLOCK_SKEW, MAX_RECORD_LIFETIME};
+use hearsay_proto::testing::{T0, identity};
 use hearsay_proto::{Address, PeerId, PeerRecord, RecordError, TimeDelta};
 
 fn record() -> PeerRecord {

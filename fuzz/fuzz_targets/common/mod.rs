@@ -1,13 +1,8 @@
 //! Helpers shared by the fuzz targets (not a target itself: `cargo fuzz list` names only the
-//! `[[bin]]`s of fuzz/Cargo.toml). Each target includes it with `mod common;`.
+//! `[[bin]]`s of fuzz/Cargo.toml). Each target includes it with `mod common;`. Times,
+//! identities and records come from the core's test harness, `hearsay_proto::testing` (`T0`,
+//! `insecure_identity`, `record`).
 #![allow(dead_code)]
-
-use hearsay_proto::crypto::InsecureTestProvider;
-use hearsay_proto::identity::record::Addresses;
-use hearsay_proto::{Identity, IdentitySeeds, PeerRecord, TimeDelta, Timestamp};
-
-/// The instant every target starts at (an epoch boundary for 10-minute epochs).
-pub const T0: Timestamp = Timestamp::from_secs(1_800_000_000);
 
 /// Reads a fuzz input front to back; past its end every read yields zeros (or nothing), so a
 /// target never has to handle a short input specially.
@@ -77,16 +72,4 @@ impl<'a> Input<'a> {
     pub fn rest(&mut self) -> &'a [u8] {
         core::mem::take(&mut self.data)
     }
-}
-
-/// A deterministic identity under the insecure test provider.
-pub fn identity(seed: u8) -> Identity {
-    let mut bytes = [seed; 96];
-    bytes[0] = 0x5e;
-    Identity::from_seeds(&InsecureTestProvider, IdentitySeeds::from_bytes(&bytes))
-}
-
-/// A record of `identity` issued at `at`, valid for `lifetime`.
-pub fn record(identity: &Identity, at: Timestamp, lifetime: TimeDelta) -> PeerRecord {
-    PeerRecord::issue(identity, Addresses::empty(), at, lifetime).expect("a record signs")
 }
