@@ -1,10 +1,8 @@
 //! Every application request is a `Command` through `Node::handle_command` (SPEC.md §8.2): a
 //! driver that only ever calls `handle_command` gets what the convenience methods give.
 
-mod common;
-
 use bytes::Bytes;
-use common::{Net, node};
+use hearsay_proto::testing::{Net, node};
 use hearsay_proto::discovery::foaf::Target;
 use hearsay_proto::discovery::presence::presence_topic;
 use hearsay_proto::node::{Accepted, Command, Event, NodeError};
