@@ -2,10 +2,10 @@
 //! driver that only ever calls `handle_command` gets what the convenience methods give.
 
 use bytes::Bytes;
-use hearsay_proto::testing::{Net, node};
 use hearsay_proto::discovery::foaf::Target;
 use hearsay_proto::discovery::presence::presence_topic;
 use hearsay_proto::node::{Accepted, Command, Event, NodeError};
+use hearsay_proto::testing::{Net, node};
 use hearsay_proto::{TimeDelta, TopicId};
 use zeroize::Zeroizing;
 

@@ -556,12 +556,10 @@ impl AccessStore {
 mod tests {
     use super::*;
     use crate::crypto::PureRustProvider;
-    use crate::identity::IdentitySeeds;
-    use rand_core::SeedableRng;
 
-    fn identity(seed: u8) -> Identity {
-        let mut rng = chacha20::ChaCha8Rng::from_seed([seed; 32]);
-        Identity::from_seeds(&PureRustProvider, IdentitySeeds::generate(&mut rng))
+    /// The harness's identity `n` (real ML-DSA/ML-KEM: envelopes need working keys).
+    fn identity(n: u8) -> Identity {
+        crate::testing::identity_with(&PureRustProvider, u64::from(n))
     }
 
     fn id(n: u8) -> MessageId {

@@ -477,12 +477,12 @@ pub fn open(sealed: &Sealed, me: &dyn Decapsulator) -> Result<Zeroizing<Vec<u8>>
 mod tests {
     use super::*;
     use crate::crypto::PureRustProvider;
-    use crate::identity::{Identity, IdentitySeeds};
+    use crate::identity::Identity;
     use rand_core::SeedableRng;
 
-    fn identity(seed: u8) -> Identity {
-        let mut rng = chacha20::ChaCha8Rng::from_seed([seed; 32]);
-        Identity::from_seeds(&PureRustProvider, IdentitySeeds::generate(&mut rng))
+    /// The harness's identity `n` (real ML-DSA/ML-KEM: envelopes need working keys).
+    fn identity(n: u8) -> Identity {
+        crate::testing::identity_with(&PureRustProvider, u64::from(n))
     }
 
     #[test]

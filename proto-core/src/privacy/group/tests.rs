@@ -5,7 +5,6 @@ use crate::crypto::Decapsulator;
 use crate::crypto::KEM_SEED_LEN;
 use crate::crypto::PureRustProvider;
 use crate::crypto::signing_input;
-use crate::identity::IdentitySeeds;
 use crate::wire::FixedBytes;
 use crate::wire::codec;
 use alloc::boxed::Box;
@@ -20,10 +19,7 @@ use rand_core::SeedableRng;
 const P: &PureRustProvider = &PureRustProvider;
 
 fn identity(n: u32) -> Identity {
-    let mut seed = [0x6b; 32];
-    seed[..4].copy_from_slice(&n.to_le_bytes());
-    let mut rng = ChaCha8Rng::from_seed(seed);
-    Identity::from_seeds(P, IdentitySeeds::generate(&mut rng))
+    crate::testing::identity_with(P, u64::from(n))
 }
 
 /// A member that never signs: a peer id and a decapsulation key, cheaper than an identity.
