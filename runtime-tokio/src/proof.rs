@@ -221,11 +221,10 @@ mod tests {
     use super::*;
     use hearsay_proto::crypto::InsecureTestProvider;
     use hearsay_proto::identity::record::Addresses;
-    use hearsay_proto::{Identity, IdentitySeeds, TimeDelta};
+    use hearsay_proto::{Identity, TimeDelta};
 
     fn identity(i: u8) -> Identity {
-        let seeds = IdentitySeeds::from_bytes(&[i; 96]);
-        Identity::from_seeds(&InsecureTestProvider, seeds)
+        hearsay_proto::testing::insecure_identity(u64::from(i))
     }
 
     fn record(id: &Identity, now: Timestamp) -> PeerRecord {

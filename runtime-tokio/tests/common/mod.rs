@@ -5,12 +5,11 @@
 use bytes::Bytes;
 use hearsay_proto::crypto::{InsecureTestProvider, signing_input};
 use hearsay_proto::identity::record::Addresses;
-use hearsay_proto::{Config, Identity, IdentitySeeds, PeerRecord, TimeDelta, Timestamp, TopicId};
+use hearsay_proto::{Config, Identity, PeerRecord, TimeDelta, Timestamp, TopicId};
 use hearsay_tokio::{
     CHANNEL_BINDING_DOMAIN, EXPORTER_LABEL, NodeBuilder, NodeHandle, Received, Subscription,
     TransportConfig,
 };
-use rand_core::SeedableRng;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, SignatureScheme};
@@ -44,9 +43,10 @@ pub fn fast_transport() -> TransportConfig {
     t
 }
 
+/// The core harness's insecure identity `i` (fast; the transport tests prove identities, not
+/// the strength of the keys).
 pub fn identity(i: u64) -> Identity {
-    let mut rng = chacha20::ChaCha8Rng::seed_from_u64(i);
-    Identity::from_seeds(&InsecureTestProvider, IdentitySeeds::generate(&mut rng))
+    hearsay_proto::testing::insecure_identity(i)
 }
 
 pub fn localhost() -> SocketAddr {
