@@ -10,6 +10,10 @@
 //!   record names) never leaves the author's node except to a reader that proved it holds a
 //!   slot, over a direct connection (frame kind 6, [`PrivateMessage`]);
 //! - a **delete request** (kind [`MessageKind::Delete`]) withdraws a message everywhere.
+//!
+//! The exchange of frame kind 6 (serving, fetching, their timers) is the state machine
+//! [`FetchExchange`]; this file is its glue: it feeds it what announcements, deletes,
+//! connections and frames bring, carries out what it asks, and delivers what it opens.
 
 use super::{Event, Node, NodeError};
 use crate::broadcast::message::{MessageError, MessageKind, SignedMessage};
@@ -17,53 +21,28 @@ use crate::broadcast::plumtree::Validator;
 use crate::crypto::{CryptoProvider, EncapsulationKeyBytes, VerifyingKeyBytes};
 use crate::frame::Frame;
 use crate::id::{MessageId, PeerId, TopicId};
+use crate::machine::StateMachine;
 use crate::privacy::access::{AccessError, AccessRecord, AccessStore, DeleteRequest, Offer, Slots};
-use crate::privacy::envelope::{self, ContentKey, Sealed};
+use crate::privacy::envelope::{self, Sealed};
 use crate::privacy::fetch::{
-    Announcement, MAX_READERS, PrivateConfig, PrivateCounters, PrivateMessage,
+    self, Announcement, Authored, FetchExchange, MAX_READERS, PrivateConfig, PrivateCounters,
+    PrivateMessage, Reply, Wanted,
 };
-use crate::privacy::fetch_guard::{self, FetchGuard, FetchKey, Nonce};
+use crate::privacy::fetch_guard;
 use crate::time::Timestamp;
 use crate::wire::BoundedVec;
 use crate::wire::codec::FixedBytes;
 use alloc::collections::VecDeque;
-use alloc::vec::Vec;
 use foldhash::fast::FixedState;
-use hashbrown::{HashMap, HashSet};
-
-/// A message this node authored: what it needs to serve and re-wrap it.
-struct Authored {
-    topic: TopicId,
-    content: SignedMessage,
-    key: ContentKey,
-    version: u64,
-}
-
-/// A fetch in flight.
-struct Fetch {
-    topic: TopicId,
-    author: PeerId,
-    author_key: VerifyingKeyBytes,
-    key: ContentKey,
-    fetch_key: FetchKey,
-    content_hash: [u8; 32],
-    version: u64,
-    /// When the current attempt is given up.
-    deadline: Timestamp,
-    attempts: u8,
-    /// Whether the current attempt's FETCH went out (the link was up).
-    asked: bool,
-}
+use hashbrown::HashSet;
 
 /// The node's state for encrypted messages.
 pub(super) struct Private {
-    authored: HashMap<MessageId, Authored, FixedState>,
-    authored_order: VecDeque<MessageId>,
-    guard: FetchGuard,
+    /// Serving what this node authored, fetching what it may read.
+    fetch: FetchExchange,
     pub(super) access: AccessStore,
     /// Group shard keys this node holds (a group message needs one slot per shard).
     group_keys: crate::privacy::group::Keyring,
-    fetches: HashMap<MessageId, Fetch, FixedState>,
     delivered: HashSet<MessageId, FixedState>,
     delivered_order: VecDeque<MessageId>,
     pub(super) counters: PrivateCounters,
@@ -72,16 +51,9 @@ pub(super) struct Private {
 impl Private {
     pub(super) fn new(config: &PrivateConfig) -> Self {
         Self {
-            authored: HashMap::with_hasher(FixedState::with_seed(0)),
-            authored_order: VecDeque::new(),
-            guard: FetchGuard::new(
-                config.max_authored,
-                config.max_challenges,
-                config.challenge_ttl,
-            ),
+            fetch: FetchExchange::new(config),
             access: AccessStore::new(config.max_access_records),
             group_keys: crate::privacy::group::Keyring::new(config.max_group_keys),
-            fetches: HashMap::with_hasher(FixedState::with_seed(0)),
             delivered: HashSet::with_hasher(FixedState::with_seed(0)),
             delivered_order: VecDeque::new(),
             counters: PrivateCounters::default(),
@@ -90,7 +62,7 @@ impl Private {
 
     /// Fetch-guard counters (refusals by reason).
     pub(super) fn guard_counters(&self) -> &fetch_guard::Counters {
-        self.guard.counters()
+        self.fetch.guard().counters()
     }
 
     fn mark_delivered(&mut self, id: MessageId, capacity: usize) {
@@ -105,16 +77,16 @@ impl Private {
     }
 
     pub(super) fn authored_content(&self, id: &MessageId) -> Option<&SignedMessage> {
-        self.authored.get(id).map(|a| &a.content)
+        self.fetch.authored(id).map(|a| &a.content)
     }
 
     /// Authors waiting for a link to come up.
     pub(super) fn wants_link(&self, peer: &PeerId) -> bool {
-        self.fetches.values().any(|f| f.author == *peer)
+        self.fetch.wants_link(peer)
     }
 
     pub(super) fn poll_timeout(&self) -> Option<Timestamp> {
-        self.fetches.values().map(|f| f.deadline).min()
+        self.fetch.poll_timeout()
     }
 }
 
@@ -189,17 +161,20 @@ impl Node {
         )
         .map_err(NodeError::Message)?;
         let id = content.id();
-        let keys = fetch_guard::fetch_keys(&sealed, &secrets);
-        self.remember_authored(
-            id,
-            Authored {
-                topic,
-                content,
-                key,
-                version: 1,
+        let fetch_keys = fetch_guard::fetch_keys(&sealed, &secrets);
+        self.fetch_input(
+            now,
+            fetch::Input::Serve {
+                message: id,
+                authored: Authored {
+                    topic,
+                    content,
+                    key,
+                    version: 1,
+                },
+                fetch_keys,
             },
         );
-        self.private.guard.register(id, keys);
         self.announce(now, topic, id, 1, sealed)?;
         self.private.counters.published += 1;
         self.drain_protocols(now);
@@ -220,8 +195,8 @@ impl Node {
         let crypto = self.config.crypto.clone();
         let a = self
             .private
-            .authored
-            .get(&id)
+            .fetch
+            .authored(&id)
             .ok_or(NodeError::NotAuthored { id })?;
         let content = envelope::Content::new(a.content.payload.to_bytes())
             .map_err(|_| NodeError::NotAuthored { id })?;
@@ -229,12 +204,14 @@ impl Node {
             envelope::seal_with_key_and_secrets(&*crypto, &a.key, &content, readers, &mut self.rng)
                 .map_err(NodeError::Envelope)?;
         let (topic, version) = (a.topic, a.version + 1);
-        if let Some(a) = self.private.authored.get_mut(&id) {
-            a.version = version;
-        }
-        self.private
-            .guard
-            .register(id, fetch_guard::fetch_keys(&sealed, &secrets));
+        self.fetch_input(
+            now,
+            fetch::Input::Rekey {
+                message: id,
+                version,
+                fetch_keys: fetch_guard::fetch_keys(&sealed, &secrets),
+            },
+        );
         self.announce(now, topic, id, version, sealed)?;
         self.private.counters.access_updates += 1;
         self.drain_protocols(now);
@@ -254,8 +231,8 @@ impl Node {
         check_readers(readers)?;
         let a = self
             .private
-            .authored
-            .get(&id)
+            .fetch
+            .authored(&id)
             .ok_or(NodeError::NotAuthored { id })?;
         let topic = a.topic;
         let sealed = Sealed {
@@ -268,7 +245,7 @@ impl Node {
         let request = DeleteRequest::issue(&self.identity, id).map_err(NodeError::Access)?;
         let payload = request.to_bytes().map_err(NodeError::Access)?;
         self.publish_kind(now, topic, MessageKind::Delete, &payload)?;
-        self.withdraw(id, &request);
+        self.withdraw(now, id, &request);
         self.private.counters.deletes_issued += 1;
         self.drain_protocols(now);
         Ok(new_id)
@@ -295,20 +272,6 @@ impl Node {
         let s = t.sequence;
         t.sequence += 1;
         Ok(s)
-    }
-
-    fn remember_authored(&mut self, id: MessageId, a: Authored) {
-        let p = &mut self.private;
-        if p.authored.insert(id, a).is_none() {
-            p.authored_order.push_back(id);
-        }
-        while p.authored.len() > self.config.private.max_authored.max(1) {
-            let Some(old) = p.authored_order.pop_front() else {
-                break;
-            };
-            p.authored.remove(&old);
-            p.guard.unregister(&old);
-        }
     }
 
     /// Signs and broadcasts an announcement of version `version` of `id`'s access record.
@@ -362,18 +325,14 @@ impl Node {
 
     /// Local effects of a delete request: the record goes, the content is no longer served
     /// or fetched.
-    fn withdraw(&mut self, id: MessageId, request: &DeleteRequest) {
+    fn withdraw(&mut self, now: Timestamp, id: MessageId, request: &DeleteRequest) {
         let crypto = self.config.crypto.clone();
         let key = self.identity.verifying_key().clone();
         let _ = self
             .private
             .access
             .delete(request, &*crypto, &key, self.identity.peer_id());
-        let p = &mut self.private;
-        p.authored.remove(&id);
-        p.authored_order.retain(|m| *m != id);
-        p.guard.unregister(&id);
-        p.fetches.remove(&id);
+        self.fetch_input(now, fetch::Input::Withdraw { message: id });
     }
 
     /// A message of a node-owned kind passed the topic's checks and Plumtree delivered it.
@@ -386,7 +345,7 @@ impl Node {
     ) {
         match message.kind {
             MessageKind::Access => self.on_announcement(now, topic, &message),
-            MessageKind::Delete => self.on_delete(&message, &author_key),
+            MessageKind::Delete => self.on_delete(now, &message, &author_key),
             _ => self.private.counters.announcements_refused += 1,
         }
     }
@@ -441,75 +400,37 @@ impl Node {
         let Ok((index, secret, key)) = found else {
             self.private.counters.not_a_reader += 1;
             // A newer version without our slot ends a fetch of an older one.
-            self.private.fetches.remove(&id);
+            self.fetch_input(now, fetch::Input::Cancel { message: id });
             return;
         };
         let Some(slot) = a.record.slots.get(index) else {
             return;
         };
         let fetch_key = fetch_guard::fetch_key(&secret, slot, &content_hash);
-        let cap = self.config.private.max_fetches.max(1);
-        if !self.private.fetches.contains_key(&id) && self.private.fetches.len() >= cap {
-            self.private.counters.fetches_failed += 1;
-            return;
-        }
-        let deadline = now + self.config.private.fetch_timeout;
-        self.private.fetches.insert(
-            id,
-            Fetch {
-                topic,
-                author: message.author,
-                author_key: author_key.clone(),
-                key,
-                fetch_key,
-                content_hash,
-                version,
-                deadline,
-                attempts: 1,
-                asked: false,
-            },
-        );
-        self.private.counters.fetches_started += 1;
-        self.start_fetch(now, id);
-    }
-
-    /// Asks the author for a challenge, dialling it first if need be.
-    fn start_fetch(&mut self, now: Timestamp, id: MessageId) {
-        let Some(f) = self.private.fetches.get(&id) else {
-            return;
+        let wanted = Wanted {
+            message: id,
+            topic,
+            author: message.author,
+            author_key,
+            key,
+            fetch_key,
+            content_hash,
+            version,
         };
-        let author = f.author;
-        let addresses = self
-            .records
-            .get(&author)
-            .map(|r| r.addresses.clone())
-            .unwrap_or_default();
-        if self.link_ready_or_dial(now, author, addresses) {
-            if let Some(f) = self.private.fetches.get_mut(&id) {
-                f.asked = true;
-            }
-            self.send_frame(
-                author,
-                &Frame::Private(PrivateMessage::Fetch { message: id }),
-            );
-        }
+        self.fetch_input(now, fetch::Input::Fetch(wanted));
     }
 
     /// A connection came up: fetches waiting for it ask now.
     pub(super) fn private_link_up(&mut self, now: Timestamp, peer: PeerId) {
-        let waiting: Vec<MessageId> = self
-            .private
-            .fetches
-            .iter()
-            .filter(|(_, f)| f.author == peer && !f.asked)
-            .map(|(id, _)| *id)
-            .collect();
-        for id in waiting {
-            self.start_fetch(now, id);
-        }
+        self.fetch_input(now, fetch::Input::LinkUp { peer });
     }
 
-    fn on_delete(&mut self, message: &SignedMessage, author_key: &VerifyingKeyBytes) {
+    fn on_delete(
+        &mut self,
+        now: Timestamp,
+        message: &SignedMessage,
+        author_key: &VerifyingKeyBytes,
+    ) {
         let Ok(request) = DeleteRequest::from_bytes(&message.payload) else {
             self.private.counters.announcements_refused += 1;
             return;
@@ -522,12 +443,8 @@ impl Node {
         {
             Ok(fresh) => {
                 let id = request.message;
+                self.fetch_input(now, fetch::Input::Withdraw { message: id });
                 let p = &mut self.private;
-                p.fetches.remove(&id);
-                p.guard.unregister(&id);
-                if p.authored.remove(&id).is_some() {
-                    p.authored_order.retain(|m| *m != id);
-                }
                 if fresh {
                     p.counters.deleted += 1;
                     let was_delivered = p.delivered.contains(&id);
@@ -542,148 +459,77 @@ impl Node {
 
     /// A frame of kind 6 from an established link.
     pub(super) fn on_private_frame(&mut self, now: Timestamp, from: PeerId, m: PrivateMessage) {
-        match m {
-            PrivateMessage::Fetch { message } => {
-                if !self.private.authored.contains_key(&message) {
-                    self.private.counters.served_refused += 1;
-                    self.send_frame(from, &Frame::Private(PrivateMessage::Refused { message }));
-                    return;
-                }
-                let nonce = self.private.guard.challenge(&mut self.rng, now);
-                self.send_frame(
-                    from,
-                    &Frame::Private(PrivateMessage::Challenge {
-                        message,
-                        nonce: FixedBytes::from_array(nonce),
-                    }),
-                );
-            }
-            PrivateMessage::Challenge { message, nonce } => {
-                let Some(f) = self.private.fetches.get(&message) else {
-                    self.private.counters.unsolicited += 1;
-                    return;
-                };
-                if f.author != from {
-                    self.private.counters.unsolicited += 1;
-                    return;
-                }
-                let nonce: Nonce = to_array(nonce.as_bytes());
-                let proof = fetch_guard::prove(&f.fetch_key, &nonce, &message);
-                self.send_frame(
-                    from,
-                    &Frame::Private(PrivateMessage::Prove {
-                        message,
-                        nonce: FixedBytes::from_array(nonce),
-                        proof: FixedBytes::from_array(proof),
-                    }),
-                );
-            }
-            PrivateMessage::Prove {
-                message,
-                nonce,
-                proof,
-            } => {
-                let nonce: Nonce = to_array(nonce.as_bytes());
-                let proof = to_array(proof.as_bytes());
-                let allowed = self.private.guard.check(&message, &nonce, &proof, now);
-                match (allowed, self.private.authored.get(&message)) {
-                    (Ok(()), Some(a)) => {
-                        let content = a.content.clone();
-                        self.private.counters.served += 1;
-                        self.send_frame(
-                            from,
-                            &Frame::Private(PrivateMessage::Content { message: content }),
-                        );
-                    }
-                    _ => {
-                        self.private.counters.served_refused += 1;
-                        self.send_frame(from, &Frame::Private(PrivateMessage::Refused { message }));
-                    }
-                }
-            }
-            PrivateMessage::Content { message } => self.on_content(from, message),
-            PrivateMessage::Refused { message } => {
-                match self.private.fetches.get(&message) {
-                    Some(f) if f.author == from => {
-                        // A refusal is final: the author does not count us among the readers
-                        // (any more). A newer announcement may start a new fetch.
-                        self.private.fetches.remove(&message);
-                        self.private.counters.fetches_failed += 1;
-                    }
-                    _ => self.private.counters.unsolicited += 1,
-                }
-            }
-        }
-    }
-
-    fn on_content(&mut self, from: PeerId, message: SignedMessage) {
-        let id = message.id();
-        let Some(f) = self.private.fetches.get(&id) else {
-            self.private.counters.unsolicited += 1;
-            return;
-        };
         let crypto = self.config.crypto.clone();
-        let genuine = f.author == from
-            && message.author == f.author
-            && message.kind == MessageKind::Sealed
-            && message.topic == f.topic
-            && *blake3::hash(&message.payload).as_bytes() == f.content_hash
-            && message.verify(&*crypto, &f.author_key).is_ok();
-        if !genuine {
-            self.private.counters.unsolicited += 1;
-            return;
-        }
-        let Some(f) = self.private.fetches.remove(&id) else {
-            return;
-        };
-        let sealed = Sealed {
-            content: match envelope::Content::new(message.payload.to_bytes()) {
-                Ok(c) => c,
-                Err(_) => return,
+        self.fetch_input(
+            now,
+            fetch::Input::Frame {
+                from,
+                message: m,
+                crypto: &*crypto,
             },
-            slots: BoundedVec::default(),
-        };
-        match envelope::open_with_key(&sealed, &f.key) {
-            Ok(plaintext) => {
-                let capacity = self.config.private.max_delivered;
-                self.private.mark_delivered(id, capacity);
-                self.private.counters.delivered += 1;
-                self.push_event(Event::PrivateDelivered {
-                    topic: f.topic,
-                    author: f.author,
-                    id,
-                    version: f.version,
-                    plaintext: bytes::Bytes::copy_from_slice(&plaintext),
-                });
-            }
-            Err(_) => self.private.counters.fetches_failed += 1,
-        }
+        );
     }
 
-    /// Retries or gives up fetches whose attempt timed out.
+    /// Runs the fetch attempts and challenge expiries that are due.
     pub(super) fn private_timeout(&mut self, now: Timestamp) {
-        let due: Vec<MessageId> = self
-            .private
-            .fetches
-            .iter()
-            .filter(|(_, f)| f.deadline <= now)
-            .map(|(id, _)| *id)
-            .collect();
-        let attempts = self.config.private.fetch_attempts.max(1);
-        let timeout = self.config.private.fetch_timeout;
-        for id in due {
-            let Some(f) = self.private.fetches.get_mut(&id) else {
-                continue;
-            };
-            if f.attempts >= attempts {
-                self.private.fetches.remove(&id);
-                self.private.counters.fetches_failed += 1;
-                continue;
+        self.private.fetch.handle_timeout(now, &mut self.rng);
+        self.drain_fetch(now);
+    }
+
+    /// Hands `input` to the fetch exchange and carries out what it asks.
+    fn fetch_input(&mut self, now: Timestamp, input: fetch::Input<'_>) {
+        match self.private.fetch.handle(now, input, &mut self.rng) {
+            Reply::Done => {}
+            Reply::Started => self.private.counters.fetches_started += 1,
+            Reply::Unsolicited => self.private.counters.unsolicited += 1,
+        }
+        self.drain_fetch(now);
+    }
+
+    fn drain_fetch(&mut self, now: Timestamp) {
+        while let Some(out) = self.private.fetch.poll() {
+            match out {
+                fetch::Output::Ask { author, message } => {
+                    let addresses = self
+                        .records
+                        .get(&author)
+                        .map(|r| r.addresses.clone())
+                        .unwrap_or_default();
+                    if self.link_ready_or_dial(now, author, addresses) {
+                        self.send_frame(author, &Frame::Private(PrivateMessage::Fetch { message }));
+                    } else {
+                        let input = fetch::Input::NoLink { message };
+                        self.private.fetch.handle(now, input, &mut self.rng);
+                    }
+                }
+                fetch::Output::Send { to, message } => {
+                    match message {
+                        PrivateMessage::Content { .. } => self.private.counters.served += 1,
+                        PrivateMessage::Refused { .. } => self.private.counters.served_refused += 1,
+                        _ => {}
+                    }
+                    self.send_frame(to, &Frame::Private(message));
+                }
+                fetch::Output::Fetched {
+                    topic,
+                    author,
+                    message,
+                    version,
+                    plaintext,
+                } => {
+                    let capacity = self.config.private.max_delivered;
+                    self.private.mark_delivered(message, capacity);
+                    self.private.counters.delivered += 1;
+                    self.push_event(Event::PrivateDelivered {
+                        topic,
+                        author,
+                        id: message,
+                        version,
+                        plaintext: bytes::Bytes::copy_from_slice(&plaintext),
+                    });
+                }
+                fetch::Output::Failed { .. } => self.private.counters.fetches_failed += 1,
             }
-            f.attempts += 1;
-            f.deadline = now + timeout;
-            f.asked = false;
-            self.start_fetch(now, id);
         }
     }
 }
@@ -696,14 +542,6 @@ fn check_readers(readers: &[EncapsulationKeyBytes]) -> Result<(), NodeError> {
         });
     }
     Ok(())
-}
-
-fn to_array(bytes: &[u8]) -> [u8; 32] {
-    let mut out = [0u8; 32];
-    if bytes.len() == 32 {
-        out.copy_from_slice(bytes);
-    }
-    out
 }
 
 #[cfg(test)]

@@ -249,7 +249,29 @@ impl FetchGuard {
     /// Issues a fresh challenge at `now`, valid until `now + challenge_ttl`. Expired
     /// challenges are pruned first; when still full the oldest is evicted.
     pub fn challenge<R: CryptoRng + ?Sized>(&mut self, rng: &mut R, now: Timestamp) -> Nonce {
-        self.prune(now);
+        self.issue(rng, now, |_| {}).0
+    }
+
+    /// [`FetchGuard::challenge`], also returning when the challenge expires and passing every
+    /// challenge it drops (pruned as expired, or evicted) to `dropped`: the owner of the
+    /// challenges' expiry timers ([`super::fetch::FetchExchange`]) cancels theirs.
+    pub fn issue<R: CryptoRng + ?Sized>(
+        &mut self,
+        rng: &mut R,
+        now: Timestamp,
+        mut dropped: impl FnMut(Nonce),
+    ) -> (Nonce, Timestamp) {
+        while let Some(&front) = self.challenge_order.front() {
+            match self.challenges.get(&front) {
+                Some(expires) if *expires > now => break,
+                _ => {
+                    self.challenge_order.pop_front();
+                    if self.challenges.remove(&front).is_some() {
+                        dropped(front);
+                    }
+                }
+            }
+        }
         let mut nonce = [0u8; NONCE_LEN];
         rng.fill_bytes(&mut nonce);
         let expires = now.saturating_add(self.challenge_ttl);
@@ -263,21 +285,26 @@ impl FetchGuard {
             if self.challenges.remove(&old).is_some() {
                 self.counters.evicted_challenges =
                     self.counters.evicted_challenges.saturating_add(1);
+                dropped(old);
             }
         }
-        nonce
+        (nonce, expires)
     }
 
-    fn prune(&mut self, now: Timestamp) {
-        while let Some(front) = self.challenge_order.front() {
-            match self.challenges.get(front) {
-                Some(expires) if *expires > now => break,
-                _ => {
-                    if let Some(old) = self.challenge_order.pop_front() {
-                        self.challenges.remove(&old);
-                    }
-                }
-            }
+    /// Forgets challenge `nonce`, whose time is up: its expiry timer ran (a later proof
+    /// against it is refused as [`FilterError::UnknownChallenge`]).
+    pub fn expire(&mut self, nonce: &Nonce) {
+        if self.challenges.remove(nonce).is_some() {
+            self.forget_order(nonce);
+        }
+    }
+
+    /// Drops `nonce` from the issue order; challenges mostly leave from the front.
+    fn forget_order(&mut self, nonce: &Nonce) {
+        if self.challenge_order.front() == Some(nonce) {
+            self.challenge_order.pop_front();
+        } else {
+            self.challenge_order.retain(|n| n != nonce);
         }
     }
 
@@ -310,7 +337,7 @@ impl FetchGuard {
             .challenges
             .remove(nonce)
             .ok_or(FilterError::UnknownChallenge)?;
-        self.challenge_order.retain(|n| n != nonce);
+        self.forget_order(nonce);
         if expires <= now {
             return Err(FilterError::ExpiredChallenge);
         }

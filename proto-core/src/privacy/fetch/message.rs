@@ -1,7 +1,7 @@
-//! Fetching an encrypted message's content (frame kind 6, SPEC.md §17.10): the wire messages,
-//! the announcement that names a message's readers, and the parameters and counters of the
-//! exchange. The node drives the exchange (`node/private.rs`); the authorisation check
-//! (challenge and proof) is [`super::fetch_guard`].
+//! The fetch exchange's wire messages (frame kind 6, SPEC.md §17.10), the announcement that
+//! names a message's readers, and the exchange's parameters and counters. The exchange itself
+//! is [`super::FetchExchange`]; the authorisation check (challenge and proof) is
+//! [`crate::privacy::fetch_guard`].
 
 use crate::broadcast::message::SignedMessage;
 use crate::crypto::CryptoProvider;
@@ -61,7 +61,7 @@ impl Default for PrivateConfig {
 }
 
 /// What is known about an encrypted message once its announcement verified: the payload of a
-/// [`MessageKind::Access`] message.
+/// [`MessageKind::Access`](crate::broadcast::message::MessageKind::Access) message.
 #[derive(Clone, PartialEq, Eq, Encode, Decode)]
 #[cbor(context_bound = "crate::wire::codec::DecodeSource")]
 pub struct Announcement {
@@ -149,7 +149,8 @@ pub enum PrivateMessage {
         #[n(2)]
         proof: FixedBytes<32>,
     },
-    /// The content: the author's signed message of kind [`MessageKind::Sealed`].
+    /// The content: the author's signed message of kind
+    /// [`MessageKind::Sealed`](crate::broadcast::message::MessageKind::Sealed).
     #[n(3)]
     Content {
         /// The message.
