@@ -10,6 +10,7 @@ use crate::broadcast::topic::{MAX_SUBSCRIPTIONS, ReconcileMessage, Topic, TopicM
 use crate::broadcast::tree::RootTree;
 use crate::frame::Frame;
 use crate::id::{MessageId, PeerId, TopicId};
+use crate::machine::StateMachine;
 use crate::membership::hyparview::{self, HyParView, PeerInfo};
 use crate::time::{TimeDelta, Timestamp};
 use crate::wire::BoundedVec;
@@ -135,8 +136,15 @@ impl Node {
             .map_err(NodeError::Message)?;
         t.sequence += 1;
         let id = message.id();
-        t.plumtree
-            .publish(now, message, self.identity.verifying_key().clone());
+        let author_key = self.identity.verifying_key().clone();
+        t.plumtree.handle(
+            now,
+            plumtree::Input::Publish {
+                message,
+                author_key,
+            },
+            &mut self.rng,
+        );
         self.counters.published += 1;
         self.drain_protocols(now);
         Ok(id)
@@ -294,7 +302,12 @@ impl Node {
                         crypto: &*self.config.crypto,
                         now,
                     };
-                    t.plumtree.handle_message(now, from, message, &validator)
+                    let input = plumtree::Input::Message {
+                        from,
+                        message,
+                        validator: &validator,
+                    };
+                    t.plumtree.handle(now, input, &mut self.rng);
                 }
                 None => self.not_a_member(from, topic),
             },
@@ -417,7 +430,7 @@ impl Node {
                 continue;
             };
             t.hyparview.handle_timeout(now, &mut self.rng);
-            t.plumtree.handle_timeout(now);
+            StateMachine::handle_timeout(&mut t.plumtree, now, &mut self.rng);
             // The id and neighbour lists are built only when the reconciler has work due,
             // not on every timer of the node.
             if t.reconciler.poll_timeout().is_some_and(|due| due <= now) {
@@ -552,7 +565,7 @@ impl Node {
                     self.on_plumtree_output(now, topic, out);
                 } else if let Some(out) = t.reconciler.poll() {
                     progressed = true;
-                    self.on_reconciler_output(topic, out);
+                    self.on_reconciler_output(now, topic, out);
                 } else if let Some((to, beacon)) = t.beacons.poll() {
                     progressed = true;
                     self.send_frame(to, &Frame::Topic(TopicMessage::Beacon { topic, beacon }));
@@ -560,7 +573,8 @@ impl Node {
                     t.tree_version = t.beacons.version();
                     if self.config.topics.beacon_tree {
                         let links = t.beacons.tree_links();
-                        t.plumtree.set_tree(&links);
+                        let input = plumtree::Input::SetTree(&links);
+                        t.plumtree.handle(now, input, &mut self.rng);
                     }
                 } else {
                     break;
@@ -600,7 +614,8 @@ impl Node {
             }
             hyparview::Output::NeighborUp { peer } => {
                 if let Some(t) = self.topics.get_mut(&topic) {
-                    t.plumtree.neighbor_up(peer);
+                    t.plumtree
+                        .handle(now, plumtree::Input::NeighborUp(peer), &mut self.rng);
                     t.beacons.neighbor_up(peer);
                     t.discovery_backoff = self.config.topics.discovery_backoff_min;
                 }
@@ -612,7 +627,8 @@ impl Node {
             }
             hyparview::Output::NeighborDown { peer, .. } => {
                 if let Some(t) = self.topics.get_mut(&topic) {
-                    t.plumtree.neighbor_down(&peer);
+                    t.plumtree
+                        .handle(now, plumtree::Input::NeighborDown(peer), &mut self.rng);
                     t.reconciler.neighbor_down(&peer);
                     t.beacons.neighbor_down(&peer);
                     if t.alone() {
@@ -726,19 +742,30 @@ impl Node {
             crypto: &*self.config.crypto,
             now,
         };
-        t.plumtree
-            .restore(now, payload, &validator)
-            .map_err(NodeError::Restore)
+        let id = payload.message.id();
+        let input = plumtree::Input::Restore {
+            payload,
+            validator: &validator,
+        };
+        match t.plumtree.handle(now, input, &mut self.rng) {
+            Some(refused) => Err(NodeError::Restore(refused)),
+            None => Ok(id),
+        }
     }
 
-    fn on_reconciler_output(&mut self, topic: TopicId, out: antientropy::Output) {
+    fn on_reconciler_output(&mut self, now: Timestamp, topic: TopicId, out: antientropy::Output) {
         match out {
             antientropy::Output::Send { to, message } => {
                 self.send_frame(to, &Frame::Reconcile(ReconcileMessage { topic, message }))
             }
             antientropy::Output::Push { to, ids } => {
                 if let Some(t) = self.topics.get_mut(&topic) {
-                    t.plumtree.serve(to, &ids, true);
+                    let input = plumtree::Input::Serve {
+                        to,
+                        ids: &ids,
+                        repair: true,
+                    };
+                    t.plumtree.handle(now, input, &mut self.rng);
                 }
             }
             antientropy::Output::Want { to, ids } => {
