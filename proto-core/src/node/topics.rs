@@ -7,7 +7,7 @@ use crate::antientropy::{self, Reconciler};
 use crate::broadcast::message::SignedMessage;
 use crate::broadcast::plumtree::{self, Plumtree, SignatureValidator, Validator};
 use crate::broadcast::topic::{MAX_SUBSCRIPTIONS, ReconcileMessage, Topic, TopicMessage};
-use crate::broadcast::tree::RootTree;
+use crate::broadcast::tree::{self, RootTree};
 use crate::frame::Frame;
 use crate::id::{MessageId, PeerId, TopicId};
 use crate::machine::StateMachine;
@@ -73,7 +73,6 @@ impl Node {
                 next_discovery: now,
                 discovery_backoff: cfg.discovery_backoff_min,
                 beacons,
-                tree_version: 0,
                 next_merge_walk: now + cfg.discovery_backoff_min,
                 merge_walk_backoff: cfg.discovery_backoff_min,
             }),
@@ -291,7 +290,10 @@ impl Node {
                 }
             }
             TopicMessage::Beacon { topic, beacon } => match self.topics.get_mut(&topic) {
-                Some(t) if t.hyparview.is_active(&from) => t.beacons.handle(now, from, beacon),
+                Some(t) if t.hyparview.is_active(&from) => {
+                    let input = tree::Input::Beacon { from, beacon };
+                    StateMachine::handle(&mut t.beacons, now, input, &mut self.rng);
+                }
                 Some(_) => self.counters.topic_frames_unsubscribed += 1,
                 None => self.not_a_member(from, topic),
             },
@@ -440,7 +442,7 @@ impl Node {
                 t.reconciler
                     .handle_timeout(now, &neighbors, &ids, &mut self.rng);
             }
-            t.beacons.handle_timeout(now);
+            StateMachine::handle_timeout(&mut t.beacons, now, &mut self.rng);
             if now >= t.next_merge_walk {
                 t.next_merge_walk = now + t.merge_walk_backoff;
                 t.merge_walk_backoff = (t.merge_walk_backoff + t.merge_walk_backoff)
@@ -485,7 +487,7 @@ impl Node {
                     t.reconciler.poll_timeout(),
                     (t.alone() && t.hyparview.attempts() == 0).then_some(t.next_discovery),
                     Some(t.next_merge_walk),
-                    Some(t.beacons.poll_timeout()),
+                    t.beacons.poll_timeout(),
                 ]
             })
             .flatten()
@@ -566,15 +568,21 @@ impl Node {
                 } else if let Some(out) = t.reconciler.poll() {
                     progressed = true;
                     self.on_reconciler_output(now, topic, out);
-                } else if let Some((to, beacon)) = t.beacons.poll() {
-                    progressed = true;
-                    self.send_frame(to, &Frame::Topic(TopicMessage::Beacon { topic, beacon }));
-                } else if t.tree_version != t.beacons.version() {
-                    t.tree_version = t.beacons.version();
-                    if self.config.topics.beacon_tree {
-                        let links = t.beacons.tree_links();
-                        let input = plumtree::Input::SetTree(&links);
-                        t.plumtree.handle(now, input, &mut self.rng);
+                } else if let Some(out) = StateMachine::poll(&mut t.beacons) {
+                    match out {
+                        tree::Output::Send { to, beacon } => {
+                            progressed = true;
+                            self.send_frame(
+                                to,
+                                &Frame::Topic(TopicMessage::Beacon { topic, beacon }),
+                            );
+                        }
+                        tree::Output::Tree { links } => {
+                            if self.config.topics.beacon_tree {
+                                let input = plumtree::Input::SetTree(&links);
+                                t.plumtree.handle(now, input, &mut self.rng);
+                            }
+                        }
                     }
                 } else {
                     break;
@@ -616,7 +624,8 @@ impl Node {
                 if let Some(t) = self.topics.get_mut(&topic) {
                     t.plumtree
                         .handle(now, plumtree::Input::NeighborUp(peer), &mut self.rng);
-                    t.beacons.neighbor_up(peer);
+                    let input = tree::Input::NeighborUp(peer);
+                    StateMachine::handle(&mut t.beacons, now, input, &mut self.rng);
                     t.discovery_backoff = self.config.topics.discovery_backoff_min;
                 }
                 self.member_up(now, peer);
@@ -630,7 +639,8 @@ impl Node {
                     t.plumtree
                         .handle(now, plumtree::Input::NeighborDown(peer), &mut self.rng);
                     t.reconciler.neighbor_down(&peer);
-                    t.beacons.neighbor_down(&peer);
+                    let input = tree::Input::NeighborDown(peer);
+                    StateMachine::handle(&mut t.beacons, now, input, &mut self.rng);
                     if t.alone() {
                         t.next_discovery = now + t.discovery_backoff;
                     }
