@@ -418,8 +418,13 @@ impl Node {
         let cutoff = now - self.config.topics.antientropy.settle;
         let ids: Vec<MessageId> = t.plumtree.retained_ids_before(cutoff).copied().collect();
         let plumtree = &t.plumtree;
-        t.reconciler
-            .handle_message(now, from, m.message, &ids, &|id| plumtree.has_seen(id));
+        let input = antientropy::Input::Message {
+            from,
+            message: m.message,
+            ids: &ids,
+            seen: &|id| plumtree.has_seen(id),
+        };
+        t.reconciler.handle(now, input, &mut self.rng);
     }
 
     /// Runs every topic's timers and discovery.
@@ -433,14 +438,17 @@ impl Node {
             };
             t.hyparview.handle_timeout(now, &mut self.rng);
             StateMachine::handle_timeout(&mut t.plumtree, now, &mut self.rng);
-            // The id and neighbour lists are built only when the reconciler has work due,
-            // not on every timer of the node.
+            // The id and neighbour lists a round needs are built only when the reconciler
+            // has work due, not on every timer of the node.
             if t.reconciler.poll_timeout().is_some_and(|due| due <= now) {
                 let neighbors: Vec<PeerId> = t.hyparview.active().copied().collect();
                 let cutoff = now - self.config.topics.antientropy.settle;
                 let ids: Vec<MessageId> = t.plumtree.retained_ids_before(cutoff).copied().collect();
-                t.reconciler
-                    .handle_timeout(now, &neighbors, &ids, &mut self.rng);
+                let input = antientropy::Input::Timers {
+                    neighbors: &neighbors,
+                    ids: &ids,
+                };
+                t.reconciler.handle(now, input, &mut self.rng);
             }
             StateMachine::handle_timeout(&mut t.beacons, now, &mut self.rng);
             if now >= t.next_merge_walk {
@@ -638,7 +646,8 @@ impl Node {
                 if let Some(t) = self.topics.get_mut(&topic) {
                     t.plumtree
                         .handle(now, plumtree::Input::NeighborDown(peer), &mut self.rng);
-                    t.reconciler.neighbor_down(&peer);
+                    t.reconciler
+                        .handle(now, antientropy::Input::NeighborDown(peer), &mut self.rng);
                     let input = tree::Input::NeighborDown(peer);
                     StateMachine::handle(&mut t.beacons, now, input, &mut self.rng);
                     if t.alone() {
