@@ -11,18 +11,24 @@
 //! The responder keeps no state; the initiator keeps one session per topic with a deadline.
 //! Responses are rate-limited, sketches are bounded by the frame limit, and sessions that never
 //! finish time out; all of it is counted.
+//!
+//! [`Reconciler`] is a [`StateMachine`] (SPEC.md §8.8). It keeps no copy of the topic's
+//! neighbours or retained ids: the owner lends them with each [`Input`] that needs them (a
+//! message, and [`Input::Timers`], the owner's timer call, since a round picks a neighbour and
+//! sketches the ids). Its timers (the next round, the session's deadline) are one
+//! [`Deadlines`].
 
 pub mod iblt;
 
 use crate::antientropy::iblt::{Iblt, MAX_CELLS, StrataEstimator, cells_for_estimate};
 use crate::id::{MessageId, PeerId};
+use crate::machine::{Deadlines, Rng, StateMachine};
 use crate::time::{TimeDelta, Timestamp, TokenBucket};
 use crate::wire::{BoundedBytes, MAX_FRAME_LEN};
 use alloc::collections::VecDeque;
 use alloc::vec::Vec;
-use chacha20::ChaCha8Rng;
 use minicbor::{Decode, Encode};
-use rand_core::Rng;
+use rand_core::Rng as _;
 
 /// Largest sketch or estimate carried in one frame.
 pub const MAX_SKETCH_LEN: usize = MAX_FRAME_LEN - 1024;
@@ -108,6 +114,55 @@ impl Default for Config {
     }
 }
 
+/// Everything that can happen to a topic's reconciler but the passage of time.
+pub enum Input<'a> {
+    /// A message from `from`, a neighbour in the topic.
+    Message {
+        /// The sender.
+        from: PeerId,
+        /// The message.
+        message: Message,
+        /// The ids retained here (those old enough to reconcile).
+        ids: &'a [MessageId],
+        /// Whether an id was already accepted here: such ids are not asked for, even if no
+        /// longer retained.
+        seen: &'a dyn Fn(&MessageId) -> bool,
+    },
+    /// `peer` left the topic's overlay: a session with it ends.
+    NeighborDown(PeerId),
+    /// The timers due at `now`, with what a round needs lent: the topic's neighbours (one is
+    /// picked at random) and the ids retained (sketched). [`StateMachine::handle_timeout`] is
+    /// this with nothing lent: a round then due finds no neighbour and only sets the next one,
+    /// so the owner sends this instead whenever [`StateMachine::poll_timeout`] is due.
+    Timers {
+        /// The topic's neighbours.
+        neighbors: &'a [PeerId],
+        /// The ids retained here (those old enough to reconcile).
+        ids: &'a [MessageId],
+    },
+}
+
+impl core::fmt::Debug for Input<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Input::Message {
+                from, message, ids, ..
+            } => f
+                .debug_struct("Message")
+                .field("from", from)
+                .field("message", message)
+                .field("ids", &ids.len())
+                .finish_non_exhaustive(),
+            Input::NeighborDown(p) => f.debug_tuple("NeighborDown").field(p).finish(),
+            Input::Timers { neighbors, ids } => f
+                .debug_struct("Timers")
+                .field("neighbors", neighbors)
+                .field("ids", &ids.len())
+                .finish(),
+        }
+    }
+}
+
 /// What the state machine asks of its owner.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Output {
@@ -158,12 +213,21 @@ pub struct Counters {
     pub pushed: u64,
 }
 
+/// The session this node started; its deadline is [`Timer::Session`].
 #[derive(Debug, Clone)]
 struct Session {
     peer: PeerId,
     id: u64,
     attempt: u8,
-    deadline: Timestamp,
+}
+
+/// The reconciler's timers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Timer {
+    /// The session goes unanswered too long.
+    Session,
+    /// The next round.
+    Round,
 }
 
 /// The reconciliation state machine of one topic.
@@ -171,7 +235,8 @@ struct Session {
 pub struct Reconciler {
     config: Config,
     session: Option<Session>,
-    next_round: Timestamp,
+    /// [`Timer::Round`] always; [`Timer::Session`] while a session runs.
+    deadlines: Deadlines<Timer>,
     tokens: TokenBucket,
     out: VecDeque<Output>,
     counters: Counters,
@@ -203,13 +268,14 @@ fn table_of(cells: usize, seed: [u8; 32], ids: &[MessageId]) -> Option<Iblt> {
 
 impl Reconciler {
     /// A reconciler whose first round is due one jittered interval after `now`.
-    pub fn new(config: Config, now: Timestamp, rng: &mut ChaCha8Rng) -> Self {
-        let first = now + jitter(&config, rng);
+    pub fn new(config: Config, now: Timestamp, rng: &mut Rng) -> Self {
+        let mut deadlines = Deadlines::new();
+        deadlines.set(Timer::Round, now + jitter(&config, rng));
         Self {
             tokens: TokenBucket::new(config.responses_per_second, now),
             config,
             session: None,
-            next_round: first,
+            deadlines,
             out: VecDeque::new(),
             counters: Counters::default(),
         }
@@ -220,30 +286,36 @@ impl Reconciler {
         &self.counters
     }
 
-    /// The next output.
-    pub fn poll(&mut self) -> Option<Output> {
-        self.out.pop_front()
-    }
-
-    /// Runs the round timer and the session deadline. `neighbors` are the topic's neighbours,
-    /// `ids` the ids retained.
-    pub fn handle_timeout(
+    /// Runs the session's deadline and the round timer (see [`Input::Timers`]).
+    fn run_timers(
         &mut self,
         now: Timestamp,
         neighbors: &[PeerId],
         ids: &[MessageId],
-        rng: &mut ChaCha8Rng,
+        rng: &mut Rng,
     ) {
-        if let Some(s) = &self.session
-            && s.deadline <= now
-        {
-            self.session = None;
-            self.counters.timed_out += 1;
+        // The session's deadline runs before the round whatever the two deadlines, so that a
+        // round due at the same wake finds the session ended.
+        let mut round = false;
+        while let Some((_, timer)) = self.deadlines.pop_due(now) {
+            match timer {
+                Timer::Session => {
+                    self.session = None;
+                    self.counters.timed_out += 1;
+                }
+                Timer::Round => round = true,
+            }
         }
-        if now < self.next_round {
-            return;
+        if round {
+            self.round(now, neighbors, ids, rng);
         }
-        self.next_round = now + jitter(&self.config, rng);
+    }
+
+    /// A round: the next one is set, and a session starts with a random neighbour unless one
+    /// is running.
+    fn round(&mut self, now: Timestamp, neighbors: &[PeerId], ids: &[MessageId], rng: &mut Rng) {
+        self.deadlines
+            .set(Timer::Round, now + jitter(&self.config, rng));
         if self.session.is_some() || neighbors.is_empty() {
             return;
         }
@@ -257,9 +329,16 @@ impl Reconciler {
             peer,
             id,
             attempt: 0,
-            deadline: now + self.config.session_timeout,
         });
+        self.deadlines
+            .set(Timer::Session, now + self.config.session_timeout);
         self.send_sketch(peer, id, 0, self.config.initial_cells, ids);
+    }
+
+    /// Ends the session this node started, if any.
+    fn end_session(&mut self) {
+        self.session = None;
+        self.deadlines.cancel(&Timer::Session);
     }
 
     fn send_sketch(
@@ -286,9 +365,8 @@ impl Reconciler {
         }
     }
 
-    /// A message from `from`. `ids` are the ids retained here; `seen` says whether an id was
-    /// already accepted here (such ids are not asked for, even if no longer retained).
-    pub fn handle_message(
+    /// See [`Input::Message`].
+    fn on_message(
         &mut self,
         now: Timestamp,
         from: PeerId,
@@ -313,17 +391,18 @@ impl Reconciler {
                 };
                 let Ok(theirs) = StrataEstimator::from_bytes(&strata) else {
                     self.counters.malformed += 1;
-                    self.session = None;
+                    self.end_session();
                     return;
                 };
                 if s.attempt.saturating_add(1) >= self.config.max_attempts {
                     self.counters.failed += 1;
-                    self.session = None;
+                    self.end_session();
                     return;
                 }
                 s.attempt += 1;
-                s.deadline = now + self.config.session_timeout;
                 let (peer, id, attempt) = (s.peer, s.id, s.attempt);
+                self.deadlines
+                    .set(Timer::Session, now + self.config.session_timeout);
                 let mut mine = StrataEstimator::new(*theirs.seed());
                 for m in ids {
                     mine.insert(m.as_bytes());
@@ -337,7 +416,7 @@ impl Reconciler {
                     .as_ref()
                     .is_some_and(|s| s.peer == from && s.id == session)
                 {
-                    self.session = None;
+                    self.end_session();
                     self.counters.completed += 1;
                 } else {
                     self.counters.malformed += 1;
@@ -427,21 +506,87 @@ impl Reconciler {
         self.tokens.take(now)
     }
 
-    /// `peer` left the topic's overlay: a session with it ends.
-    pub fn neighbor_down(&mut self, peer: &PeerId) {
+    /// See [`Input::NeighborDown`].
+    fn neighbor_left(&mut self, peer: &PeerId) {
         if self.session.as_ref().is_some_and(|s| s.peer == *peer) {
-            self.session = None;
+            self.end_session();
         }
     }
 
-    /// When [`Reconciler::handle_timeout`] must run next.
+    // ------------------------------------------------------ shorthands for older callers
+
+    /// Shorthand for [`StateMachine::poll`].
+    pub fn poll(&mut self) -> Option<Output> {
+        self.out.pop_front()
+    }
+
+    /// Shorthand for [`StateMachine::poll_timeout`].
     pub fn poll_timeout(&self) -> Option<Timestamp> {
-        let deadline = self.session.as_ref().map(|s| s.deadline);
-        Some(deadline.map_or(self.next_round, |d| d.min(self.next_round)))
+        self.deadlines.next()
+    }
+
+    /// Shorthand for `handle(now, Input::Timers { neighbors, ids })`.
+    pub fn handle_timeout(
+        &mut self,
+        now: Timestamp,
+        neighbors: &[PeerId],
+        ids: &[MessageId],
+        rng: &mut Rng,
+    ) {
+        self.run_timers(now, neighbors, ids, rng);
+    }
+
+    /// Shorthand for `handle(now, Input::Message { from, message, ids, seen })`.
+    pub fn handle_message(
+        &mut self,
+        now: Timestamp,
+        from: PeerId,
+        message: Message,
+        ids: &[MessageId],
+        seen: &dyn Fn(&MessageId) -> bool,
+    ) {
+        self.on_message(now, from, message, ids, seen);
+    }
+
+    /// Shorthand for `handle(now, Input::NeighborDown(*peer))`.
+    pub fn neighbor_down(&mut self, peer: &PeerId) {
+        self.neighbor_left(peer);
     }
 }
 
-fn jitter(config: &Config, rng: &mut ChaCha8Rng) -> TimeDelta {
+impl StateMachine for Reconciler {
+    type Input<'a> = Input<'a>;
+    type Output = Output;
+    type Reply = ();
+
+    fn handle(&mut self, now: Timestamp, input: Input<'_>, rng: &mut Rng) {
+        match input {
+            Input::Message {
+                from,
+                message,
+                ids,
+                seen,
+            } => self.on_message(now, from, message, ids, seen),
+            Input::NeighborDown(peer) => self.neighbor_left(&peer),
+            Input::Timers { neighbors, ids } => self.run_timers(now, neighbors, ids, rng),
+        }
+    }
+
+    /// The timers with no neighbour or id lent (see [`Input::Timers`]).
+    fn handle_timeout(&mut self, now: Timestamp, rng: &mut Rng) {
+        self.run_timers(now, &[], &[], rng);
+    }
+
+    fn poll(&mut self) -> Option<Output> {
+        self.out.pop_front()
+    }
+
+    fn poll_timeout(&self) -> Option<Timestamp> {
+        self.deadlines.next()
+    }
+}
+
+fn jitter(config: &Config, rng: &mut Rng) -> TimeDelta {
     let base = config.interval.as_micros().max(4);
     let spread = base / 2;
     TimeDelta::from_micros(base - base / 4 + rng.next_u64() % spread.max(1))
@@ -450,6 +595,9 @@ fn jitter(config: &Config, rng: &mut ChaCha8Rng) -> TimeDelta {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::machine::Rng;
+    use crate::machine::check::timers_move_forward;
+    use proptest::prelude::*;
     use rand_core::SeedableRng;
     use std::collections::BTreeSet;
 
@@ -471,12 +619,16 @@ mod tests {
         ours: &[MessageId],
         theirs: &[MessageId],
     ) -> (BTreeSet<MessageId>, BTreeSet<MessageId>, usize, Counters) {
-        let mut rng = ChaCha8Rng::from_seed([7; 32]);
+        let mut rng = Rng::from_seed([7; 32]);
         let config = Config::default();
         let mut a = Reconciler::new(config.clone(), T, &mut rng);
         let mut b = Reconciler::new(config.clone(), T, &mut rng);
         let now = T + TimeDelta::from_secs(10);
-        a.handle_timeout(now, &[peer(2)], ours, &mut rng);
+        let input = Input::Timers {
+            neighbors: &[peer(2)],
+            ids: ours,
+        };
+        a.handle(now, input, &mut rng);
         let (mut pushed, mut wanted, mut sketches) = (BTreeSet::new(), BTreeSet::new(), 0);
         let theirs_set: BTreeSet<MessageId> = theirs.iter().copied().collect();
         for _ in 0..10 {
@@ -486,14 +638,26 @@ mod tests {
                 if let Output::Send { to, message } = out {
                     assert_eq!(to, peer(2));
                     sketches += usize::from(matches!(message, Message::Sketch { .. }));
-                    b.handle_message(now, peer(1), message, theirs, &|id| theirs_set.contains(id));
+                    let input = Input::Message {
+                        from: peer(1),
+                        message,
+                        ids: theirs,
+                        seen: &|id| theirs_set.contains(id),
+                    };
+                    b.handle(now, input, &mut rng);
                 }
             }
             while let Some(out) = b.poll() {
                 progressed = true;
                 match out {
                     Output::Send { message, .. } => {
-                        a.handle_message(now, peer(2), message, ours, &|_| false)
+                        let input = Input::Message {
+                            from: peer(2),
+                            message,
+                            ids: ours,
+                            seen: &|_| false,
+                        };
+                        a.handle(now, input, &mut rng);
                     }
                     Output::Push { ids, .. } => pushed.extend(ids),
                     Output::Want { ids, .. } => wanted.extend(ids),
@@ -542,40 +706,49 @@ mod tests {
 
     #[test]
     fn garbage_sketches_and_stray_answers_are_counted_and_change_nothing() {
-        let mut rng = ChaCha8Rng::from_seed([1; 32]);
+        let mut rng = Rng::from_seed([1; 32]);
         let mut r = Reconciler::new(Config::default(), T, &mut rng);
         let junk = BoundedBytes::new(alloc::vec![0xAB; 1000]).unwrap();
-        r.handle_message(
+        r.handle(
             T,
-            peer(3),
-            Message::Sketch {
-                session: 1,
-                attempt: 0,
-                table: junk.clone(),
+            Input::Message {
+                from: peer(3),
+                message: Message::Sketch {
+                    session: 1,
+                    attempt: 0,
+                    table: junk.clone(),
+                },
+                ids: &ids(0..10),
+                seen: &|_| false,
             },
-            &ids(0..10),
-            &|_| false,
+            &mut rng,
         );
-        r.handle_message(
+        r.handle(
             T,
-            peer(3),
-            Message::Estimate {
-                session: 9,
-                strata: junk,
+            Input::Message {
+                from: peer(3),
+                message: Message::Estimate {
+                    session: 9,
+                    strata: junk,
+                },
+                ids: &[],
+                seen: &|_| false,
             },
-            &[],
-            &|_| false,
+            &mut rng,
         );
-        r.handle_message(
+        r.handle(
             T,
-            peer(3),
-            Message::Done {
-                session: 9,
-                pushed: 0,
-                wanted: 0,
+            Input::Message {
+                from: peer(3),
+                message: Message::Done {
+                    session: 9,
+                    pushed: 0,
+                    wanted: 0,
+                },
+                ids: &[],
+                seen: &|_| false,
             },
-            &[],
-            &|_| false,
+            &mut rng,
         );
         assert_eq!(r.counters().malformed, 3);
         assert!(r.poll().is_none());
@@ -583,21 +756,24 @@ mod tests {
 
     #[test]
     fn answers_are_rate_limited() {
-        let mut rng = ChaCha8Rng::from_seed([1; 32]);
+        let mut rng = Rng::from_seed([1; 32]);
         let config = Config::default();
         let mut r = Reconciler::new(config.clone(), T, &mut rng);
         let table = BoundedBytes::new(Iblt::new(64, [1; 32]).unwrap().to_bytes()).unwrap();
         for s in 0..100 {
-            r.handle_message(
+            r.handle(
                 T,
-                peer(3),
-                Message::Sketch {
-                    session: s,
-                    attempt: 0,
-                    table: table.clone(),
+                Input::Message {
+                    from: peer(3),
+                    message: Message::Sketch {
+                        session: s,
+                        attempt: 0,
+                        table: table.clone(),
+                    },
+                    ids: &[],
+                    seen: &|_| false,
                 },
-                &[],
-                &|_| false,
+                &mut rng,
             );
         }
         assert_eq!(
@@ -612,14 +788,18 @@ mod tests {
 
     #[test]
     fn an_unanswered_session_times_out_and_the_next_round_starts_another() {
-        let mut rng = ChaCha8Rng::from_seed([1; 32]);
+        let mut rng = Rng::from_seed([1; 32]);
         let mut r = Reconciler::new(Config::default(), T, &mut rng);
         let mut now = T;
         let mut sketches = 0;
         for _ in 0..400 {
             now += TimeDelta::from_millis(100);
             if r.poll_timeout().is_some_and(|t| t <= now) {
-                r.handle_timeout(now, &[peer(2)], &ids(0..3), &mut rng);
+                let input = Input::Timers {
+                    neighbors: &[peer(2)],
+                    ids: &ids(0..3),
+                };
+                r.handle(now, input, &mut rng);
                 assert!(r.poll_timeout().is_some_and(|t| t > now));
             }
             while let Some(o) = r.poll() {
@@ -634,5 +814,83 @@ mod tests {
         }
         assert!(sketches >= 3, "{sketches}");
         assert!(r.counters().timed_out >= 2, "{:?}", r.counters());
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// After the timers ran at `t` (lent neighbours and ids or not), `poll_timeout()` is
+        /// never at or before `t`, and the session's timer is set exactly while a session runs.
+        #[test]
+        fn timers_move_forward_under_random_inputs(
+            steps in prop::collection::vec((0u8..5, 0u8..4, any::<bool>(), 0u32..9000), 1..60),
+        ) {
+            let mut rng = Rng::from_seed([5; 32]);
+            let config = Config {
+                session_timeout: TimeDelta::from_secs(3),
+                ..Config::default()
+            };
+            let mut r = Reconciler::new(config, T, &mut rng);
+            let neighbors = [peer(1), peer(2), peer(3)];
+            let mine = ids(0..40);
+            let mut now = T;
+            for (kind, n, answer, wait) in steps {
+                // An answer to the running session, or a stray message.
+                let running = r.session.as_ref().map(|s| (s.peer, s.id));
+                let (from, session) = match running {
+                    Some(running) if answer => running,
+                    _ => (peer(n + 1), 7),
+                };
+                let message = match kind {
+                    0 => {
+                        let table = table_of(64, seed(session, 0), &ids(10..60)).unwrap();
+                        Some(Message::Sketch {
+                            session,
+                            attempt: 0,
+                            table: BoundedBytes::new(table.to_bytes()).unwrap(),
+                        })
+                    }
+                    1 => {
+                        let mut strata = StrataEstimator::new(seed(session, 128));
+                        for id in ids(20..300) {
+                            strata.insert(id.as_bytes());
+                        }
+                        Some(Message::Estimate {
+                            session,
+                            strata: BoundedBytes::new(strata.to_bytes()).unwrap(),
+                        })
+                    }
+                    2 => Some(Message::Done { session, pushed: 0, wanted: 0 }),
+                    _ => None,
+                };
+                match message {
+                    Some(message) => {
+                        let seen = |_: &MessageId| false;
+                        let input = Input::Message { from, message, ids: &mine, seen: &seen };
+                        r.handle(now, input, &mut rng);
+                    }
+                    None => r.handle(now, Input::NeighborDown(from), &mut rng),
+                }
+                prop_assert_eq!(r.deadlines.get(&Timer::Session).is_some(), r.session.is_some());
+                let until = now + TimeDelta::from_millis(u64::from(wait));
+                if answer {
+                    // The contract's own call: nothing lent.
+                    timers_move_forward(&mut r, &mut rng, now, until, 100, |_, _, _| {});
+                } else {
+                    // The node's call: the neighbours and ids lent whenever a timer is due.
+                    while let Some(at) = r.poll_timeout().filter(|at| *at <= until) {
+                        now = now.max(at);
+                        let input = Input::Timers { neighbors: &neighbors, ids: &mine };
+                        r.handle(now, input, &mut rng);
+                        while r.poll().is_some() {}
+                        prop_assert!(r.poll_timeout().is_some_and(|t| t > now));
+                    }
+                }
+                prop_assert!(r.poll_timeout().is_some_and(|t| t > until));
+                prop_assert_eq!(r.deadlines.get(&Timer::Session).is_some(), r.session.is_some());
+                while r.poll().is_some() {}
+                now = until;
+            }
+        }
     }
 }

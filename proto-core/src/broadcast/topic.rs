@@ -170,8 +170,6 @@ pub(crate) struct Topic {
     pub(crate) discovery_backoff: TimeDelta,
     /// Root beacons of the topic's overlay.
     pub(crate) beacons: crate::broadcast::tree::RootTree,
-    /// The beacon state's version last given to Plumtree.
-    pub(crate) tree_version: u64,
     /// When the next merge walk goes, and the pause after it.
     pub(crate) next_merge_walk: Timestamp,
     pub(crate) merge_walk_backoff: TimeDelta,

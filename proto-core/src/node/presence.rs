@@ -46,7 +46,12 @@ impl Node {
             let retention =
                 self.config.presence.beacon_interval + self.config.presence.beacon_interval;
             if let Some(t) = self.topics.get_mut(&topic) {
-                t.plumtree.set_retention(retention);
+                crate::machine::StateMachine::handle(
+                    &mut t.plumtree,
+                    now,
+                    crate::broadcast::plumtree::Input::SetRetention(retention),
+                    &mut self.rng,
+                );
             }
             self.presence.insert(topic, p);
         }
@@ -145,7 +150,15 @@ impl Node {
                 } else if let Some(beacon) = p.poll_beacon() {
                     progressed = true;
                     if let Some(t) = self.topics.get_mut(&group) {
-                        t.plumtree.publish(now, beacon.message, beacon.author_key);
+                        crate::machine::StateMachine::handle(
+                            &mut t.plumtree,
+                            now,
+                            crate::broadcast::plumtree::Input::Publish {
+                                message: beacon.message,
+                                author_key: beacon.author_key,
+                            },
+                            &mut self.rng,
+                        );
                     }
                 } else if let Some(e) = p.poll_event() {
                     progressed = true;

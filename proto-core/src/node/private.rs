@@ -318,7 +318,15 @@ impl Node {
                 .map_err(NodeError::Message)?;
         let key = self.identity.verifying_key().clone();
         if let Some(t) = self.topics.get_mut(&topic) {
-            t.plumtree.publish(now, message, key);
+            crate::machine::StateMachine::handle(
+                &mut t.plumtree,
+                now,
+                crate::broadcast::plumtree::Input::Publish {
+                    message,
+                    author_key: key,
+                },
+                &mut self.rng,
+            );
         }
         Ok(())
     }

@@ -7,9 +7,10 @@ use crate::antientropy::{self, Reconciler};
 use crate::broadcast::message::SignedMessage;
 use crate::broadcast::plumtree::{self, Plumtree, SignatureValidator, Validator};
 use crate::broadcast::topic::{MAX_SUBSCRIPTIONS, ReconcileMessage, Topic, TopicMessage};
-use crate::broadcast::tree::RootTree;
+use crate::broadcast::tree::{self, RootTree};
 use crate::frame::Frame;
 use crate::id::{MessageId, PeerId, TopicId};
+use crate::machine::StateMachine;
 use crate::membership::hyparview::{self, HyParView, PeerInfo};
 use crate::time::{TimeDelta, Timestamp};
 use crate::wire::BoundedVec;
@@ -72,7 +73,6 @@ impl Node {
                 next_discovery: now,
                 discovery_backoff: cfg.discovery_backoff_min,
                 beacons,
-                tree_version: 0,
                 next_merge_walk: now + cfg.discovery_backoff_min,
                 merge_walk_backoff: cfg.discovery_backoff_min,
             }),
@@ -135,8 +135,15 @@ impl Node {
             .map_err(NodeError::Message)?;
         t.sequence += 1;
         let id = message.id();
-        t.plumtree
-            .publish(now, message, self.identity.verifying_key().clone());
+        let author_key = self.identity.verifying_key().clone();
+        t.plumtree.handle(
+            now,
+            plumtree::Input::Publish {
+                message,
+                author_key,
+            },
+            &mut self.rng,
+        );
         self.counters.published += 1;
         self.drain_protocols(now);
         Ok(id)
@@ -283,7 +290,10 @@ impl Node {
                 }
             }
             TopicMessage::Beacon { topic, beacon } => match self.topics.get_mut(&topic) {
-                Some(t) if t.hyparview.is_active(&from) => t.beacons.handle(now, from, beacon),
+                Some(t) if t.hyparview.is_active(&from) => {
+                    let input = tree::Input::Beacon { from, beacon };
+                    StateMachine::handle(&mut t.beacons, now, input, &mut self.rng);
+                }
                 Some(_) => self.counters.topic_frames_unsubscribed += 1,
                 None => self.not_a_member(from, topic),
             },
@@ -294,7 +304,12 @@ impl Node {
                         crypto: &*self.config.crypto,
                         now,
                     };
-                    t.plumtree.handle_message(now, from, message, &validator)
+                    let input = plumtree::Input::Message {
+                        from,
+                        message,
+                        validator: &validator,
+                    };
+                    t.plumtree.handle(now, input, &mut self.rng);
                 }
                 None => self.not_a_member(from, topic),
             },
@@ -403,8 +418,13 @@ impl Node {
         let cutoff = now - self.config.topics.antientropy.settle;
         let ids: Vec<MessageId> = t.plumtree.retained_ids_before(cutoff).copied().collect();
         let plumtree = &t.plumtree;
-        t.reconciler
-            .handle_message(now, from, m.message, &ids, &|id| plumtree.has_seen(id));
+        let input = antientropy::Input::Message {
+            from,
+            message: m.message,
+            ids: &ids,
+            seen: &|id| plumtree.has_seen(id),
+        };
+        t.reconciler.handle(now, input, &mut self.rng);
     }
 
     /// Runs every topic's timers and discovery.
@@ -417,17 +437,20 @@ impl Node {
                 continue;
             };
             t.hyparview.handle_timeout(now, &mut self.rng);
-            t.plumtree.handle_timeout(now);
-            // The id and neighbour lists are built only when the reconciler has work due,
-            // not on every timer of the node.
+            StateMachine::handle_timeout(&mut t.plumtree, now, &mut self.rng);
+            // The id and neighbour lists a round needs are built only when the reconciler
+            // has work due, not on every timer of the node.
             if t.reconciler.poll_timeout().is_some_and(|due| due <= now) {
                 let neighbors: Vec<PeerId> = t.hyparview.active().copied().collect();
                 let cutoff = now - self.config.topics.antientropy.settle;
                 let ids: Vec<MessageId> = t.plumtree.retained_ids_before(cutoff).copied().collect();
-                t.reconciler
-                    .handle_timeout(now, &neighbors, &ids, &mut self.rng);
+                let input = antientropy::Input::Timers {
+                    neighbors: &neighbors,
+                    ids: &ids,
+                };
+                t.reconciler.handle(now, input, &mut self.rng);
             }
-            t.beacons.handle_timeout(now);
+            StateMachine::handle_timeout(&mut t.beacons, now, &mut self.rng);
             if now >= t.next_merge_walk {
                 t.next_merge_walk = now + t.merge_walk_backoff;
                 t.merge_walk_backoff = (t.merge_walk_backoff + t.merge_walk_backoff)
@@ -472,7 +495,7 @@ impl Node {
                     t.reconciler.poll_timeout(),
                     (t.alone() && t.hyparview.attempts() == 0).then_some(t.next_discovery),
                     Some(t.next_merge_walk),
-                    Some(t.beacons.poll_timeout()),
+                    t.beacons.poll_timeout(),
                 ]
             })
             .flatten()
@@ -552,15 +575,22 @@ impl Node {
                     self.on_plumtree_output(now, topic, out);
                 } else if let Some(out) = t.reconciler.poll() {
                     progressed = true;
-                    self.on_reconciler_output(topic, out);
-                } else if let Some((to, beacon)) = t.beacons.poll() {
-                    progressed = true;
-                    self.send_frame(to, &Frame::Topic(TopicMessage::Beacon { topic, beacon }));
-                } else if t.tree_version != t.beacons.version() {
-                    t.tree_version = t.beacons.version();
-                    if self.config.topics.beacon_tree {
-                        let links = t.beacons.tree_links();
-                        t.plumtree.set_tree(&links);
+                    self.on_reconciler_output(now, topic, out);
+                } else if let Some(out) = StateMachine::poll(&mut t.beacons) {
+                    match out {
+                        tree::Output::Send { to, beacon } => {
+                            progressed = true;
+                            self.send_frame(
+                                to,
+                                &Frame::Topic(TopicMessage::Beacon { topic, beacon }),
+                            );
+                        }
+                        tree::Output::Tree { links } => {
+                            if self.config.topics.beacon_tree {
+                                let input = plumtree::Input::SetTree(&links);
+                                t.plumtree.handle(now, input, &mut self.rng);
+                            }
+                        }
                     }
                 } else {
                     break;
@@ -600,8 +630,10 @@ impl Node {
             }
             hyparview::Output::NeighborUp { peer } => {
                 if let Some(t) = self.topics.get_mut(&topic) {
-                    t.plumtree.neighbor_up(peer);
-                    t.beacons.neighbor_up(peer);
+                    t.plumtree
+                        .handle(now, plumtree::Input::NeighborUp(peer), &mut self.rng);
+                    let input = tree::Input::NeighborUp(peer);
+                    StateMachine::handle(&mut t.beacons, now, input, &mut self.rng);
                     t.discovery_backoff = self.config.topics.discovery_backoff_min;
                 }
                 self.member_up(now, peer);
@@ -612,9 +644,12 @@ impl Node {
             }
             hyparview::Output::NeighborDown { peer, .. } => {
                 if let Some(t) = self.topics.get_mut(&topic) {
-                    t.plumtree.neighbor_down(&peer);
-                    t.reconciler.neighbor_down(&peer);
-                    t.beacons.neighbor_down(&peer);
+                    t.plumtree
+                        .handle(now, plumtree::Input::NeighborDown(peer), &mut self.rng);
+                    t.reconciler
+                        .handle(now, antientropy::Input::NeighborDown(peer), &mut self.rng);
+                    let input = tree::Input::NeighborDown(peer);
+                    StateMachine::handle(&mut t.beacons, now, input, &mut self.rng);
                     if t.alone() {
                         t.next_discovery = now + t.discovery_backoff;
                     }
@@ -726,19 +761,30 @@ impl Node {
             crypto: &*self.config.crypto,
             now,
         };
-        t.plumtree
-            .restore(now, payload, &validator)
-            .map_err(NodeError::Restore)
+        let id = payload.message.id();
+        let input = plumtree::Input::Restore {
+            payload,
+            validator: &validator,
+        };
+        match t.plumtree.handle(now, input, &mut self.rng) {
+            Some(refused) => Err(NodeError::Restore(refused)),
+            None => Ok(id),
+        }
     }
 
-    fn on_reconciler_output(&mut self, topic: TopicId, out: antientropy::Output) {
+    fn on_reconciler_output(&mut self, now: Timestamp, topic: TopicId, out: antientropy::Output) {
         match out {
             antientropy::Output::Send { to, message } => {
                 self.send_frame(to, &Frame::Reconcile(ReconcileMessage { topic, message }))
             }
             antientropy::Output::Push { to, ids } => {
                 if let Some(t) = self.topics.get_mut(&topic) {
-                    t.plumtree.serve(to, &ids, true);
+                    let input = plumtree::Input::Serve {
+                        to,
+                        ids: &ids,
+                        repair: true,
+                    };
+                    t.plumtree.handle(now, input, &mut self.rng);
                 }
             }
             antientropy::Output::Want { to, ids } => {

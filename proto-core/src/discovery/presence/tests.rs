@@ -624,7 +624,8 @@ fn the_largest_inner_beacon_fills_the_fixed_plaintext_exactly() {
 
 #[test]
 fn beacons_travel_through_plumtree_with_the_presence_validator() {
-    use crate::broadcast::plumtree::{self, Message, Output, Plumtree};
+    use crate::broadcast::plumtree::{self, Input, Message, Output, Plumtree};
+    use crate::machine::StateMachine;
     let mut r = rng(9);
     let (mut a, mut b, mut c) = (member(1), member(2), member(3));
     a.start(T0);
@@ -632,7 +633,7 @@ fn beacons_travel_through_plumtree_with_the_presence_validator() {
     let t = T0 + secs(3);
     let from = b.me;
     let mut relay = Plumtree::new(plumtree::Config::default(), a.topic());
-    relay.neighbor_up(from);
+    relay.handle(t, Input::NeighborUp(from), &mut r);
     let gossip = |o: &OutgoingBeacon| {
         Message::Gossip(plumtree::Payload {
             message: o.message.clone(),
@@ -649,7 +650,17 @@ fn beacons_travel_through_plumtree_with_the_presence_validator() {
         author_key: ob.author_key.clone(),
     };
     for o in [&forged, &ob, &oc] {
-        relay.handle_message(t, from, gossip(o), &validator);
+        let message = gossip(o);
+        let validator = &validator;
+        relay.handle(
+            t,
+            Input::Message {
+                from,
+                message,
+                validator,
+            },
+            &mut r,
+        );
     }
     let mut delivered = 0;
     while let Some(out) = relay.poll() {

@@ -13,73 +13,31 @@
 //! by the topic's [`Validator`] (by default the author's signature), and recorded as seen only
 //! once it passed, so a forged copy cannot poison the real message's id. Messages older than the
 //! retention window are refused, so the bounded seen-cache still refuses every replay.
+//!
+//! [`Plumtree`] is a [`StateMachine`] (SPEC.md §8.8): an [`Input`] says what happened (a
+//! neighbour came or went, the owner's tree changed, a message was published, one arrived with
+//! the topic's validator lent for the call, the owner asks to serve or restore messages), an
+//! [`Output`] what to send, deliver, penalise or archive. Its timers (the IHAVE batch, each
+//! missing message, the end of the oldest retained message's window) are one [`Deadlines`]. It
+//! draws no randomness.
 
 use crate::broadcast::message::{MessageError, SeenCache, SignedMessage};
 use crate::crypto::{CryptoProvider, VerifyingKeyBytes};
 use crate::id::{MessageId, PeerId, TopicId};
+use crate::machine::{Deadlines, Rng, StateMachine};
 use crate::time::{TimeDelta, Timestamp};
 use crate::wire::BoundedVec;
 use alloc::boxed::Box;
 use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
 use alloc::sync::Arc;
 use alloc::vec::Vec;
-use minicbor::{Decode, Encode};
 
-/// Most ids in one IHAVE, GRAFT or IWANT.
-pub const MAX_IDS: usize = 64;
+mod message;
+mod shorthand;
+#[cfg(test)]
+mod tests;
 
-/// A message and what a receiver needs to check it: the author's verifying key (a relay cannot
-/// be assumed to know every author) and the hop count at which the receiver gets it.
-#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
-#[cbor(context_bound = "crate::wire::codec::DecodeSource")]
-pub struct Payload {
-    /// The message as its author signed it.
-    #[n(0)]
-    pub message: SignedMessage,
-    /// The author's ML-DSA-65 verifying key (its hash is the author's id).
-    #[n(1)]
-    pub author_key: VerifyingKeyBytes,
-    /// Hops from the author to the receiver of this frame (1 for the author's own sends).
-    #[n(2)]
-    pub hops: u8,
-}
-
-/// One announced message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Encode, Decode)]
-pub struct Announcement {
-    /// The message.
-    #[n(0)]
-    pub id: MessageId,
-    /// Hops at which the receiver would get it from the announcer.
-    #[n(1)]
-    pub hops: u8,
-}
-
-/// Plumtree messages (inside frame kind 3, per topic).
-#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
-#[non_exhaustive]
-#[cbor(context_bound = "crate::wire::codec::DecodeSource")]
-pub enum Message {
-    /// Eager push of a message along the tree.
-    #[n(0)]
-    Gossip(#[n(0)] Payload),
-    /// Lazy announcement of messages the sender holds.
-    #[n(1)]
-    IHave(#[n(0)] BoundedVec<Announcement, MAX_IDS>),
-    /// "Make this link eager again, and send me these messages."
-    #[n(2)]
-    Graft(#[n(0)] BoundedVec<MessageId, MAX_IDS>),
-    /// "Stop pushing to me on this link; announcements are enough."
-    #[n(3)]
-    Prune,
-    /// "Send me these messages" (anti-entropy: the link's role does not change).
-    #[n(4)]
-    IWant(#[n(0)] BoundedVec<MessageId, MAX_IDS>),
-    /// A message sent in answer to IWANT, or pushed by reconciliation: accepted like a Gossip,
-    /// but a duplicate does not prune the link.
-    #[n(5)]
-    Repair(#[n(0)] Payload),
-}
+pub use message::{Announcement, MAX_IDS, Message, Payload};
 
 /// Decides whether a topic accepts a message. The default, [`SignatureValidator`], checks the
 /// author's signature; a topic may install another (a group-key MAC, an application rule).
@@ -201,7 +159,7 @@ pub enum Output {
         peer: PeerId,
     },
     /// A message now retained, to be stored durably (only with [`Config::archive`]); give it
-    /// back after a restart with [`Plumtree::restore`].
+    /// back after a restart with [`Input::Restore`].
     Archive {
         /// The message as retained.
         payload: Payload,
@@ -212,7 +170,7 @@ pub enum Output {
     },
 }
 
-/// Why [`Plumtree::restore`] did not take a stored message back.
+/// Why an [`Input::Restore`] did not take a stored message back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum RestoreError {
@@ -267,7 +225,7 @@ pub struct Counters {
     pub not_neighbor: u64,
     /// IHAVE entries or missing ids dropped because a bound was reached.
     pub overflow: u64,
-    /// Stored messages taken back by [`Plumtree::restore`].
+    /// Stored messages taken back by [`Input::Restore`].
     pub restored: u64,
 }
 
@@ -281,10 +239,106 @@ struct Retained {
     len: usize,
 }
 
+/// A message announced but not received; its deadline is [`Timer::Missing`].
 #[derive(Debug, Clone)]
 struct Missing {
     announcers: VecDeque<(PeerId, u8)>,
-    deadline: Timestamp,
+}
+
+/// Plumtree's timers. When several are due at once they run in this order (the key's), then
+/// missing messages in id order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Timer {
+    /// Send the IHAVE entries waiting for a batch.
+    IHaveFlush,
+    /// An announced message is still missing: GRAFT the next announcer, or give up.
+    Missing(MessageId),
+    /// The oldest retained message leaves the retention window.
+    Retention,
+}
+
+/// Everything that can happen to a topic's Plumtree but the passage of time.
+pub enum Input<'a> {
+    /// `peer` became a neighbour in this topic's overlay: it starts eager.
+    NeighborUp(PeerId),
+    /// `peer` is no longer a neighbour.
+    NeighborDown(PeerId),
+    /// Makes exactly these links (those that are neighbours) eager and every other neighbour
+    /// lazy: the owner passes the links of a spanning tree it maintains (the topic's beacon
+    /// tree). Until the next one, the usual rules (PRUNE on duplicates, GRAFT for missing
+    /// messages) repair it; the hop-count optimisation is off, since the tree is already
+    /// shallow.
+    SetTree(&'a [PeerId]),
+    /// Broadcast a message this node authored (already signed). It is not delivered locally.
+    Publish {
+        /// The message.
+        message: SignedMessage,
+        /// Its author's (this node's) verifying key.
+        author_key: VerifyingKeyBytes,
+    },
+    /// A message from `from`, a peer on this topic's overlay (or not: then it is ignored
+    /// unless it is a repair).
+    Message {
+        /// The sender.
+        from: PeerId,
+        /// The message.
+        message: Message,
+        /// The topic's validator, for a payload not seen before.
+        validator: &'a dyn Validator,
+    },
+    /// Send the retained messages among `ids` to `to`, as repairs (`repair`) or tree pushes
+    /// (the owner's reconciler found them missing there).
+    Serve {
+        /// Recipient.
+        to: PeerId,
+        /// The messages.
+        ids: &'a [MessageId],
+        /// Whether they go as [`Message::Repair`] rather than [`Message::Gossip`].
+        repair: bool,
+    },
+    /// Take back a message stored from [`Output::Archive`] before a restart: checked like a
+    /// received one (topic, age, validator), then retained and served (to GRAFT, IWANT and
+    /// reconciliation) but neither delivered nor pushed. Nothing is output; the reply says
+    /// whether it was taken.
+    Restore {
+        /// The message as stored.
+        payload: Payload,
+        /// The topic's validator.
+        validator: &'a dyn Validator,
+    },
+    /// Keep (and accept) messages for `retention` from now on (a topic whose messages age
+    /// fast, such as presence beacons, keeps them for less than the default).
+    SetRetention(TimeDelta),
+}
+
+impl core::fmt::Debug for Input<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Input::NeighborUp(p) => f.debug_tuple("NeighborUp").field(p).finish(),
+            Input::NeighborDown(p) => f.debug_tuple("NeighborDown").field(p).finish(),
+            Input::SetTree(links) => f.debug_tuple("SetTree").field(links).finish(),
+            Input::Publish { message, .. } => f
+                .debug_struct("Publish")
+                .field("message", message)
+                .finish_non_exhaustive(),
+            Input::Message { from, message, .. } => f
+                .debug_struct("Message")
+                .field("from", from)
+                .field("message", message)
+                .finish_non_exhaustive(),
+            Input::Serve { to, ids, repair } => f
+                .debug_struct("Serve")
+                .field("to", to)
+                .field("ids", ids)
+                .field("repair", repair)
+                .finish(),
+            Input::Restore { payload, .. } => f
+                .debug_struct("Restore")
+                .field("payload", payload)
+                .finish_non_exhaustive(),
+            Input::SetRetention(r) => f.debug_tuple("SetRetention").field(r).finish(),
+        }
+    }
 }
 
 /// The Plumtree state machine of one topic.
@@ -302,8 +356,9 @@ pub struct Plumtree {
     rejected: SeenCache,
     missing: BTreeMap<MessageId, Missing>,
     pending_ihave: BTreeMap<PeerId, Vec<Announcement>>,
-    ihave_flush_at: Option<Timestamp>,
-    /// Whether the owner maintains the eager tree ([`Plumtree::set_tree`]).
+    /// Every timer: the IHAVE batch, each missing message, the retention window's end.
+    deadlines: Deadlines<Timer>,
+    /// Whether the owner maintains the eager tree ([`Input::SetTree`]).
     tree_mode: bool,
     /// The owner's tree links (never pruned in tree mode).
     tree: BTreeSet<PeerId>,
@@ -337,7 +392,7 @@ impl Plumtree {
             cache_bytes: 0,
             missing: BTreeMap::new(),
             pending_ihave: BTreeMap::new(),
-            ihave_flush_at: None,
+            deadlines: Deadlines::new(),
             tree_mode: false,
             tree: BTreeSet::new(),
             out: VecDeque::new(),
@@ -404,22 +459,14 @@ impl Plumtree {
         &self.config
     }
 
-    /// The next output.
-    pub fn poll(&mut self) -> Option<Output> {
-        self.out.pop_front()
-    }
-
-    /// `peer` became a neighbour in this topic's overlay: it starts eager.
-    pub fn neighbor_up(&mut self, peer: PeerId) {
+    /// Makes `peer` an eager neighbour.
+    fn neighbor_joined(&mut self, peer: PeerId) {
         self.lazy_peers.remove(&peer);
         self.eager_peers.insert(peer);
     }
 
-    /// Makes exactly `links` (those that are neighbours) eager and every other neighbour lazy:
-    /// the owner passes the links of a spanning tree it maintains (the topic's beacon tree).
-    /// Until the next call, the usual rules (PRUNE on duplicates, GRAFT for missing messages)
-    /// repair it; the hop-count optimisation is off, since the tree is already shallow.
-    pub fn set_tree(&mut self, links: &[PeerId]) {
+    /// See [`Input::SetTree`].
+    fn follow_tree(&mut self, links: &[PeerId]) {
         self.tree_mode = true;
         self.tree = links.iter().copied().collect();
         let all: Vec<PeerId> = self
@@ -439,8 +486,8 @@ impl Plumtree {
         }
     }
 
-    /// `peer` is no longer a neighbour.
-    pub fn neighbor_down(&mut self, peer: &PeerId) {
+    /// Forgets `peer` as a neighbour and as an announcer.
+    fn neighbor_left(&mut self, peer: &PeerId) {
         self.eager_peers.remove(peer);
         self.lazy_peers.remove(peer);
         self.pending_ihave.remove(peer);
@@ -453,8 +500,8 @@ impl Plumtree {
         self.eager_peers.contains(peer) || self.lazy_peers.contains(peer)
     }
 
-    /// Broadcasts a message this node authored (already signed). It is not delivered locally.
-    pub fn publish(
+    /// See [`Input::Publish`].
+    fn publish_own(
         &mut self,
         now: Timestamp,
         message: SignedMessage,
@@ -474,8 +521,8 @@ impl Plumtree {
         self.spread(now, id, payload, None);
     }
 
-    /// A message from `from`, a peer on this topic's overlay (or not: then it is ignored).
-    pub fn handle_message(
+    /// See [`Input::Message`].
+    fn on_message(
         &mut self,
         now: Timestamp,
         from: PeerId,
@@ -495,19 +542,19 @@ impl Plumtree {
             Message::Graft(ids) => {
                 self.lazy_peers.remove(&from);
                 self.eager_peers.insert(from);
-                self.serve(from, ids.as_slice(), false);
+                self.send_retained(from, ids.as_slice(), false);
             }
             Message::Prune => {
                 if self.eager_peers.remove(&from) {
                     self.lazy_peers.insert(from);
                 }
             }
-            Message::IWant(ids) => self.serve(from, ids.as_slice(), true),
+            Message::IWant(ids) => self.send_retained(from, ids.as_slice(), true),
         }
     }
 
     /// Sends the retained messages among `ids` to `to`, as repairs (`repair`) or tree pushes.
-    pub fn serve(&mut self, to: PeerId, ids: &[MessageId], repair: bool) {
+    fn send_retained(&mut self, to: PeerId, ids: &[MessageId], repair: bool) {
         for id in ids {
             match self.cache.get(id) {
                 Some(r) => {
@@ -595,7 +642,7 @@ impl Plumtree {
         let expires = payload.message.timestamp + self.config.retention;
         // Kept one tick past the window, so that no instant accepts a replay.
         self.seen.insert(id, expires + TimeDelta::from_micros(1));
-        self.missing.remove(&id);
+        self.found(&id);
         self.counters.delivered += 1;
         self.out.push_back(Output::Deliver {
             message: payload.message.clone(),
@@ -644,8 +691,9 @@ impl Plumtree {
                 id,
                 hops: next.hops,
             });
-            if self.ihave_flush_at.is_none() {
-                self.ihave_flush_at = Some(now + self.config.ihave_delay);
+            if self.deadlines.get(&Timer::IHaveFlush).is_none() {
+                self.deadlines
+                    .set(Timer::IHaveFlush, now + self.config.ihave_delay);
             }
         }
     }
@@ -672,14 +720,9 @@ impl Plumtree {
             }
             let mut announcers = VecDeque::new();
             announcers.push_back((from, a.hops));
-            let deadline = now + self.config.ihave_timeout;
-            self.missing.insert(
-                a.id,
-                Missing {
-                    announcers,
-                    deadline,
-                },
-            );
+            self.missing.insert(a.id, Missing { announcers });
+            self.deadlines
+                .set(Timer::Missing(a.id), now + self.config.ihave_timeout);
         }
     }
 
@@ -744,6 +787,7 @@ impl Plumtree {
         );
         self.cache_bytes += len;
         crate::broadcast::message::insert_by_expiry(&mut self.cache_order, expires, id);
+        self.retention_timer();
     }
 
     /// Retains a new message and, for an archiving owner, hands it out to be stored.
@@ -765,10 +809,8 @@ impl Plumtree {
         self.retain(id, payload, parent, own, expires);
     }
 
-    /// Takes back a message stored from [`Output::Archive`] before a restart: checked like a
-    /// received one (topic, age, validator), then retained and served (to GRAFT, IWANT and
-    /// reconciliation) but neither delivered nor pushed. Nothing is sent.
-    pub fn restore(
+    /// See [`Input::Restore`].
+    fn restore_payload(
         &mut self,
         now: Timestamp,
         payload: Payload,
@@ -796,7 +838,7 @@ impl Plumtree {
         }
         let expires = payload.message.timestamp + self.config.retention;
         self.seen.insert(id, expires + TimeDelta::from_micros(1));
-        self.missing.remove(&id);
+        self.found(&id);
         self.counters.restored += 1;
         self.retain(id, payload, None, false, expires);
         Ok(id)
@@ -810,73 +852,136 @@ impl Plumtree {
         }
     }
 
-    /// Changes how long messages are kept and accepted (a topic whose messages age fast,
-    /// such as presence beacons, keeps them for less than the default).
-    pub(crate) fn set_retention(&mut self, retention: TimeDelta) {
-        self.config.retention = retention;
+    /// A message no longer missing: its timer goes with it.
+    fn found(&mut self, id: &MessageId) {
+        if self.missing.remove(id).is_some() {
+            self.deadlines.cancel(&Timer::Missing(*id));
+        }
     }
 
-    /// Runs the timers due at `now`: IHAVE batches, missing messages, retention.
-    pub fn handle_timeout(&mut self, now: Timestamp) {
-        if self.ihave_flush_at.is_some_and(|t| t <= now) {
-            self.ihave_flush_at = None;
-            for (peer, entries) in core::mem::take(&mut self.pending_ihave) {
-                for chunk in entries.chunks(MAX_IDS) {
-                    if let Ok(batch) = BoundedVec::new(chunk.to_vec()) {
-                        self.out.push_back(Output::Send {
-                            to: peer,
-                            message: Message::IHave(batch),
-                        });
+    /// Sets the retention timer to the end of the oldest retained message's window.
+    fn retention_timer(&mut self) {
+        match self.cache_order.front() {
+            Some(&(at, _)) => self.deadlines.set(Timer::Retention, at),
+            None => {
+                self.deadlines.cancel(&Timer::Retention);
+            }
+        }
+    }
+
+    /// Runs the timers due at `now`: IHAVE batches, missing messages, retention; and forgets
+    /// seen and refused ids whose window ended.
+    fn run_timers(&mut self, now: Timestamp) {
+        let mut due = Vec::new();
+        while let Some((_, timer)) = self.deadlines.pop_due(now) {
+            due.push(timer);
+        }
+        // Kinds in key order whatever their deadlines (batches first, then missing messages
+        // by id): the order in which their outputs go out.
+        due.sort_unstable();
+        for timer in due {
+            match timer {
+                Timer::IHaveFlush => self.flush_ihave(),
+                Timer::Missing(id) => self.still_missing(now, id),
+                Timer::Retention => {
+                    while let Some((t, _)) = self.cache_order.front() {
+                        if *t > now {
+                            break;
+                        }
+                        self.evict_oldest();
                     }
+                    self.retention_timer();
                 }
             }
-        }
-        let due: Vec<MessageId> = self
-            .missing
-            .iter()
-            .filter(|(_, m)| m.deadline <= now)
-            .map(|(id, _)| *id)
-            .collect();
-        for id in due {
-            let Some(m) = self.missing.get_mut(&id) else {
-                continue;
-            };
-            match m.announcers.pop_front() {
-                Some((peer, _)) => {
-                    m.deadline = now + self.config.graft_timeout;
-                    self.counters.grafts_sent += 1;
-                    self.lazy_peers.remove(&peer);
-                    self.eager_peers.insert(peer);
-                    let ids = BoundedVec::new(alloc::vec![id]).unwrap_or_default();
-                    self.out.push_back(Output::Send {
-                        to: peer,
-                        message: Message::Graft(ids),
-                    });
-                }
-                None => {
-                    self.missing.remove(&id);
-                    self.counters.missing_abandoned += 1;
-                }
-            }
-        }
-        while let Some((t, _)) = self.cache_order.front() {
-            if *t > now {
-                break;
-            }
-            self.evict_oldest();
         }
         self.seen.expire(now);
         self.rejected.expire(now);
     }
 
-    /// When [`Plumtree::handle_timeout`] must run next.
-    pub fn poll_timeout(&self) -> Option<Timestamp> {
-        let missing = self.missing.values().map(|m| m.deadline).min();
-        let retention = self.cache_order.front().map(|(t, _)| *t);
-        [self.ihave_flush_at, missing, retention]
-            .into_iter()
-            .flatten()
-            .min()
+    /// Sends the IHAVE entries waiting, in batches of at most [`MAX_IDS`].
+    fn flush_ihave(&mut self) {
+        for (peer, entries) in core::mem::take(&mut self.pending_ihave) {
+            for chunk in entries.chunks(MAX_IDS) {
+                if let Ok(batch) = BoundedVec::new(chunk.to_vec()) {
+                    self.out.push_back(Output::Send {
+                        to: peer,
+                        message: Message::IHave(batch),
+                    });
+                }
+            }
+        }
+    }
+
+    /// `id` is still missing at its deadline: GRAFT the next announcer, or give up.
+    fn still_missing(&mut self, now: Timestamp, id: MessageId) {
+        let Some(m) = self.missing.get_mut(&id) else {
+            return;
+        };
+        match m.announcers.pop_front() {
+            Some((peer, _)) => {
+                self.deadlines
+                    .set(Timer::Missing(id), now + self.config.graft_timeout);
+                self.counters.grafts_sent += 1;
+                self.lazy_peers.remove(&peer);
+                self.eager_peers.insert(peer);
+                let ids = BoundedVec::new(alloc::vec![id]).unwrap_or_default();
+                self.out.push_back(Output::Send {
+                    to: peer,
+                    message: Message::Graft(ids),
+                });
+            }
+            None => {
+                self.missing.remove(&id);
+                self.counters.missing_abandoned += 1;
+            }
+        }
+    }
+
+    /// Carries out `input` at `now` (no input draws randomness).
+    fn apply(&mut self, now: Timestamp, input: Input<'_>) -> Option<RestoreError> {
+        match input {
+            Input::NeighborUp(peer) => self.neighbor_joined(peer),
+            Input::NeighborDown(peer) => self.neighbor_left(&peer),
+            Input::SetTree(links) => self.follow_tree(links),
+            Input::Publish {
+                message,
+                author_key,
+            } => self.publish_own(now, message, author_key),
+            Input::Message {
+                from,
+                message,
+                validator,
+            } => self.on_message(now, from, message, validator),
+            Input::Serve { to, ids, repair } => self.send_retained(to, ids, repair),
+            Input::Restore { payload, validator } => {
+                return self.restore_payload(now, payload, validator).err();
+            }
+            Input::SetRetention(retention) => self.config.retention = retention,
+        }
+        None
+    }
+}
+
+impl StateMachine for Plumtree {
+    type Input<'a> = Input<'a>;
+    type Output = Output;
+    /// Why an [`Input::Restore`] was refused; `None` for everything else.
+    type Reply = Option<RestoreError>;
+
+    fn handle(&mut self, now: Timestamp, input: Input<'_>, _rng: &mut Rng) -> Self::Reply {
+        self.apply(now, input)
+    }
+
+    fn handle_timeout(&mut self, now: Timestamp, _rng: &mut Rng) {
+        self.run_timers(now);
+    }
+
+    fn poll(&mut self) -> Option<Output> {
+        self.out.pop_front()
+    }
+
+    fn poll_timeout(&self) -> Option<Timestamp> {
+        self.deadlines.next()
     }
 }
 

@@ -1,0 +1,342 @@
+//! Plumtree driven through the [`StateMachine`] calls: timers move forward, and the timer
+//! structure agrees with the tables it times.
+
+use super::*;
+use crate::broadcast::message::Payload as Bytes;
+use crate::crypto::{SIG_VERIFYING_KEY_LEN, SIGNATURE_LEN, SignatureBytes};
+use crate::machine::Rng;
+use crate::machine::check::timers_move_forward;
+use proptest::prelude::*;
+use rand_core::SeedableRng;
+use std::vec;
+
+const T0: Timestamp = Timestamp::from_secs(1_800_000_000);
+
+/// Accepts a message iff the first byte of its signature is 0 (no crypto needed).
+struct FirstByte;
+
+impl Validator for FirstByte {
+    fn validate(&self, m: &SignedMessage, _: &VerifyingKeyBytes) -> Result<(), MessageError> {
+        if m.signature.as_bytes().first() == Some(&0) {
+            Ok(())
+        } else {
+            Err(MessageError::BadSignature)
+        }
+    }
+}
+
+fn topic() -> TopicId {
+    TopicId::from_name("t")
+}
+
+fn peer(n: u8) -> PeerId {
+    PeerId::from_bytes([n + 1; 32])
+}
+
+fn message(n: u8, valid: bool, at: Timestamp) -> SignedMessage {
+    let mut sig = alloc::vec![0u8; SIGNATURE_LEN];
+    sig[0] = u8::from(!valid);
+    SignedMessage {
+        author: PeerId::from_bytes([200; 32]),
+        topic: topic(),
+        sequence: u64::from(n),
+        timestamp: at,
+        payload: Bytes::new(alloc::vec![n; 8]).unwrap(),
+        signature: SignatureBytes::new(sig).unwrap(),
+        kind: Default::default(),
+    }
+}
+
+fn payload(n: u8, valid: bool, hops: u8) -> Payload {
+    Payload {
+        message: message(n, valid, T0),
+        author_key: VerifyingKeyBytes::new(alloc::vec![0u8; SIG_VERIFYING_KEY_LEN]).unwrap(),
+        hops,
+    }
+}
+
+fn id(n: u8) -> MessageId {
+    message(n, true, T0).id()
+}
+
+fn rng() -> Rng {
+    Rng::from_seed([9; 32])
+}
+
+fn drain(p: &mut Plumtree) -> Vec<Output> {
+    core::iter::from_fn(|| StateMachine::poll(p)).collect()
+}
+
+/// Every missing message has a timer and every timer a missing message; the retention timer
+/// is the end of the oldest retained message's window.
+fn assert_timers_match(p: &Plumtree) {
+    let missing: BTreeSet<MessageId> = p.missing.keys().copied().collect();
+    let timed: BTreeSet<MessageId> = keys(&p.deadlines)
+        .into_iter()
+        .filter_map(|t| match t {
+            Timer::Missing(id) => Some(id),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(missing, timed);
+    assert_eq!(
+        p.deadlines.get(&Timer::Retention),
+        p.cache_order.front().map(|&(t, _)| t)
+    );
+}
+
+/// The keys of `d`, in key order.
+fn keys(d: &Deadlines<Timer>) -> Vec<Timer> {
+    let mut d = d.clone();
+    let mut keys = Vec::new();
+    while let Some((_, k)) = d.pop_due(Timestamp::MAX) {
+        keys.push(k);
+    }
+    keys.sort_unstable();
+    keys
+}
+
+#[test]
+fn batches_go_out_before_grafts_due_at_the_same_wake_whatever_their_deadlines() {
+    let mut r = rng();
+    let mut p = Plumtree::new(Config::default(), topic());
+    let v = &FirstByte;
+    for n in [1, 2] {
+        p.handle(T0, Input::NeighborUp(peer(n)), &mut r);
+    }
+    let prune = Input::Message {
+        from: peer(2),
+        message: Message::Prune,
+        validator: v,
+    };
+    p.handle(T0, prune, &mut r);
+    // Message 7 is announced by peer 1: missing until T0 + 500 ms.
+    let ihave =
+        Message::IHave(BoundedVec::new(alloc::vec![Announcement { id: id(7), hops: 2 }]).unwrap());
+    let input = Input::Message {
+        from: peer(1),
+        message: ihave,
+        validator: v,
+    };
+    p.handle(T0, input, &mut r);
+    // Message 8 arrives from peer 1 at T0 + 460 ms: its IHAVE to lazy peer 2 waits until
+    // T0 + 510 ms, after the missing message's deadline.
+    let later = T0 + TimeDelta::from_millis(460);
+    let input = Input::Message {
+        from: peer(1),
+        message: Message::Gossip(payload(8, true, 1)),
+        validator: v,
+    };
+    p.handle(later, input, &mut r);
+    drain(&mut p);
+    assert_eq!(
+        p.poll_timeout(),
+        Some(T0 + TimeDelta::from_millis(500)),
+        "the earliest timer"
+    );
+    let wake = T0 + TimeDelta::from_millis(600);
+    StateMachine::handle_timeout(&mut p, wake, &mut r);
+    let sent: Vec<(PeerId, &'static str)> = drain(&mut p)
+        .into_iter()
+        .filter_map(|o| match o {
+            Output::Send { to, message } => Some((
+                to,
+                match message {
+                    Message::IHave(_) => "ihave",
+                    Message::Graft(_) => "graft",
+                    _ => "other",
+                },
+            )),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(sent, [(peer(2), "ihave"), (peer(1), "graft")]);
+    assert_eq!(
+        p.poll_timeout(),
+        Some(wake + Config::default().graft_timeout)
+    );
+    assert_timers_match(&p);
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    Up(u8),
+    Down(u8),
+    Tree(Vec<u8>),
+    Gossip {
+        from: u8,
+        msg: u8,
+        valid: bool,
+        repair: bool,
+        hops: u8,
+    },
+    IHave {
+        from: u8,
+        msgs: Vec<(u8, u8)>,
+    },
+    Graft {
+        from: u8,
+        msgs: Vec<u8>,
+    },
+    IWant {
+        from: u8,
+        msgs: Vec<u8>,
+    },
+    Prune(u8),
+    Publish(u8),
+    Serve {
+        to: u8,
+        msgs: Vec<u8>,
+        repair: bool,
+    },
+    Restore(u8),
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        (0u8..5).prop_map(Op::Up),
+        (0u8..5).prop_map(Op::Down),
+        prop::collection::vec(0u8..5, 0..3).prop_map(Op::Tree),
+        (0u8..5, 0u8..16, any::<bool>(), any::<bool>(), 1u8..12).prop_map(
+            |(from, msg, valid, repair, hops)| Op::Gossip {
+                from,
+                msg,
+                valid,
+                repair,
+                hops
+            }
+        ),
+        (0u8..5, prop::collection::vec((0u8..24, 1u8..12), 0..8))
+            .prop_map(|(from, msgs)| Op::IHave { from, msgs }),
+        (0u8..5, prop::collection::vec(0u8..24, 0..4))
+            .prop_map(|(from, msgs)| Op::Graft { from, msgs }),
+        (0u8..5, prop::collection::vec(0u8..24, 0..4))
+            .prop_map(|(from, msgs)| Op::IWant { from, msgs }),
+        (0u8..5).prop_map(Op::Prune),
+        (100u8..104).prop_map(Op::Publish),
+        (0u8..5, prop::collection::vec(0u8..24, 0..4), any::<bool>())
+            .prop_map(|(to, msgs, repair)| Op::Serve { to, msgs, repair }),
+        (0u8..24).prop_map(Op::Restore),
+    ]
+}
+
+fn apply(p: &mut Plumtree, now: Timestamp, op: Op, r: &mut Rng) {
+    let v = &FirstByte;
+    let ids = |msgs: &[u8]| msgs.iter().map(|m| id(*m)).collect::<Vec<_>>();
+    let from_msg = |from: u8, message: Message| (peer(from), message);
+    let (from, message) = match op {
+        Op::Up(n) => {
+            p.handle(now, Input::NeighborUp(peer(n)), r);
+            return;
+        }
+        Op::Down(n) => {
+            p.handle(now, Input::NeighborDown(peer(n)), r);
+            return;
+        }
+        Op::Tree(links) => {
+            let links: Vec<PeerId> = links.into_iter().map(peer).collect();
+            p.handle(now, Input::SetTree(&links), r);
+            return;
+        }
+        Op::Publish(n) => {
+            let pl = payload(n, true, 1);
+            let input = Input::Publish {
+                message: message(n, true, now),
+                author_key: pl.author_key,
+            };
+            p.handle(now, input, r);
+            return;
+        }
+        Op::Serve { to, msgs, repair } => {
+            let ids = ids(&msgs);
+            let input = Input::Serve {
+                to: peer(to),
+                ids: &ids,
+                repair,
+            };
+            p.handle(now, input, r);
+            return;
+        }
+        Op::Restore(n) => {
+            let input = Input::Restore {
+                payload: payload(n, true, 1),
+                validator: v,
+            };
+            p.handle(now, input, r);
+            return;
+        }
+        Op::Gossip {
+            from,
+            msg,
+            valid,
+            repair,
+            hops,
+        } => {
+            let pl = payload(msg, valid, hops);
+            let m = if repair {
+                Message::Repair(pl)
+            } else {
+                Message::Gossip(pl)
+            };
+            from_msg(from, m)
+        }
+        Op::IHave { from, msgs } => {
+            let entries = msgs
+                .iter()
+                .map(|(m, h)| Announcement {
+                    id: id(*m),
+                    hops: *h,
+                })
+                .collect();
+            from_msg(from, Message::IHave(BoundedVec::new(entries).unwrap()))
+        }
+        Op::Graft { from, msgs } => {
+            from_msg(from, Message::Graft(BoundedVec::new(ids(&msgs)).unwrap()))
+        }
+        Op::IWant { from, msgs } => {
+            from_msg(from, Message::IWant(BoundedVec::new(ids(&msgs)).unwrap()))
+        }
+        Op::Prune(n) => from_msg(n, Message::Prune),
+    };
+    let input = Input::Message {
+        from,
+        message,
+        validator: v,
+    };
+    p.handle(now, input, r);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// After `handle_timeout(t)`, `poll_timeout()` is never at or before `t`, however inputs
+    /// and time interleave; the timers stay in step with the missing table and the cache.
+    #[test]
+    fn timers_move_forward_under_random_inputs(
+        steps in prop::collection::vec((op(), 0u16..3000), 1..80),
+        late in 0u16..400,
+    ) {
+        let config = Config {
+            max_missing: 6,
+            max_announcers: 2,
+            cache_messages: 10,
+            retention: TimeDelta::from_secs(20),
+            ..Config::default()
+        };
+        let mut p = Plumtree::new(config, topic());
+        let mut r = rng();
+        let mut now = T0;
+        for (op, wait) in steps {
+            apply(&mut p, now, op, &mut r);
+            assert_timers_match(&p);
+            let until = now + TimeDelta::from_millis(u64::from(wait));
+            timers_move_forward(&mut p, &mut r, now, until, 1000, |_, _, _| {});
+            // A driver may also wake late, or for another machine's timer.
+            now = until + TimeDelta::from_millis(u64::from(late));
+            StateMachine::handle_timeout(&mut p, now, &mut r);
+            prop_assert!(p.poll_timeout().is_none_or(|t| t > now));
+            drain(&mut p);
+            assert_timers_match(&p);
+        }
+    }
+}
