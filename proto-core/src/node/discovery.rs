@@ -8,6 +8,7 @@ use crate::discovery::foaf::{self, DiscoveryMessage, FoafError, QueryId, Target}
 use crate::frame::Frame;
 use crate::id::PeerId;
 use crate::identity::record::PeerRecord;
+use crate::machine::StateMachine;
 use crate::time::Timestamp;
 use alloc::vec::Vec;
 
@@ -24,10 +25,16 @@ impl Node {
     ) -> Result<QueryId, NodeError> {
         let now = self.advance(now);
         let neighbours: Vec<PeerId> = self.hyparview.active().copied().collect();
-        let result = self
-            .foaf
-            .start_query(now, &mut self.rng, target, ttl, &neighbours)
-            .map_err(NodeError::Find);
+        let input = foaf::Input::Find {
+            target,
+            ttl,
+            neighbours: &neighbours,
+        };
+        let result = match self.foaf.handle(now, input, &mut self.rng) {
+            foaf::Reply::Started(started) => started.map_err(NodeError::Find),
+            // `Find` is always answered with `Started`.
+            _ => Err(NodeError::InvalidConfig("foaf")),
+        };
         self.drain_protocols(now);
         result
     }
@@ -48,40 +55,51 @@ impl Node {
                         _ => Vec::new(),
                     }
                 };
-                self.foaf
-                    .handle_query(now, &mut self.rng, from, q, &knowledge, &neighbours);
+                let input = foaf::Input::Query {
+                    from,
+                    query: q,
+                    knowledge: &knowledge,
+                    neighbours: &neighbours,
+                };
+                self.foaf.handle(now, input, &mut self.rng);
             }
             DiscoveryMessage::Answer(a) => {
                 let crypto = self.config.crypto.clone();
                 let records = &self.records;
                 let counters = &mut self.counters;
-                self.foaf.handle_answer(now, from, a, |r| {
+                let mut verify = |r: &PeerRecord| {
                     if matches!(records.offer(r), Offer::Known) && r.expires_at > now {
                         return true;
                     }
                     counters.records_verified += 1;
                     r.verify(&*crypto, now).is_ok()
-                });
+                };
+                let input = foaf::Input::Answer {
+                    from,
+                    answer: a,
+                    verify: &mut verify,
+                };
+                self.foaf.handle(now, input, &mut self.rng);
             }
         }
     }
 
-    /// Carries out what FOAF asked for. Returns whether anything was done.
+    /// Carries out what FOAF asked for, in the order it asked. Returns whether anything was
+    /// done.
     pub(super) fn drain_discovery(&mut self) -> bool {
         let mut progressed = false;
-        while let Some((to, m)) = self.foaf.poll_transmit() {
+        while let Some(out) = self.foaf.poll() {
             progressed = true;
-            self.send_frame(to, &Frame::Discovery(m));
-        }
-        while let Some(e) = self.foaf.poll_event() {
-            progressed = true;
-            match e {
-                foaf::Event::Found {
+            match out {
+                foaf::Output::Send { to, message } => {
+                    self.send_frame(to, &Frame::Discovery(message))
+                }
+                foaf::Output::Event(foaf::Event::Found {
                     query,
                     target,
                     records,
                     ..
-                } => {
+                }) => {
                     for r in &records {
                         // Verified by FOAF already; cached so the application can dial.
                         self.cache_verified_record(r.clone());
@@ -92,9 +110,9 @@ impl Node {
                         records,
                     });
                 }
-                foaf::Event::QueryDone {
+                foaf::Output::Event(foaf::Event::QueryDone {
                     query, found, sent, ..
-                } => self.push_event(Event::FindDone { query, found, sent }),
+                }) => self.push_event(Event::FindDone { query, found, sent }),
             }
         }
         progressed

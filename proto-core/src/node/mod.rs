@@ -392,7 +392,7 @@ impl Node {
         self.swim.handle_timeout(now, &mut self.rng);
         self.topics_timeout(now);
         self.private_timeout(now);
-        self.foaf.handle_timeout(now);
+        crate::machine::StateMachine::handle_timeout(&mut self.foaf, now, &mut self.rng);
         self.presence_timeout(now);
         self.drain_protocols(now);
         self.discover_due(now);

@@ -4,8 +4,9 @@
 
 use super::{Event, Node, NodeError};
 use crate::broadcast::message::SignedMessage;
-use crate::discovery::presence::{Presence, PresenceEvent};
+use crate::discovery::presence::{self, Presence, PresenceEvent};
 use crate::id::{PeerId, TopicId};
+use crate::machine::StateMachine;
 use crate::time::Timestamp;
 use alloc::boxed::Box;
 use alloc::vec::Vec;
@@ -56,8 +57,9 @@ impl Node {
             self.presence.insert(topic, p);
         }
         if let Some(p) = self.presence.get_mut(&topic) {
-            p.start(now);
-            p.handle_timeout(now, &mut self.rng);
+            // Starting cannot be refused.
+            let _ = p.handle(now, presence::Input::Start, &mut self.rng);
+            StateMachine::handle_timeout(p, now, &mut self.rng);
         }
         self.drain_protocols(now);
         Ok(topic)
@@ -72,7 +74,8 @@ impl Node {
             .presence
             .get_mut(&group)
             .ok_or(NodeError::NotSubscribed { topic: group })?;
-        p.stop(now, &mut self.rng);
+        // Stopping cannot be refused.
+        let _ = p.handle(now, presence::Input::Stop, &mut self.rng);
         self.drain_protocols(now);
         Ok(())
     }
@@ -90,7 +93,7 @@ impl Node {
     pub(super) fn presence_leave(&mut self, now: Timestamp) {
         for p in self.presence.values_mut() {
             if p.is_running() {
-                p.stop(now, &mut self.rng);
+                let _ = p.handle(now, presence::Input::Stop, &mut self.rng);
             }
         }
         self.drain_protocols(now);
@@ -108,14 +111,15 @@ impl Node {
             return false;
         };
         // Refusals are counted by the group's state machine.
-        let _ = p.handle_beacon(now, message);
+        let _ = p.handle(now, presence::Input::Beacon(message), &mut self.rng);
         true
     }
 
+    /// Runs the timers of every group that has one due, in group order.
     pub(super) fn presence_timeout(&mut self, now: Timestamp) {
         for p in self.presence.values_mut() {
-            if p.poll_timeout().is_some_and(|t| t <= now) {
-                p.handle_timeout(now, &mut self.rng);
+            if StateMachine::poll_timeout(p).is_some_and(|t| t <= now) {
+                StateMachine::handle_timeout(p, now, &mut self.rng);
             }
         }
     }
@@ -123,46 +127,51 @@ impl Node {
     pub(super) fn presence_poll_timeout(&self) -> Option<Timestamp> {
         self.presence
             .values()
-            .filter_map(Presence::poll_timeout)
+            .filter_map(StateMachine::poll_timeout)
             .min()
     }
 
     /// Tells every group the node's new record.
     pub(super) fn presence_record(&mut self) {
-        let record = self.record.clone();
+        let (now, record) = (self.now, self.record.clone());
         for p in self.presence.values_mut() {
-            let _ = p.set_record(record.clone());
+            // The node's own record is always the member's.
+            let _ = p.handle(
+                now,
+                presence::Input::SetRecord(record.clone()),
+                &mut self.rng,
+            );
         }
     }
 
-    /// Publishes queued beacons, installs new validators, reports changes. Returns whether
-    /// anything was done.
+    /// Installs new validators, publishes queued beacons and reports changes, in the order
+    /// each group asked. Returns whether anything was done.
     pub(super) fn drain_presence(&mut self, now: Timestamp) -> bool {
         let mut progressed = false;
         let groups: Vec<TopicId> = self.presence.keys().copied().collect();
         for group in groups {
-            while let Some(p) = self.presence.get_mut(&group) {
-                if let Some(v) = p.poll_validator() {
-                    progressed = true;
-                    if let Some(t) = self.topics.get_mut(&group) {
-                        t.validator = Box::new(v);
+            while let Some(out) = self.presence.get_mut(&group).and_then(Presence::poll) {
+                progressed = true;
+                match out {
+                    presence::Output::Validator(v) => {
+                        if let Some(t) = self.topics.get_mut(&group) {
+                            t.validator = Box::new(v);
+                        }
                     }
-                } else if let Some(beacon) = p.poll_beacon() {
-                    progressed = true;
-                    if let Some(t) = self.topics.get_mut(&group) {
-                        crate::machine::StateMachine::handle(
-                            &mut t.plumtree,
-                            now,
-                            crate::broadcast::plumtree::Input::Publish {
-                                message: beacon.message,
-                                author_key: beacon.author_key,
-                            },
-                            &mut self.rng,
-                        );
+                    presence::Output::Beacon(beacon) => {
+                        if let Some(t) = self.topics.get_mut(&group) {
+                            crate::machine::StateMachine::handle(
+                                &mut t.plumtree,
+                                now,
+                                crate::broadcast::plumtree::Input::Publish {
+                                    message: beacon.message,
+                                    author_key: beacon.author_key,
+                                },
+                                &mut self.rng,
+                            );
+                        }
                     }
-                } else if let Some(e) = p.poll_event() {
-                    progressed = true;
-                    self.push_event(match e {
+                    presence::Output::Event(e) => self.push_event(match e {
                         PresenceEvent::Online { member, record } => Event::PresenceOnline {
                             group,
                             member,
@@ -173,9 +182,7 @@ impl Node {
                             member,
                             reason,
                         },
-                    });
-                } else {
-                    break;
+                    }),
                 }
             }
         }

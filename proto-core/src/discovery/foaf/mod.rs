@@ -17,16 +17,20 @@
 //! pending query and only from a neighbour the query was sent to; every record is checked
 //! against the query and verified before it is passed on or reported.
 //!
-//! The state machine follows the crate's idiom: `handle_*` inputs take `now`, outputs are drained
-//! with [`Foaf::poll_transmit`] and [`Foaf::poll_event`], and [`Foaf::poll_timeout`] names the
-//! instant at which [`Foaf::handle_timeout`] is due. Randomness (query ids, the choice of
-//! neighbours) comes only from the RNG the caller passes in.
+//! [`Foaf`] is a [`StateMachine`] (SPEC.md §8.8): the node's request and the two messages are
+//! [`Input`]s to [`StateMachine::handle`] (answered at once by a [`Reply`]), what to send and what
+//! to report comes out of [`StateMachine::poll`] as [`Output`]s in the order it was produced, and
+//! its timers (each pending query's end, the next forgotten query id) sit in one [`Deadlines`].
+//! Randomness (query ids, the choice of neighbours) comes only from the RNG the caller passes in.
 
+mod config;
 mod message;
+pub use config::*;
 pub use message::*;
 
 use crate::id::PeerId;
 use crate::identity::record::PeerRecord;
+use crate::machine::{Deadlines, StateMachine};
 use crate::time::{TimeDelta, Timestamp, TokenBucket};
 use crate::wire::codec::BoundedVec;
 use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -34,142 +38,7 @@ use alloc::vec::Vec;
 use core::fmt;
 use rand_core::Rng;
 
-/// FOAF parameters (SPEC.md §18).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Config {
-    /// Neighbours a query is sent to, by the origin and by each relay. Default 3.
-    pub fanout: usize,
-    /// Hop budget of a query when the caller names none. Default 3.
-    pub default_ttl: u8,
-    /// Largest hop budget accepted (at most [`MAX_TTL`]). Default 4.
-    pub max_ttl: u8,
-    /// How long the origin and each relay wait for answers to a query. Default 5 s.
-    pub query_timeout: TimeDelta,
-    /// Most query ids remembered for deduplication; when full, the oldest is forgotten.
-    /// Default 1,024.
-    pub dedup_capacity: usize,
-    /// How long a query id is remembered (at least `query_timeout`). Default 30 s.
-    pub dedup_ttl: TimeDelta,
-    /// Queries accepted per neighbour per second (token bucket, burst the same). Default 10.
-    pub query_rate: u32,
-    /// Most records in an answer this node originates (at most [`MAX_ANSWER_RECORDS`]).
-    /// Default 8.
-    pub max_records_per_answer: usize,
-    /// Most distinct records passed back (or reported) per query. Default 32.
-    pub max_records_per_query: usize,
-    /// Most answers accepted per pending query. Default 32.
-    pub max_answers_per_query: usize,
-    /// Most pending queries (own and relayed); when full, the oldest relayed one is forgotten.
-    /// Default 256.
-    pub max_pending: usize,
-    /// Most own queries in flight (less than `max_pending`). Default 16.
-    pub max_own_queries: usize,
-    /// Most peers with a rate-limit bucket; an idle bucket (full again after a second) is
-    /// dropped first, then the least recently used. Default 128.
-    pub max_rate_buckets: usize,
-    /// Most outputs (transmits, events) waiting to be drained; more are dropped and counted.
-    /// Default 1,024.
-    pub max_queued: usize,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Self {
-            fanout: 3,
-            default_ttl: 3,
-            max_ttl: MAX_TTL,
-            query_timeout: TimeDelta::from_secs(5),
-            dedup_capacity: 1024,
-            dedup_ttl: TimeDelta::from_secs(30),
-            query_rate: 10,
-            max_records_per_answer: 8,
-            max_records_per_query: 32,
-            max_answers_per_query: 32,
-            max_pending: 256,
-            max_own_queries: 16,
-            max_rate_buckets: 128,
-            max_queued: 1024,
-        }
-    }
-}
-
-impl Config {
-    /// Checks the parameters; the error names the rule broken.
-    pub fn validate(&self) -> Result<(), FoafError> {
-        let rule = if self.fanout == 0 || self.fanout > MAX_FANOUT {
-            "fanout must be between 1 and MAX_FANOUT"
-        } else if self.max_ttl == 0 || self.max_ttl > MAX_TTL {
-            "max_ttl must be between 1 and MAX_TTL"
-        } else if self.default_ttl == 0 || self.default_ttl > self.max_ttl {
-            "default_ttl must be between 1 and max_ttl"
-        } else if self.query_timeout == TimeDelta::ZERO {
-            "query_timeout must be positive"
-        } else if self.dedup_ttl < self.query_timeout {
-            "dedup_ttl must be at least query_timeout"
-        } else if self.max_records_per_answer == 0
-            || self.max_records_per_answer > MAX_ANSWER_RECORDS
-        {
-            "max_records_per_answer must be between 1 and MAX_ANSWER_RECORDS"
-        } else if self.dedup_capacity == 0
-            || self.max_records_per_query == 0
-            || self.max_answers_per_query == 0
-            || self.max_rate_buckets == 0
-            || self.max_queued == 0
-            || self.max_own_queries == 0
-        {
-            "capacities must be at least 1"
-        } else if self.max_own_queries >= self.max_pending {
-            "max_own_queries must be less than max_pending"
-        } else {
-            return Ok(());
-        };
-        Err(FoafError::InvalidConfig(rule))
-    }
-}
-
-/// Why a FOAF call was refused.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum FoafError {
-    /// The configuration breaks the named rule.
-    InvalidConfig(&'static str),
-    /// The hop budget is zero or above the configured maximum.
-    BadTtl {
-        /// The budget asked for.
-        ttl: u8,
-        /// The configured maximum.
-        max: u8,
-    },
-    /// There is no neighbour to send the query to.
-    NoNeighbours,
-    /// `max_own_queries` of this node's queries are in flight.
-    TooManyQueries {
-        /// The limit.
-        max: usize,
-    },
-    /// The RNG kept producing ids already in use (a broken RNG).
-    IdCollision,
-}
-
-impl fmt::Display for FoafError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            FoafError::InvalidConfig(rule) => write!(f, "invalid FOAF configuration: {rule}"),
-            FoafError::BadTtl { ttl, max } => {
-                write!(f, "query ttl {ttl} is outside 1..={max}")
-            }
-            FoafError::NoNeighbours => f.write_str("no neighbour to send the query to"),
-            FoafError::TooManyQueries { max } => {
-                write!(f, "{max} discovery queries are already in flight")
-            }
-            FoafError::IdCollision => f.write_str("could not draw an unused query id"),
-        }
-    }
-}
-
-impl core::error::Error for FoafError {}
-
-/// What [`Foaf::handle_query`] did with a query.
+/// What [`Foaf`] did with an [`Input::Query`] ([`Reply::Query`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum QueryOutcome {
@@ -193,7 +62,7 @@ pub enum QueryOutcome {
     NotNeighbour,
 }
 
-/// What [`Foaf::handle_answer`] did with an answer.
+/// What [`Foaf`] did with an [`Input::Answer`] ([`Reply::Answer`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum AnswerOutcome {
@@ -239,6 +108,122 @@ pub enum Event {
         /// Neighbours the origin sent the query to.
         sent: usize,
     },
+}
+
+/// What can happen to [`Foaf`] (SPEC.md §8.8): the node's request and the two messages of
+/// frame kind 5. Each borrows, for the call, what the node lends it.
+pub enum Input<'a> {
+    /// The node looks for `target` (`Node::find`): a query with hop budget `ttl` (`None`:
+    /// `default_ttl`) goes to up to `fanout` random peers of `neighbours`. Answers arrive as
+    /// [`Event::Found`]; after `query_timeout` an [`Event::QueryDone`] reports the outcome. The
+    /// owner should look in its own knowledge first: the query does not. Answered with
+    /// [`Reply::Started`].
+    Find {
+        /// What to look for.
+        target: Target,
+        /// The hop budget (`None`: `default_ttl`).
+        ttl: Option<u8>,
+        /// The node's neighbours (its active view).
+        neighbours: &'a [PeerId],
+    },
+    /// A query arrived from the neighbour `from`. In order: the hop budget is checked, the
+    /// sender must be in `neighbours`, a remembered id is a duplicate, the sender's rate is
+    /// checked; then the id is remembered, the query answered from `knowledge` (if it knows
+    /// matching records) and, if hops remain and it is still worth it (a capability query, or a
+    /// peer query this node could not answer), sent on to up to `fanout` random neighbours other
+    /// than `from`. Answered with [`Reply::Query`].
+    Query {
+        /// The neighbour it came from.
+        from: PeerId,
+        /// The query.
+        query: Query,
+        /// What this node knows (its own record, the records it holds).
+        knowledge: &'a dyn Knowledge,
+        /// The node's neighbours (its active view).
+        neighbours: &'a [PeerId],
+    },
+    /// An answer arrived from the neighbour `from`. It is accepted only for a pending query
+    /// that was sent to `from`, within `max_answers_per_query`. Each record, in order, must
+    /// match the query's target, be new for this query (else it is skipped unverified) and
+    /// within `max_records_per_query`, and pass `verify` (the owner's full check, SPEC §4, which
+    /// may consult its cache); the first record that fails ends the answer and bars `from` from
+    /// answering this query again. New records go back to the neighbour the query came from,
+    /// or, at the origin, are reported in [`Event::Found`]. Answered with [`Reply::Answer`].
+    Answer {
+        /// The neighbour it came from.
+        from: PeerId,
+        /// The answer.
+        answer: Answer,
+        /// The owner's check of a record.
+        verify: &'a mut dyn FnMut(&PeerRecord) -> bool,
+    },
+}
+
+impl fmt::Debug for Input<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Input::Find {
+                target,
+                ttl,
+                neighbours,
+            } => f
+                .debug_struct("Find")
+                .field("target", target)
+                .field("ttl", ttl)
+                .field("neighbours", &neighbours.len())
+                .finish(),
+            Input::Query {
+                from,
+                query,
+                neighbours,
+                ..
+            } => f
+                .debug_struct("Query")
+                .field("from", from)
+                .field("query", query)
+                .field("neighbours", &neighbours.len())
+                .finish_non_exhaustive(),
+            Input::Answer { from, answer, .. } => f
+                .debug_struct("Answer")
+                .field("from", from)
+                .field("answer", answer)
+                .finish_non_exhaustive(),
+        }
+    }
+}
+
+/// What [`Foaf`] asks of its owner, in the order it arose.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Output {
+    /// Send `message` to the neighbour `to` (frame kind 5).
+    Send {
+        /// The neighbour.
+        to: PeerId,
+        /// The message.
+        message: DiscoveryMessage,
+    },
+    /// Tell the owner (the origin of a query).
+    Event(Event),
+}
+
+/// What [`Foaf`] answers to an [`Input`] at once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reply {
+    /// To [`Input::Find`]: the new query's id, or why no query was started.
+    Started(Result<QueryId, FoafError>),
+    /// To [`Input::Query`]: what was done with it.
+    Query(QueryOutcome),
+    /// To [`Input::Answer`]: what was done with it.
+    Answer(AnswerOutcome),
+}
+
+/// A timer of [`Foaf`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Timer {
+    /// A pending query (own or relayed) ends.
+    Query(QueryId),
+    /// The oldest remembered query id is forgotten.
+    Forget,
 }
 
 /// Running totals.
@@ -331,12 +316,16 @@ pub struct Foaf {
     seen: BTreeSet<QueryId>,
     seen_order: VecDeque<(Timestamp, QueryId)>,
     pending: BTreeMap<QueryId, Pending>,
-    /// `(expires_at, id)` of every pending query.
-    expiries: BTreeSet<(Timestamp, QueryId)>,
+    /// The end of every pending query, and the expiry of the oldest remembered id.
+    deadlines: Deadlines<Timer>,
     own_queries: usize,
     buckets: BTreeMap<PeerId, Bucket>,
-    transmits: VecDeque<(PeerId, DiscoveryMessage)>,
-    events: VecDeque<Event>,
+    /// Sends and events in the order they arose; at most `max_queued` of each kind.
+    outputs: VecDeque<Output>,
+    /// Sends in `outputs`.
+    queued_sends: usize,
+    /// Events in `outputs`.
+    queued_events: usize,
     counters: Counters,
 }
 
@@ -349,11 +338,12 @@ impl Foaf {
             seen: BTreeSet::new(),
             seen_order: VecDeque::new(),
             pending: BTreeMap::new(),
-            expiries: BTreeSet::new(),
+            deadlines: Deadlines::new(),
             own_queries: 0,
             buckets: BTreeMap::new(),
-            transmits: VecDeque::new(),
-            events: VecDeque::new(),
+            outputs: VecDeque::new(),
+            queued_sends: 0,
+            queued_events: 0,
             counters: Counters::default(),
         })
     }
@@ -388,15 +378,13 @@ impl Foaf {
         self.buckets.len()
     }
 
-    /// Outputs waiting to be drained (each queue at most `max_queued`).
+    /// Outputs waiting to be drained: `(sends, events)`, each at most `max_queued`.
     pub fn queued(&self) -> (usize, usize) {
-        (self.transmits.len(), self.events.len())
+        (self.queued_sends, self.queued_events)
     }
 
-    /// Starts a query for `target` with hop budget `ttl` (`None`: `default_ttl`), sent to up to
-    /// `fanout` random peers of `neighbours`. Answers arrive as [`Event::Found`]; after
-    /// `query_timeout` an [`Event::QueryDone`] reports the outcome. The owner should look in its
-    /// own knowledge first: the query does not.
+    /// Starts a query for `target`. Shorthand for `handle(now, Input::Find { target, ttl,
+    /// neighbours })`.
     pub fn start_query<R: Rng + ?Sized>(
         &mut self,
         now: Timestamp,
@@ -405,7 +393,90 @@ impl Foaf {
         ttl: Option<u8>,
         neighbours: &[PeerId],
     ) -> Result<QueryId, FoafError> {
-        self.expire(now);
+        self.find(now, rng, target, ttl, neighbours)
+    }
+
+    /// A query arrived from `from`. Shorthand for `handle(now, Input::Query { from, query,
+    /// knowledge, neighbours })`.
+    pub fn handle_query<R: Rng + ?Sized, K: Knowledge + ?Sized>(
+        &mut self,
+        now: Timestamp,
+        rng: &mut R,
+        from: PeerId,
+        query: Query,
+        knowledge: &K,
+        neighbours: &[PeerId],
+    ) -> QueryOutcome {
+        self.on_query(now, rng, from, query, knowledge, neighbours)
+    }
+
+    /// An answer arrived from `from`. Shorthand for `handle(now, Input::Answer { from, answer,
+    /// verify })`.
+    pub fn handle_answer(
+        &mut self,
+        now: Timestamp,
+        from: PeerId,
+        answer: Answer,
+        mut verify: impl FnMut(&PeerRecord) -> bool,
+    ) -> AnswerOutcome {
+        self.on_answer(now, from, answer, &mut verify)
+    }
+
+    /// Runs the timers due at `now`. Shorthand for [`StateMachine::handle_timeout`] (FOAF
+    /// draws nothing when time passes).
+    pub fn handle_timeout(&mut self, now: Timestamp) {
+        self.on_timeout(now);
+    }
+
+    /// When [`Foaf::handle_timeout`] next has work. Shorthand for
+    /// [`StateMachine::poll_timeout`], callable without the trait in scope.
+    pub fn poll_timeout(&self) -> Option<Timestamp> {
+        self.deadlines.next()
+    }
+
+    /// The next message to send, `(neighbour, message)`, leaving events queued. A driver that
+    /// takes every output calls [`StateMachine::poll`] instead.
+    pub fn poll_transmit(&mut self) -> Option<(PeerId, DiscoveryMessage)> {
+        let at = self
+            .outputs
+            .iter()
+            .position(|o| matches!(o, Output::Send { .. }))?;
+        match self.outputs.remove(at)? {
+            Output::Send { to, message } => {
+                self.queued_sends = self.queued_sends.saturating_sub(1);
+                Some((to, message))
+            }
+            Output::Event(_) => None,
+        }
+    }
+
+    /// The next event for the owner, leaving sends queued. A driver that takes every output
+    /// calls [`StateMachine::poll`] instead.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        let at = self
+            .outputs
+            .iter()
+            .position(|o| matches!(o, Output::Event(_)))?;
+        match self.outputs.remove(at)? {
+            Output::Event(e) => {
+                self.queued_events = self.queued_events.saturating_sub(1);
+                Some(e)
+            }
+            Output::Send { .. } => None,
+        }
+    }
+
+    // ------------------------------------------------------------------ inputs
+
+    fn find<R: Rng + ?Sized>(
+        &mut self,
+        now: Timestamp,
+        rng: &mut R,
+        target: Target,
+        ttl: Option<u8>,
+        neighbours: &[PeerId],
+    ) -> Result<QueryId, FoafError> {
+        self.run_timers(now);
         let ttl = ttl.unwrap_or(self.config.default_ttl);
         if ttl == 0 || ttl > self.config.max_ttl {
             return Err(FoafError::BadTtl {
@@ -442,12 +513,7 @@ impl Foaf {
         Ok(id)
     }
 
-    /// A query arrived from `from`. In order: the hop budget is checked, the sender must be in
-    /// `neighbours`, a remembered id is a duplicate, the sender's rate is checked; then the id is
-    /// remembered, the query answered from `knowledge` (if it knows matching records) and, if
-    /// hops remain and it is still worth it (a capability query, or a peer query this node could
-    /// not answer), sent on to up to `fanout` random neighbours other than `from`.
-    pub fn handle_query<R: Rng + ?Sized, K: Knowledge + ?Sized>(
+    fn on_query<R: Rng + ?Sized, K: Knowledge + ?Sized>(
         &mut self,
         now: Timestamp,
         rng: &mut R,
@@ -456,7 +522,7 @@ impl Foaf {
         knowledge: &K,
         neighbours: &[PeerId],
     ) -> QueryOutcome {
-        self.expire(now);
+        self.run_timers(now);
         if query.ttl == 0 {
             self.counters.ttl_zero += 1;
             return QueryOutcome::TtlZero;
@@ -527,21 +593,14 @@ impl Foaf {
         }
     }
 
-    /// An answer arrived from `from`. It is accepted only for a pending query that was sent to
-    /// `from`, within `max_answers_per_query`. Each record, in order, must match the query's
-    /// target, be new for this query (else it is skipped unverified) and within
-    /// `max_records_per_query`, and pass `verify` (the owner's full check, SPEC §4, which may
-    /// consult its cache); the first record that fails ends the answer and bars `from` from
-    /// answering this query again. New records go back to the neighbour the query came from,
-    /// or, at the origin, are reported in [`Event::Found`].
-    pub fn handle_answer(
+    fn on_answer(
         &mut self,
         now: Timestamp,
         from: PeerId,
         answer: Answer,
-        mut verify: impl FnMut(&PeerRecord) -> bool,
+        verify: &mut dyn FnMut(&PeerRecord) -> bool,
     ) -> AnswerOutcome {
-        self.expire(now);
+        self.run_timers(now);
         let Some(pending) = self.pending.get_mut(&answer.id) else {
             self.counters.answers_unknown_query += 1;
             return AnswerOutcome::UnknownQuery;
@@ -619,31 +678,12 @@ impl Foaf {
     }
 
     /// Ends pending queries whose time is up (own ones with [`Event::QueryDone`]), forgets
-    /// expired query ids and idle rate-limit buckets.
-    pub fn handle_timeout(&mut self, now: Timestamp) {
-        self.expire(now);
+    /// expired query ids, and drops idle rate-limit buckets (which need no timer: they are
+    /// dropped whenever time passes, or when the table is full).
+    fn on_timeout(&mut self, now: Timestamp) {
+        self.run_timers(now);
         self.buckets
             .retain(|_, b| now.saturating_since(b.last_used) < BUCKET_REFILL);
-    }
-
-    /// The earliest instant at which [`Foaf::handle_timeout`] has work to do, if any.
-    pub fn poll_timeout(&self) -> Option<Timestamp> {
-        let pending = self.expiries.first().map(|(t, _)| *t);
-        let seen = self.seen_order.front().map(|(t, _)| *t);
-        match (pending, seen) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
-    }
-
-    /// The next message to send: `(neighbour, message)`.
-    pub fn poll_transmit(&mut self) -> Option<(PeerId, DiscoveryMessage)> {
-        self.transmits.pop_front()
-    }
-
-    /// The next event for the owner.
-    pub fn poll_event(&mut self) -> Option<Event> {
-        self.events.pop_front()
     }
 
     // ------------------------------------------------------------------ internals
@@ -759,6 +799,18 @@ impl Foaf {
         if self.seen.insert(id) {
             self.seen_order.push_back((now + self.config.dedup_ttl, id));
         }
+        self.arm_forget();
+    }
+
+    /// Sets [`Timer::Forget`] to the expiry of the oldest remembered id (ids are remembered in
+    /// the order they came, so it is the first to go).
+    fn arm_forget(&mut self) {
+        match self.seen_order.front() {
+            Some(&(at, _)) => self.deadlines.set(Timer::Forget, at),
+            None => {
+                self.deadlines.cancel(&Timer::Forget);
+            }
+        }
     }
 
     /// Inserts a pending query; when the table is full, forgets the relayed query that expires
@@ -766,71 +818,124 @@ impl Foaf {
     fn insert_pending(&mut self, id: QueryId, pending: Pending) {
         while self.pending.len() >= self.config.max_pending {
             let victim = self
-                .expiries
+                .pending
                 .iter()
-                .find(|(_, q)| self.pending.get(q).is_some_and(|p| p.from.is_some()))
-                .copied();
-            let Some((t, q)) = victim else { break };
-            self.expiries.remove(&(t, q));
+                .filter(|(_, p)| p.from.is_some())
+                .min_by_key(|(q, p)| (p.expires_at, **q))
+                .map(|(q, _)| *q);
+            let Some(q) = victim else { break };
+            self.deadlines.cancel(&Timer::Query(q));
             self.pending.remove(&q);
             self.counters.pending_evicted += 1;
         }
-        self.expiries.insert((pending.expires_at, id));
+        self.deadlines.set(Timer::Query(id), pending.expires_at);
         if let Some(old) = self.pending.insert(id, pending) {
-            // Not reachable (ids are checked before), but keep the index exact regardless.
-            self.expiries.remove(&(old.expires_at, id));
+            // Not reachable (ids are checked before), but keep the count exact regardless.
             if old.from.is_none() {
                 self.own_queries = self.own_queries.saturating_sub(1);
             }
         }
     }
 
-    fn expire(&mut self, now: Timestamp) {
-        while let Some(&(t, id)) = self.expiries.first() {
-            if t > now {
-                break;
-            }
-            self.expiries.remove(&(t, id));
-            let Some(p) = self.pending.remove(&id) else {
-                continue;
-            };
-            if p.from.is_none() {
-                self.own_queries = self.own_queries.saturating_sub(1);
-                self.counters.queries_done += 1;
-                if !p.records.is_empty() {
-                    self.counters.queries_succeeded += 1;
+    /// Runs every timer due at `now`, in time then key order.
+    fn run_timers(&mut self, now: Timestamp) {
+        while let Some((_, timer)) = self.deadlines.pop_due(now) {
+            match timer {
+                Timer::Query(id) => self.end_query(id),
+                Timer::Forget => {
+                    while let Some(&(t, id)) = self.seen_order.front() {
+                        if t > now {
+                            break;
+                        }
+                        self.seen_order.pop_front();
+                        self.seen.remove(&id);
+                    }
+                    self.arm_forget();
                 }
-                self.push_event(Event::QueryDone {
-                    query: id,
-                    target: p.target,
-                    found: p.records.len(),
-                    sent: p.sent,
-                });
             }
         }
-        while let Some(&(t, id)) = self.seen_order.front() {
-            if t > now {
-                break;
+    }
+
+    /// A pending query's time is up; an own query reports [`Event::QueryDone`].
+    fn end_query(&mut self, id: QueryId) {
+        let Some(p) = self.pending.remove(&id) else {
+            return;
+        };
+        if p.from.is_none() {
+            self.own_queries = self.own_queries.saturating_sub(1);
+            self.counters.queries_done += 1;
+            if !p.records.is_empty() {
+                self.counters.queries_succeeded += 1;
             }
-            self.seen_order.pop_front();
-            self.seen.remove(&id);
+            self.push_event(Event::QueryDone {
+                query: id,
+                target: p.target,
+                found: p.records.len(),
+                sent: p.sent,
+            });
         }
     }
 
     fn push_transmit(&mut self, to: PeerId, message: DiscoveryMessage) {
-        if self.transmits.len() >= self.config.max_queued {
+        if self.queued_sends >= self.config.max_queued {
             self.counters.queue_dropped += 1;
             return;
         }
-        self.transmits.push_back((to, message));
+        self.queued_sends += 1;
+        self.outputs.push_back(Output::Send { to, message });
     }
 
     fn push_event(&mut self, event: Event) {
-        if self.events.len() >= self.config.max_queued {
+        if self.queued_events >= self.config.max_queued {
             self.counters.queue_dropped += 1;
             return;
         }
-        self.events.push_back(event);
+        self.queued_events += 1;
+        self.outputs.push_back(Output::Event(event));
+    }
+}
+
+impl StateMachine for Foaf {
+    type Input<'a> = Input<'a>;
+    type Output = Output;
+    type Reply = Reply;
+
+    fn handle(&mut self, now: Timestamp, input: Input<'_>, rng: &mut crate::machine::Rng) -> Reply {
+        match input {
+            Input::Find {
+                target,
+                ttl,
+                neighbours,
+            } => Reply::Started(self.find(now, rng, target, ttl, neighbours)),
+            Input::Query {
+                from,
+                query,
+                knowledge,
+                neighbours,
+            } => Reply::Query(self.on_query(now, rng, from, query, knowledge, neighbours)),
+            Input::Answer {
+                from,
+                answer,
+                verify,
+            } => Reply::Answer(self.on_answer(now, from, answer, verify)),
+        }
+    }
+
+    fn handle_timeout(&mut self, now: Timestamp, _rng: &mut crate::machine::Rng) {
+        self.on_timeout(now);
+    }
+
+    fn poll(&mut self) -> Option<Output> {
+        let out = self.outputs.pop_front()?;
+        match &out {
+            Output::Send { .. } => self.queued_sends = self.queued_sends.saturating_sub(1),
+            Output::Event(_) => self.queued_events = self.queued_events.saturating_sub(1),
+        }
+        Some(out)
+    }
+
+    fn poll_timeout(&self) -> Option<Timestamp> {
+        self.deadlines.next()
     }
 }
 

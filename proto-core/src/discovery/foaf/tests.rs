@@ -4,8 +4,10 @@ use crate::MAX_FRAME_LEN;
 use crate::crypto::PureRustProvider;
 use crate::identity::record::Addresses;
 use crate::identity::{Identity, IdentitySeeds};
+use crate::machine::StateMachine;
 use alloc::vec;
 use chacha20::ChaCha8Rng;
+use proptest::prelude::*;
 use rand_core::SeedableRng;
 use std::sync::OnceLock;
 
@@ -59,8 +61,128 @@ fn peer_query(id: QueryId, peer: PeerId, ttl: u8) -> Query {
     }
 }
 
+/// Lends any [`Knowledge`] (a slice of records included) as the `&dyn Knowledge` of an
+/// [`Input::Query`].
+struct Lend<'k, K: ?Sized>(&'k K);
+
+impl<K: Knowledge + ?Sized> Knowledge for Lend<'_, K> {
+    fn lookup(&self, target: &Target, max: usize) -> Vec<PeerRecord> {
+        self.0.lookup(target, max)
+    }
+}
+
+/// The tests' way of driving FOAF: every input goes through [`StateMachine::handle`], every
+/// output out of [`StateMachine::poll`].
+trait Drive {
+    fn start(
+        &mut self,
+        now: Timestamp,
+        rng: &mut ChaCha8Rng,
+        target: Target,
+        ttl: Option<u8>,
+        neighbours: &[PeerId],
+    ) -> Result<QueryId, FoafError>;
+    fn query<K: Knowledge + ?Sized>(
+        &mut self,
+        now: Timestamp,
+        rng: &mut ChaCha8Rng,
+        from: PeerId,
+        query: Query,
+        knowledge: &K,
+        neighbours: &[PeerId],
+    ) -> QueryOutcome;
+    fn answer(
+        &mut self,
+        now: Timestamp,
+        from: PeerId,
+        answer: Answer,
+        verify: impl FnMut(&PeerRecord) -> bool,
+    ) -> AnswerOutcome;
+    fn tick(&mut self, now: Timestamp);
+    /// The next event, dropping the sends queued before it.
+    fn next_event(&mut self) -> Option<Event>;
+}
+
+impl Drive for Foaf {
+    fn start(
+        &mut self,
+        now: Timestamp,
+        rng: &mut ChaCha8Rng,
+        target: Target,
+        ttl: Option<u8>,
+        neighbours: &[PeerId],
+    ) -> Result<QueryId, FoafError> {
+        let input = Input::Find {
+            target,
+            ttl,
+            neighbours,
+        };
+        match self.handle(now, input, rng) {
+            Reply::Started(r) => r,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn query<K: Knowledge + ?Sized>(
+        &mut self,
+        now: Timestamp,
+        rng: &mut ChaCha8Rng,
+        from: PeerId,
+        query: Query,
+        knowledge: &K,
+        neighbours: &[PeerId],
+    ) -> QueryOutcome {
+        let input = Input::Query {
+            from,
+            query,
+            knowledge: &Lend(knowledge),
+            neighbours,
+        };
+        match self.handle(now, input, rng) {
+            Reply::Query(o) => o,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn answer(
+        &mut self,
+        now: Timestamp,
+        from: PeerId,
+        answer: Answer,
+        mut verify: impl FnMut(&PeerRecord) -> bool,
+    ) -> AnswerOutcome {
+        let input = Input::Answer {
+            from,
+            answer,
+            verify: &mut verify,
+        };
+        match self.handle(now, input, &mut rng(0)) {
+            Reply::Answer(o) => o,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn tick(&mut self, now: Timestamp) {
+        StateMachine::handle_timeout(self, now, &mut rng(0));
+    }
+
+    fn next_event(&mut self) -> Option<Event> {
+        loop {
+            if let Output::Event(e) = self.poll()? {
+                return Some(e);
+            }
+        }
+    }
+}
+
+/// Every send queued, in order (events are dropped).
 fn drain(f: &mut Foaf) -> Vec<(PeerId, DiscoveryMessage)> {
-    core::iter::from_fn(|| f.poll_transmit()).collect()
+    core::iter::from_fn(|| f.poll())
+        .filter_map(|o| match o {
+            Output::Send { to, message } => Some((to, message)),
+            Output::Event(_) => None,
+        })
+        .collect()
 }
 
 // ------------------------------------------------------------------ test network
@@ -148,11 +270,14 @@ impl Net {
     }
 
     fn drain(&mut self, i: usize) {
-        while let Some((to, m)) = self.nodes[i].poll_transmit() {
-            self.queue.push_back((self.ids[i], to, m.encode().unwrap()));
-        }
-        while let Some(e) = self.nodes[i].poll_event() {
-            self.events.push((i, e));
+        while let Some(out) = self.nodes[i].poll() {
+            match out {
+                Output::Send { to, message } => {
+                    self.queue
+                        .push_back((self.ids[i], to, message.encode().unwrap()))
+                }
+                Output::Event(e) => self.events.push((i, e)),
+            }
         }
     }
 
@@ -164,7 +289,7 @@ impl Net {
             let now = self.now;
             match msg {
                 DiscoveryMessage::Query(q) => {
-                    self.nodes[i].handle_query(
+                    self.nodes[i].query(
                         now,
                         &mut self.rngs[i],
                         from,
@@ -174,7 +299,7 @@ impl Net {
                     );
                 }
                 DiscoveryMessage::Answer(a) => {
-                    self.nodes[i].handle_answer(now, from, a, verify_at(now));
+                    self.nodes[i].answer(now, from, a, verify_at(now));
                 }
             }
             self.drain(i);
@@ -183,7 +308,7 @@ impl Net {
 
     fn start(&mut self, origin: usize, target: Target, ttl: Option<u8>) -> QueryId {
         let id = self.nodes[origin]
-            .start_query(
+            .start(
                 self.now,
                 &mut self.rngs[origin],
                 target,
@@ -200,7 +325,7 @@ impl Net {
     fn finish(&mut self) {
         self.now += TimeDelta::from_secs(60);
         for i in 0..self.nodes.len() {
-            self.nodes[i].handle_timeout(self.now);
+            self.nodes[i].tick(self.now);
             self.drain(i);
         }
     }
@@ -610,7 +735,7 @@ fn capability_answers_come_from_the_knowledge_callback() {
     };
     let mut f = Foaf::new(Config::default()).unwrap();
     let (a, b) = (pid(1), pid(2));
-    let out = f.handle_query(
+    let out = f.query(
         T0,
         &mut rng(1),
         a,
@@ -644,7 +769,7 @@ fn a_query_id_is_served_once() {
     let me = &records()[0];
     let neighbours = [pid(1), pid(2), pid(3), pid(4), pid(5)];
     let q = peer_query(qid(1), pid(99), 3);
-    let first = f.handle_query(
+    let first = f.query(
         T0,
         &mut rng(1),
         pid(1),
@@ -665,7 +790,7 @@ fn a_query_id_is_served_once() {
         sent.iter()
             .all(|(to, m)| *to != pid(1) && matches!(m, DiscoveryMessage::Query(q) if q.ttl == 2))
     );
-    let again = f.handle_query(
+    let again = f.query(
         T0,
         &mut rng(1),
         pid(2),
@@ -680,7 +805,7 @@ fn a_query_id_is_served_once() {
 
     // Also for a query this node answers: one answer, whoever asks again.
     let mine = peer_query(qid(2), me.peer_id, 2);
-    f.handle_query(
+    f.query(
         T0,
         &mut rng(1),
         pid(1),
@@ -688,7 +813,7 @@ fn a_query_id_is_served_once() {
         &[me.clone()][..],
         &neighbours,
     );
-    f.handle_query(
+    f.query(
         T0,
         &mut rng(1),
         pid(2),
@@ -743,12 +868,12 @@ fn a_ttl_above_the_maximum_is_refused_and_counted() {
     let none: &[PeerRecord] = &[];
     let q = peer_query(qid(1), pid(9), MAX_TTL + 1);
     assert_eq!(
-        f.handle_query(T0, &mut rng(1), pid(1), q, none, &n),
+        f.query(T0, &mut rng(1), pid(1), q, none, &n),
         QueryOutcome::TtlTooHigh
     );
     let zero = peer_query(qid(1), pid(9), 0);
     assert_eq!(
-        f.handle_query(T0, &mut rng(1), pid(1), zero, none, &n),
+        f.query(T0, &mut rng(1), pid(1), zero, none, &n),
         QueryOutcome::TtlZero
     );
     assert!(drain(&mut f).is_empty());
@@ -756,7 +881,7 @@ fn a_ttl_above_the_maximum_is_refused_and_counted() {
     // The refused copies did not mark the id as seen.
     let ok = peer_query(qid(1), pid(9), MAX_TTL);
     assert!(matches!(
-        f.handle_query(T0, &mut rng(1), pid(1), ok, none, &n),
+        f.query(T0, &mut rng(1), pid(1), ok, none, &n),
         QueryOutcome::Served { forwarded: 2, .. }
     ));
     // A lower configured maximum is enforced too, for queries and for the origin.
@@ -766,7 +891,7 @@ fn a_ttl_above_the_maximum_is_refused_and_counted() {
     })
     .unwrap();
     assert_eq!(
-        low.handle_query(
+        low.query(
             T0,
             &mut rng(1),
             pid(1),
@@ -777,11 +902,11 @@ fn a_ttl_above_the_maximum_is_refused_and_counted() {
         QueryOutcome::TtlTooHigh
     );
     assert_eq!(
-        low.start_query(T0, &mut rng(1), Target::Peer(pid(9)), Some(4), &n),
+        low.start(T0, &mut rng(1), Target::Peer(pid(9)), Some(4), &n),
         Err(FoafError::BadTtl { ttl: 4, max: 3 })
     );
     assert_eq!(
-        low.start_query(T0, &mut rng(1), Target::Peer(pid(9)), Some(0), &n),
+        low.start(T0, &mut rng(1), Target::Peer(pid(9)), Some(0), &n),
         Err(FoafError::BadTtl { ttl: 0, max: 3 })
     );
 }
@@ -790,7 +915,7 @@ fn a_ttl_above_the_maximum_is_refused_and_counted() {
 fn queries_from_non_neighbours_are_refused() {
     let mut f = Foaf::new(Config::default()).unwrap();
     let none: &[PeerRecord] = &[];
-    let out = f.handle_query(
+    let out = f.query(
         T0,
         &mut rng(1),
         pid(7),
@@ -812,7 +937,7 @@ fn a_flooding_neighbour_is_rate_limited_while_others_are_served() {
     let mut r = rng(1);
     let mut served = 0;
     for i in 0..50 {
-        match f.handle_query(T0, &mut r, a, peer_query(qid(i), pid(9), 2), none, &n) {
+        match f.query(T0, &mut r, a, peer_query(qid(i), pid(9), 2), none, &n) {
             QueryOutcome::Served { .. } => served += 1,
             QueryOutcome::RateLimited => {}
             other => panic!("{other:?}"),
@@ -823,13 +948,13 @@ fn a_flooding_neighbour_is_rate_limited_while_others_are_served() {
     drain(&mut f);
     // Another neighbour is still served at the same instant.
     assert!(matches!(
-        f.handle_query(T0, &mut r, b, peer_query(qid(100), pid(9), 2), none, &n),
+        f.query(T0, &mut r, b, peer_query(qid(100), pid(9), 2), none, &n),
         QueryOutcome::Served { forwarded: 3, .. }
     ));
     // A rate-limited id was not remembered: it is served when it comes again later.
     let later = T0 + TimeDelta::from_secs(1);
     assert!(matches!(
-        f.handle_query(later, &mut r, a, peer_query(qid(49), pid(9), 2), none, &n),
+        f.query(later, &mut r, a, peer_query(qid(49), pid(9), 2), none, &n),
         QueryOutcome::Served { .. }
     ));
 }
@@ -840,7 +965,7 @@ fn unsolicited_answers_are_dropped_and_counted() {
     let n = [pid(1), pid(2), pid(3), pid(4), pid(5)];
     let target = &records()[1];
     let q = f
-        .start_query(T0, &mut rng(3), Target::Peer(target.peer_id), None, &n)
+        .start(T0, &mut rng(3), Target::Peer(target.peer_id), None, &n)
         .unwrap();
     let sent_to: Vec<PeerId> = drain(&mut f).into_iter().map(|(p, _)| p).collect();
     assert_eq!(sent_to.len(), 3);
@@ -851,33 +976,33 @@ fn unsolicited_answers_are_dropped_and_counted() {
     };
     // An id never sent.
     assert_eq!(
-        f.handle_answer(T0, sent_to[0], answer(qid(42)), verify_at(T0)),
+        f.answer(T0, sent_to[0], answer(qid(42)), verify_at(T0)),
         AnswerOutcome::UnknownQuery
     );
     // A neighbour the query was not sent to.
     assert_eq!(
-        f.handle_answer(T0, outsider, answer(q), verify_at(T0)),
+        f.answer(T0, outsider, answer(q), verify_at(T0)),
         AnswerOutcome::WrongPeer
     );
-    assert!(f.poll_event().is_none());
+    assert!(f.next_event().is_none());
     // The real answer is accepted...
     assert_eq!(
-        f.handle_answer(T0, sent_to[0], answer(q), verify_at(T0)),
+        f.answer(T0, sent_to[0], answer(q), verify_at(T0)),
         AnswerOutcome::Accepted {
             new_records: 1,
             rejected: false
         }
     );
-    assert!(matches!(f.poll_event(), Some(Event::Found { via, .. }) if via == sent_to[0]));
+    assert!(matches!(f.next_event(), Some(Event::Found { via, .. }) if via == sent_to[0]));
     // ...and once the query timed out, a late one is unknown.
     let late = T0 + f.config().query_timeout;
     assert_eq!(f.poll_timeout(), Some(late));
     assert_eq!(
-        f.handle_answer(late, sent_to[1], answer(q), verify_at(late)),
+        f.answer(late, sent_to[1], answer(q), verify_at(late)),
         AnswerOutcome::UnknownQuery
     );
     assert!(matches!(
-        f.poll_event(),
+        f.next_event(),
         Some(Event::QueryDone {
             found: 1,
             sent: 3,
@@ -900,7 +1025,7 @@ fn bad_records_are_dropped_and_counted() {
     // A relay: the query came from `a` and went to b, c, d.
     let target = recs[2].clone();
     let none: &[PeerRecord] = &[];
-    f.handle_query(
+    f.query(
         T0,
         &mut rng(1),
         a,
@@ -918,19 +1043,19 @@ fn bad_records_are_dropped_and_counted() {
     let mut forged = target.clone();
     forged.issued_at += TimeDelta::from_micros(1);
     assert_eq!(
-        f.handle_answer(T0, b, answer(vec![forged, target.clone()]), verify_at(T0)),
+        f.answer(T0, b, answer(vec![forged, target.clone()]), verify_at(T0)),
         AnswerOutcome::Accepted {
             new_records: 0,
             rejected: true
         }
     );
     assert_eq!(
-        f.handle_answer(T0, b, answer(vec![target.clone()]), verify_at(T0)),
+        f.answer(T0, b, answer(vec![target.clone()]), verify_at(T0)),
         AnswerOutcome::WrongPeer
     );
     // A valid record of another peer does not answer a peer query.
     assert_eq!(
-        f.handle_answer(T0, c, answer(vec![recs[3].clone()]), verify_at(T0)),
+        f.answer(T0, c, answer(vec![recs[3].clone()]), verify_at(T0)),
         AnswerOutcome::Accepted {
             new_records: 0,
             rejected: true
@@ -942,7 +1067,7 @@ fn bad_records_are_dropped_and_counted() {
     assert!(drain(&mut f).is_empty(), "nothing bad was relayed");
     // The real record is relayed back to `a` only, once.
     assert_eq!(
-        f.handle_answer(
+        f.answer(
             T0,
             d,
             answer(vec![target.clone(), target.clone()]),
@@ -981,7 +1106,7 @@ fn answers_and_records_per_query_are_capped() {
     .unwrap();
     let (a, b) = (pid(1), pid(2));
     let cap = Target::Capability(Capability::new(&b"x"[..]).unwrap());
-    let q = f.start_query(T0, &mut rng(1), cap, Some(2), &[a]).unwrap();
+    let q = f.start(T0, &mut rng(1), cap, Some(2), &[a]).unwrap();
     drain(&mut f);
     let answer = |r: &[PeerRecord]| Answer {
         id: q,
@@ -993,16 +1118,16 @@ fn answers_and_records_per_query_are_capped() {
         r.verify(&PureRustProvider, T0).is_ok()
     };
     assert_eq!(
-        f.handle_answer(T0, a, answer(&recs[0..6]), &mut count),
+        f.answer(T0, a, answer(&recs[0..6]), &mut count),
         AnswerOutcome::Accepted {
             new_records: 4,
             rejected: false
         }
     );
-    f.handle_answer(T0, a, answer(&recs[6..8]), &mut count);
-    f.handle_answer(T0, a, answer(&recs[8..9]), &mut count);
+    f.answer(T0, a, answer(&recs[6..8]), &mut count);
+    f.answer(T0, a, answer(&recs[8..9]), &mut count);
     assert_eq!(
-        f.handle_answer(T0, a, answer(&recs[9..10]), &mut count),
+        f.answer(T0, a, answer(&recs[9..10]), &mut count),
         AnswerOutcome::TooManyAnswers
     );
     // Records over the per-query limit were dropped before any verification.
@@ -1031,7 +1156,7 @@ fn tables_stay_bounded_under_a_flood_of_distinct_ids() {
     for i in 0..5_000u64 {
         now += TimeDelta::from_micros(100);
         let from = neighbours[(i % 300) as usize];
-        f.handle_query(
+        f.query(
             now,
             &mut r,
             from,
@@ -1040,7 +1165,7 @@ fn tables_stay_bounded_under_a_flood_of_distinct_ids() {
             &neighbours,
         );
         if i % 7 == 0 {
-            let _ = f.start_query(now, &mut r, Target::Peer(pid(9)), None, &neighbours);
+            let _ = f.start(now, &mut r, Target::Peer(pid(9)), None, &neighbours);
         }
         assert!(f.remembered_ids() <= 64);
         assert!(f.pending_queries() <= 16);
@@ -1049,20 +1174,19 @@ fn tables_stay_bounded_under_a_flood_of_distinct_ids() {
         let (tx, ev) = f.queued();
         assert!(tx <= 100 && ev <= 100);
         if i % 1_000 == 999 {
-            drain(&mut f);
-            while f.poll_event().is_some() {}
+            while f.poll().is_some() {}
         }
     }
     let c = f.counters();
     assert!(c.dedup_evicted > 0 && c.pending_evicted > 0 && c.queue_dropped > 0);
     assert_eq!(
-        f.start_query(now, &mut r, Target::Peer(pid(9)), None, &neighbours),
+        f.start(now, &mut r, Target::Peer(pid(9)), None, &neighbours),
         Err(FoafError::TooManyQueries { max: 4 })
     );
     // Everything drains away with time.
     let end = now + TimeDelta::from_secs(60);
     assert!(f.poll_timeout().is_some_and(|t| t <= end));
-    f.handle_timeout(end);
+    f.tick(end);
     assert_eq!(
         (
             f.remembered_ids(),
@@ -1101,7 +1225,7 @@ fn the_same_seed_gives_the_same_choices() {
     let mut r = rng(8);
     for i in 0..300 {
         let now = T0 + TimeDelta::from_secs(i);
-        f.handle_query(
+        f.query(
             now,
             &mut r,
             n[0],
@@ -1124,7 +1248,7 @@ fn the_same_seed_gives_the_same_choices() {
     rev.reverse();
     let pick = |list: &[PeerId]| {
         let mut f = Foaf::new(Config::default()).unwrap();
-        f.start_query(T0, &mut rng(5), Target::Peer(pid(99)), None, list)
+        f.start(T0, &mut rng(5), Target::Peer(pid(99)), None, list)
             .unwrap();
         drain(&mut f)
     };
@@ -1135,7 +1259,7 @@ fn the_same_seed_gives_the_same_choices() {
 fn start_query_needs_neighbours_and_a_valid_config() {
     let mut f = Foaf::new(Config::default()).unwrap();
     assert_eq!(
-        f.start_query(T0, &mut rng(1), Target::Peer(pid(1)), None, &[]),
+        f.start(T0, &mut rng(1), Target::Peer(pid(1)), None, &[]),
         Err(FoafError::NoNeighbours)
     );
     assert_eq!(f.own_queries(), 0);
@@ -1167,5 +1291,141 @@ fn start_query_needs_neighbours_and_a_valid_config() {
         },
     ] {
         assert!(matches!(Foaf::new(bad), Err(FoafError::InvalidConfig(_))));
+    }
+}
+
+// ------------------------------------------------------------------ timers
+
+/// One thing that happens to a FOAF machine in [`timers_move_forward`].
+#[derive(Debug, Clone)]
+enum Op {
+    /// The node starts a query with `neighbours` of the six peers.
+    Find { ttl: u8, neighbours: usize },
+    /// A query from peer `from`, with one of a few ids.
+    Query {
+        from: u64,
+        id: u64,
+        ttl: u8,
+        capability: bool,
+        knows: bool,
+    },
+    /// An answer from peer `from` to one of a few ids or to the latest own query, whose
+    /// records pass `verify` or not.
+    Answer {
+        from: u64,
+        id: Option<u64>,
+        records: usize,
+        verify: bool,
+    },
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        (0u8..=5, 0usize..=6).prop_map(|(ttl, neighbours)| Op::Find { ttl, neighbours }),
+        (0u64..7, 0u64..6, 0u8..=5, any::<bool>(), any::<bool>()).prop_map(
+            |(from, id, ttl, capability, knows)| Op::Query {
+                from,
+                id,
+                ttl,
+                capability,
+                knows,
+            }
+        ),
+        (
+            0u64..7,
+            proptest::option::of(0u64..6),
+            0usize..=3,
+            any::<bool>()
+        )
+            .prop_map(|(from, id, records, verify)| Op::Answer {
+                from,
+                id,
+                records,
+                verify,
+            }),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// After `handle_timeout(t)`, `poll_timeout()` is never at or before `t`, whatever came
+    /// before (queries, answers, own queries, waits of any length, late wake-ups), and once the
+    /// inputs stop every timer runs out.
+    #[test]
+    fn timers_move_forward(
+        ops in proptest::collection::vec((0u64..8_000, op()), 1..60),
+        small in any::<bool>(),
+    ) {
+        let config = if small {
+            Config {
+                dedup_capacity: 3,
+                max_pending: 4,
+                max_own_queries: 2,
+                max_queued: 4,
+                query_rate: 2,
+                ..Config::default()
+            }
+        } else {
+            Config::default()
+        };
+        let mut f = Foaf::new(config).unwrap();
+        let mut r = rng(3);
+        let peers: Vec<PeerId> = (0..6).map(pid).collect();
+        let mut own = None;
+        let mut now = T0;
+        for (wait_ms, op) in ops {
+            now += TimeDelta::from_millis(wait_ms);
+            // A driver wakes at `poll_timeout`, or later.
+            if f.poll_timeout().is_some_and(|t| t <= now) {
+                StateMachine::handle_timeout(&mut f, now, &mut r);
+                prop_assert!(f.poll_timeout().is_none_or(|t| t > now));
+            }
+            match op {
+                Op::Find { ttl, neighbours } => {
+                    let input = Input::Find {
+                        target: Target::Peer(pid(99)),
+                        ttl: Some(ttl),
+                        neighbours: &peers[..neighbours],
+                    };
+                    if let Reply::Started(Ok(id)) = f.handle(now, input, &mut r) {
+                        own = Some(id);
+                    }
+                }
+                Op::Query { from, id, ttl, capability, knows } => {
+                    let target = if capability {
+                        Target::Capability(Capability::new(&b"x"[..]).unwrap())
+                    } else {
+                        Target::Peer(records()[0].peer_id)
+                    };
+                    let knowledge = move |_: &Target, _: usize| -> Vec<PeerRecord> {
+                        if knows { records()[..1].to_vec() } else { Vec::new() }
+                    };
+                    let input = Input::Query {
+                        from: pid(from),
+                        query: Query { id: qid(id), target, ttl },
+                        knowledge: &knowledge,
+                        neighbours: &peers,
+                    };
+                    f.handle(now, input, &mut r);
+                }
+                Op::Answer { from, id, records: n, verify } => {
+                    let id = id.map(qid).or(own).unwrap_or(qid(0));
+                    let answer = Answer {
+                        id,
+                        records: BoundedVec::new(records()[..n].to_vec()).unwrap(),
+                    };
+                    let mut check = |_: &PeerRecord| verify;
+                    let input = Input::Answer { from: pid(from), answer, verify: &mut check };
+                    f.handle(now, input, &mut r);
+                }
+            }
+            prop_assert!(f.poll_timeout().is_none_or(|t| t > now));
+            while f.poll().is_some() {}
+        }
+        let end = now + TimeDelta::from_secs(120);
+        crate::machine::check::timers_move_forward(&mut f, &mut r, now, end, 1_000, |_, _, _| {});
+        prop_assert_eq!(f.poll_timeout(), None);
+        prop_assert_eq!((f.remembered_ids(), f.pending_queries(), f.own_queries()), (0, 0, 0));
     }
 }

@@ -70,7 +70,7 @@ pub const BEACON_PAYLOAD_LEN: usize = 1
     + cbor_header_len(CIPHERTEXT_LEN)
     + CIPHERTEXT_LEN;
 
-/// Outgoing beacons kept when the owner does not drain [`Presence::poll_beacon`].
+/// Outgoing beacons kept when the owner does not drain them ([`Output::Beacon`]).
 pub(super) const MAX_QUEUED_BEACONS: usize = 4;
 
 /// A beacon's payload: the outer, public layer.

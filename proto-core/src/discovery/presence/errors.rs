@@ -112,7 +112,8 @@ impl PresenceError {
 
 pub(super) const CAUSES: usize = 14;
 
-/// Why [`Presence::new`] or [`Presence::set_record`] refused.
+/// Why [`Presence::new`](super::Presence::new) refused, or an
+/// [`Input::SetRecord`](super::Input::SetRecord) was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum SetupError {
@@ -132,6 +133,29 @@ impl fmt::Display for SetupError {
 }
 
 impl core::error::Error for SetupError {}
+
+/// Why [`Presence`](super::Presence) refused an [`Input`](super::Input) (the reply of its
+/// `handle`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Refused {
+    /// An [`Input::Beacon`](super::Input::Beacon) was refused (counted in
+    /// [`Counters::rejected`]).
+    Beacon(PresenceError),
+    /// An [`Input::SetRecord`](super::Input::SetRecord) was refused.
+    Record(SetupError),
+}
+
+impl fmt::Display for Refused {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Refused::Beacon(e) => write!(f, "beacon refused: {e}"),
+            Refused::Record(e) => write!(f, "record refused: {e}"),
+        }
+    }
+}
+
+impl core::error::Error for Refused {}
 
 /// Refused beacons, by cause.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -236,7 +260,7 @@ pub struct Counters {
     pub send_failures: u64,
     /// Outgoing beacons dropped because the owner did not drain them.
     pub beacons_dropped: u64,
-    /// Beacons accepted by [`Presence::handle_beacon`].
+    /// Beacons accepted ([`Input::Beacon`](super::Input::Beacon)).
     pub accepted: u64,
     /// The member's own beacons coming back (accepted, ignored).
     pub own_beacons: u64,
@@ -246,7 +270,7 @@ pub struct Counters {
     pub members_evicted: u64,
     /// Events dropped because the queue was full.
     pub events_dropped: u64,
-    /// Beacons refused by [`Presence::handle_beacon`], by cause.
+    /// Beacons refused ([`Input::Beacon`](super::Input::Beacon)), by cause.
     pub rejected: Rejections,
     /// Beacons accepted by this member's [`PresenceValidator`]s (as a relay).
     pub relay_accepted: u64,

@@ -18,13 +18,15 @@
 //! group's topic and the epoch. Every beacon of every member in one epoch therefore has the same
 //! author, the same tag and the same length; the rest is ciphertext and random numbers.
 //!
-//! The state machine follows the crate's idiom: [`Presence::start`] and [`Presence::stop`]
-//! (which sends a signed *offline* beacon), [`Presence::handle_timeout`] at
-//! [`Presence::poll_timeout`], beacons to publish from [`Presence::poll_beacon`], beacons received
-//! through [`Presence::handle_beacon`], changes from [`Presence::poll_event`], and
-//! [`Presence::online`] for the answer. Relays are members (only members know the topic; SPEC.md
-//! discusses outsiders who learn it) and check beacons with a [`PresenceValidator`], the topic's
-//! [`Validator`], before forwarding.
+//! [`Presence`] is a [`StateMachine`] (SPEC.md §8.8): [`Input::Start`] and [`Input::Stop`]
+//! (which sends a signed *offline* beacon), beacons received ([`Input::Beacon`]) and the node's
+//! new record ([`Input::SetRecord`]) go to [`StateMachine::handle`]; validators to install,
+//! beacons to publish and changes in who is online come out of [`StateMachine::poll`] as
+//! [`Output`]s in the order they arose; its timers (the next beacon, each tracked member's
+//! expiry, the next epoch boundary) sit in one [`Deadlines`]; [`Presence::online`] answers who
+//! is online. Relays are members (only members know the topic; SPEC.md discusses outsiders who
+//! learn it) and check beacons with a [`PresenceValidator`], the topic's
+//! [`Validator`](crate::broadcast::plumtree::Validator), before forwarding.
 //! Time is an argument; randomness (nonces, outer sequence numbers, timer jitter) comes from the
 //! RNG the caller passes.
 
@@ -42,10 +44,11 @@ use crate::crypto::{CryptoProvider, Signer, VerifyingKeyBytes};
 use crate::id::{PeerId, TopicId};
 use crate::identity::Identity;
 use crate::identity::record::PeerRecord;
+use crate::machine::{Deadlines, StateMachine};
 use crate::time::{TimeDelta, Timestamp};
 use crate::wire::codec::{self, FixedBytes};
 use alloc::boxed::Box;
-use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
+use alloc::collections::{BTreeMap, VecDeque};
 use alloc::sync::Arc;
 use core::fmt;
 use minicbor::{Decode, Encode};
@@ -71,8 +74,8 @@ pub struct PresenceConfig {
     /// Members (online, or offline remembered until their last beacon's `ttl` ends) tracked at
     /// most; beyond it, the one heard from least recently is forgotten. Default 1,024.
     pub max_members_tracked: usize,
-    /// Events waiting for [`Presence::poll_event`] at most; the oldest is dropped and counted.
-    /// Default 1,024.
+    /// Events ([`Output::Event`]) waiting at most; the oldest is dropped and counted. Default
+    /// 1,024.
     pub max_queued_events: usize,
 }
 
@@ -119,7 +122,7 @@ pub enum Status {
     /// Online until the beacon's time plus the TTL.
     #[n(0)]
     Online,
-    /// Leaving now (sent by [`Presence::stop`]).
+    /// Leaving now (sent on [`Input::Stop`]).
     #[n(1)]
     Offline,
 }
@@ -165,6 +168,51 @@ pub struct OutgoingBeacon {
     pub author_key: VerifyingKeyBytes,
 }
 
+/// What can happen to [`Presence`] (SPEC.md §8.8).
+#[derive(Debug, Clone)]
+pub enum Input<'a> {
+    /// Start announcing this member: the first beacon is due at once (at the next
+    /// `handle_timeout`), then every `beacon_interval`. Starting a running member does nothing.
+    Start,
+    /// Stop announcing this member and queue a signed offline beacon, so the others see it
+    /// leave as soon as the beacon reaches them. Stopping a stopped member does nothing.
+    Stop,
+    /// A beacon received on the presence topic (the broadcast layer delivers it after the
+    /// topic's validator passed it). Checked cheapest first (SPEC.md §19), it updates who is
+    /// online; a refused beacon ([`Refused::Beacon`]) changes nothing and is counted. The outer
+    /// ML-DSA signature is the validator's to check; every outer field it covers is also bound
+    /// into the ciphertext's associated data, which is checked here.
+    Beacon(&'a SignedMessage),
+    /// The node re-issued its record: the next beacon carries it. Refused
+    /// ([`Refused::Record`]) if it is not this member's.
+    SetRecord(PeerRecord),
+}
+
+/// What [`Presence`] asks of its owner, in the order it arose.
+#[derive(Debug, Clone)]
+pub enum Output {
+    /// Install this validator on the presence topic (the broadcast layer's
+    /// [`Validator`](crate::broadcast::plumtree::Validator)). One comes at construction and
+    /// after every epoch change; a stale one still works, only slower (it derives author keys
+    /// itself) and more lenient about old epochs.
+    Validator(PresenceValidator),
+    /// Publish this beacon on [`Presence::topic`], unchanged.
+    Beacon(OutgoingBeacon),
+    /// A change in who is online.
+    Event(PresenceEvent),
+}
+
+/// A timer of [`Presence`]. When several are due, expiries run first and the beacon last.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Timer {
+    /// A tracked member's beacon runs out.
+    Expire(PeerId),
+    /// This member's next beacon (while running).
+    Beacon,
+    /// The next epoch begins: the author keys, tags and beacon keys rotate.
+    Epoch,
+}
+
 /// What a member remembers of another member.
 #[derive(Debug, Clone, Copy)]
 struct Member {
@@ -184,7 +232,6 @@ pub struct Presence {
     signer: Box<dyn Signer>,
     record: PeerRecord,
     running: bool,
-    next_beacon: Timestamp,
     /// The member's beacon number, ordering its beacons with equal timestamps.
     next_seq: u64,
     /// The epoch of the latest `now` seen.
@@ -194,11 +241,15 @@ pub struct Presence {
     /// The author identity of the epoch this member last beaconed in.
     author: Option<(u64, Identity)>,
     members: BTreeMap<PeerId, Member>,
-    /// `(expires, member)` for every tracked member: expiry order and eviction order.
-    expiry: BTreeSet<(Timestamp, PeerId)>,
-    beacons: VecDeque<OutgoingBeacon>,
-    events: VecDeque<PresenceEvent>,
-    validator_due: bool,
+    /// The next beacon (while running), every tracked member's expiry, the next epoch.
+    deadlines: Deadlines<Timer>,
+    /// Validators, beacons and events in the order they arose: at most one validator (a newer
+    /// one replaces it), `MAX_QUEUED_BEACONS` beacons and `max_queued_events` events.
+    outputs: VecDeque<Output>,
+    /// Beacons in `outputs`.
+    queued_beacons: usize,
+    /// Events in `outputs`.
+    queued_events: usize,
     counters: Counters,
     relay: Arc<RelayCounters>,
 }
@@ -218,7 +269,7 @@ impl fmt::Debug for Presence {
 impl Presence {
     /// Presence in the group whose secret is `group_secret`, as `identity` (whose current
     /// record is `record`). Expands the identity's signing key again from its seed (one ML-DSA
-    /// key generation). Nothing is sent before [`Presence::start`].
+    /// key generation). Nothing is sent before [`Input::Start`]; a first validator is queued.
     pub fn new(
         config: PresenceConfig,
         group_secret: [u8; 32],
@@ -234,7 +285,7 @@ impl Presence {
         let secret = Zeroizing::new(group_secret);
         let topic = presence_topic(&secret);
         let signer = provider.signer_from_seed(&identity.seeds().signing);
-        Ok(Self {
+        let mut presence = Self {
             group: Arc::new(Group {
                 secret,
                 topic,
@@ -246,19 +297,20 @@ impl Presence {
             signer,
             record,
             running: false,
-            next_beacon: Timestamp::EPOCH,
             next_seq: 0,
             epoch: None,
             keys: BTreeMap::new(),
             author: None,
             members: BTreeMap::new(),
-            expiry: BTreeSet::new(),
-            beacons: VecDeque::new(),
-            events: VecDeque::new(),
-            validator_due: true,
+            deadlines: Deadlines::new(),
+            outputs: VecDeque::new(),
+            queued_beacons: 0,
+            queued_events: 0,
             counters: Counters::default(),
             relay: Arc::new(RelayCounters::new()),
-        })
+        };
+        presence.push_validator();
+        Ok(presence)
     }
 
     /// The group's presence topic (subscribe to it, publish beacons on it).
@@ -281,122 +333,82 @@ impl Presence {
         self.running
     }
 
-    /// Replaces the record carried in this member's beacons (after the node re-issued it);
-    /// the next beacon carries it.
+    /// Replaces the record carried in this member's beacons. Shorthand for
+    /// `handle(now, Input::SetRecord(record))`.
     pub fn set_record(&mut self, record: PeerRecord) -> Result<(), SetupError> {
-        if record.peer_id != self.me || record.verifying_key != *self.signer.verifying_key() {
-            return Err(SetupError::RecordMismatch);
-        }
-        self.record = record;
-        Ok(())
+        self.replace_record(record)
     }
 
-    /// Starts announcing this member: the first beacon is due at once (at the next
-    /// [`Presence::handle_timeout`]), then every `beacon_interval`.
+    /// Starts announcing this member. Shorthand for `handle(now, Input::Start)`.
     pub fn start(&mut self, now: Timestamp) {
-        self.advance(now);
-        if !self.running {
-            self.running = true;
-            self.next_beacon = now;
-        }
+        self.start_at(now);
     }
 
-    /// Stops announcing this member and queues a signed offline beacon, so the others see it
-    /// leave as soon as the beacon reaches them.
+    /// Stops announcing this member, with an offline beacon. Shorthand for
+    /// `handle(now, Input::Stop)`.
     pub fn stop<R: CryptoRng + ?Sized>(&mut self, now: Timestamp, rng: &mut R) {
-        self.advance(now);
-        if self.running {
-            self.running = false;
-            self.emit(now, Status::Offline, rng);
-        }
+        self.stop_at(now, rng);
     }
 
-    /// Sends a beacon if one is due, forgets members whose TTL ran out, and rotates the epoch
-    /// material. Harmless to call early.
+    /// Runs the timers due at `now`. Shorthand for [`StateMachine::handle_timeout`], callable
+    /// without the trait in scope.
     pub fn handle_timeout<R: CryptoRng + ?Sized>(&mut self, now: Timestamp, rng: &mut R) {
-        self.advance(now);
-        self.expire(now);
-        if self.running && now >= self.next_beacon {
-            self.emit(now, Status::Online, rng);
-            // Uniform in [interval / 2, 3 interval / 2): the mean is the interval, and the
-            // spread keeps one member's beacons from forming a recognisable periodic chain.
-            let interval = self.config.beacon_interval.as_micros();
-            let jitter = rng.next_u64() % interval.max(1);
-            self.next_beacon = now + TimeDelta::from_micros((interval / 2).saturating_add(jitter));
+        self.on_timeout(now, rng);
+    }
+
+    /// When `handle_timeout` next has work: the next beacon, the next expiry, or the next
+    /// epoch boundary, whichever is first. Shorthand for [`StateMachine::poll_timeout`],
+    /// callable without the trait in scope.
+    pub fn poll_timeout(&self) -> Option<Timestamp> {
+        self.deadlines.next()
+    }
+
+    /// A beacon received on the presence topic. Shorthand for
+    /// `handle(now, Input::Beacon(message))`.
+    pub fn handle_beacon(
+        &mut self,
+        now: Timestamp,
+        message: &SignedMessage,
+    ) -> Result<(), PresenceError> {
+        self.on_beacon(now, message)
+    }
+
+    /// The next beacon to publish, leaving the other outputs queued. A driver that takes every
+    /// output calls [`StateMachine::poll`] instead.
+    pub fn poll_beacon(&mut self) -> Option<OutgoingBeacon> {
+        match self.take_first(|o| matches!(o, Output::Beacon(_)))? {
+            Output::Beacon(b) => Some(b),
+            _ => None,
         }
     }
 
-    /// When [`Presence::handle_timeout`] is next due: the next beacon, the next expiry, or the
-    /// next epoch boundary, whichever is first.
-    pub fn poll_timeout(&self) -> Option<Timestamp> {
-        let beacon = self.running.then_some(self.next_beacon);
-        let expiry = self.expiry.first().map(|(t, _)| *t);
-        let epoch = self
-            .epoch
-            .map(|e| self.group.epoch_start(e.saturating_add(1)));
-        [beacon, expiry, epoch].into_iter().flatten().min()
-    }
-
-    /// The next beacon to publish on [`Presence::topic`], already signed by the epoch's
-    /// author key.
-    pub fn poll_beacon(&mut self) -> Option<OutgoingBeacon> {
-        self.beacons.pop_front()
-    }
-
-    /// The next change in who is online.
+    /// The next change in who is online, leaving the other outputs queued. A driver that takes
+    /// every output calls [`StateMachine::poll`] instead.
     pub fn poll_event(&mut self) -> Option<PresenceEvent> {
-        self.events.pop_front()
+        match self.take_first(|o| matches!(o, Output::Event(_)))? {
+            Output::Event(e) => Some(e),
+            _ => None,
+        }
     }
 
-    /// A validator for the presence topic, knowing the author keys of the current epochs. Give
-    /// it to the broadcast layer (`Node::set_validator`), and replace it with the one
-    /// [`Presence::poll_validator`] yields after every epoch change.
+    /// The validator queued since the last one was taken (a first one, or one for a new epoch),
+    /// leaving the other outputs queued. A driver that takes every output calls
+    /// [`StateMachine::poll`] instead.
+    pub fn poll_validator(&mut self) -> Option<PresenceValidator> {
+        match self.take_first(|o| matches!(o, Output::Validator(_)))? {
+            Output::Validator(v) => Some(v),
+            _ => None,
+        }
+    }
+
+    /// A validator for the presence topic, knowing the author keys of the current epochs (what
+    /// [`Output::Validator`] carries).
     pub fn validator(&self) -> PresenceValidator {
         PresenceValidator {
             group: self.group.clone(),
             authors: self.keys.iter().map(|(e, k)| (*e, k.author)).collect(),
             oldest_epoch: self.epoch.map_or(0, |e| e.saturating_sub(1)),
             counters: self.relay.clone(),
-        }
-    }
-
-    /// A fresh validator when the epoch changed since the last one was taken (or none was
-    /// taken yet). A stale validator still works, only slower (it derives author keys itself)
-    /// and more lenient about old epochs.
-    pub fn poll_validator(&mut self) -> Option<PresenceValidator> {
-        if self.validator_due {
-            self.validator_due = false;
-            Some(self.validator())
-        } else {
-            None
-        }
-    }
-
-    /// A beacon received on the presence topic (the broadcast layer delivers it after the
-    /// topic's validator passed it). Checks it, cheapest first (SPEC.md §19), and updates who
-    /// is online; changes come out of [`Presence::poll_event`]. A refused beacon changes nothing
-    /// and is counted.
-    ///
-    /// The outer ML-DSA signature is the validator's to check; every outer field it covers is
-    /// also bound into the ciphertext's associated data, which is checked here.
-    pub fn handle_beacon(
-        &mut self,
-        now: Timestamp,
-        message: &SignedMessage,
-    ) -> Result<(), PresenceError> {
-        match self.check_and_apply(now, message) {
-            Ok(()) => {
-                self.counters.accepted += 1;
-                Ok(())
-            }
-            Err(e) => {
-                let mut c = self.rejection_array();
-                if let Some(n) = c.get_mut(e.index()) {
-                    *n = n.saturating_add(1);
-                }
-                self.counters.rejected = Rejections::from_array(c);
-                Err(e)
-            }
         }
     }
 
@@ -436,6 +448,77 @@ impl Presence {
         c.relay_rejected = rejected;
         c
     }
+
+    // ------------------------------------------------------------------ inputs
+
+    fn replace_record(&mut self, record: PeerRecord) -> Result<(), SetupError> {
+        if record.peer_id != self.me || record.verifying_key != *self.signer.verifying_key() {
+            return Err(SetupError::RecordMismatch);
+        }
+        self.record = record;
+        Ok(())
+    }
+
+    fn start_at(&mut self, now: Timestamp) {
+        self.advance(now);
+        if !self.running {
+            self.running = true;
+            self.deadlines.set(Timer::Beacon, now);
+        }
+    }
+
+    fn stop_at<R: CryptoRng + ?Sized>(&mut self, now: Timestamp, rng: &mut R) {
+        self.advance(now);
+        if self.running {
+            self.running = false;
+            self.deadlines.cancel(&Timer::Beacon);
+            self.emit(now, Status::Offline, rng);
+        }
+    }
+
+    /// Rotates the epoch material, forgets members whose TTL ran out, then sends the beacon if
+    /// it is due. Harmless to call early.
+    fn on_timeout<R: CryptoRng + ?Sized>(&mut self, now: Timestamp, rng: &mut R) {
+        self.advance(now);
+        let mut beacon_due = false;
+        while let Some((_, timer)) = self.deadlines.pop_due(now) {
+            match timer {
+                Timer::Expire(member) => self.expire(member),
+                // Sent after every expiry due, whenever each was due.
+                Timer::Beacon => beacon_due = true,
+                // `advance` has moved to the new epoch and set the next boundary already.
+                Timer::Epoch => {}
+            }
+        }
+        if beacon_due && self.running {
+            self.emit(now, Status::Online, rng);
+            // Uniform in [interval / 2, 3 interval / 2): the mean is the interval, and the
+            // spread keeps one member's beacons from forming a recognisable periodic chain.
+            let interval = self.config.beacon_interval.as_micros();
+            let jitter = rng.next_u64() % interval.max(1);
+            let next = now + TimeDelta::from_micros((interval / 2).saturating_add(jitter));
+            self.deadlines.set(Timer::Beacon, next);
+        }
+    }
+
+    fn on_beacon(&mut self, now: Timestamp, message: &SignedMessage) -> Result<(), PresenceError> {
+        match self.check_and_apply(now, message) {
+            Ok(()) => {
+                self.counters.accepted += 1;
+                Ok(())
+            }
+            Err(e) => {
+                let mut c = self.rejection_array();
+                if let Some(n) = c.get_mut(e.index()) {
+                    *n = n.saturating_add(1);
+                }
+                self.counters.rejected = Rejections::from_array(c);
+                Err(e)
+            }
+        }
+    }
+
+    // ------------------------------------------------------------------ internals
 
     fn rejection_array(&self) -> [u64; CAUSES] {
         let r = &self.counters.rejected;
@@ -480,7 +563,9 @@ impl Presence {
         {
             self.author = None;
         }
-        self.validator_due = true;
+        self.deadlines
+            .set(Timer::Epoch, self.group.epoch_start(e.saturating_add(1)));
+        self.push_validator();
     }
 
     /// Material of `epoch`, which must be within one epoch of the current one.
@@ -541,13 +626,18 @@ impl Presence {
         let id = inner.record.peer_id;
         let previous = self.members.get(&id).copied();
         let was_online = previous.is_some_and(|m| m.status == Status::Online && m.expires > now);
-        if let Some(p) = previous {
-            self.expiry.remove(&(p.expires, id));
-        } else {
+        if previous.is_none() {
             while self.members.len() >= self.config.max_members_tracked {
-                let Some((_, oldest)) = self.expiry.pop_first() else {
+                // The member whose beacon runs out first (ties by id) is forgotten.
+                let oldest = self
+                    .members
+                    .iter()
+                    .min_by_key(|(p, m)| (m.expires, **p))
+                    .map(|(p, _)| *p);
+                let Some(oldest) = oldest else {
                     break;
                 };
+                self.deadlines.cancel(&Timer::Expire(oldest));
                 if let Some(m) = self.members.remove(&oldest) {
                     self.counters.members_evicted += 1;
                     if m.status == Status::Online && m.expires > now {
@@ -570,7 +660,7 @@ impl Presence {
                 record_issued_at: inner.record.issued_at,
             },
         );
-        self.expiry.insert((expires, id));
+        self.deadlines.set(Timer::Expire(id), expires);
         match inner.status {
             Status::Online => {
                 let newer_record =
@@ -593,31 +683,48 @@ impl Presence {
         }
     }
 
-    /// Forgets members whose TTL ran out; online ones go offline (`Expired`).
-    fn expire(&mut self, now: Timestamp) {
-        while let Some(&(t, id)) = self.expiry.first() {
-            if t > now {
-                break;
-            }
-            self.expiry.pop_first();
-            if let Some(m) = self.members.remove(&id)
-                && m.status == Status::Online
-            {
-                self.counters.members_expired += 1;
-                self.push_event(PresenceEvent::Offline {
-                    member: id,
-                    reason: OfflineReason::Expired,
-                });
-            }
+    /// Forgets a member whose TTL ran out; an online one goes offline (`Expired`).
+    fn expire(&mut self, id: PeerId) {
+        if let Some(m) = self.members.remove(&id)
+            && m.status == Status::Online
+        {
+            self.counters.members_expired += 1;
+            self.push_event(PresenceEvent::Offline {
+                member: id,
+                reason: OfflineReason::Expired,
+            });
         }
     }
 
+    /// Removes and returns the first queued output `pick` accepts.
+    fn take_first(&mut self, pick: impl Fn(&Output) -> bool) -> Option<Output> {
+        let at = self.outputs.iter().position(pick)?;
+        let out = self.outputs.remove(at)?;
+        self.uncount(&out);
+        Some(out)
+    }
+
+    fn uncount(&mut self, out: &Output) {
+        match out {
+            Output::Beacon(_) => self.queued_beacons = self.queued_beacons.saturating_sub(1),
+            Output::Event(_) => self.queued_events = self.queued_events.saturating_sub(1),
+            Output::Validator(_) => {}
+        }
+    }
+
+    /// Queues a validator for the current epochs, replacing one still queued.
+    fn push_validator(&mut self) {
+        self.outputs.retain(|o| !matches!(o, Output::Validator(_)));
+        self.outputs.push_back(Output::Validator(self.validator()));
+    }
+
     fn push_event(&mut self, event: PresenceEvent) {
-        if self.events.len() >= self.config.max_queued_events {
-            self.events.pop_front();
+        if self.queued_events >= self.config.max_queued_events {
+            self.take_first(|o| matches!(o, Output::Event(_)));
             self.counters.events_dropped += 1;
         }
-        self.events.push_back(event);
+        self.queued_events += 1;
+        self.outputs.push_back(Output::Event(event));
     }
 
     /// Builds, seals and signs a beacon dated `now` and queues it.
@@ -628,11 +735,12 @@ impl Presence {
                     Status::Online => self.counters.beacons_sent += 1,
                     Status::Offline => self.counters.offline_sent += 1,
                 }
-                if self.beacons.len() >= MAX_QUEUED_BEACONS {
-                    self.beacons.pop_front();
+                if self.queued_beacons >= MAX_QUEUED_BEACONS {
+                    self.take_first(|o| matches!(o, Output::Beacon(_)));
                     self.counters.beacons_dropped += 1;
                 }
-                self.beacons.push_back(beacon);
+                self.queued_beacons += 1;
+                self.outputs.push_back(Output::Beacon(beacon));
             }
             None => self.counters.send_failures += 1,
         }
@@ -681,6 +789,41 @@ impl Presence {
             message,
             author_key: author.verifying_key().clone(),
         })
+    }
+}
+
+impl StateMachine for Presence {
+    type Input<'a> = Input<'a>;
+    type Output = Output;
+    type Reply = Result<(), Refused>;
+
+    fn handle(
+        &mut self,
+        now: Timestamp,
+        input: Input<'_>,
+        rng: &mut crate::machine::Rng,
+    ) -> Result<(), Refused> {
+        match input {
+            Input::Start => self.start_at(now),
+            Input::Stop => self.stop_at(now, rng),
+            Input::Beacon(message) => self.on_beacon(now, message).map_err(Refused::Beacon)?,
+            Input::SetRecord(record) => self.replace_record(record).map_err(Refused::Record)?,
+        }
+        Ok(())
+    }
+
+    fn handle_timeout(&mut self, now: Timestamp, rng: &mut crate::machine::Rng) {
+        self.on_timeout(now, rng);
+    }
+
+    fn poll(&mut self) -> Option<Output> {
+        let out = self.outputs.pop_front()?;
+        self.uncount(&out);
+        Some(out)
+    }
+
+    fn poll_timeout(&self) -> Option<Timestamp> {
+        self.deadlines.next()
     }
 }
 

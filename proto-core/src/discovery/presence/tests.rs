@@ -9,9 +9,11 @@ use crate::crypto::SignatureBytes;
 use crate::identity::record::MAX_ADDRESS_LEN;
 use crate::identity::record::MAX_ADDRESSES;
 use crate::identity::record::{Address, Addresses};
+use crate::machine::StateMachine;
 use alloc::vec;
 use alloc::vec::Vec;
 use chacha20::ChaCha8Rng;
+use proptest::prelude::*;
 use rand_core::{Rng, SeedableRng};
 
 /// An epoch boundary at the default epoch length (1.8e9 s is a multiple of 600 s).
@@ -51,15 +53,85 @@ fn rng(seed: u8) -> ChaCha8Rng {
     ChaCha8Rng::from_seed([seed; 32])
 }
 
-/// Starts `p` (if needed) and returns the beacon it sends at `now`.
-fn beacon_at(p: &mut Presence, now: Timestamp, rng: &mut ChaCha8Rng) -> OutgoingBeacon {
-    p.start(now);
-    p.handle_timeout(now, rng);
-    p.poll_beacon().expect("a beacon is due")
+/// The tests' way of driving a member: every input goes through [`StateMachine::handle`],
+/// every output comes out of [`StateMachine::poll`].
+trait Drive {
+    fn begin(&mut self, now: Timestamp);
+    fn end(&mut self, now: Timestamp, rng: &mut ChaCha8Rng);
+    fn receive(&mut self, now: Timestamp, message: &SignedMessage) -> Result<(), PresenceError>;
+    fn tick(&mut self, now: Timestamp, rng: &mut ChaCha8Rng);
+    fn new_record(&mut self, record: PeerRecord) -> Result<(), SetupError>;
+    /// The next beacon, passing over validators; an event on the way is a test failure.
+    fn next_beacon(&mut self) -> Option<OutgoingBeacon>;
+    /// The next validator, passing over beacons; an event on the way is a test failure.
+    fn next_validator(&mut self) -> Option<PresenceValidator>;
 }
 
+impl Drive for Presence {
+    fn begin(&mut self, now: Timestamp) {
+        self.handle(now, Input::Start, &mut rng(0)).unwrap();
+    }
+
+    fn end(&mut self, now: Timestamp, rng: &mut ChaCha8Rng) {
+        self.handle(now, Input::Stop, rng).unwrap();
+    }
+
+    fn receive(&mut self, now: Timestamp, message: &SignedMessage) -> Result<(), PresenceError> {
+        match self.handle(now, Input::Beacon(message), &mut rng(0)) {
+            Ok(()) => Ok(()),
+            Err(Refused::Beacon(e)) => Err(e),
+            Err(other) => panic!("{other:?}"),
+        }
+    }
+
+    fn tick(&mut self, now: Timestamp, rng: &mut ChaCha8Rng) {
+        StateMachine::handle_timeout(self, now, rng);
+    }
+
+    fn new_record(&mut self, record: PeerRecord) -> Result<(), SetupError> {
+        match self.handle(T0, Input::SetRecord(record), &mut rng(0)) {
+            Ok(()) => Ok(()),
+            Err(Refused::Record(e)) => Err(e),
+            Err(other) => panic!("{other:?}"),
+        }
+    }
+
+    fn next_beacon(&mut self) -> Option<OutgoingBeacon> {
+        loop {
+            match self.poll()? {
+                Output::Beacon(b) => return Some(b),
+                Output::Validator(_) => {}
+                Output::Event(e) => panic!("an event before the beacon: {e:?}"),
+            }
+        }
+    }
+
+    fn next_validator(&mut self) -> Option<PresenceValidator> {
+        loop {
+            match self.poll()? {
+                Output::Validator(v) => return Some(v),
+                Output::Beacon(_) => {}
+                Output::Event(e) => panic!("an event before the validator: {e:?}"),
+            }
+        }
+    }
+}
+
+/// Starts `p` (if needed) and returns the beacon it sends at `now`.
+fn beacon_at(p: &mut Presence, now: Timestamp, rng: &mut ChaCha8Rng) -> OutgoingBeacon {
+    p.begin(now);
+    p.tick(now, rng);
+    p.next_beacon().expect("a beacon is due")
+}
+
+/// Every event queued (validators and beacons are passed over).
 fn events(p: &mut Presence) -> Vec<PresenceEvent> {
-    core::iter::from_fn(|| p.poll_event()).collect()
+    core::iter::from_fn(|| p.poll())
+        .filter_map(|o| match o {
+            Output::Event(e) => Some(e),
+            _ => None,
+        })
+        .collect()
 }
 
 fn online(p: &Presence, now: Timestamp) -> Vec<PeerId> {
@@ -116,7 +188,7 @@ fn members_see_each_other_come_leave_and_time_out() {
     let (mut a, mut b, mut c) = (member(1), member(2), member(3));
     assert_eq!(a.topic(), presence_topic(&SECRET));
     assert_eq!(a.topic(), b.topic());
-    a.start(T0);
+    a.begin(T0);
     assert_eq!(
         a.poll_timeout(),
         Some(T0),
@@ -131,9 +203,9 @@ fn members_see_each_other_come_leave_and_time_out() {
         .unwrap();
 
     let t1 = T0 + secs(1);
-    a.handle_beacon(t1, &bb.message).unwrap();
-    a.handle_beacon(t1, &bc.message).unwrap();
-    b.handle_beacon(t1, &ba.message).unwrap();
+    a.receive(t1, &bb.message).unwrap();
+    a.receive(t1, &bc.message).unwrap();
+    b.receive(t1, &ba.message).unwrap();
     assert_eq!(
         events(&mut b),
         vec![PresenceEvent::Online {
@@ -151,18 +223,18 @@ fn members_see_each_other_come_leave_and_time_out() {
     // extends the TTL.
     let next = b.poll_timeout().unwrap();
     assert!(next >= T0 + secs(15) && next < T0 + secs(45));
-    b.handle_timeout(next, &mut r);
-    let bb2 = b.poll_beacon().unwrap();
-    a.handle_beacon(next, &bb2.message).unwrap();
+    b.tick(next, &mut r);
+    let bb2 = b.next_beacon().unwrap();
+    a.receive(next, &bb2.message).unwrap();
     assert!(events(&mut a).is_empty());
     assert_eq!(a.online_until(&b.me), Some(next + secs(600)));
 
     // b leaves gracefully: gone as soon as its offline beacon arrives.
     let t2 = next + secs(2);
-    b.stop(t2, &mut r);
+    b.end(t2, &mut r);
     assert!(!b.is_running());
-    let off = b.poll_beacon().unwrap();
-    a.handle_beacon(t2, &off.message).unwrap();
+    let off = b.next_beacon().unwrap();
+    a.receive(t2, &off.message).unwrap();
     assert_eq!(
         events(&mut a),
         vec![PresenceEvent::Offline {
@@ -182,14 +254,14 @@ fn members_see_each_other_come_leave_and_time_out() {
             break;
         }
         now = t;
-        a.handle_timeout(now, &mut a_rng);
-        while a.poll_beacon().is_some() {}
+        a.tick(now, &mut a_rng);
+        while a.next_beacon().is_some() {}
     }
     assert!(a.is_online(now, &c.me) && events(&mut a).is_empty());
-    a.handle_timeout(ttl_end - TimeDelta::from_micros(1), &mut a_rng);
+    a.tick(ttl_end - TimeDelta::from_micros(1), &mut a_rng);
     assert!(events(&mut a).is_empty());
     assert!(a.poll_timeout().unwrap() <= ttl_end);
-    a.handle_timeout(ttl_end, &mut a_rng);
+    a.tick(ttl_end, &mut a_rng);
     assert_eq!(
         events(&mut a),
         vec![PresenceEvent::Offline {
@@ -211,8 +283,8 @@ fn outsiders_can_neither_read_nor_tell_members_apart_nor_link_epochs() {
     let t = T0 + secs(5);
     let ba = beacon_at(&mut a, t, &mut r);
     let bb = beacon_at(&mut b, t, &mut r);
-    b.stop(t + secs(1), &mut r);
-    let ob = b.poll_beacon().unwrap();
+    b.end(t + secs(1), &mut r);
+    let ob = b.next_beacon().unwrap();
 
     // Same outer author and key (the epoch's, neither member's), same tag, same length.
     for x in [&bb, &ob] {
@@ -249,20 +321,17 @@ fn outsiders_can_neither_read_nor_tell_members_apart_nor_link_epochs() {
         let ad = associated_data(&topic, epoch, &otag, &m.author, m.sequence, m.timestamp);
         assert!(aead_open(&okey, s.nonce.as_bytes(), &ad, s.ciphertext.as_bytes()).is_none());
     }
-    assert_eq!(
-        o.handle_beacon(t, &bb.message),
-        Err(PresenceError::WrongTopic)
-    );
+    assert_eq!(o.receive(t, &bb.message), Err(PresenceError::WrongTopic));
     let mut moved = bb.message.clone();
     moved.topic = o.topic();
-    assert_eq!(o.handle_beacon(t, &moved), Err(PresenceError::WrongTag));
+    assert_eq!(o.receive(t, &moved), Err(PresenceError::WrongTag));
 
     // The same member in the next epoch shares no public field with its earlier beacon.
     let t_next = T0 + secs(600) + secs(5);
     assert_eq!(a.epoch_of(t_next), epoch + 1);
     let mut a_rng = rng(3);
-    a.handle_timeout(t_next, &mut a_rng);
-    let later = a.poll_beacon().unwrap();
+    a.tick(t_next, &mut a_rng);
+    let later = a.next_beacon().unwrap();
     assert_ne!(later.message.author, ba.message.author);
     assert_ne!(later.author_key, ba.author_key);
     let (old_tag, new_tag) = (sealed(&ba.message).tag, sealed(&later.message).tag);
@@ -290,7 +359,7 @@ fn refuse(
     e: PresenceError,
 ) {
     let tracked = a.tracked();
-    let got = a.handle_beacon(when, m);
+    let got = a.receive(when, m);
     match (&got, &e) {
         (Err(PresenceError::Malformed(_)), PresenceError::Malformed(_)) => {}
         _ => assert_eq!(got, Err(e.clone())),
@@ -302,7 +371,7 @@ fn refuse(
         "{e}"
     );
     assert_eq!(a.tracked(), tracked);
-    assert!(a.poll_event().is_none());
+    assert!(events(a).is_empty());
 }
 
 #[test]
@@ -391,7 +460,7 @@ fn forged_stale_and_malformed_beacons_are_refused_and_counted() {
     };
     refuse(&mut s2, &mut [0; CAUSES], t + secs(150), &old, stale);
     // The genuine beacon is accepted once; the same beacon again is a replay.
-    assert_eq!(a.handle_beacon(now, &bb), Ok(()));
+    assert_eq!(a.receive(now, &bb), Ok(()));
     assert_eq!(events(&mut a).len(), 1);
     refuse(&mut a, x, now, &bb, PresenceError::Replayed);
     assert_eq!(online(&a, now), vec![b.me]);
@@ -404,22 +473,22 @@ fn reordered_or_replayed_online_beacons_cannot_undo_a_leave() {
     let (mut a, mut b) = (member(1), member(2));
     let t = T0 + secs(10);
     let on = beacon_at(&mut b, t, &mut r).message;
-    b.stop(t + secs(1), &mut r);
-    let off = b.poll_beacon().unwrap().message;
+    b.end(t + secs(1), &mut r);
+    let off = b.next_beacon().unwrap().message;
     let now = t + secs(2);
     // The offline beacon overtakes the online one.
-    a.handle_beacon(now, &off).unwrap();
-    assert_eq!(a.handle_beacon(now, &on), Err(PresenceError::Replayed));
+    a.receive(now, &off).unwrap();
+    assert_eq!(a.receive(now, &on), Err(PresenceError::Replayed));
     assert!(online(&a, now).is_empty() && events(&mut a).is_empty());
     // A leave within the same microsecond as the last beacon is still ordered (by seq).
-    b.start(now);
-    b.handle_timeout(now, &mut r);
-    let on2 = b.poll_beacon().unwrap().message;
-    b.stop(now, &mut r);
-    let off2 = b.poll_beacon().unwrap().message;
-    a.handle_beacon(now, &on2).unwrap();
-    a.handle_beacon(now, &off2).unwrap();
-    assert_eq!(a.handle_beacon(now, &on2), Err(PresenceError::Replayed));
+    b.begin(now);
+    b.tick(now, &mut r);
+    let on2 = b.next_beacon().unwrap().message;
+    b.end(now, &mut r);
+    let off2 = b.next_beacon().unwrap().message;
+    a.receive(now, &on2).unwrap();
+    a.receive(now, &off2).unwrap();
+    assert_eq!(a.receive(now, &on2), Err(PresenceError::Replayed));
     assert!(online(&a, now).is_empty());
 }
 
@@ -427,9 +496,9 @@ fn reordered_or_replayed_online_beacons_cannot_undo_a_leave() {
 fn relay_validator_makes_the_full_check_and_counts() {
     let mut r = rng(5);
     let (mut a, mut b, c) = (member(1), member(2), member(3));
-    a.start(T0);
-    let v = a.poll_validator().expect("a first validator");
-    assert!(a.poll_validator().is_none());
+    a.begin(T0);
+    let v = a.next_validator().expect("a first validator");
+    assert!(a.next_validator().is_none());
     let t = T0 + secs(20);
     let ob = beacon_at(&mut b, t, &mut r);
     let (m, key) = (&ob.message, &ob.author_key);
@@ -476,12 +545,16 @@ fn relay_validator_makes_the_full_check_and_counts() {
     assert_eq!(counters.relay_accepted, 1);
     assert_eq!(counters.relay_rejected.wrong_author, 1);
     assert_eq!(counters.relay_rejected.bad_signature, 1);
-    assert_eq!(counters.rejected.total(), 0, "handle_beacon counts apart");
+    assert_eq!(
+        counters.rejected.total(),
+        0,
+        "the member's own check counts apart"
+    );
 
     // Two epochs on, a new validator refuses the old epoch as stale.
     let later = T0 + secs(1200);
-    a.handle_timeout(later, &mut r);
-    let v2 = a.poll_validator().expect("a validator per epoch");
+    a.tick(later, &mut r);
+    let v2 = a.next_validator().expect("a validator per epoch");
     let e = a.epoch_of(t);
     assert_eq!(
         v2.validate(m, key),
@@ -511,7 +584,7 @@ fn tracked_members_are_bounded_and_the_least_recent_is_evicted() {
         let mut s = member(10 + i);
         let t = T0 + secs(u64::from(i));
         let m = beacon_at(&mut s, t, &mut r).message;
-        a.handle_beacon(t, &m).unwrap();
+        a.receive(t, &m).unwrap();
         assert!(a.tracked() <= 3);
         ids.push(s.me);
     }
@@ -539,8 +612,8 @@ fn same_seed_gives_same_beacon_bytes() {
         let mut p = member(1);
         let mut r = rng(seed);
         let b = beacon_at(&mut p, T0 + secs(3), &mut r);
-        p.stop(T0 + secs(4), &mut r);
-        let o = p.poll_beacon().unwrap();
+        p.end(T0 + secs(4), &mut r);
+        let o = p.next_beacon().unwrap();
         (
             codec::to_vec(&b.message).unwrap(),
             codec::to_vec(&o.message).unwrap(),
@@ -581,15 +654,15 @@ fn mutated_and_random_payloads_never_panic_or_change_state() {
             continue;
         }
         let m = with_payload(&ob.message, p);
-        assert!(a.handle_beacon(t, &m).is_err());
+        assert!(a.receive(t, &m).is_err());
         if i % 8 == 0 {
             assert!(v.check(&m, &ob.author_key).is_err());
         }
     }
     assert_eq!(a.tracked(), 0);
-    assert!(a.poll_event().is_none());
+    assert!(events(&mut a).is_empty());
     assert_eq!(a.counters().accepted, 0);
-    a.handle_beacon(t, &ob.message).unwrap();
+    a.receive(t, &ob.message).unwrap();
     assert_eq!(a.tracked(), 1);
 }
 
@@ -628,8 +701,8 @@ fn beacons_travel_through_plumtree_with_the_presence_validator() {
     use crate::machine::StateMachine;
     let mut r = rng(9);
     let (mut a, mut b, mut c) = (member(1), member(2), member(3));
-    a.start(T0);
-    let validator = a.poll_validator().unwrap();
+    a.begin(T0);
+    let validator = a.next_validator().unwrap();
     let t = T0 + secs(3);
     let from = b.me;
     let mut relay = Plumtree::new(plumtree::Config::default(), a.topic());
@@ -665,7 +738,7 @@ fn beacons_travel_through_plumtree_with_the_presence_validator() {
     let mut delivered = 0;
     while let Some(out) = relay.poll() {
         if let Output::Deliver { message, .. } = out {
-            a.handle_beacon(t, &message).unwrap();
+            a.receive(t, &message).unwrap();
             delivered += 1;
         }
     }
@@ -718,10 +791,147 @@ fn configs_and_records_are_checked() {
     }
     let mut p =
         Presence::new(PresenceConfig::default(), SECRET, &id, rec(&id), provider()).unwrap();
-    assert_eq!(p.set_record(rec(&other)), Err(SetupError::RecordMismatch));
+    assert_eq!(p.new_record(rec(&other)), Err(SetupError::RecordMismatch));
     let newer = PeerRecord::issue(&id, Addresses::empty(), T0 + secs(1), secs(60)).unwrap();
-    assert_eq!(p.set_record(newer), Ok(()));
+    assert_eq!(p.new_record(newer), Ok(()));
     // Debug never shows the secret.
     let dbg = alloc::format!("{p:?} {:?}", p.validator());
     assert!(!dbg.contains("7, 7, 7"));
+}
+
+// ------------------------------------------------------------------ timers
+
+/// A short-lived group for the timer property: beacons every 20 s (± 10 s), a TTL of 60 s,
+/// one-minute epochs, two tracked members.
+fn quick() -> PresenceConfig {
+    PresenceConfig {
+        beacon_interval: secs(20),
+        ttl: secs(60),
+        epoch_length: secs(60),
+        max_clock_skew: secs(5),
+        max_members_tracked: 2,
+        max_queued_events: 3,
+    }
+}
+
+/// Spacing of the pool's beacons.
+const POOL_STEP: u64 = 30;
+
+/// Beacons of three other members of the [`quick`] group: `[member][step]` is `(online,
+/// offline)`, sent at `T0 + step · POOL_STEP` and one second later. Made once for all cases.
+fn pool() -> &'static [Vec<(SignedMessage, SignedMessage)>] {
+    static POOL: std::sync::OnceLock<Vec<Vec<(SignedMessage, SignedMessage)>>> =
+        std::sync::OnceLock::new();
+    POOL.get_or_init(|| {
+        (2..5u8)
+            .map(|seed| {
+                let mut m = member_with(seed, SECRET, quick(), 1, 16);
+                let mut r = rng(seed);
+                (0..40u64)
+                    .map(|step| {
+                        let t = T0 + secs(step * POOL_STEP);
+                        let on = beacon_at(&mut m, t, &mut r).message;
+                        m.end(t + secs(1), &mut r);
+                        let off = m.next_beacon().unwrap().message;
+                        (on, off)
+                    })
+                    .collect()
+            })
+            .collect()
+    })
+}
+
+/// One thing that happens to the member in [`timers_move_forward`].
+#[derive(Debug, Clone)]
+enum Op {
+    Start,
+    Stop,
+    /// A beacon of pool member `member`: the one nearest in time, `shift` steps off.
+    Beacon {
+        member: usize,
+        shift: i8,
+        offline: bool,
+    },
+    /// A beacon with its payload cut short (refused).
+    Garbage {
+        member: usize,
+    },
+    /// The member's own record again, or another member's (refused).
+    SetRecord {
+        own: bool,
+    },
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        Just(Op::Start),
+        Just(Op::Stop),
+        (0usize..3, -2i8..=1, any::<bool>()).prop_map(|(member, shift, offline)| Op::Beacon {
+            member,
+            shift,
+            offline
+        }),
+        (0usize..3).prop_map(|member| Op::Garbage { member }),
+        any::<bool>().prop_map(|own| Op::SetRecord { own }),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// After `handle_timeout(t)`, `poll_timeout()` is never at or before `t`, whatever came
+    /// before (starts, stops, beacons accepted, refused and evicted, records, waits across
+    /// TTLs and epochs, late wake-ups).
+    #[test]
+    fn timers_move_forward(ops in proptest::collection::vec((0u64..30_000, op()), 1..40)) {
+        let pool = pool();
+        let mut a = member_with(1, SECRET, quick(), 1, 16);
+        let other = pool[0][0].0.clone();
+        let mut r = rng(5);
+        let mut now = T0;
+        for (wait_ms, op) in ops {
+            now += TimeDelta::from_millis(wait_ms);
+            // A driver wakes at `poll_timeout`, or later.
+            if a.poll_timeout().is_some_and(|t| t <= now) {
+                StateMachine::handle_timeout(&mut a, now, &mut r);
+                prop_assert!(a.poll_timeout().is_none_or(|t| t > now));
+            }
+            let input_record;
+            let garbage;
+            let input = match op {
+                Op::Start => Input::Start,
+                Op::Stop => Input::Stop,
+                Op::Beacon { member, shift, offline } => {
+                    let step = now.saturating_since(T0).as_micros() / secs(POOL_STEP).as_micros();
+                    let step = (step as i64 + i64::from(shift)).clamp(0, 39) as usize;
+                    let (on, off) = &pool[member][step];
+                    Input::Beacon(if offline { off } else { on })
+                }
+                Op::Garbage { member } => {
+                    let m = &pool[member][0].0;
+                    garbage = with_payload(m, m.payload[..100].to_vec());
+                    Input::Beacon(&garbage)
+                }
+                Op::SetRecord { own } => {
+                    input_record = if own {
+                        a.record.clone()
+                    } else {
+                        // A record of another member, taken from nothing but its beacon's
+                        // outer author: any record that is not `a`'s will do.
+                        let mut r = a.record.clone();
+                        r.peer_id = other.author;
+                        r
+                    };
+                    Input::SetRecord(input_record)
+                }
+            };
+            let _ = a.handle(now, input, &mut r);
+            while a.poll().is_some() {}
+        }
+        let end = now + secs(180);
+        crate::machine::check::timers_move_forward(&mut a, &mut r, now, end, 1_000, |_, _, _| {});
+        // Every member's TTL ran out; only the epoch boundary (and the beacon, if running)
+        // remain.
+        prop_assert_eq!(a.tracked(), 0);
+    }
 }
