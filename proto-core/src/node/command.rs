@@ -8,7 +8,9 @@ use crate::discovery::foaf::{QueryId, Target};
 use crate::frame::{Frame, Goodbye, GoodbyeReason, SessionMessage};
 use crate::id::{MessageId, PeerId, TopicId};
 use crate::identity::record::{Address, Addresses};
+use crate::machine::StateMachine;
 use crate::membership::hyparview::PeerInfo;
+use crate::membership::swim;
 use crate::privacy::group::ShardKey;
 use crate::time::Timestamp;
 use crate::wire::BoundedVec;
@@ -300,8 +302,9 @@ impl Node {
                     t.hyparview.leave();
                 }
                 let members: Vec<PeerId> = self.member_refs.keys().copied().collect();
-                for peer in &members {
-                    self.swim.remove_member(peer);
+                for peer in members {
+                    let input = swim::Input::RemoveMember { peer };
+                    self.swim.handle(now, input, &mut self.rng);
                 }
                 self.member_refs.clear();
                 let links = core::mem::take(&mut self.links);

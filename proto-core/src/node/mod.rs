@@ -34,6 +34,7 @@ use crate::id::PeerId;
 use crate::id::TopicId;
 use crate::identity::Identity;
 use crate::identity::record::{Addresses, PeerRecord};
+use crate::machine::StateMachine;
 use crate::membership::hyparview::{self, HyParView, PeerInfo};
 use crate::membership::swim::{self, Swim};
 use crate::time::{TimeDelta, Timestamp};
@@ -500,7 +501,11 @@ impl Node {
                         let msg =
                             signing_input(swim::ALIVE_DOMAIN, &swim::alive_body(&me, incarnation));
                         if let Ok(sig) = self.identity.signer().sign(&msg) {
-                            self.swim.publish_alive(incarnation, sig);
+                            let input = swim::Input::PublishAlive {
+                                incarnation,
+                                signature: sig,
+                            };
+                            self.swim.handle(now, input, &mut self.rng);
                         }
                     }
                 }

@@ -81,7 +81,12 @@ impl Node {
             Frame::FailureDetection(mut message) => {
                 self.verify_alive_claims(&mut message);
                 let members: Vec<PeerId> = self.member_refs.keys().copied().collect();
-                self.swim.handle_message(now, from, message, &members);
+                let input = swim::Input::Message {
+                    from,
+                    message,
+                    active_view: &members,
+                };
+                self.swim.handle(now, input, &mut self.rng);
                 Ok(())
             }
             Frame::Topic(message) => {

@@ -10,6 +10,7 @@ use crate::broadcast::topic::{MAX_SUBSCRIPTIONS, ReconcileMessage, Topic, TopicM
 use crate::broadcast::tree::RootTree;
 use crate::frame::Frame;
 use crate::id::{MessageId, PeerId, TopicId};
+use crate::machine::StateMachine;
 use crate::membership::hyparview::{self, HyParView, PeerInfo};
 use crate::time::{TimeDelta, Timestamp};
 use crate::wire::BoundedVec;
@@ -524,7 +525,8 @@ impl Node {
         let refs = self.member_refs.entry(peer).or_insert(0);
         *refs += 1;
         if *refs == 1 {
-            self.swim.add_member(now, peer, &mut self.rng);
+            let input = crate::membership::swim::Input::AddMember { peer };
+            self.swim.handle(now, input, &mut self.rng);
         }
     }
 
@@ -533,7 +535,8 @@ impl Node {
             *refs = refs.saturating_sub(1);
             if *refs == 0 {
                 self.member_refs.remove(peer);
-                self.swim.remove_member(peer);
+                let input = crate::membership::swim::Input::RemoveMember { peer: *peer };
+                self.swim.handle(self.now, input, &mut self.rng);
             }
         }
     }

@@ -23,8 +23,8 @@ fn drain(s: &mut Swim) {
 fn confirmations_go_with_the_suspicion() {
     let (me, target) = (pid(0), pid(1));
     let mut s = Swim::new(Config::default(), me, 0);
-    let mut rng = ChaCha8Rng::from_seed([1; 32]);
-    s.add_member(T0, target, &mut rng);
+    let mut rng = machine::Rng::from_seed([1; 32]);
+    s.handle(T0, Input::AddMember { peer: target }, &mut rng);
     let mut now = T0;
     while s.suspects().next().is_none() {
         now += TimeDelta::from_millis(100);
@@ -45,7 +45,16 @@ fn confirmations_go_with_the_suspicion() {
             view: None,
             updates: BoundedVec::new(vec![hint]).unwrap(),
         };
-        s.handle_message(now, pid(1000 + n), ack, &[]);
+        let from = pid(1000 + n);
+        s.handle(
+            now,
+            Input::Message {
+                from,
+                message: ack,
+                active_view: &[],
+            },
+            &mut rng,
+        );
     }
     let held = |s: &Swim| {
         s.members
@@ -72,9 +81,9 @@ fn confirmations_go_with_the_suspicion() {
 #[test]
 fn probes_are_one_per_member() {
     let mut s = Swim::new(Config::default(), pid(0), 0);
-    let mut rng = ChaCha8Rng::from_seed([2; 32]);
+    let mut rng = machine::Rng::from_seed([2; 32]);
     for n in 1..=5 {
-        s.add_member(T0, pid(n), &mut rng);
+        s.handle(T0, Input::AddMember { peer: pid(n) }, &mut rng);
     }
     let mut now = T0;
     for _ in 0..100 {
@@ -84,7 +93,7 @@ fn probes_are_one_per_member() {
         assert!(s.probes.len() <= s.members.len());
     }
     for n in 1..=5 {
-        s.remove_member(&pid(n));
+        s.handle(now, Input::RemoveMember { peer: pid(n) }, &mut rng);
     }
     assert!(s.probes.is_empty());
 }
