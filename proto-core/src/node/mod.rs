@@ -172,7 +172,8 @@ impl Node {
                 remembered.push(info);
             }
         }
-        node.hyparview.remember(remembered, &mut node.rng);
+        let input = hyparview::Input::Remember { peers: remembered };
+        node.hyparview.handle(now, input, &mut node.rng);
         Ok(node)
     }
 
@@ -452,11 +453,13 @@ impl Node {
                     }
                     hyparview::Output::Connect { peer, addresses } => {
                         if self.link_ready_or_dial(now, peer, addresses) {
-                            self.hyparview.on_link_up(now, peer);
+                            let input = hyparview::Input::LinkUp { peer };
+                            self.hyparview.handle(now, input, &mut self.rng);
                         }
                     }
                     hyparview::Output::Disconnect { peer } => {
-                        self.hyparview.on_link_down(now, peer, &mut self.rng);
+                        let input = hyparview::Input::LinkDown { peer };
+                        self.hyparview.handle(now, input, &mut self.rng);
                         if self.link_wanted(&peer) {
                             // A topic overlay still uses the connection.
                             if let Some(l) = self.links.get_mut(&peer) {
