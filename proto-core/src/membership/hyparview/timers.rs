@@ -84,16 +84,20 @@ impl HyParView {
         for peer in unanswered {
             self.resend(now, peer);
         }
-        // Rejoin, shuffle and repair keep their instants in fields, which `arm_timers` sets as
-        // timers; each runs whenever the node looks past its instant. So a repair round with
-        // nothing to repair (no timer is set for it) still restarts the repair interval.
-        if now >= self.next_rejoin {
+        let periodic = take_due(&mut self.deadlines, now, |t| match t {
+            Timer::Rejoin | Timer::Shuffle | Timer::Repair => Some(*t),
+            _ => None,
+        });
+        if periodic.contains(&Timer::Rejoin) {
             self.rejoin(now);
         }
-        if now >= self.next_shuffle {
+        if periodic.contains(&Timer::Shuffle) {
             self.next_shuffle = now + jitter(rng, self.config.shuffle_interval);
             self.shuffle(rng);
         }
+        // Repair rounds are paced from the last one, even one with nothing to repair: it runs
+        // whenever the node looks past `next_repair`, timer or not (no timer is set while the
+        // active view is full or the passive view empty, but the pacing still restarts).
         if now >= self.next_repair {
             self.repair(now, rng, false, &[]);
         }
