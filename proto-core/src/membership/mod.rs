@@ -9,6 +9,34 @@
 pub mod hyparview;
 pub mod swim;
 
+use crate::machine::Deadlines;
+use crate::time::Timestamp;
+use alloc::vec::Vec;
+
+/// Pops the timers due at `now` that `pick` selects, in key order (not time order); the others
+/// stay set. A machine whose `handle_timeout` runs its kinds of timer one after the other (all
+/// due probes, then all due suspicions, ...) calls it once per kind, so timers that an earlier
+/// kind made due are run in the same call.
+pub(crate) fn take_due<K: Ord + Copy, T: Ord>(
+    deadlines: &mut Deadlines<K>,
+    now: Timestamp,
+    pick: impl Fn(&K) -> Option<T>,
+) -> Vec<T> {
+    let mut picked = Vec::new();
+    let mut others = Vec::new();
+    while let Some((at, key)) = deadlines.pop_due(now) {
+        match pick(&key) {
+            Some(t) => picked.push(t),
+            None => others.push((at, key)),
+        }
+    }
+    for (at, key) in others {
+        deadlines.set(key, at);
+    }
+    picked.sort();
+    picked
+}
+
 /// Why a neighbour went away.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]

@@ -8,7 +8,9 @@ use crate::discovery::foaf::{QueryId, Target};
 use crate::frame::{Frame, Goodbye, GoodbyeReason, SessionMessage};
 use crate::id::{MessageId, PeerId, TopicId};
 use crate::identity::record::{Address, Addresses};
-use crate::membership::hyparview::PeerInfo;
+use crate::machine::StateMachine;
+use crate::membership::hyparview::{self, PeerInfo};
+use crate::membership::swim;
 use crate::privacy::group::ShardKey;
 use crate::time::Timestamp;
 use crate::wire::BoundedVec;
@@ -238,7 +240,8 @@ impl Node {
                         addresses,
                     });
                 }
-                self.hyparview.join(now, infos);
+                let input = hyparview::Input::Join { contacts: infos };
+                self.hyparview.handle(now, input, &mut self.rng);
                 self.drain_protocols(now);
                 Ok(Accepted::Done)
             }
@@ -248,7 +251,10 @@ impl Node {
                         max: crate::identity::record::MAX_ADDRESSES,
                     })?;
                 self.config.addresses = addresses.as_slice().to_vec();
-                self.hyparview.set_addresses(addresses.clone());
+                let input = hyparview::Input::SetAddresses {
+                    addresses: addresses.clone(),
+                };
+                self.hyparview.handle(now, input, &mut self.rng);
                 self.reissue_record(now, addresses).map(|()| Accepted::Done)
             }
             Command::Subscribe { topic } => self.subscribe(now, topic).map(|()| Accepted::Done),
@@ -295,13 +301,16 @@ impl Node {
                 }))
                 .encode()
                 .ok();
-                self.hyparview.leave();
+                self.hyparview
+                    .handle(now, hyparview::Input::Leave, &mut self.rng);
                 for t in self.topics.values_mut() {
-                    t.hyparview.leave();
+                    t.hyparview
+                        .handle(now, hyparview::Input::Leave, &mut self.rng);
                 }
                 let members: Vec<PeerId> = self.member_refs.keys().copied().collect();
-                for peer in &members {
-                    self.swim.remove_member(peer);
+                for peer in members {
+                    let input = swim::Input::RemoveMember { peer };
+                    self.swim.handle(now, input, &mut self.rng);
                 }
                 self.member_refs.clear();
                 let links = core::mem::take(&mut self.links);

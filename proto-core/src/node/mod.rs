@@ -34,6 +34,7 @@ use crate::id::PeerId;
 use crate::id::TopicId;
 use crate::identity::Identity;
 use crate::identity::record::{Addresses, PeerRecord};
+use crate::machine::StateMachine;
 use crate::membership::hyparview::{self, HyParView, PeerInfo};
 use crate::membership::swim::{self, Swim};
 use crate::time::{TimeDelta, Timestamp};
@@ -205,7 +206,8 @@ impl Node {
                 remembered.push(info);
             }
         }
-        node.hyparview.remember(remembered, &mut node.rng);
+        let input = hyparview::Input::Remember { peers: remembered };
+        node.hyparview.handle(now, input, &mut node.rng);
         Ok(node)
     }
 
@@ -485,11 +487,13 @@ impl Node {
                     }
                     hyparview::Output::Connect { peer, addresses } => {
                         if self.link_ready_or_dial(now, peer, addresses) {
-                            self.hyparview.on_link_up(now, peer);
+                            let input = hyparview::Input::LinkUp { peer };
+                            self.hyparview.handle(now, input, &mut self.rng);
                         }
                     }
                     hyparview::Output::Disconnect { peer } => {
-                        self.hyparview.on_link_down(now, peer, &mut self.rng);
+                        let input = hyparview::Input::LinkDown { peer };
+                        self.hyparview.handle(now, input, &mut self.rng);
                         if self.link_wanted(&peer) {
                             // A topic overlay still uses the connection.
                             if let Some(l) = self.links.get_mut(&peer) {
@@ -534,7 +538,11 @@ impl Node {
                         let msg =
                             signing_input(swim::ALIVE_DOMAIN, &swim::alive_body(&me, incarnation));
                         if let Ok(sig) = self.identity.signer().sign(&msg) {
-                            self.swim.publish_alive(incarnation, sig);
+                            let input = swim::Input::PublishAlive {
+                                incarnation,
+                                signature: sig,
+                            };
+                            self.swim.handle(now, input, &mut self.rng);
                         }
                     }
                 }

@@ -74,14 +74,23 @@ impl Node {
             }
             Frame::Membership(message) => {
                 let addresses = self.records.get(&from).map(|r| r.addresses.clone());
-                self.hyparview
-                    .handle_message(now, from, addresses, message, &mut self.rng);
+                let input = hyparview::Input::Message {
+                    from,
+                    addresses,
+                    message,
+                };
+                self.hyparview.handle(now, input, &mut self.rng);
                 Ok(())
             }
             Frame::FailureDetection(mut message) => {
                 self.verify_alive_claims(&mut message);
                 let members: Vec<PeerId> = self.member_refs.keys().copied().collect();
-                self.swim.handle_message(now, from, message, &members);
+                let input = swim::Input::Message {
+                    from,
+                    message,
+                    active_view: &members,
+                };
+                self.swim.handle(now, input, &mut self.rng);
                 Ok(())
             }
             Frame::Topic(message) => {
@@ -123,7 +132,8 @@ impl Node {
         {
             link.established = true;
             link.last_used = now;
-            self.hyparview.on_link_up(now, from);
+            let input = hyparview::Input::LinkUp { peer: from };
+            self.hyparview.handle(now, input, &mut self.rng);
             self.topics_link_up(now, from);
             self.private_link_up(now, from);
         }
@@ -133,13 +143,14 @@ impl Node {
     pub(super) fn on_goodbye(&mut self, now: Timestamp, from: PeerId, goodbye: Goodbye) {
         match goodbye.reason {
             GoodbyeReason::Leaving => self.peer_left(now, from),
-            GoodbyeReason::Replaced => self.hyparview.handle_message(
-                now,
-                from,
-                None,
-                hyparview::Message::Disconnect,
-                &mut self.rng,
-            ),
+            GoodbyeReason::Replaced => {
+                let input = hyparview::Input::Message {
+                    from,
+                    addresses: None,
+                    message: hyparview::Message::Disconnect,
+                };
+                self.hyparview.handle(now, input, &mut self.rng);
+            }
         }
         self.links.remove(&from);
         self.link_down(now, from);

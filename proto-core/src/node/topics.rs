@@ -90,7 +90,8 @@ impl Node {
             return Err(NodeError::NotSubscribed { topic });
         };
         let members: Vec<PeerId> = t.hyparview.active().copied().collect();
-        t.hyparview.leave();
+        t.hyparview
+            .handle(now, hyparview::Input::Leave, &mut self.rng);
         for peer in members {
             self.send_frame(peer, &Frame::Topic(TopicMessage::Left { topic }));
             self.member_down(&peer);
@@ -210,7 +211,10 @@ impl Node {
             if let Some(info) = subscribed.get(pick).and_then(|p| self.info_of(*p))
                 && let Some(t) = self.topics.get_mut(&topic)
             {
-                t.hyparview.join(now, alloc::vec![info]);
+                let input = hyparview::Input::Join {
+                    contacts: alloc::vec![info],
+                };
+                t.hyparview.handle(now, input, &mut self.rng);
                 self.counters.topic_joins += 1;
                 return;
             }
@@ -275,8 +279,12 @@ impl Node {
                 let addresses = self.records.get(&from).map(|r| r.addresses.clone());
                 match self.topics.get_mut(&topic) {
                     Some(t) => {
-                        t.hyparview
-                            .handle_message(now, from, addresses, message, &mut self.rng)
+                        let input = hyparview::Input::Message {
+                            from,
+                            addresses,
+                            message,
+                        };
+                        t.hyparview.handle(now, input, &mut self.rng);
                     }
                     None => self.not_a_member(from, topic),
                 }
@@ -286,7 +294,8 @@ impl Node {
                     s.remove(&topic);
                 }
                 if let Some(t) = self.topics.get_mut(&topic) {
-                    t.hyparview.on_left(now, from, &mut self.rng);
+                    let input = hyparview::Input::Left { peer: from };
+                    t.hyparview.handle(now, input, &mut self.rng);
                 }
             }
             TopicMessage::Beacon { topic, beacon } => match self.topics.get_mut(&topic) {
@@ -336,14 +345,16 @@ impl Node {
         if let Some(t) = self.topics.get_mut(&topic) {
             let Some(their_root) = merge else {
                 // A seeker alone in the topic: bring it in as a JOIN would.
-                if t.hyparview.introduce(now, origin) {
+                let input = hyparview::Input::Introduce { origin };
+                if t.hyparview.handle(now, input, &mut self.rng) {
                     self.counters.finds_answered += 1;
                 }
                 return;
             };
             if ttl == 0 {
                 // The end of a merge walk: link the seeker if it is in another part.
-                if their_root != t.beacons.root() && t.hyparview.link(now, origin) {
+                let input = hyparview::Input::Link { peer: origin };
+                if their_root != t.beacons.root() && t.hyparview.handle(now, input, &mut self.rng) {
                     self.counters.merge_links += 1;
                 }
                 return;
@@ -512,32 +523,36 @@ impl Node {
     /// A connection's handshake completed: every topic overlay may use it.
     pub(super) fn topics_link_up(&mut self, now: Timestamp, peer: PeerId) {
         for t in self.topics.values_mut() {
-            t.hyparview.on_link_up(now, peer);
+            let input = hyparview::Input::LinkUp { peer };
+            t.hyparview.handle(now, input, &mut self.rng);
         }
     }
 
     /// A connection is gone, for every overlay.
     pub(super) fn link_down(&mut self, now: Timestamp, peer: PeerId) {
-        self.hyparview.on_link_down(now, peer, &mut self.rng);
+        let input = hyparview::Input::LinkDown { peer };
+        self.hyparview.handle(now, input.clone(), &mut self.rng);
         self.neighbor_topics.remove(&peer);
         for t in self.topics.values_mut() {
-            t.hyparview.on_link_down(now, peer, &mut self.rng);
+            t.hyparview.handle(now, input.clone(), &mut self.rng);
         }
     }
 
     /// The failure detector declared `peer` dead: every overlay drops it.
     pub(super) fn peer_failed(&mut self, now: Timestamp, peer: PeerId) {
-        self.hyparview.on_failed(now, peer, &mut self.rng);
+        let input = hyparview::Input::Failed { peer };
+        self.hyparview.handle(now, input.clone(), &mut self.rng);
         for t in self.topics.values_mut() {
-            t.hyparview.on_failed(now, peer, &mut self.rng);
+            t.hyparview.handle(now, input.clone(), &mut self.rng);
         }
     }
 
     /// `peer` said goodbye for good.
     pub(super) fn peer_left(&mut self, now: Timestamp, peer: PeerId) {
-        self.hyparview.on_left(now, peer, &mut self.rng);
+        let input = hyparview::Input::Left { peer };
+        self.hyparview.handle(now, input.clone(), &mut self.rng);
         for t in self.topics.values_mut() {
-            t.hyparview.on_left(now, peer, &mut self.rng);
+            t.hyparview.handle(now, input.clone(), &mut self.rng);
         }
     }
 
@@ -547,7 +562,8 @@ impl Node {
         let refs = self.member_refs.entry(peer).or_insert(0);
         *refs += 1;
         if *refs == 1 {
-            self.swim.add_member(now, peer, &mut self.rng);
+            let input = crate::membership::swim::Input::AddMember { peer };
+            self.swim.handle(now, input, &mut self.rng);
         }
     }
 
@@ -556,7 +572,8 @@ impl Node {
             *refs = refs.saturating_sub(1);
             if *refs == 0 {
                 self.member_refs.remove(peer);
-                self.swim.remove_member(peer);
+                let input = crate::membership::swim::Input::RemoveMember { peer: *peer };
+                self.swim.handle(self.now, input, &mut self.rng);
             }
         }
     }
@@ -615,14 +632,16 @@ impl Node {
                 if self.link_ready_or_dial(now, peer, addresses)
                     && let Some(t) = self.topics.get_mut(&topic)
                 {
-                    t.hyparview.on_link_up(now, peer);
+                    let input = hyparview::Input::LinkUp { peer };
+                    t.hyparview.handle(now, input, &mut self.rng);
                 }
             }
             hyparview::Output::Disconnect { peer } => {
                 // The topic is done with the link; the connection closes once no overlay uses it
                 // (after `unused_link_timeout`).
                 if let Some(t) = self.topics.get_mut(&topic) {
-                    t.hyparview.on_link_down(now, peer, &mut self.rng);
+                    let input = hyparview::Input::LinkDown { peer };
+                    t.hyparview.handle(now, input, &mut self.rng);
                 }
                 if let Some(l) = self.links.get_mut(&peer) {
                     l.last_used = now;

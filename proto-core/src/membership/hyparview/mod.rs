@@ -2,11 +2,10 @@
 //! of peers this node is connected to, and a larger *passive view* of peers it knows how to
 //! reach, kept fresh by periodic shuffles and used to repair the active view.
 //!
-//! The state machine speaks `PeerId`s and opaque addresses; it asks its owner (the `Node`) to
-//! connect, to send, and to disconnect, through [`Output`]s drained with [`HyParView::poll`].
-//! It is told when a connection's handshake completed ([`HyParView::on_link_up`]) and when a
-//! connection is gone ([`HyParView::on_link_down`]); the failure detector's verdicts arrive
-//! through [`HyParView::on_failed`].
+//! The state machine ([`StateMachine`]) speaks `PeerId`s and opaque addresses; it asks its owner
+//! (the `Node`) to connect, to send, and to disconnect, through [`Output`]s. It is told when a
+//! connection's handshake completed ([`Input::LinkUp`]) and when a connection is gone
+//! ([`Input::LinkDown`]); the failure detector's verdicts arrive as [`Input::Failed`].
 //!
 //! Beyond the paper, a node remembers the active peers it *lost* (disconnected or declared
 //! failed) and retries them with exponential back-off for a while: when a partition heals, the
@@ -14,17 +13,19 @@
 
 mod message;
 mod receive;
+mod timers;
 pub use message::*;
 
 use crate::id::PeerId;
 use crate::identity::record::Addresses;
+use crate::machine::{self, Deadlines, StateMachine};
 use crate::membership::DownReason;
 use crate::time::{TimeDelta, Timestamp, TokenBucket};
 use crate::wire::BoundedVec;
 use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
 use alloc::vec::Vec;
-use chacha20::ChaCha8Rng;
 use rand_core::Rng;
+use timers::Timer;
 
 /// HyParView parameters (SPEC.md §9).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -97,7 +98,7 @@ pub enum Output {
         /// Message.
         message: Message,
     },
-    /// Open a connection to `peer` (then call `on_link_up` or `on_link_down`).
+    /// Open a connection to `peer` (then report [`Input::LinkUp`] or [`Input::LinkDown`]).
     Connect {
         /// Peer to dial.
         peer: PeerId,
@@ -120,6 +121,72 @@ pub enum Output {
         peer: PeerId,
         /// Why.
         reason: DownReason,
+    },
+}
+
+/// What can happen to the membership protocol (besides time passing).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Input {
+    /// A message from `from`, over an established connection.
+    Message {
+        /// The sender.
+        from: PeerId,
+        /// The sender's addresses, when its record is known (a JOIN needs them).
+        addresses: Option<Addresses>,
+        /// The message.
+        message: Message,
+    },
+    /// A connection's handshake completed (either side dialled).
+    LinkUp {
+        /// The peer.
+        peer: PeerId,
+    },
+    /// A connection is gone.
+    LinkDown {
+        /// The peer.
+        peer: PeerId,
+    },
+    /// The failure detector declared `peer` dead.
+    Failed {
+        /// The peer.
+        peer: PeerId,
+    },
+    /// `peer` said goodbye: it is leaving for good.
+    Left {
+        /// The peer.
+        peer: PeerId,
+    },
+    /// Join the overlay through `contacts` (tried again, with back-off, while the node is alone).
+    Join {
+        /// Where to join.
+        contacts: Vec<PeerInfo>,
+    },
+    /// `origin` asked to join through this node by proxy (a topic FIND walk reached it): do
+    /// what a JOIN from it would do, except that this node dials it (a NEIGHBOR of high
+    /// priority) since no connection may exist yet. Rate-limited like JOIN. Replies whether a
+    /// connection attempt started.
+    Introduce {
+        /// The peer that wants in.
+        origin: PeerInfo,
+    },
+    /// Ask `peer` to become an active neighbour with high priority (it cannot refuse), without
+    /// announcing this node further: one new link, used to join two parts of an overlay.
+    /// Replies whether a connection attempt started.
+    Link {
+        /// The peer.
+        peer: PeerInfo,
+    },
+    /// Leave: forget the views and every attempt (the owner says goodbye on every connection).
+    Leave,
+    /// Advertise these addresses in shuffles and joins from now on.
+    SetAddresses {
+        /// This node's addresses.
+        addresses: Addresses,
+    },
+    /// Remember peers (from a restart's persisted records) as passive entries.
+    Remember {
+        /// The peers.
+        peers: Vec<PeerInfo>,
     },
 }
 
@@ -159,9 +226,9 @@ enum Purpose {
 struct Attempt {
     purpose: Purpose,
     addresses: Addresses,
-    deadline: Timestamp,
-    /// When the request last went out on an established connection.
-    sent_at: Option<Timestamp>,
+    /// Whether the request went out on an established connection (it is then sent again every
+    /// `request_retry` until answered; the attempt ends at `attempt_timeout` in any case).
+    sent: bool,
     /// From the lost-peer list (a success is a re-merge).
     retry: bool,
 }
@@ -170,6 +237,7 @@ struct Attempt {
 struct Lost {
     addresses: Addresses,
     lost_at: Timestamp,
+    /// When to retry (its timer is set while no attempt to the peer is in flight).
     next_try: Timestamp,
     backoff: TimeDelta,
 }
@@ -199,6 +267,8 @@ pub struct HyParView {
     next_rejoin: Timestamp,
     rejoin_backoff: TimeDelta,
     join_tokens: TokenBucket,
+    /// Every timer: attempts, resent requests, retries of lost peers, rejoin, shuffle, repair.
+    deadlines: Deadlines<Timer>,
     out: VecDeque<Output>,
     counters: Counters,
     left: bool,
@@ -211,10 +281,10 @@ impl HyParView {
         me: PeerId,
         my_addresses: Addresses,
         now: Timestamp,
-        rng: &mut ChaCha8Rng,
+        rng: &mut machine::Rng,
     ) -> Self {
         let first_shuffle = now + jitter(rng, config.shuffle_interval);
-        Self {
+        let mut hv = Self {
             join_tokens: TokenBucket::new(config.join_rate, now),
             config,
             me,
@@ -232,10 +302,13 @@ impl HyParView {
             contacts: Vec::new(),
             next_rejoin: Timestamp::MAX,
             rejoin_backoff: TimeDelta::ZERO,
+            deadlines: Deadlines::new(),
             out: VecDeque::new(),
             counters: Counters::default(),
             left: false,
-        }
+        };
+        hv.arm_timers();
+        hv
     }
 
     /// The active view, in id order.
@@ -273,25 +346,103 @@ impl HyParView {
         &self.counters
     }
 
-    /// The next output for the owner.
+    /// Shorthand for [`StateMachine::poll`].
     pub fn poll(&mut self) -> Option<Output> {
-        self.out.pop_front()
+        StateMachine::poll(self)
     }
 
-    /// Updates the addresses this node advertises in shuffles and joins.
-    pub fn set_addresses(&mut self, addresses: Addresses) {
-        self.my_addresses = addresses;
+    /// Shorthand for [`StateMachine::poll_timeout`].
+    pub fn poll_timeout(&self) -> Option<Timestamp> {
+        StateMachine::poll_timeout(self)
     }
 
-    /// Remembers peers (from a restart's persisted records) as passive entries.
-    pub fn remember(&mut self, peers: impl IntoIterator<Item = PeerInfo>, rng: &mut ChaCha8Rng) {
+    /// Shorthand for [`StateMachine::handle_timeout`].
+    pub fn handle_timeout(&mut self, now: Timestamp, rng: &mut machine::Rng) {
+        StateMachine::handle_timeout(self, now, rng)
+    }
+
+    /// Shorthand for `handle(now, Input::Message { from, addresses, message }, rng)`.
+    pub fn handle_message(
+        &mut self,
+        now: Timestamp,
+        from: PeerId,
+        addresses: Option<Addresses>,
+        message: Message,
+        rng: &mut machine::Rng,
+    ) {
+        let input = Input::Message {
+            from,
+            addresses,
+            message,
+        };
+        self.handle(now, input, rng);
+    }
+
+    /// Shorthand for `handle(now, Input::LinkUp { peer }, rng)` (which draws nothing).
+    pub fn on_link_up(&mut self, now: Timestamp, peer: PeerId) {
+        self.with_timers(|hv| hv.link_up(now, peer));
+    }
+
+    /// Shorthand for `handle(now, Input::LinkDown { peer }, rng)`.
+    pub fn on_link_down(&mut self, now: Timestamp, peer: PeerId, rng: &mut machine::Rng) {
+        self.handle(now, Input::LinkDown { peer }, rng);
+    }
+
+    /// Shorthand for `handle(now, Input::Failed { peer }, rng)`.
+    pub fn on_failed(&mut self, now: Timestamp, peer: PeerId, rng: &mut machine::Rng) {
+        self.handle(now, Input::Failed { peer }, rng);
+    }
+
+    /// Shorthand for `handle(now, Input::Left { peer }, rng)`.
+    pub fn on_left(&mut self, now: Timestamp, peer: PeerId, rng: &mut machine::Rng) {
+        self.handle(now, Input::Left { peer }, rng);
+    }
+
+    /// Shorthand for `handle(now, Input::Join { contacts }, rng)` (which draws nothing).
+    pub fn join(&mut self, now: Timestamp, contacts: Vec<PeerInfo>) {
+        self.with_timers(|hv| hv.join_via(now, contacts));
+    }
+
+    /// Shorthand for `handle(now, Input::Introduce { origin }, rng)` (which draws nothing).
+    pub fn introduce(&mut self, now: Timestamp, origin: PeerInfo) -> bool {
+        self.with_timers(|hv| hv.introduce_origin(now, origin))
+    }
+
+    /// Shorthand for `handle(now, Input::Link { peer }, rng)` (which draws nothing).
+    pub fn link(&mut self, now: Timestamp, peer: PeerInfo) -> bool {
+        self.with_timers(|hv| hv.link_to(now, peer))
+    }
+
+    /// Shorthand for `handle(now, Input::Leave, rng)` (which needs neither).
+    pub fn leave(&mut self) {
+        self.with_timers(|hv| hv.forget_all());
+    }
+
+    /// Shorthand for `handle(now, Input::Remember { peers }, rng)` (which needs no time).
+    pub fn remember(&mut self, peers: impl IntoIterator<Item = PeerInfo>, rng: &mut machine::Rng) {
+        self.with_timers(|hv| hv.remember_peers(peers, rng));
+    }
+
+    /// Runs `f`, then brings the timers that follow the views up to date.
+    fn with_timers<R>(&mut self, f: impl FnOnce(&mut Self) -> R) -> R {
+        let r = f(self);
+        self.arm_timers();
+        r
+    }
+
+    /// [`Input::Remember`].
+    fn remember_peers(
+        &mut self,
+        peers: impl IntoIterator<Item = PeerInfo>,
+        rng: &mut machine::Rng,
+    ) {
         for info in peers {
             self.add_passive(info.peer, info.addresses, &[], rng);
         }
     }
 
-    /// Join the overlay through `contacts`.
-    pub fn join(&mut self, now: Timestamp, contacts: Vec<PeerInfo>) {
+    /// [`Input::Join`].
+    fn join_via(&mut self, now: Timestamp, contacts: Vec<PeerInfo>) {
         self.left = false;
         self.contacts = contacts.clone();
         self.rejoin_backoff = self.config.retry_backoff_min;
@@ -304,10 +455,8 @@ impl HyParView {
         }
     }
 
-    /// `origin` asked to join through this node by proxy (a topic FIND walk reached it): do
-    /// what a JOIN from it would do, except that this node dials it (a NEIGHBOR of high
-    /// priority) since no connection may exist yet. Rate-limited like JOIN.
-    pub fn introduce(&mut self, now: Timestamp, origin: PeerInfo) -> bool {
+    /// [`Input::Introduce`].
+    fn introduce_origin(&mut self, now: Timestamp, origin: PeerInfo) -> bool {
         if self.left || origin.peer == self.me || self.active.contains_key(&origin.peer) {
             return false;
         }
@@ -334,9 +483,8 @@ impl HyParView {
         )
     }
 
-    /// Asks `peer` to become an active neighbour with high priority (it cannot refuse), without
-    /// announcing this node further: one new link, used to join two parts of an overlay.
-    pub fn link(&mut self, now: Timestamp, peer: PeerInfo) -> bool {
+    /// [`Input::Link`].
+    fn link_to(&mut self, now: Timestamp, peer: PeerInfo) -> bool {
         if self.left || peer.peer == self.me || self.active.contains_key(&peer.peer) {
             return false;
         }
@@ -349,12 +497,13 @@ impl HyParView {
         )
     }
 
-    /// Leave: forget everything (the owner says goodbye on every connection).
-    pub fn leave(&mut self) {
+    /// [`Input::Leave`].
+    fn forget_all(&mut self) {
         self.left = true;
         self.active.clear();
         self.attempts.clear();
         self.lost.clear();
+        self.deadlines.clear();
     }
 
     fn attempt(
@@ -372,13 +521,13 @@ impl HyParView {
             self.counters.attempts_dropped += 1;
             return false;
         }
-        self.attempts.insert(
+        self.insert_attempt(
+            now,
             peer,
             Attempt {
                 purpose,
                 addresses: addresses.clone(),
-                deadline: now + self.config.attempt_timeout,
-                sent_at: None,
+                sent: false,
                 retry,
             },
         );
@@ -394,21 +543,15 @@ impl HyParView {
         let Some(a) = self.attempts.get_mut(&peer) else {
             return;
         };
-        if a.sent_at.is_some() {
+        if a.sent {
             return;
         }
-        a.sent_at = Some(now);
-        match a.purpose.clone() {
-            Purpose::Join => self.out.push_back(Output::Send {
-                to: peer,
-                message: Message::Join,
-            }),
-            Purpose::Neighbor(priority) => self.out.push_back(Output::Send {
-                to: peer,
-                message: Message::Neighbor { priority },
-            }),
+        a.sent = true;
+        let message = match a.purpose.clone() {
+            Purpose::Join => Message::Join,
+            Purpose::Neighbor(priority) => Message::Neighbor { priority },
             Purpose::ShuffleReply(nodes) => {
-                self.attempts.remove(&peer);
+                self.take_attempt(&peer);
                 self.out.push_back(Output::Send {
                     to: peer,
                     message: Message::ShuffleReply { nodes },
@@ -416,39 +559,26 @@ impl HyParView {
                 if !self.active.contains_key(&peer) {
                     self.out.push_back(Output::Disconnect { peer });
                 }
+                return;
             }
-        }
+        };
+        self.out.push_back(Output::Send { to: peer, message });
+        // Sent again until answered.
+        let again = now + self.config.request_retry;
+        self.deadlines.set(Timer::Resend(peer), again);
     }
 
-    /// Sends again the JOIN and NEIGHBOR requests that got no answer in `request_retry`.
-    fn resend_requests(&mut self, now: Timestamp) {
-        let retry = self.config.request_retry;
-        for (peer, a) in self.attempts.iter_mut() {
-            let Some(at) = a.sent_at else { continue };
-            if now < at + retry || !self.links.contains(peer) {
-                continue;
-            }
-            let message = match a.purpose {
-                Purpose::Join => Message::Join,
-                Purpose::Neighbor(priority) => Message::Neighbor { priority },
-                Purpose::ShuffleReply(_) => continue,
-            };
-            a.sent_at = Some(now);
-            self.out.push_back(Output::Send { to: *peer, message });
-        }
-    }
-
-    /// A connection's handshake completed (either side dialled).
-    pub fn on_link_up(&mut self, now: Timestamp, peer: PeerId) {
+    /// [`Input::LinkUp`].
+    fn link_up(&mut self, now: Timestamp, peer: PeerId) {
         self.links.insert(peer);
         self.fire_attempt(now, peer);
     }
 
-    /// A connection is gone.
-    pub fn on_link_down(&mut self, now: Timestamp, peer: PeerId, rng: &mut ChaCha8Rng) {
+    /// [`Input::LinkDown`].
+    fn link_down(&mut self, now: Timestamp, peer: PeerId, rng: &mut machine::Rng) {
         self.links.remove(&peer);
         self.joined_links.remove(&peer);
-        if let Some(a) = self.attempts.remove(&peer) {
+        if let Some(a) = self.take_attempt(&peer) {
             self.counters.attempts_failed += 1;
             self.attempt_failed(now, peer, a);
         }
@@ -462,8 +592,8 @@ impl HyParView {
         }
     }
 
-    /// The failure detector declared `peer` dead.
-    pub fn on_failed(&mut self, now: Timestamp, peer: PeerId, rng: &mut ChaCha8Rng) {
+    /// [`Input::Failed`].
+    fn failed(&mut self, now: Timestamp, peer: PeerId, rng: &mut machine::Rng) {
         self.passive.remove(&peer);
         if let Some(addresses) = self.active.remove(&peer) {
             self.out.push_back(Output::NeighborDown {
@@ -476,11 +606,11 @@ impl HyParView {
         }
     }
 
-    /// `peer` said goodbye: it is leaving for good.
-    pub fn on_left(&mut self, now: Timestamp, peer: PeerId, rng: &mut ChaCha8Rng) {
+    /// [`Input::Left`].
+    fn peer_left(&mut self, now: Timestamp, peer: PeerId, rng: &mut machine::Rng) {
         self.passive.remove(&peer);
         self.lost.remove(&peer);
-        self.attempts.remove(&peer);
+        self.take_attempt(&peer);
         if self.active.remove(&peer).is_some() {
             self.out.push_back(Output::NeighborDown {
                 peer,
@@ -496,6 +626,7 @@ impl HyParView {
                 l.backoff = (l.backoff + l.backoff).min(self.config.retry_backoff_max);
                 l.next_try = now + l.backoff;
             }
+            self.arm_lost(peer);
         } else if matches!(a.purpose, Purpose::Neighbor(_)) {
             // An unreachable passive entry is dropped (the paper's rule).
             self.passive.remove(&peer);
@@ -515,6 +646,7 @@ impl HyParView {
                 .map(|(p, _)| *p);
             if let Some(o) = oldest {
                 self.lost.remove(&o);
+                self.arm_lost(o);
             }
         }
         let backoff = self.config.retry_backoff_min;
@@ -527,119 +659,14 @@ impl HyParView {
                 backoff,
             },
         );
-    }
-
-    /// Time passed: shuffle, retry lost peers, repair, expire attempts.
-    pub fn handle_timeout(&mut self, now: Timestamp, rng: &mut ChaCha8Rng) {
-        if self.left {
-            return;
-        }
-        let expired: Vec<PeerId> = self
-            .attempts
-            .iter()
-            .filter(|(_, a)| a.deadline <= now)
-            .map(|(p, _)| *p)
-            .collect();
-        for peer in expired {
-            if let Some(a) = self.attempts.remove(&peer) {
-                self.counters.attempts_failed += 1;
-                if !self.active.contains_key(&peer) {
-                    self.out.push_back(Output::Disconnect { peer });
-                }
-                self.attempt_failed(now, peer, a);
-            }
-        }
-        let horizon = self.config.retry_horizon;
-        self.lost
-            .retain(|_, l| now.saturating_since(l.lost_at) < horizon);
-        let due: Vec<(PeerId, Addresses)> = self
-            .lost
-            .iter()
-            .filter(|(p, l)| {
-                l.next_try <= now && !self.attempts.contains_key(p) && !self.active.contains_key(p)
-            })
-            .map(|(p, l)| (*p, l.addresses.clone()))
-            .collect();
-        for (peer, addresses) in due {
-            if let Some(l) = self.lost.get_mut(&peer) {
-                // Until this attempt fails or succeeds, do not fire again.
-                l.next_try = now + self.config.attempt_timeout + l.backoff;
-            }
-            self.attempt(
-                now,
-                peer,
-                addresses,
-                Purpose::Neighbor(Priority::High),
-                true,
-            );
-        }
-        self.resend_requests(now);
-        if now >= self.next_rejoin {
-            self.rejoin(now);
-        }
-        if now >= self.next_shuffle {
-            self.next_shuffle = now + jitter(rng, self.config.shuffle_interval);
-            self.shuffle(rng);
-        }
-        if now >= self.next_repair {
-            self.repair(now, rng, false, &[]);
-        }
-    }
-
-    /// The earliest instant at which `handle_timeout` has work.
-    pub fn poll_timeout(&self) -> Option<Timestamp> {
-        if self.left {
-            return None;
-        }
-        let attempts = self.attempts.iter().map(|(p, a)| match a.sent_at {
-            Some(at)
-                if self.links.contains(p) && !matches!(a.purpose, Purpose::ShuffleReply(_)) =>
-            {
-                a.deadline.min(at + self.config.request_retry)
-            }
-            _ => a.deadline,
-        });
-        // Mirror handle_timeout's filter exactly, or a driver would spin on a due-but-idle entry.
-        let lost = self
-            .lost
-            .iter()
-            .filter(|(p, _)| !self.attempts.contains_key(p) && !self.active.contains_key(p))
-            .map(|(_, l)| l.next_try.min(l.lost_at + self.config.retry_horizon));
-        let repair = (self.active.len() < self.config.active_view && !self.passive.is_empty())
-            .then_some(self.next_repair);
-        let rejoin = (!self.contacts.is_empty()).then_some(self.next_rejoin);
-        attempts
-            .chain(lost)
-            .chain(repair)
-            .chain(rejoin)
-            .chain([self.next_shuffle])
-            .min()
-    }
-
-    /// Alone (no active peer, nothing in flight, no passive entry to repair from): join again
-    /// through the original contacts, with back-off. Otherwise just look again later.
-    fn rejoin(&mut self, now: Timestamp) {
-        let alone = self.active.is_empty() && self.attempts.is_empty() && self.passive.is_empty();
-        if alone && !self.contacts.is_empty() {
-            for c in self.contacts.clone() {
-                if c.peer != self.me {
-                    self.attempt(now, c.peer, c.addresses, Purpose::Join, false);
-                }
-            }
-            self.rejoin_backoff = (self.rejoin_backoff + self.rejoin_backoff)
-                .max(self.config.retry_backoff_min)
-                .min(self.config.retry_backoff_max);
-        } else if !self.active.is_empty() {
-            self.rejoin_backoff = self.config.retry_backoff_min;
-        }
-        self.next_rejoin = now + self.config.attempt_timeout.max(self.rejoin_backoff);
+        self.arm_lost(peer);
     }
 
     fn take_join_token(&mut self, now: Timestamp) -> bool {
         self.join_tokens.take(now)
     }
 
-    fn add_active(&mut self, peer: PeerId, addresses: Addresses, rng: &mut ChaCha8Rng) {
+    fn add_active(&mut self, peer: PeerId, addresses: Addresses, rng: &mut machine::Rng) {
         if peer == self.me {
             return;
         }
@@ -669,6 +696,7 @@ impl HyParView {
         self.passive.remove(&peer);
         self.lost.remove(&peer);
         self.active.insert(peer, addresses);
+        self.arm_lost(peer);
         self.out.push_back(Output::NeighborUp { peer });
     }
 
@@ -677,7 +705,7 @@ impl HyParView {
         peer: PeerId,
         addresses: Addresses,
         prefer_evict: &[PeerId],
-        rng: &mut ChaCha8Rng,
+        rng: &mut machine::Rng,
     ) {
         if peer == self.me
             || self.active.contains_key(&peer)
@@ -714,7 +742,7 @@ impl HyParView {
         }
     }
 
-    fn random_active_except(&self, except: &[PeerId], rng: &mut ChaCha8Rng) -> Option<PeerId> {
+    fn random_active_except(&self, except: &[PeerId], rng: &mut machine::Rng) -> Option<PeerId> {
         let candidates: Vec<PeerId> = self
             .active
             .keys()
@@ -724,7 +752,7 @@ impl HyParView {
         pick(&candidates, rng)
     }
 
-    fn sample_passive(&self, n: usize, rng: &mut ChaCha8Rng) -> Vec<PeerInfo> {
+    fn sample_passive(&self, n: usize, rng: &mut machine::Rng) -> Vec<PeerInfo> {
         let all: Vec<PeerInfo> = self
             .passive
             .iter()
@@ -736,7 +764,7 @@ impl HyParView {
         sample(all, n, rng)
     }
 
-    fn shuffle(&mut self, rng: &mut ChaCha8Rng) {
+    fn shuffle(&mut self, rng: &mut machine::Rng) {
         let Some(target) = self.random_active_except(&[], rng) else {
             return;
         };
@@ -773,7 +801,7 @@ impl HyParView {
     ///
     /// A loss (`force`) repairs at once; otherwise repairs are paced by `repair_interval`.
     /// `exclude` names peers whose connection is being closed right now.
-    fn repair(&mut self, now: Timestamp, rng: &mut ChaCha8Rng, force: bool, exclude: &[PeerId]) {
+    fn repair(&mut self, now: Timestamp, rng: &mut machine::Rng, force: bool, exclude: &[PeerId]) {
         if !force && now < self.next_repair {
             return;
         }
@@ -816,7 +844,77 @@ impl HyParView {
     }
 }
 
-fn pick<T: Copy>(items: &[T], rng: &mut ChaCha8Rng) -> Option<T> {
+impl StateMachine for HyParView {
+    type Input<'a> = Input;
+    type Output = Output;
+    /// `Introduce` and `Link` reply whether they started a connection attempt; every other
+    /// input replies `false`.
+    type Reply = bool;
+
+    fn handle(&mut self, now: Timestamp, input: Input, rng: &mut machine::Rng) -> bool {
+        let started = match input {
+            Input::Message {
+                from,
+                addresses,
+                message,
+            } => {
+                self.receive(now, from, addresses, message, rng);
+                false
+            }
+            Input::LinkUp { peer } => {
+                self.link_up(now, peer);
+                false
+            }
+            Input::LinkDown { peer } => {
+                self.link_down(now, peer, rng);
+                false
+            }
+            Input::Failed { peer } => {
+                self.failed(now, peer, rng);
+                false
+            }
+            Input::Left { peer } => {
+                self.peer_left(now, peer, rng);
+                false
+            }
+            Input::Join { contacts } => {
+                self.join_via(now, contacts);
+                false
+            }
+            Input::Introduce { origin } => self.introduce_origin(now, origin),
+            Input::Link { peer } => self.link_to(now, peer),
+            Input::Leave => {
+                self.forget_all();
+                false
+            }
+            Input::SetAddresses { addresses } => {
+                self.my_addresses = addresses;
+                false
+            }
+            Input::Remember { peers } => {
+                self.remember_peers(peers, rng);
+                false
+            }
+        };
+        self.arm_timers();
+        started
+    }
+
+    fn handle_timeout(&mut self, now: Timestamp, rng: &mut machine::Rng) {
+        self.run_timers(now, rng);
+        self.arm_timers();
+    }
+
+    fn poll(&mut self) -> Option<Output> {
+        self.out.pop_front()
+    }
+
+    fn poll_timeout(&self) -> Option<Timestamp> {
+        self.deadlines.next()
+    }
+}
+
+fn pick<T: Copy>(items: &[T], rng: &mut machine::Rng) -> Option<T> {
     if items.is_empty() {
         return None;
     }
@@ -826,7 +924,7 @@ fn pick<T: Copy>(items: &[T], rng: &mut ChaCha8Rng) -> Option<T> {
 }
 
 /// `n` distinct items chosen uniformly (partial Fisher-Yates).
-fn sample<T>(mut items: Vec<T>, n: usize, rng: &mut ChaCha8Rng) -> Vec<T> {
+fn sample<T>(mut items: Vec<T>, n: usize, rng: &mut machine::Rng) -> Vec<T> {
     let n = n.min(items.len());
     for i in 0..n {
         let j = i + (rng.next_u64() % (items.len() - i) as u64) as usize;
@@ -837,7 +935,7 @@ fn sample<T>(mut items: Vec<T>, n: usize, rng: &mut ChaCha8Rng) -> Vec<T> {
 }
 
 /// `base` ± 25 %, so that periodic work does not synchronise across nodes.
-fn jitter(rng: &mut ChaCha8Rng, base: TimeDelta) -> TimeDelta {
+fn jitter(rng: &mut machine::Rng, base: TimeDelta) -> TimeDelta {
     let quarter = base.as_micros() / 4;
     let span = quarter.saturating_mul(2).max(1);
     TimeDelta::from_micros(base.as_micros() - quarter + rng.next_u64() % span)
@@ -845,3 +943,5 @@ fn jitter(rng: &mut ChaCha8Rng, base: TimeDelta) -> TimeDelta {
 
 #[cfg(test)]
 mod bounds_tests;
+#[cfg(test)]
+mod tests;

@@ -5,17 +5,16 @@ use crate::membership::DownReason;
 use crate::time::Timestamp;
 use crate::wire::BoundedVec;
 use alloc::vec::Vec;
-use chacha20::ChaCha8Rng;
 
 impl HyParView {
     /// A message from `from`, over an established connection.
-    pub fn handle_message(
+    pub(super) fn receive(
         &mut self,
         now: Timestamp,
         from: PeerId,
         sender_addresses: Option<Addresses>,
         message: Message,
-        rng: &mut ChaCha8Rng,
+        rng: &mut machine::Rng,
     ) {
         if self.left {
             return;
@@ -108,7 +107,7 @@ impl HyParView {
                 if accept {
                     let addresses = sender_addresses.unwrap_or_default();
                     self.add_active(from, addresses, rng);
-                    self.attempts.remove(&from);
+                    self.take_attempt(&from);
                 }
                 self.out.push_back(Output::Send {
                     to: from,
@@ -119,7 +118,7 @@ impl HyParView {
                 }
             }
             Message::NeighborReply { accepted } => {
-                let Some(a) = self.attempts.remove(&from) else {
+                let Some(a) = self.take_attempt(&from) else {
                     if !accepted || !self.active.contains_key(&from) {
                         self.counters.unexpected += 1;
                     }
@@ -131,6 +130,7 @@ impl HyParView {
                     }
                     self.repair_backoff = self.config.repair_interval;
                     self.lost.remove(&from);
+                    self.arm_lost(from);
                     self.add_active(from, a.addresses, rng);
                 } else {
                     self.counters.refused += 1;

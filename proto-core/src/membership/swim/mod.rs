@@ -22,165 +22,18 @@
 //!   confirmations arrive, and the buddy system (a suspect hears of it on the next ping, so it
 //!   can refute at once).
 
+mod message;
+pub use message::*;
+
 use crate::crypto::SignatureBytes;
 use crate::id::PeerId;
+use crate::machine::{self, Deadlines, StateMachine};
+use crate::membership::take_due;
 use crate::time::{TimeDelta, Timestamp};
 use crate::wire::BoundedVec;
 use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
 use alloc::vec::Vec;
-use chacha20::ChaCha8Rng;
-use minicbor::{Decode, Encode};
 use rand_core::Rng;
-
-/// Most membership updates piggybacked on one frame.
-pub const MAX_UPDATES: usize = 8;
-/// Most peers in a view carried by an ack.
-pub const MAX_VIEW: usize = 16;
-/// Domain of the signed ALIVE claim (SPEC.md §3).
-pub const ALIVE_DOMAIN: &str = "hearsay/v1/alive";
-
-/// A membership update carried on SWIM frames.
-#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
-#[non_exhaustive]
-#[cbor(context_bound = "crate::wire::codec::DecodeSource")]
-pub enum Update {
-    /// `peer` claims to be alive at `incarnation`, signed by `peer` itself.
-    #[n(0)]
-    Alive {
-        /// Who.
-        #[n(0)]
-        peer: PeerId,
-        /// Its incarnation.
-        #[n(1)]
-        incarnation: u64,
-        /// ML-DSA-65 over `signing_input(ALIVE_DOMAIN, peer ‖ incarnation)`.
-        #[n(2)]
-        signature: SignatureBytes,
-    },
-    /// The sender suspects `peer` at `incarnation` (a hint).
-    #[n(1)]
-    Suspect {
-        /// Who.
-        #[n(0)]
-        peer: PeerId,
-        /// The incarnation suspected.
-        #[n(1)]
-        incarnation: u64,
-    },
-    /// The sender declared `peer` dead at `incarnation` (a hint).
-    #[n(2)]
-    Dead {
-        /// Who.
-        #[n(0)]
-        peer: PeerId,
-        /// The incarnation declared dead.
-        #[n(1)]
-        incarnation: u64,
-    },
-}
-
-impl Update {
-    fn key(&self) -> (PeerId, u64, u8) {
-        match self {
-            Update::Alive {
-                peer, incarnation, ..
-            } => (*peer, *incarnation, 0),
-            Update::Suspect { peer, incarnation } => (*peer, *incarnation, 1),
-            Update::Dead { peer, incarnation } => (*peer, *incarnation, 2),
-        }
-    }
-
-    fn peer(&self) -> PeerId {
-        self.key().0
-    }
-}
-
-/// The bytes an ALIVE signature covers (before the domain prefix).
-pub fn alive_body(peer: &PeerId, incarnation: u64) -> [u8; 40] {
-    let mut b = [0u8; 40];
-    let (id, inc) = b.split_at_mut(32);
-    id.copy_from_slice(peer.as_bytes());
-    inc.copy_from_slice(&incarnation.to_be_bytes());
-    b
-}
-
-/// An update on its way: `hops` is how many more times its receiver may pass it on.
-#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
-#[cbor(context_bound = "crate::wire::codec::DecodeSource")]
-pub struct Gossip {
-    /// The news.
-    #[n(0)]
-    pub update: Update,
-    /// Further forwards allowed.
-    #[n(1)]
-    pub hops: u8,
-}
-
-/// Updates on one frame.
-pub type Updates = BoundedVec<Gossip, MAX_UPDATES>;
-
-/// SWIM messages (frame kind 2).
-#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
-#[non_exhaustive]
-#[cbor(context_bound = "crate::wire::codec::DecodeSource")]
-pub enum Message {
-    /// Are you there?
-    #[n(0)]
-    Ping {
-        /// Probe number, echoed in the ack.
-        #[n(0)]
-        seq: u64,
-        /// Ask the target to include its active view in the ack.
-        #[n(1)]
-        want_view: bool,
-        /// Piggybacked updates.
-        #[n(2)]
-        updates: Updates,
-    },
-    /// I am.
-    #[n(1)]
-    Ack {
-        /// The ping's number.
-        #[n(0)]
-        seq: u64,
-        /// The sender's active view, when asked for.
-        #[n(1)]
-        view: Option<BoundedVec<PeerId, MAX_VIEW>>,
-        /// Piggybacked updates.
-        #[n(2)]
-        updates: Updates,
-    },
-    /// Please ping `target` for me.
-    #[n(2)]
-    PingReq {
-        /// The requester's probe number.
-        #[n(0)]
-        seq: u64,
-        /// Whom to ping.
-        #[n(1)]
-        target: PeerId,
-    },
-    /// `target` answered your PING_REQ `seq`.
-    #[n(3)]
-    IndirectAck {
-        /// The requester's probe number.
-        #[n(0)]
-        seq: u64,
-        /// Who answered.
-        #[n(1)]
-        target: PeerId,
-    },
-    /// I could not reach `target` for your PING_REQ `seq`.
-    #[n(4)]
-    Nack {
-        /// The requester's probe number.
-        #[n(0)]
-        seq: u64,
-        /// Whom.
-        #[n(1)]
-        target: PeerId,
-    },
-}
 
 /// SWIM and Lifeguard parameters (SPEC.md §10).
 #[derive(Debug, Clone, PartialEq)]
@@ -247,11 +100,59 @@ pub enum Output {
         /// Peer.
         peer: PeerId,
     },
-    /// Sign an ALIVE claim for this incarnation and hand it back with [`Swim::publish_alive`].
+    /// Sign an ALIVE claim for this incarnation and hand it back with [`Input::PublishAlive`].
     Refute {
         /// The new incarnation.
         incarnation: u64,
     },
+}
+
+/// What can happen to the failure detector (besides time passing).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Input<'a> {
+    /// Start probing `peer`: it entered an active view.
+    AddMember {
+        /// The peer.
+        peer: PeerId,
+    },
+    /// Stop probing `peer`: it left every active view.
+    RemoveMember {
+        /// The peer.
+        peer: PeerId,
+    },
+    /// A SWIM message from `from`; its ALIVE updates are already verified by the owner.
+    Message {
+        /// The sender.
+        from: PeerId,
+        /// The message.
+        message: Message,
+        /// This node's active view, sent in an ack when the ping asks for it.
+        active_view: &'a [PeerId],
+    },
+    /// The owner signed this node's ALIVE claim for `incarnation` (asked by [`Output::Refute`]):
+    /// spread it.
+    PublishAlive {
+        /// The incarnation claimed.
+        incarnation: u64,
+        /// The claim's signature.
+        signature: SignatureBytes,
+    },
+}
+
+/// The detector's timers, run kind by kind in this order (the order of the variants) and, within
+/// a kind, in key order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Timer {
+    /// A relayed PING_REQ got no ack: the requester gets a NACK.
+    Relay(u64),
+    /// A probe's direct timeout (then it goes indirect), or its indirect one (then it failed).
+    Probe(u64),
+    /// A suspicion ran out: the verdict.
+    Verdict(PeerId),
+    /// A suspect's next direct ping.
+    SuspectPing(PeerId),
+    /// A member's next probe (set while no probe of it is in flight).
+    NextProbe(PeerId),
 }
 
 /// Running totals.
@@ -282,14 +183,13 @@ pub struct Counters {
 struct Suspicion {
     since: Timestamp,
     confirmations: BTreeSet<PeerId>,
-    /// While suspected, the peer is pinged directly every probe timeout: one answer clears it.
-    next_ping: Timestamp,
 }
 
 #[derive(Debug, Clone)]
 struct Member {
     incarnation: u64,
     suspicion: Option<Suspicion>,
+    /// The next probe round; its timer is set while `probing` is `None`.
     next_probe: Timestamp,
     probing: Option<u64>,
     view: Vec<PeerId>,
@@ -300,7 +200,6 @@ struct Member {
 struct Probe {
     target: PeerId,
     indirect: bool,
-    deadline: Timestamp,
     nacks: u32,
     helpers: u32,
 }
@@ -310,7 +209,6 @@ struct Relay {
     requester: PeerId,
     seq: u64,
     target: PeerId,
-    deadline: Timestamp,
 }
 
 #[derive(Debug, Clone)]
@@ -338,6 +236,8 @@ pub struct Swim {
     /// This node's probe rounds start at `phase` modulo the probe interval (random per node,
     /// so nodes do not probe in lockstep); all active peers are probed in the same round.
     phase: Option<u64>,
+    /// Every timer: probes, relays, suspicions, suspects' pings, members' next probes.
+    deadlines: Deadlines<Timer>,
     out: VecDeque<Output>,
     counters: Counters,
 }
@@ -364,6 +264,7 @@ impl Swim {
             seen_order: VecDeque::new(),
             health: 0,
             phase: None,
+            deadlines: Deadlines::new(),
             out: VecDeque::new(),
             counters: Counters::default(),
         }
@@ -401,9 +302,47 @@ impl Swim {
         &self.counters
     }
 
-    /// The next output for the owner.
+    /// Shorthand for [`StateMachine::poll`].
     pub fn poll(&mut self) -> Option<Output> {
-        self.out.pop_front()
+        StateMachine::poll(self)
+    }
+
+    /// Shorthand for [`StateMachine::poll_timeout`].
+    pub fn poll_timeout(&self) -> Option<Timestamp> {
+        StateMachine::poll_timeout(self)
+    }
+
+    /// Shorthand for [`StateMachine::handle_timeout`].
+    pub fn handle_timeout(&mut self, now: Timestamp, rng: &mut machine::Rng) {
+        StateMachine::handle_timeout(self, now, rng)
+    }
+
+    /// Shorthand for `handle(now, Input::AddMember { peer }, rng)`.
+    pub fn add_member(&mut self, now: Timestamp, peer: PeerId, rng: &mut machine::Rng) {
+        self.handle(now, Input::AddMember { peer }, rng)
+    }
+
+    /// Shorthand for `handle(now, Input::RemoveMember { peer }, rng)` (which needs neither).
+    pub fn remove_member(&mut self, peer: &PeerId) {
+        self.remove(peer)
+    }
+
+    /// Shorthand for `handle(now, Input::PublishAlive { incarnation, signature }, rng)` (which
+    /// needs neither).
+    pub fn publish_alive(&mut self, incarnation: u64, signature: SignatureBytes) {
+        self.publish(incarnation, signature)
+    }
+
+    /// Shorthand for `handle(now, Input::Message { from, message, active_view }, rng)` (which
+    /// needs no randomness).
+    pub fn handle_message(
+        &mut self,
+        now: Timestamp,
+        from: PeerId,
+        message: Message,
+        active_view: &[PeerId],
+    ) {
+        self.receive(now, from, message, active_view)
     }
 
     fn scale(&self, d: TimeDelta) -> TimeDelta {
@@ -415,7 +354,7 @@ impl Swim {
     }
 
     /// Start probing `peer` (it entered the active view).
-    pub fn add_member(&mut self, now: Timestamp, peer: PeerId, rng: &mut ChaCha8Rng) {
+    fn add(&mut self, now: Timestamp, peer: PeerId, rng: &mut machine::Rng) {
         if peer == self.me || self.members.contains_key(&peer) {
             return;
         }
@@ -434,19 +373,24 @@ impl Swim {
                 view_at: None,
             },
         );
+        self.deadlines.set(Timer::NextProbe(peer), next_probe);
     }
 
     /// Stop probing `peer` (it left the active view).
-    pub fn remove_member(&mut self, peer: &PeerId) {
-        if let Some(m) = self.members.remove(peer)
-            && let Some(seq) = m.probing
-        {
-            self.probes.remove(&seq);
+    fn remove(&mut self, peer: &PeerId) {
+        if let Some(m) = self.members.remove(peer) {
+            if let Some(seq) = m.probing {
+                self.probes.remove(&seq);
+                self.deadlines.cancel(&Timer::Probe(seq));
+            }
+            self.deadlines.cancel(&Timer::NextProbe(*peer));
+            self.deadlines.cancel(&Timer::Verdict(*peer));
+            self.deadlines.cancel(&Timer::SuspectPing(*peer));
         }
     }
 
     /// The owner signed our ALIVE claim for `incarnation`: spread it.
-    pub fn publish_alive(&mut self, incarnation: u64, signature: SignatureBytes) {
+    fn publish(&mut self, incarnation: u64, signature: SignatureBytes) {
         if incarnation != self.incarnation {
             return;
         }
@@ -545,13 +489,7 @@ impl Swim {
     }
 
     /// A SWIM message from `from`. ALIVE updates must already be verified by the owner.
-    pub fn handle_message(
-        &mut self,
-        now: Timestamp,
-        from: PeerId,
-        message: Message,
-        active_view: &[PeerId],
-    ) {
+    fn receive(&mut self, now: Timestamp, from: PeerId, message: Message, active_view: &[PeerId]) {
         match message {
             Message::Ping {
                 seq,
@@ -580,6 +518,7 @@ impl Swim {
                 if let Some(r) = self.relays.get(&seq).cloned() {
                     if r.target == from {
                         self.relays.remove(&seq);
+                        self.deadlines.cancel(&Timer::Relay(seq));
                         self.out.push_back(Output::Send {
                             to: r.requester,
                             message: Message::IndirectAck {
@@ -617,9 +556,10 @@ impl Swim {
                         requester: from,
                         seq,
                         target,
-                        deadline: now + self.scale(self.config.probe_timeout),
                     },
                 );
+                let deadline = now + self.scale(self.config.probe_timeout);
+                self.deadlines.set(Timer::Relay(mine), deadline);
                 self.send_ping(now, target, mine);
             }
             Message::IndirectAck { seq, target } => {
@@ -645,9 +585,7 @@ impl Swim {
             Some(p) if p.target == target => {}
             _ => {
                 // A late ack for a probe that already ended still proves the peer is alive.
-                if let Some(m) = self.members.get_mut(&target)
-                    && m.suspicion.take().is_some()
-                {
+                if self.clear_suspicion(&target) {
                     self.counters.cleared += 1;
                 } else {
                     self.counters.unexpected += 1;
@@ -656,20 +594,36 @@ impl Swim {
             }
         }
         self.probes.remove(&seq);
+        self.deadlines.cancel(&Timer::Probe(seq));
         if self.config.lifeguard {
             self.health = self.health.saturating_sub(1);
         }
         let next = self.next_round(now);
         if let Some(m) = self.members.get_mut(&target) {
             m.probing = None;
-            if m.suspicion.take().is_some() {
-                self.counters.cleared += 1;
-            }
             // Keep the round rhythm.
             if m.next_probe <= now {
                 m.next_probe = next;
             }
+            let next_probe = m.next_probe;
+            self.deadlines.set(Timer::NextProbe(target), next_probe);
+            if self.clear_suspicion(&target) {
+                self.counters.cleared += 1;
+            }
         }
+    }
+
+    /// Ends the suspicion of `peer`, if any (and its timers); returns whether there was one.
+    fn clear_suspicion(&mut self, peer: &PeerId) -> bool {
+        let cleared = self
+            .members
+            .get_mut(peer)
+            .is_some_and(|m| m.suspicion.take().is_some());
+        if cleared {
+            self.deadlines.cancel(&Timer::Verdict(*peer));
+            self.deadlines.cancel(&Timer::SuspectPing(*peer));
+        }
+        cleared
     }
 
     fn absorb(&mut self, now: Timestamp, from: PeerId, updates: Updates) {
@@ -686,7 +640,7 @@ impl Swim {
                         && incarnation > m.incarnation
                     {
                         m.incarnation = incarnation;
-                        if m.suspicion.take().is_some() {
+                        if self.clear_suspicion(&peer) {
                             self.counters.cleared += 1;
                         }
                     }
@@ -708,10 +662,17 @@ impl Swim {
                                         < self.config.suspicion_confirmations.max(1) as usize =>
                             {
                                 s.confirmations.insert(from);
+                                // More confirmations, a shorter suspicion.
+                                let end = s.since
+                                    + suspicion_timeout(&self.config, s.confirmations.len());
+                                self.deadlines.set(Timer::Verdict(peer), end);
                             }
                             Some(_) => {}
                             // A hint: probe now rather than at the next period.
-                            None if m.probing.is_none() => m.next_probe = now,
+                            None if m.probing.is_none() => {
+                                m.next_probe = now;
+                                self.deadlines.set(Timer::NextProbe(peer), now);
+                            }
                             None => {}
                         }
                     }
@@ -739,15 +700,14 @@ impl Swim {
         });
     }
 
-    /// Time passed: start probes, escalate to indirect probes, start and end suspicions.
-    pub fn handle_timeout(&mut self, now: Timestamp, rng: &mut ChaCha8Rng) {
+    /// Time passed: start probes, escalate to indirect probes, start and end suspicions. Each
+    /// kind of timer runs in turn, as [`Timer`] lists them.
+    fn run_timers(&mut self, now: Timestamp, rng: &mut machine::Rng) {
         // Relays that timed out: tell the requester.
-        let late: Vec<u64> = self
-            .relays
-            .iter()
-            .filter(|(_, r)| r.deadline <= now)
-            .map(|(s, _)| *s)
-            .collect();
+        let late = take_due(&mut self.deadlines, now, |t| match t {
+            Timer::Relay(seq) => Some(*seq),
+            _ => None,
+        });
         for s in late {
             if let Some(r) = self.relays.remove(&s) {
                 self.out.push_back(Output::Send {
@@ -760,12 +720,10 @@ impl Swim {
             }
         }
         // Probes whose deadline passed.
-        let due: Vec<u64> = self
-            .probes
-            .iter()
-            .filter(|(_, p)| p.deadline <= now)
-            .map(|(s, _)| *s)
-            .collect();
+        let due = take_due(&mut self.deadlines, now, |t| match t {
+            Timer::Probe(seq) => Some(*seq),
+            _ => None,
+        });
         for seq in due {
             let Some(p) = self.probes.get(&seq).cloned() else {
                 continue;
@@ -778,16 +736,13 @@ impl Swim {
             }
         }
         // Suspicions that ran out.
-        let expired: Vec<PeerId> = self
-            .members
-            .iter()
-            .filter_map(|(p, m)| m.suspicion.as_ref().map(|s| (p, s)))
-            .filter(|(_, s)| now >= s.since + self.suspicion_timeout(s.confirmations.len()))
-            .map(|(p, _)| *p)
-            .collect();
+        let expired = take_due(&mut self.deadlines, now, |t| match t {
+            Timer::Verdict(peer) => Some(*peer),
+            _ => None,
+        });
         for peer in expired {
             let inc = self.members.get(&peer).map_or(0, |m| m.incarnation);
-            self.remove_member(&peer);
+            self.remove(&peer);
             self.counters.verdicts += 1;
             self.enqueue(Update::Dead {
                 peer,
@@ -798,30 +753,21 @@ impl Swim {
         // Suspects are pinged every (unscaled) probe timeout until one answers or the verdict
         // falls: a suspicion needs many independent chances to be cleared before it stands.
         let ping_every = self.config.probe_timeout;
-        let suspects: Vec<PeerId> = self
-            .members
-            .iter()
-            .filter(|(_, m)| m.suspicion.as_ref().is_some_and(|s| s.next_ping <= now))
-            .map(|(p, _)| *p)
-            .collect();
+        let suspects = take_due(&mut self.deadlines, now, |t| match t {
+            Timer::SuspectPing(peer) => Some(*peer),
+            _ => None,
+        });
         for target in suspects {
-            if let Some(s) = self
-                .members
-                .get_mut(&target)
-                .and_then(|m| m.suspicion.as_mut())
-            {
-                s.next_ping = now + ping_every;
-            }
+            self.deadlines
+                .set(Timer::SuspectPing(target), now + ping_every);
             let seq = self.seq();
             self.send_ping(now, target, seq);
         }
         // New probes.
-        let starting: Vec<PeerId> = self
-            .members
-            .iter()
-            .filter(|(_, m)| m.probing.is_none() && m.next_probe <= now)
-            .map(|(p, _)| *p)
-            .collect();
+        let starting = take_due(&mut self.deadlines, now, |t| match t {
+            Timer::NextProbe(peer) => Some(*peer),
+            _ => None,
+        });
         let next = self.next_round(now);
         let timeout = self.scale(self.config.probe_timeout);
         for target in starting {
@@ -836,16 +782,16 @@ impl Swim {
                 Probe {
                     target,
                     indirect: false,
-                    deadline: now + timeout,
                     nacks: 0,
                     helpers: 0,
                 },
             );
+            self.deadlines.set(Timer::Probe(seq), now + timeout);
             self.send_ping(now, target, seq);
         }
     }
 
-    fn go_indirect(&mut self, now: Timestamp, seq: u64, target: PeerId, rng: &mut ChaCha8Rng) {
+    fn go_indirect(&mut self, now: Timestamp, seq: u64, target: PeerId, rng: &mut machine::Rng) {
         self.counters.indirect += 1;
         let mut helpers: Vec<PeerId> = self
             .members
@@ -871,8 +817,8 @@ impl Swim {
         let deadline = now + self.scale(self.config.indirect_timeout);
         if let Some(p) = self.probes.get_mut(&seq) {
             p.indirect = true;
-            p.deadline = deadline;
             p.helpers = helpers.len() as u32;
+            self.deadlines.set(Timer::Probe(seq), deadline);
         }
     }
 
@@ -886,13 +832,17 @@ impl Swim {
             return;
         };
         m.probing = None;
+        self.deadlines.set(Timer::NextProbe(p.target), m.next_probe);
         if m.suspicion.is_none() {
             m.suspicion = Some(Suspicion {
                 since: now,
                 confirmations: BTreeSet::new(),
-                next_ping: now,
             });
             let inc = m.incarnation;
+            let end = now + suspicion_timeout(&self.config, 0);
+            self.deadlines.set(Timer::Verdict(p.target), end);
+            // The first direct ping goes at once.
+            self.deadlines.set(Timer::SuspectPing(p.target), now);
             self.counters.suspicions += 1;
             self.enqueue(Update::Suspect {
                 peer: p.target,
@@ -901,38 +851,61 @@ impl Swim {
         }
     }
 
+    #[cfg(test)]
     fn suspicion_timeout(&self, confirmations: usize) -> TimeDelta {
-        let (min, max) = (
-            self.config.suspicion_min.as_micros(),
-            self.config.suspicion_max.as_micros(),
-        );
-        if !self.config.lifeguard || max <= min {
-            return self.config.suspicion_max;
+        suspicion_timeout(&self.config, confirmations)
+    }
+}
+
+impl StateMachine for Swim {
+    type Input<'a> = Input<'a>;
+    type Output = Output;
+    type Reply = ();
+
+    fn handle(&mut self, now: Timestamp, input: Input<'_>, rng: &mut machine::Rng) {
+        match input {
+            Input::AddMember { peer } => self.add(now, peer, rng),
+            Input::RemoveMember { peer } => self.remove(&peer),
+            Input::Message {
+                from,
+                message,
+                active_view,
+            } => self.receive(now, from, message, active_view),
+            Input::PublishAlive {
+                incarnation,
+                signature,
+            } => self.publish(incarnation, signature),
         }
-        // max − (max − min) · log(C + 1) / log(K + 1), with integer steps (no floats in core).
-        let k = u64::from(self.config.suspicion_confirmations.max(1));
-        let c = (confirmations as u64).min(k);
-        let frac_num = log2_fixed(c + 1);
-        let frac_den = log2_fixed(k + 1).max(1);
-        TimeDelta::from_micros(max - (max - min).saturating_mul(frac_num) / frac_den)
     }
 
-    /// The earliest instant at which `handle_timeout` has work.
-    pub fn poll_timeout(&self) -> Option<Timestamp> {
-        let probes = self.probes.values().map(|p| p.deadline);
-        let relays = self.relays.values().map(|r| r.deadline);
-        let members = self.members.values().filter_map(|m| {
-            let next = m.probing.is_none().then_some(m.next_probe);
-            let susp = m.suspicion.as_ref().map(|s| {
-                (s.since + self.suspicion_timeout(s.confirmations.len())).min(s.next_ping)
-            });
-            match (next, susp) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            }
-        });
-        probes.chain(relays).chain(members).min()
+    fn handle_timeout(&mut self, now: Timestamp, rng: &mut machine::Rng) {
+        self.run_timers(now, rng);
     }
+
+    fn poll(&mut self) -> Option<Output> {
+        self.out.pop_front()
+    }
+
+    fn poll_timeout(&self) -> Option<Timestamp> {
+        self.deadlines.next()
+    }
+}
+
+/// How long a suspicion with `confirmations` independent confirmations lasts.
+fn suspicion_timeout(config: &Config, confirmations: usize) -> TimeDelta {
+    let (min, max) = (
+        config.suspicion_min.as_micros(),
+        config.suspicion_max.as_micros(),
+    );
+    if !config.lifeguard || max <= min {
+        return config.suspicion_max;
+    }
+    // max − (max − min) · log(C + 1) / log(K + 1), with integer steps (no floats in core).
+    let k = u64::from(config.suspicion_confirmations.max(1));
+    let c = (confirmations as u64).min(k);
+    let frac_num = log2_fixed(c + 1);
+    let frac_den = log2_fixed(k + 1).max(1);
+    TimeDelta::from_micros(max - (max - min).saturating_mul(frac_num) / frac_den)
 }
 
 /// log2(x) in 1/1024 units, for small x (enough precision for a timeout curve).
@@ -948,119 +921,6 @@ fn log2_fixed(x: u64) -> u64 {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn dynamic_suspicion_shrinks_from_max_to_min() {
-        let s = Swim::new(Config::default(), PeerId::from_bytes([0; 32]), 0);
-        let t: Vec<u64> = (0..5).map(|c| s.suspicion_timeout(c).as_millis()).collect();
-        assert_eq!(t[0], 3000);
-        assert!(t[1] < t[0] && t[2] < t[1] && t[3] < t[2]);
-        assert_eq!(t[3], 1000);
-        assert_eq!(t[4], 1000);
-        let off = Swim::new(
-            Config {
-                lifeguard: false,
-                ..Config::default()
-            },
-            PeerId::from_bytes([0; 32]),
-            0,
-        );
-        assert_eq!(off.suspicion_timeout(3).as_millis(), 3000);
-    }
-}
-
+mod bounds_tests;
 #[cfg(test)]
-mod bounds_tests {
-    //! Bounds of SWIM's tables that no public API shows (SPEC.md §8.6, issue G).
-    use super::*;
-    use alloc::vec;
-    use rand_core::SeedableRng;
-
-    const T0: Timestamp = Timestamp::from_secs(1_800_000_000);
-
-    fn pid(n: u32) -> PeerId {
-        let mut b = [0x3c; 32];
-        b[..4].copy_from_slice(&n.to_le_bytes());
-        PeerId::from_bytes(b)
-    }
-
-    fn drain(s: &mut Swim) {
-        while s.poll().is_some() {}
-    }
-
-    /// A suspicion's confirmations are one per distinct sender, at most
-    /// `suspicion_confirmations` (more would not shorten the timeout), and live only as long
-    /// as the suspicion: at most
-    /// `suspicion_max` after it started, when the verdict removes the member with them.
-    #[test]
-    fn confirmations_go_with_the_suspicion() {
-        let (me, target) = (pid(0), pid(1));
-        let mut s = Swim::new(Config::default(), me, 0);
-        let mut rng = ChaCha8Rng::from_seed([1; 32]);
-        s.add_member(T0, target, &mut rng);
-        let mut now = T0;
-        while s.suspects().next().is_none() {
-            now += TimeDelta::from_millis(100);
-            s.handle_timeout(now, &mut rng);
-            drain(&mut s);
-        }
-        let since = now;
-        for n in 0..500 {
-            let hint = Gossip {
-                update: Update::Suspect {
-                    peer: target,
-                    incarnation: 0,
-                },
-                hops: 0,
-            };
-            let ack = Message::Ack {
-                seq: 0,
-                view: None,
-                updates: BoundedVec::new(vec![hint]).unwrap(),
-            };
-            s.handle_message(now, pid(1000 + n), ack, &[]);
-        }
-        let held = |s: &Swim| {
-            s.members
-                .get(&target)
-                .and_then(|m| m.suspicion.as_ref())
-                .map(|x| x.confirmations.len())
-        };
-        assert_eq!(
-            held(&s),
-            Some(s.config.suspicion_confirmations as usize),
-            "500 hints, kept up to the confirmations that count"
-        );
-        let deadline = since + s.config.suspicion_max;
-        while now < deadline {
-            now += TimeDelta::from_millis(100);
-            s.handle_timeout(now, &mut rng);
-            drain(&mut s);
-        }
-        assert_eq!(held(&s), None);
-        assert!(!s.members.contains_key(&target));
-    }
-
-    /// Probes in flight: at most one per member, and none once the members are gone.
-    #[test]
-    fn probes_are_one_per_member() {
-        let mut s = Swim::new(Config::default(), pid(0), 0);
-        let mut rng = ChaCha8Rng::from_seed([2; 32]);
-        for n in 1..=5 {
-            s.add_member(T0, pid(n), &mut rng);
-        }
-        let mut now = T0;
-        for _ in 0..100 {
-            now += TimeDelta::from_millis(100);
-            s.handle_timeout(now, &mut rng);
-            drain(&mut s);
-            assert!(s.probes.len() <= s.members.len());
-        }
-        for n in 1..=5 {
-            s.remove_member(&pid(n));
-        }
-        assert!(s.probes.is_empty());
-    }
-}
+mod tests;

@@ -1,0 +1,148 @@
+//! SWIM's unit tests.
+use super::*;
+
+#[test]
+fn dynamic_suspicion_shrinks_from_max_to_min() {
+    let s = Swim::new(Config::default(), PeerId::from_bytes([0; 32]), 0);
+    let t: Vec<u64> = (0..5).map(|c| s.suspicion_timeout(c).as_millis()).collect();
+    assert_eq!(t[0], 3000);
+    assert!(t[1] < t[0] && t[2] < t[1] && t[3] < t[2]);
+    assert_eq!(t[3], 1000);
+    assert_eq!(t[4], 1000);
+    let off = Swim::new(
+        Config {
+            lifeguard: false,
+            ..Config::default()
+        },
+        PeerId::from_bytes([0; 32]),
+        0,
+    );
+    assert_eq!(off.suspicion_timeout(3).as_millis(), 3000);
+}
+
+mod timers {
+    //! After `handle_timeout(t)`, `poll_timeout()` is never at or before `t` (SPEC.md §8.8),
+    //! whatever the inputs and however late the driver wakes.
+    use super::*;
+    use crate::crypto::SIGNATURE_LEN;
+    use crate::machine::check::timers_move_forward;
+    use proptest::prelude::*;
+    use rand_core::SeedableRng;
+
+    const T0: Timestamp = Timestamp::from_secs(1_800_000_000);
+
+    /// Peer 0 is the node itself.
+    fn pid(n: u8) -> PeerId {
+        PeerId::from_bytes([n; 32])
+    }
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Add(u8),
+        Remove(u8),
+        /// A message from a peer: kind, sequence number, target, a hint about a peer.
+        Message(u8, u8, u64, u8, Option<(u8, u8)>),
+        PublishAlive(bool),
+        /// The driver wakes late: `handle_timeout` at once, this many ms on.
+        LateWake(u16),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            2 => (1u8..7).prop_map(Op::Add),
+            1 => (1u8..7).prop_map(Op::Remove),
+            6 => (1u8..7, 0u8..5, 0u64..24, 0u8..7, proptest::option::of((0u8..7, 0u8..3)))
+                .prop_map(|(f, k, s, t, h)| Op::Message(f, k, s, t, h)),
+            1 => any::<bool>().prop_map(Op::PublishAlive),
+            2 => (0u16..3000).prop_map(Op::LateWake),
+        ]
+    }
+
+    fn message(kind: u8, seq: u64, target: u8, hint: Option<(u8, u8)>) -> Message {
+        let hint = hint.map(|(p, k)| {
+            let (peer, incarnation) = (pid(p), u64::from(k));
+            let update = match k {
+                0 => Update::Alive {
+                    peer,
+                    incarnation: 1,
+                    signature: SignatureBytes::from_array([0; SIGNATURE_LEN]),
+                },
+                1 => Update::Suspect { peer, incarnation },
+                _ => Update::Dead { peer, incarnation },
+            };
+            Gossip { update, hops: 1 }
+        });
+        let updates = BoundedVec::new(hint.into_iter().collect()).unwrap_or_default();
+        let target = pid(target);
+        match kind {
+            0 => Message::Ping {
+                seq,
+                want_view: true,
+                updates,
+            },
+            1 => Message::Ack {
+                seq,
+                view: Some(BoundedVec::new((1..7).map(pid).collect()).unwrap()),
+                updates,
+            },
+            2 => Message::PingReq { seq, target },
+            3 => Message::IndirectAck { seq, target },
+            _ => Message::Nack { seq, target },
+        }
+    }
+
+    /// Runs the timers due up to `until` as a driver that wakes on time does.
+    fn wake_until(s: &mut Swim, rng: &mut machine::Rng, now: &mut Timestamp, until: Timestamp) {
+        while let Some(at) = s.poll_timeout().filter(|at| *at <= until) {
+            *now = at.max(*now);
+            s.handle_timeout(*now, rng);
+            while s.poll().is_some() {}
+            assert!(s.poll_timeout().is_none_or(|t| t > *now));
+        }
+        *now = until;
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        #[test]
+        fn timers_move_forward_whatever_happens(
+            lifeguard in any::<bool>(),
+            seed in any::<u8>(),
+            ops in proptest::collection::vec((0u16..1500, op()), 1..120),
+        ) {
+            let config = Config { lifeguard, ..Config::default() };
+            let mut s = Swim::new(config, pid(0), 1);
+            let mut rng = machine::Rng::from_seed([seed; 32]);
+            let mut now = T0;
+            for (advance, op) in ops {
+                let until = now + TimeDelta::from_millis(u64::from(advance));
+                wake_until(&mut s, &mut rng, &mut now, until);
+                match op {
+                    Op::Add(p) => s.handle(now, Input::AddMember { peer: pid(p) }, &mut rng),
+                    Op::Remove(p) => s.handle(now, Input::RemoveMember { peer: pid(p) }, &mut rng),
+                    Op::Message(from, kind, seq, target, hint) => {
+                        let view = [pid(1), pid(2), pid(3)];
+                        let input = Input::Message {
+                            from: pid(from),
+                            message: message(kind, seq, target, hint),
+                            active_view: &view,
+                        };
+                        s.handle(now, input, &mut rng);
+                    }
+                    Op::PublishAlive(current) => {
+                        let incarnation = s.incarnation() + u64::from(!current);
+                        let signature = SignatureBytes::from_array([7; SIGNATURE_LEN]);
+                        s.handle(now, Input::PublishAlive { incarnation, signature }, &mut rng);
+                    }
+                    Op::LateWake(ms) => {
+                        now += TimeDelta::from_millis(u64::from(ms));
+                        s.handle_timeout(now, &mut rng);
+                        prop_assert!(s.poll_timeout().is_none_or(|t| t > now));
+                    }
+                }
+                while s.poll().is_some() {}
+            }
+            timers_move_forward(&mut s, &mut rng, now, now + TimeDelta::from_secs(30), 10_000, |_, _, _| {});
+        }
+    }
+}
