@@ -116,23 +116,23 @@ pub(super) const CAUSES: usize = 14;
 /// [`Input::SetRecord`](super::Input::SetRecord) was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
-pub enum SetupError {
+pub enum PresenceSetupError {
     /// A parameter is out of range (the text says which).
     InvalidConfig(&'static str),
     /// The record is not the identity's.
     RecordMismatch,
 }
 
-impl fmt::Display for SetupError {
+impl fmt::Display for PresenceSetupError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            SetupError::InvalidConfig(what) => write!(f, "invalid presence config: {what}"),
-            SetupError::RecordMismatch => f.write_str("the record is not the identity's"),
+            PresenceSetupError::InvalidConfig(what) => write!(f, "invalid presence config: {what}"),
+            PresenceSetupError::RecordMismatch => f.write_str("the record is not the identity's"),
         }
     }
 }
 
-impl core::error::Error for SetupError {}
+impl core::error::Error for PresenceSetupError {}
 
 /// Why [`Presence`](super::Presence) refused an [`Input`](super::Input) (the reply of its
 /// `handle`).
@@ -143,7 +143,7 @@ pub enum Refused {
     /// [`Counters::rejected`]).
     Beacon(PresenceError),
     /// An [`Input::SetRecord`](super::Input::SetRecord) was refused.
-    Record(SetupError),
+    Record(PresenceSetupError),
 }
 
 impl fmt::Display for Refused {

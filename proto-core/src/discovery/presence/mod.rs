@@ -94,8 +94,8 @@ impl Default for PresenceConfig {
 
 impl PresenceConfig {
     /// Checks the parameters' relations; names the first one violated.
-    pub fn validate(&self) -> Result<(), SetupError> {
-        let bad = |what| Err(SetupError::InvalidConfig(what));
+    pub fn validate(&self) -> Result<(), PresenceSetupError> {
+        let bad = |what| Err(PresenceSetupError::InvalidConfig(what));
         if self.beacon_interval == TimeDelta::ZERO {
             return bad("beacon_interval must be positive");
         }
@@ -276,11 +276,11 @@ impl Presence {
         identity: &Identity,
         record: PeerRecord,
         provider: Arc<dyn CryptoProvider>,
-    ) -> Result<Self, SetupError> {
+    ) -> Result<Self, PresenceSetupError> {
         config.validate()?;
         if record.peer_id != identity.peer_id() || record.verifying_key != *identity.verifying_key()
         {
-            return Err(SetupError::RecordMismatch);
+            return Err(PresenceSetupError::RecordMismatch);
         }
         let secret = Zeroizing::new(group_secret);
         let topic = presence_topic(&secret);
@@ -335,7 +335,7 @@ impl Presence {
 
     /// Replaces the record carried in this member's beacons. Shorthand for
     /// `handle(now, Input::SetRecord(record))`.
-    pub fn set_record(&mut self, record: PeerRecord) -> Result<(), SetupError> {
+    pub fn set_record(&mut self, record: PeerRecord) -> Result<(), PresenceSetupError> {
         self.replace_record(record)
     }
 
@@ -451,9 +451,9 @@ impl Presence {
 
     // ------------------------------------------------------------------ inputs
 
-    fn replace_record(&mut self, record: PeerRecord) -> Result<(), SetupError> {
+    fn replace_record(&mut self, record: PeerRecord) -> Result<(), PresenceSetupError> {
         if record.peer_id != self.me || record.verifying_key != *self.signer.verifying_key() {
-            return Err(SetupError::RecordMismatch);
+            return Err(PresenceSetupError::RecordMismatch);
         }
         self.record = record;
         Ok(())

@@ -60,7 +60,7 @@ trait Drive {
     fn end(&mut self, now: Timestamp, rng: &mut ChaCha8Rng);
     fn receive(&mut self, now: Timestamp, message: &SignedMessage) -> Result<(), PresenceError>;
     fn tick(&mut self, now: Timestamp, rng: &mut ChaCha8Rng);
-    fn new_record(&mut self, record: PeerRecord) -> Result<(), SetupError>;
+    fn new_record(&mut self, record: PeerRecord) -> Result<(), PresenceSetupError>;
     /// The next beacon, passing over validators; an event on the way is a test failure.
     fn next_beacon(&mut self) -> Option<OutgoingBeacon>;
     /// The next validator, passing over beacons; an event on the way is a test failure.
@@ -88,7 +88,7 @@ impl Drive for Presence {
         StateMachine::handle_timeout(self, now, rng);
     }
 
-    fn new_record(&mut self, record: PeerRecord) -> Result<(), SetupError> {
+    fn new_record(&mut self, record: PeerRecord) -> Result<(), PresenceSetupError> {
         match self.handle(T0, Input::SetRecord(record), &mut rng(0)) {
             Ok(()) => Ok(()),
             Err(Refused::Record(e)) => Err(e),
@@ -764,7 +764,7 @@ fn configs_and_records_are_checked() {
             rec(&other),
             provider()
         ),
-        Err(SetupError::RecordMismatch)
+        Err(PresenceSetupError::RecordMismatch)
     ));
     for bad in [
         PresenceConfig {
@@ -786,12 +786,15 @@ fn configs_and_records_are_checked() {
     ] {
         assert!(matches!(
             Presence::new(bad, SECRET, &id, rec(&id), provider()),
-            Err(SetupError::InvalidConfig(_))
+            Err(PresenceSetupError::InvalidConfig(_))
         ));
     }
     let mut p =
         Presence::new(PresenceConfig::default(), SECRET, &id, rec(&id), provider()).unwrap();
-    assert_eq!(p.new_record(rec(&other)), Err(SetupError::RecordMismatch));
+    assert_eq!(
+        p.new_record(rec(&other)),
+        Err(PresenceSetupError::RecordMismatch)
+    );
     let newer = PeerRecord::issue(&id, Addresses::empty(), T0 + secs(1), secs(60)).unwrap();
     assert_eq!(p.new_record(newer), Ok(()));
     // Debug never shows the secret.
