@@ -149,6 +149,21 @@ impl<K: Ord + Copy> Deadlines<K> {
     }
 }
 
+/// Declares a struct that is internal to the core (`pub(crate)`) but public with the `testing`
+/// feature, so fuzz targets, benchmarks and tests can drive one machine alone while an embedder
+/// sees only the node (SPEC.md "Where things are").
+macro_rules! internal_struct {
+    ($(#[$attr:meta])* struct $name:ident $($rest:tt)*) => {
+        #[cfg(feature = "testing")]
+        $(#[$attr])*
+        pub struct $name $($rest)*
+        #[cfg(not(feature = "testing"))]
+        $(#[$attr])*
+        pub(crate) struct $name $($rest)*
+    };
+}
+pub(crate) use internal_struct;
+
 /// Test support: the deadline property every machine's tests check.
 #[cfg(test)]
 pub(crate) mod check {

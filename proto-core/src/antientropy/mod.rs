@@ -230,16 +230,18 @@ enum Timer {
     Round,
 }
 
-/// The reconciliation state machine of one topic.
-#[derive(Debug)]
-pub struct Reconciler {
-    config: Config,
-    session: Option<Session>,
-    /// [`Timer::Round`] always; [`Timer::Session`] while a session runs.
-    deadlines: Deadlines<Timer>,
-    tokens: TokenBucket,
-    out: VecDeque<Output>,
-    counters: Counters,
+crate::machine::internal_struct! {
+    /// The reconciliation state machine of one topic.
+    #[derive(Debug)]
+    struct Reconciler {
+        config: Config,
+        session: Option<Session>,
+        /// [`Timer::Round`] always; [`Timer::Session`] while a session runs.
+        deadlines: Deadlines<Timer>,
+        tokens: TokenBucket,
+        out: VecDeque<Output>,
+        counters: Counters,
+    }
 }
 
 fn seed(session: u64, attempt: u8) -> [u8; 32] {
@@ -266,6 +268,8 @@ fn table_of(cells: usize, seed: [u8; 32], ids: &[MessageId]) -> Option<Iblt> {
     Some(t)
 }
 
+// Some methods serve only the tests, benchmarks and fuzz targets (the `testing` feature).
+#[cfg_attr(not(feature = "testing"), allow(dead_code))]
 impl Reconciler {
     /// A reconciler whose first round is due one jittered interval after `now`.
     pub fn new(config: Config, now: Timestamp, rng: &mut Rng) -> Self {

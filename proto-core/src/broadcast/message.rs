@@ -302,16 +302,20 @@ pub(crate) fn insert_by_expiry(
     order.insert(at, (expires, id));
 }
 
-/// Ids seen recently, each kept until its message leaves the retention window, at most
-/// `capacity` of them (the oldest go first). Insert an id only after its message verified, so
-/// forged frames cannot poison real ids.
-#[derive(Debug)]
-pub struct SeenCache {
-    expiry: HashMap<MessageId, Timestamp, FixedState>,
-    order: VecDeque<(Timestamp, MessageId)>,
-    capacity: usize,
+crate::machine::internal_struct! {
+    /// Ids seen recently, each kept until its message leaves the retention window, at most
+    /// `capacity` of them (the oldest go first). Insert an id only after its message verified, so
+    /// forged frames cannot poison real ids.
+    #[derive(Debug)]
+    struct SeenCache {
+        expiry: HashMap<MessageId, Timestamp, FixedState>,
+        order: VecDeque<(Timestamp, MessageId)>,
+        capacity: usize,
+    }
 }
 
+// Some methods serve only the tests, benchmarks and fuzz targets (the `testing` feature).
+#[cfg_attr(not(feature = "testing"), allow(dead_code))]
 impl SeenCache {
     /// An empty cache holding at most `capacity` ids.
     pub fn new(capacity: usize) -> Self {

@@ -105,35 +105,39 @@ enum Timer {
     Emit,
 }
 
-/// The beacon state of one member.
-#[derive(Debug)]
-pub struct RootTree {
-    config: Config,
-    me: PeerId,
-    current: RootBeacon,
-    parent: Option<PeerId>,
-    /// This member's own beacon numbers, kept when it stops being root.
-    own_seq: u64,
-    /// [`Timer::Emit`] while root, else [`Timer::Silence`] (the root last heard from plus
-    /// `timeout`).
-    deadlines: Deadlines<Timer>,
-    neighbors: Vec<PeerId>,
-    /// The latest beacon each neighbour passed on, for the current root.
-    reports: BTreeMap<PeerId, RootBeacon>,
-    out: VecDeque<Output>,
-    /// Roots adopted (for inspection).
-    adopted: u64,
-    /// Whether the tree links may have changed since the last [`Output::Tree`].
-    tree_changed: bool,
-    /// Roots this member gave up on, with the last number heard: copies of those beacons still
-    /// travelling are refused, so a dead root cannot come back from them.
-    /// Oldest first: when full, the root given up longest ago is forgotten.
-    expired: VecDeque<(PeerId, u64)>,
+crate::machine::internal_struct! {
+    /// The beacon state of one member.
+    #[derive(Debug)]
+    struct RootTree {
+        config: Config,
+        me: PeerId,
+        current: RootBeacon,
+        parent: Option<PeerId>,
+        /// This member's own beacon numbers, kept when it stops being root.
+        own_seq: u64,
+        /// [`Timer::Emit`] while root, else [`Timer::Silence`] (the root last heard from plus
+        /// `timeout`).
+        deadlines: Deadlines<Timer>,
+        neighbors: Vec<PeerId>,
+        /// The latest beacon each neighbour passed on, for the current root.
+        reports: BTreeMap<PeerId, RootBeacon>,
+        out: VecDeque<Output>,
+        /// Roots adopted (for inspection).
+        adopted: u64,
+        /// Whether the tree links may have changed since the last [`Output::Tree`].
+        tree_changed: bool,
+        /// Roots this member gave up on, with the last number heard: copies of those beacons still
+        /// travelling are refused, so a dead root cannot come back from them.
+        /// Oldest first: when full, the root given up longest ago is forgotten.
+        expired: VecDeque<(PeerId, u64)>,
+    }
 }
 
 /// Most given-up roots remembered.
 const MAX_EXPIRED: usize = 8;
 
+// Some methods serve only the tests, benchmarks and fuzz targets (the `testing` feature).
+#[cfg_attr(not(feature = "testing"), allow(dead_code))]
 impl RootTree {
     /// A member that starts as its own root; its first beacon goes at `first` (`now` is
     /// unused: a root hears from no root).

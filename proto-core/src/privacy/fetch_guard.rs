@@ -159,19 +159,21 @@ impl Counters {
     }
 }
 
-/// The serving node's side: the fetch keys of at most `capacity` messages (when full, the
-/// message registered first is evicted; re-registering keeps its place) and at most
-/// `challenge_capacity` outstanding challenges, each valid for `challenge_ttl` and usable once
-/// (when full, the oldest is evicted).
-pub struct FetchGuard {
-    keys: HashMap<MessageId, Vec<FetchKey>, FixedState>,
-    order: VecDeque<MessageId>,
-    capacity: usize,
-    challenges: HashMap<Nonce, Timestamp, FixedState>,
-    challenge_order: VecDeque<Nonce>,
-    challenge_capacity: usize,
-    challenge_ttl: TimeDelta,
-    counters: Counters,
+crate::machine::internal_struct! {
+    /// The serving node's side: the fetch keys of at most `capacity` messages (when full, the
+    /// message registered first is evicted; re-registering keeps its place) and at most
+    /// `challenge_capacity` outstanding challenges, each valid for `challenge_ttl` and usable once
+    /// (when full, the oldest is evicted).
+    struct FetchGuard {
+        keys: HashMap<MessageId, Vec<FetchKey>, FixedState>,
+        order: VecDeque<MessageId>,
+        capacity: usize,
+        challenges: HashMap<Nonce, Timestamp, FixedState>,
+        challenge_order: VecDeque<Nonce>,
+        challenge_capacity: usize,
+        challenge_ttl: TimeDelta,
+        counters: Counters,
+    }
 }
 
 impl fmt::Debug for FetchGuard {
@@ -187,6 +189,8 @@ impl fmt::Debug for FetchGuard {
     }
 }
 
+// Some methods serve only the tests, benchmarks and fuzz targets (the `testing` feature).
+#[cfg_attr(not(feature = "testing"), allow(dead_code))]
 impl FetchGuard {
     /// An empty guard (each capacity at least one).
     pub fn new(capacity: usize, challenge_capacity: usize, challenge_ttl: TimeDelta) -> Self {

@@ -341,29 +341,31 @@ impl core::fmt::Debug for Input<'_> {
     }
 }
 
-/// The Plumtree state machine of one topic.
-pub struct Plumtree {
-    config: Config,
-    topic: TopicId,
-    eager_peers: BTreeSet<PeerId>,
-    lazy_peers: BTreeSet<PeerId>,
-    /// Boxed: a map node holds room for 11 entries, most of them empty with few messages.
-    cache: BTreeMap<MessageId, Box<Retained>>,
-    cache_order: VecDeque<(Timestamp, MessageId)>,
-    cache_bytes: usize,
-    seen: SeenCache,
-    /// Digests of refused payloads.
-    rejected: SeenCache,
-    missing: BTreeMap<MessageId, Missing>,
-    pending_ihave: BTreeMap<PeerId, Vec<Announcement>>,
-    /// Every timer: the IHAVE batch, each missing message, the retention window's end.
-    deadlines: Deadlines<Timer>,
-    /// Whether the owner maintains the eager tree ([`Input::SetTree`]).
-    tree_mode: bool,
-    /// The owner's tree links (never pruned in tree mode).
-    tree: BTreeSet<PeerId>,
-    out: VecDeque<Output>,
-    counters: Counters,
+crate::machine::internal_struct! {
+    /// The Plumtree state machine of one topic.
+    struct Plumtree {
+        config: Config,
+        topic: TopicId,
+        eager_peers: BTreeSet<PeerId>,
+        lazy_peers: BTreeSet<PeerId>,
+        /// Boxed: a map node holds room for 11 entries, most of them empty with few messages.
+        cache: BTreeMap<MessageId, Box<Retained>>,
+        cache_order: VecDeque<(Timestamp, MessageId)>,
+        cache_bytes: usize,
+        seen: SeenCache,
+        /// Digests of refused payloads.
+        rejected: SeenCache,
+        missing: BTreeMap<MessageId, Missing>,
+        pending_ihave: BTreeMap<PeerId, Vec<Announcement>>,
+        /// Every timer: the IHAVE batch, each missing message, the retention window's end.
+        deadlines: Deadlines<Timer>,
+        /// Whether the owner maintains the eager tree ([`Input::SetTree`]).
+        tree_mode: bool,
+        /// The owner's tree links (never pruned in tree mode).
+        tree: BTreeSet<PeerId>,
+        out: VecDeque<Output>,
+        counters: Counters,
+    }
 }
 
 impl core::fmt::Debug for Plumtree {
@@ -377,6 +379,8 @@ impl core::fmt::Debug for Plumtree {
     }
 }
 
+// Some methods serve only the tests, benchmarks and fuzz targets (the `testing` feature).
+#[cfg_attr(not(feature = "testing"), allow(dead_code))]
 impl Plumtree {
     /// An empty broadcast state for `topic`.
     pub fn new(config: Config, topic: TopicId) -> Self {

@@ -308,27 +308,31 @@ struct Bucket {
 /// this it is the same as a new one and can be dropped.
 const BUCKET_REFILL: TimeDelta = TimeDelta::from_secs(1);
 
-/// The FOAF discovery state machine of one node.
-#[derive(Debug)]
-pub struct Foaf {
-    config: Config,
-    /// Remembered query ids, and their expiry in insertion order.
-    seen: BTreeSet<QueryId>,
-    seen_order: VecDeque<(Timestamp, QueryId)>,
-    pending: BTreeMap<QueryId, Pending>,
-    /// The end of every pending query, and the expiry of the oldest remembered id.
-    deadlines: Deadlines<Timer>,
-    own_queries: usize,
-    buckets: BTreeMap<PeerId, Bucket>,
-    /// Sends and events in the order they arose; at most `max_queued` of each kind.
-    outputs: VecDeque<Output>,
-    /// Sends in `outputs`.
-    queued_sends: usize,
-    /// Events in `outputs`.
-    queued_events: usize,
-    counters: Counters,
+crate::machine::internal_struct! {
+    /// The FOAF discovery state machine of one node.
+    #[derive(Debug)]
+    struct Foaf {
+        config: Config,
+        /// Remembered query ids, and their expiry in insertion order.
+        seen: BTreeSet<QueryId>,
+        seen_order: VecDeque<(Timestamp, QueryId)>,
+        pending: BTreeMap<QueryId, Pending>,
+        /// The end of every pending query, and the expiry of the oldest remembered id.
+        deadlines: Deadlines<Timer>,
+        own_queries: usize,
+        buckets: BTreeMap<PeerId, Bucket>,
+        /// Sends and events in the order they arose; at most `max_queued` of each kind.
+        outputs: VecDeque<Output>,
+        /// Sends in `outputs`.
+        queued_sends: usize,
+        /// Events in `outputs`.
+        queued_events: usize,
+        counters: Counters,
+    }
 }
 
+// Some methods serve only the tests, benchmarks and fuzz targets (the `testing` feature).
+#[cfg_attr(not(feature = "testing"), allow(dead_code))]
 impl Foaf {
     /// A state machine with `config`, which must pass [`Config::validate`].
     pub fn new(config: Config) -> Result<Self, FoafError> {

@@ -224,34 +224,36 @@ struct Member {
     record_issued_at: Timestamp,
 }
 
-/// One member's presence in one group. See the [module documentation](self).
-pub struct Presence {
-    config: PresenceConfig,
-    group: Arc<Group>,
-    me: PeerId,
-    signer: Box<dyn Signer>,
-    record: PeerRecord,
-    running: bool,
-    /// The member's beacon number, ordering its beacons with equal timestamps.
-    next_seq: u64,
-    /// The epoch of the latest `now` seen.
-    epoch: Option<u64>,
-    /// Material of the epochs around the current one (previous, current, next).
-    keys: BTreeMap<u64, EpochKeys>,
-    /// The author identity of the epoch this member last beaconed in.
-    author: Option<(u64, Identity)>,
-    members: BTreeMap<PeerId, Member>,
-    /// The next beacon (while running), every tracked member's expiry, the next epoch.
-    deadlines: Deadlines<Timer>,
-    /// Validators, beacons and events in the order they arose: at most one validator (a newer
-    /// one replaces it), `MAX_QUEUED_BEACONS` beacons and `max_queued_events` events.
-    outputs: VecDeque<Output>,
-    /// Beacons in `outputs`.
-    queued_beacons: usize,
-    /// Events in `outputs`.
-    queued_events: usize,
-    counters: Counters,
-    relay: Arc<RelayCounters>,
+crate::machine::internal_struct! {
+    /// One member's presence in one group. See the [module documentation](self).
+    struct Presence {
+        config: PresenceConfig,
+        group: Arc<Group>,
+        me: PeerId,
+        signer: Box<dyn Signer>,
+        record: PeerRecord,
+        running: bool,
+        /// The member's beacon number, ordering its beacons with equal timestamps.
+        next_seq: u64,
+        /// The epoch of the latest `now` seen.
+        epoch: Option<u64>,
+        /// Material of the epochs around the current one (previous, current, next).
+        keys: BTreeMap<u64, EpochKeys>,
+        /// The author identity of the epoch this member last beaconed in.
+        author: Option<(u64, Identity)>,
+        members: BTreeMap<PeerId, Member>,
+        /// The next beacon (while running), every tracked member's expiry, the next epoch.
+        deadlines: Deadlines<Timer>,
+        /// Validators, beacons and events in the order they arose: at most one validator (a newer
+        /// one replaces it), `MAX_QUEUED_BEACONS` beacons and `max_queued_events` events.
+        outputs: VecDeque<Output>,
+        /// Beacons in `outputs`.
+        queued_beacons: usize,
+        /// Events in `outputs`.
+        queued_events: usize,
+        counters: Counters,
+        relay: Arc<RelayCounters>,
+    }
 }
 
 impl fmt::Debug for Presence {
@@ -266,6 +268,8 @@ impl fmt::Debug for Presence {
     }
 }
 
+// Some methods serve only the tests, benchmarks and fuzz targets (the `testing` feature).
+#[cfg_attr(not(feature = "testing"), allow(dead_code))]
 impl Presence {
     /// Presence in the group whose secret is `group_secret`, as `identity` (whose current
     /// record is `record`). Expands the identity's signing key again from its seed (one ML-DSA

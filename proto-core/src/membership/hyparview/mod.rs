@@ -242,38 +242,42 @@ struct Lost {
     backoff: TimeDelta,
 }
 
-/// The HyParView state machine.
-#[derive(Debug)]
-pub struct HyParView {
-    config: Config,
-    me: PeerId,
-    my_addresses: Addresses,
-    active: BTreeMap<PeerId, Addresses>,
-    passive: BTreeMap<PeerId, Addresses>,
-    attempts: BTreeMap<PeerId, Attempt>,
-    lost: BTreeMap<PeerId, Lost>,
-    /// Links whose handshake completed, whatever their use.
-    links: BTreeSet<PeerId>,
-    /// Links on which a JOIN was already honoured.
-    joined_links: BTreeSet<PeerId>,
-    /// Entries we sent in our last shuffle (evicted first when the reply arrives).
-    last_shuffle_sent: Vec<PeerId>,
-    next_shuffle: Timestamp,
-    next_repair: Timestamp,
-    /// Current pause between paced repairs: doubles on each refusal, resets on success.
-    repair_backoff: TimeDelta,
-    /// The contacts of the last join, tried again (with back-off) while the node is alone.
-    contacts: Vec<PeerInfo>,
-    next_rejoin: Timestamp,
-    rejoin_backoff: TimeDelta,
-    join_tokens: TokenBucket,
-    /// Every timer: attempts, resent requests, retries of lost peers, rejoin, shuffle, repair.
-    deadlines: Deadlines<Timer>,
-    out: VecDeque<Output>,
-    counters: Counters,
-    left: bool,
+crate::machine::internal_struct! {
+    /// The HyParView state machine.
+    #[derive(Debug)]
+    struct HyParView {
+        config: Config,
+        me: PeerId,
+        my_addresses: Addresses,
+        active: BTreeMap<PeerId, Addresses>,
+        passive: BTreeMap<PeerId, Addresses>,
+        attempts: BTreeMap<PeerId, Attempt>,
+        lost: BTreeMap<PeerId, Lost>,
+        /// Links whose handshake completed, whatever their use.
+        links: BTreeSet<PeerId>,
+        /// Links on which a JOIN was already honoured.
+        joined_links: BTreeSet<PeerId>,
+        /// Entries we sent in our last shuffle (evicted first when the reply arrives).
+        last_shuffle_sent: Vec<PeerId>,
+        next_shuffle: Timestamp,
+        next_repair: Timestamp,
+        /// Current pause between paced repairs: doubles on each refusal, resets on success.
+        repair_backoff: TimeDelta,
+        /// The contacts of the last join, tried again (with back-off) while the node is alone.
+        contacts: Vec<PeerInfo>,
+        next_rejoin: Timestamp,
+        rejoin_backoff: TimeDelta,
+        join_tokens: TokenBucket,
+        /// Every timer: attempts, resent requests, retries of lost peers, rejoin, shuffle, repair.
+        deadlines: Deadlines<Timer>,
+        out: VecDeque<Output>,
+        counters: Counters,
+        left: bool,
+    }
 }
 
+// Some methods serve only the tests, benchmarks and fuzz targets (the `testing` feature).
+#[cfg_attr(not(feature = "testing"), allow(dead_code))]
 impl HyParView {
     /// A node `me` reachable at `my_addresses`, created at `now`.
     pub fn new(

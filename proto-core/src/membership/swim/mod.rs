@@ -219,27 +219,29 @@ struct Queued {
     remaining: u32,
 }
 
-/// The SWIM state machine.
-#[derive(Debug)]
-pub struct Swim {
-    config: Config,
-    me: PeerId,
-    incarnation: u64,
-    members: BTreeMap<PeerId, Member>,
-    next_seq: u64,
-    probes: BTreeMap<u64, Probe>,
-    relays: BTreeMap<u64, Relay>,
-    queue: VecDeque<Queued>,
-    seen: BTreeSet<(PeerId, u64, u8)>,
-    seen_order: VecDeque<(PeerId, u64, u8)>,
-    health: u32,
-    /// This node's probe rounds start at `phase` modulo the probe interval (random per node,
-    /// so nodes do not probe in lockstep); all active peers are probed in the same round.
-    phase: Option<u64>,
-    /// Every timer: probes, relays, suspicions, suspects' pings, members' next probes.
-    deadlines: Deadlines<Timer>,
-    out: VecDeque<Output>,
-    counters: Counters,
+crate::machine::internal_struct! {
+    /// The SWIM state machine.
+    #[derive(Debug)]
+    struct Swim {
+        config: Config,
+        me: PeerId,
+        incarnation: u64,
+        members: BTreeMap<PeerId, Member>,
+        next_seq: u64,
+        probes: BTreeMap<u64, Probe>,
+        relays: BTreeMap<u64, Relay>,
+        queue: VecDeque<Queued>,
+        seen: BTreeSet<(PeerId, u64, u8)>,
+        seen_order: VecDeque<(PeerId, u64, u8)>,
+        health: u32,
+        /// This node's probe rounds start at `phase` modulo the probe interval (random per node,
+        /// so nodes do not probe in lockstep); all active peers are probed in the same round.
+        phase: Option<u64>,
+        /// Every timer: probes, relays, suspicions, suspects' pings, members' next probes.
+        deadlines: Deadlines<Timer>,
+        out: VecDeque<Output>,
+        counters: Counters,
+    }
 }
 
 const MAX_QUEUE: usize = 64;
@@ -247,6 +249,8 @@ const MAX_SEEN: usize = 1024;
 /// An ack's view older than this is asked for again.
 const VIEW_REFRESH: TimeDelta = TimeDelta::from_secs(10);
 
+// Some methods serve only the tests, benchmarks and fuzz targets (the `testing` feature).
+#[cfg_attr(not(feature = "testing"), allow(dead_code))]
 impl Swim {
     /// A detector for `me`, starting at `incarnation` (derived from the boot count so that it
     /// grows across restarts).

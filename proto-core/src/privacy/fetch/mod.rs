@@ -273,18 +273,20 @@ enum Timer {
     Challenge(Nonce),
 }
 
-/// Both sides of the fetch exchange (see the module documentation).
-pub struct FetchExchange {
-    max_authored: usize,
-    max_fetches: usize,
-    fetch_timeout: TimeDelta,
-    fetch_attempts: u8,
-    authored: HashMap<MessageId, Authored, FixedState>,
-    authored_order: VecDeque<MessageId>,
-    guard: FetchGuard,
-    fetches: HashMap<MessageId, InFlight, FixedState>,
-    deadlines: Deadlines<Timer>,
-    outputs: VecDeque<Output>,
+crate::machine::internal_struct! {
+    /// Both sides of the fetch exchange (see the module documentation).
+    struct FetchExchange {
+        max_authored: usize,
+        max_fetches: usize,
+        fetch_timeout: TimeDelta,
+        fetch_attempts: u8,
+        authored: HashMap<MessageId, Authored, FixedState>,
+        authored_order: VecDeque<MessageId>,
+        guard: FetchGuard,
+        fetches: HashMap<MessageId, InFlight, FixedState>,
+        deadlines: Deadlines<Timer>,
+        outputs: VecDeque<Output>,
+    }
 }
 
 impl fmt::Debug for FetchExchange {
@@ -298,6 +300,8 @@ impl fmt::Debug for FetchExchange {
     }
 }
 
+// Some methods serve only the tests, benchmarks and fuzz targets (the `testing` feature).
+#[cfg_attr(not(feature = "testing"), allow(dead_code))]
 impl FetchExchange {
     /// Nothing served, nothing fetched.
     pub fn new(config: &PrivateConfig) -> Self {
