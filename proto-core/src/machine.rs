@@ -151,7 +151,8 @@ impl<K: Ord + Copy> Deadlines<K> {
 
 /// Declares a struct that is internal to the core (`pub(crate)`) but public with the `testing`
 /// feature, so fuzz targets, benchmarks and tests can drive one machine alone while an embedder
-/// sees only the node (SPEC.md "Where things are").
+/// sees only the node (SPEC.md "Where things are"). Their `impl` blocks carry
+/// `#[cfg_attr(not(feature = "testing"), allow(dead_code))]`: some methods serve only those tools.
 macro_rules! internal_struct {
     ($(#[$attr:meta])* struct $name:ident $($rest:tt)*) => {
         #[cfg(feature = "testing")]

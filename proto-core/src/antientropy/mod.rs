@@ -268,7 +268,6 @@ fn table_of(cells: usize, seed: [u8; 32], ids: &[MessageId]) -> Option<Iblt> {
     Some(t)
 }
 
-// Some methods serve only the tests, benchmarks and fuzz targets (the `testing` feature).
 #[cfg_attr(not(feature = "testing"), allow(dead_code))]
 impl Reconciler {
     /// A reconciler whose first round is due one jittered interval after `now`.

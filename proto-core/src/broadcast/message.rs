@@ -314,7 +314,6 @@ crate::machine::internal_struct! {
     }
 }
 
-// Some methods serve only the tests, benchmarks and fuzz targets (the `testing` feature).
 #[cfg_attr(not(feature = "testing"), allow(dead_code))]
 impl SeenCache {
     /// An empty cache holding at most `capacity` ids.

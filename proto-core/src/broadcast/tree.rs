@@ -136,7 +136,6 @@ crate::machine::internal_struct! {
 /// Most given-up roots remembered.
 const MAX_EXPIRED: usize = 8;
 
-// Some methods serve only the tests, benchmarks and fuzz targets (the `testing` feature).
 #[cfg_attr(not(feature = "testing"), allow(dead_code))]
 impl RootTree {
     /// A member that starts as its own root; its first beacon goes at `first` (`now` is

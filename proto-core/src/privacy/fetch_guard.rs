@@ -189,7 +189,6 @@ impl fmt::Debug for FetchGuard {
     }
 }
 
-// Some methods serve only the tests, benchmarks and fuzz targets (the `testing` feature).
 #[cfg_attr(not(feature = "testing"), allow(dead_code))]
 impl FetchGuard {
     /// An empty guard (each capacity at least one).

@@ -379,7 +379,6 @@ impl core::fmt::Debug for Plumtree {
     }
 }
 
-// Some methods serve only the tests, benchmarks and fuzz targets (the `testing` feature).
 #[cfg_attr(not(feature = "testing"), allow(dead_code))]
 impl Plumtree {
     /// An empty broadcast state for `topic`.

@@ -9,7 +9,6 @@ use crate::id::{MessageId, PeerId};
 use crate::machine::StateMachine;
 use crate::time::Timestamp;
 
-// Some methods serve only the tests, benchmarks and fuzz targets (the `testing` feature).
 #[cfg_attr(not(feature = "testing"), allow(dead_code))]
 impl Plumtree {
     /// Shorthand for [`StateMachine::poll`].

@@ -331,7 +331,6 @@ crate::machine::internal_struct! {
     }
 }
 
-// Some methods serve only the tests, benchmarks and fuzz targets (the `testing` feature).
 #[cfg_attr(not(feature = "testing"), allow(dead_code))]
 impl Foaf {
     /// A state machine with `config`, which must pass [`Config::validate`].

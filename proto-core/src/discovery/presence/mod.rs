@@ -268,7 +268,6 @@ impl fmt::Debug for Presence {
     }
 }
 
-// Some methods serve only the tests, benchmarks and fuzz targets (the `testing` feature).
 #[cfg_attr(not(feature = "testing"), allow(dead_code))]
 impl Presence {
     /// Presence in the group whose secret is `group_secret`, as `identity` (whose current

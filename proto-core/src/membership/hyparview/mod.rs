@@ -276,7 +276,6 @@ crate::machine::internal_struct! {
     }
 }
 
-// Some methods serve only the tests, benchmarks and fuzz targets (the `testing` feature).
 #[cfg_attr(not(feature = "testing"), allow(dead_code))]
 impl HyParView {
     /// A node `me` reachable at `my_addresses`, created at `now`.

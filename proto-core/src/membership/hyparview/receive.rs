@@ -6,7 +6,6 @@ use crate::time::Timestamp;
 use crate::wire::BoundedVec;
 use alloc::vec::Vec;
 
-// Some methods serve only the tests, benchmarks and fuzz targets (the `testing` feature).
 #[cfg_attr(not(feature = "testing"), allow(dead_code))]
 impl HyParView {
     /// A message from `from`, over an established connection.

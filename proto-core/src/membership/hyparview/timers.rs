@@ -24,7 +24,6 @@ pub(super) enum Timer {
     Repair,
 }
 
-// Some methods serve only the tests, benchmarks and fuzz targets (the `testing` feature).
 #[cfg_attr(not(feature = "testing"), allow(dead_code))]
 impl HyParView {
     /// Time passed: expire attempts, forget and retry lost peers, resend requests, rejoin,

@@ -249,7 +249,6 @@ const MAX_SEEN: usize = 1024;
 /// An ack's view older than this is asked for again.
 const VIEW_REFRESH: TimeDelta = TimeDelta::from_secs(10);
 
-// Some methods serve only the tests, benchmarks and fuzz targets (the `testing` feature).
 #[cfg_attr(not(feature = "testing"), allow(dead_code))]
 impl Swim {
     /// A detector for `me`, starting at `incarnation` (derived from the boot count so that it

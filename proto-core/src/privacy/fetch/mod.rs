@@ -300,7 +300,6 @@ impl fmt::Debug for FetchExchange {
     }
 }
 
-// Some methods serve only the tests, benchmarks and fuzz targets (the `testing` feature).
 #[cfg_attr(not(feature = "testing"), allow(dead_code))]
 impl FetchExchange {
     /// Nothing served, nothing fetched.
