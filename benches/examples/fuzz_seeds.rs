@@ -535,7 +535,7 @@ fn handler_seeds() -> Vec<Seed> {
             ttl: 3,
         },
         Hv::Shuffle {
-            origin: peer_info(6, b"10.0.0.6:1"),
+            origin: peer_info(6, b"127.0.0.6:1"),
             ttl: 2,
             nodes: BoundedVec::new(vec![peer_info(7, b"a"), peer_info(8, b"b")]).expect("fits"),
         },
