@@ -61,6 +61,10 @@ struct RunArgs {
     /// Which crypto the simulated nodes use.
     #[arg(long, value_enum, value_name = "fast|real", default_value_t = Crypto::Fast)]
     crypto: Crypto,
+    /// Also list the traffic honest nodes sent by message kind, over the idle window (from 60 s
+    /// after the last join or subscribe to the first publish) or, without one, the whole run.
+    #[arg(long)]
+    traffic: bool,
     /// Print only the trace hash (and errors): no summary table, no progress bar.
     #[arg(long)]
     quiet: bool,
@@ -109,6 +113,7 @@ fn main() -> ExitCode {
         crypto: args.crypto.into(),
         progress: !args.quiet && std::io::stderr().is_terminal(),
         file: Some(args.file.display().to_string()),
+        traffic: args.traffic,
     };
     let result = match run_scenario(scenario, &opts) {
         Ok(r) => r,
@@ -134,6 +139,7 @@ fn main() -> ExitCode {
             "warnings": result.warnings,
             "passed": result.passed(),
             "series": result.series,
+            "traffic": result.traffic,
         });
         let text = serde_json::to_string_pretty(&json).unwrap_or_default();
         if let Err(e) = std::fs::write(path, text) {

@@ -105,6 +105,11 @@ pub struct Metrics {
     pub bytes_sent: Option<u64>,
     /// `bytes_sent` ÷ nodes ÷ seconds of virtual time.
     pub bytes_per_node_per_s: Option<f64>,
+    /// Bytes sent per honest node per second from 60 s after the last `join`/`subscribe`
+    /// event to the first `publish` event (or the end); null when that window is empty.
+    pub idle_bytes_per_node_per_s: Option<f64>,
+    /// (ours) Frames sent per honest node per second over the same window.
+    pub idle_frames_per_node_per_s: Option<f64>,
     /// Simulator events processed.
     pub events: Option<u64>,
     /// Wall-clock seconds the run took.
@@ -217,6 +222,9 @@ pub struct RunResult {
     pub replay_command: String,
     /// Plot data (not part of the JSON metrics contract, but written alongside).
     pub series: Series,
+    /// Honest traffic by message kind over the idle window (or the whole run): only with
+    /// `--traffic`.
+    pub traffic: Vec<TrafficRow>,
 }
 
 impl RunResult {
@@ -260,4 +268,15 @@ mod tests {
             assert!(json.get(top).is_some(), "metric {key} missing from JSON");
         }
     }
+}
+
+/// One line of the traffic table.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TrafficRow {
+    /// The message's label (`Topic.Membership.Shuffle`).
+    pub message: String,
+    /// Frames sent.
+    pub frames: u64,
+    /// Bytes sent.
+    pub bytes: u64,
 }

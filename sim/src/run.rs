@@ -20,6 +20,8 @@ pub struct RunOptions {
     pub progress: bool,
     /// The scenario file, for the replay command.
     pub file: Option<String>,
+    /// Count traffic by message kind (the result's `traffic`).
+    pub traffic: bool,
 }
 
 impl Default for RunOptions {
@@ -30,6 +32,7 @@ impl Default for RunOptions {
             crypto: CryptoChoice::Fast,
             progress: false,
             file: None,
+            traffic: false,
         }
     }
 }
@@ -41,6 +44,9 @@ pub fn run_scenario(scenario: Scenario, opts: &RunOptions) -> Result<RunResult, 
     let baseline = crate::rss::rss_kb();
     let started = Instant::now();
     let mut world = World::new(scenario, seed, nodes, opts.crypto)?;
+    if opts.traffic {
+        world.count_traffic();
+    }
     let end = world.end();
     let start = world.now();
     let total = (end - start).as_micros().max(1);

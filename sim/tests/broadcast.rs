@@ -226,8 +226,7 @@ fn a_connection_kept_by_a_topic_is_reused_by_the_node_level_overlay() {
         seed: Some(3),
         nodes: None,
         crypto: hearsay_sim::world::CryptoChoice::Fast,
-        progress: false,
-        file: None,
+        ..Default::default()
     };
     let result = hearsay_sim::run::run_scenario(scenario, &opts).unwrap();
     assert_eq!(

@@ -122,3 +122,39 @@ fn lying_about_a_victim_makes_it_refute_and_is_counted_as_an_impossible_incarnat
     assert!(none_isolated);
     assert_eq!(w.components(), 1);
 }
+
+/// The contract's idle window runs from 60 s after the last join to the first publish (or the
+/// end): empty, it gives null; open, it counts only the quiet part, which costs less per second
+/// than the whole run with its joins.
+#[test]
+fn idle_traffic_is_measured_over_the_quiet_window_only() {
+    let run = |secs: u64| {
+        Sim::builder()
+            .nodes(30)
+            .seed(4)
+            .duration(s(secs))
+            .at(
+                s(0),
+                Action::Join {
+                    contacts: 1,
+                    spread: s(5),
+                },
+            )
+            .run()
+            .unwrap()
+            .metrics
+    };
+    let short = run(60);
+    assert_eq!(
+        short.idle_bytes_per_node_per_s, None,
+        "window 65 s..60 s is empty"
+    );
+    let long = run(180);
+    let idle = long.idle_bytes_per_node_per_s.unwrap();
+    let whole = long.bytes_per_node_per_s.unwrap();
+    assert!(
+        idle > 0.0 && idle < whole,
+        "idle {idle} vs whole run {whole}"
+    );
+    assert!(long.idle_frames_per_node_per_s.unwrap() > 0.0);
+}

@@ -55,10 +55,10 @@ fn kind_of(key: &str) -> Kind {
     let top = key.split('.').next().unwrap_or(key);
     match top {
         "delivery_ratio" | "rmr" | "foaf_success_ratio" => Kind::Ratio,
-        "bytes_sent" | "bytes_per_node_per_s" => Kind::Bytes,
+        "bytes_sent" | "bytes_per_node_per_s" | "idle_bytes_per_node_per_s" => Kind::Bytes,
         "events_per_s" => Kind::Rate,
         "wall_s" => Kind::Seconds,
-        "peak_rss_mb" | "memory_per_node_kb" => Kind::OneDecimal,
+        "peak_rss_mb" | "memory_per_node_kb" | "idle_frames_per_node_per_s" => Kind::OneDecimal,
         "foaf_forwards_per_query" => Kind::TwoDecimals,
         t if t.ends_with("_ms") => Kind::Ms,
         t if t.ends_with("_ratio") => Kind::Ratio,
@@ -80,7 +80,7 @@ fn thousands(n: u64) -> String {
 }
 
 /// A float rounded to an integer, with thousands separators.
-fn thousands_f(v: f64) -> String {
+pub(super) fn thousands_f(v: f64) -> String {
     if !v.is_finite() || v.abs() >= 1e18 {
         return format!("{v}");
     }

@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use super::{fmt_bound, fmt_value, metric_rows};
+use super::{fmt_bound, fmt_value, metric_rows, thousands_f};
 use crate::metrics::RunResult;
 
 /// Widest line the terminal summary aims for (the replay command is never wrapped).
@@ -107,6 +107,34 @@ pub fn terminal_summary(r: &RunResult) -> String {
     let _ = writeln!(out, "  {}  {}", "-".repeat(key_w), "-".repeat(val_w));
     for ((key, _), val) in rows.iter().zip(&vals) {
         let _ = writeln!(out, "  {key:<key_w$}  {val:>val_w$}");
+    }
+
+    // Traffic by message kind (--traffic).
+    if !r.traffic.is_empty() {
+        let secs_nodes = r.metrics.idle_bytes_per_node_per_s.and_then(|b| {
+            let total: u64 = r.traffic.iter().map(|t| t.bytes).sum();
+            (b > 0.0).then(|| total as f64 / b)
+        });
+        let _ = writeln!(
+            out,
+            "\nTraffic by message (honest nodes, idle window or whole run)"
+        );
+        let _ = writeln!(
+            out,
+            "  {:<40}  {:>12}  {:>14}  {:>9}",
+            "message", "frames", "bytes", "B/node/s"
+        );
+        for t in r.traffic.iter().take(30) {
+            let per = secs_nodes.map_or("".to_string(), |d| format!("{:.1}", t.bytes as f64 / d));
+            let _ = writeln!(
+                out,
+                "  {:<40}  {:>12}  {:>14}  {:>9}",
+                clean(&t.message),
+                t.frames,
+                thousands_f(t.bytes as f64),
+                per
+            );
+        }
     }
 
     // Expectations.

@@ -74,6 +74,7 @@ fn sample() -> RunResult {
         trace_hash: "0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0".into(),
         replay_command: "hearsay-sim run scenarios/churn.toml --seed 42 --crypto sim-fast".into(),
         series,
+        traffic: Vec::new(),
     }
 }
 
@@ -91,6 +92,7 @@ fn empty() -> RunResult {
         trace_hash: String::new(),
         replay_command: String::new(),
         series: Series::default(),
+        traffic: Vec::new(),
     }
 }
 
@@ -248,6 +250,8 @@ fn every_metric_field_is_listed() {
         frames_sent: Some(1),
         bytes_sent: Some(1),
         bytes_per_node_per_s: Some(1.0),
+        idle_bytes_per_node_per_s: Some(1.0),
+        idle_frames_per_node_per_s: Some(1.0),
         events: Some(1),
         wall_s: Some(1.0),
         peak_rss_mb: Some(1.0),

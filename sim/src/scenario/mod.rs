@@ -361,6 +361,8 @@ pub const METRIC_KEYS: &[&str] = &[
     "frames_sent",
     "bytes_sent",
     "bytes_per_node_per_s",
+    "idle_bytes_per_node_per_s",
+    "idle_frames_per_node_per_s",
     "events",
     "wall_s",
     "peak_rss_mb",

@@ -157,6 +157,8 @@ impl World {
                     .as_ref()
                     .is_some_and(|x| x.inspect().is_subscribed(topic))
         });
+        let honest_nodes = self.nodes.iter().filter(|s| honest(s)).count();
+        let idle = self.idle.rates(honest_nodes);
         let peak = crate::rss::peak_rss_kb();
         let (foaf_success_ratio, foaf_forwards_per_query) = self.discovery.foaf_metrics();
         let presence = self.discovery.presence_metrics(end, |i| self.is_live(i));
@@ -189,6 +191,8 @@ impl World {
             bytes_sent: Some(bytes_sent),
             bytes_per_node_per_s: (n > 0 && secs > 0.0)
                 .then(|| bytes_sent as f64 / n as f64 / secs),
+            idle_bytes_per_node_per_s: idle.map(|r| r.0),
+            idle_frames_per_node_per_s: idle.map(|r| r.1),
             events: Some(self.events_processed),
             wall_s: Some(wall_s),
             peak_rss_mb: peak.map(|kb| kb as f64 / 1024.0),
@@ -232,6 +236,7 @@ impl World {
             trace_hash: self.trace.finalize().to_hex().to_string(),
             replay_command,
             series,
+            traffic: self.traffic.as_ref().map(|t| t.rows()).unwrap_or_default(),
         }
     }
 }

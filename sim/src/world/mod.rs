@@ -19,6 +19,7 @@
 
 mod actions;
 mod config;
+mod kinds;
 mod metrics;
 mod network;
 
@@ -189,6 +190,10 @@ pub struct World {
     remerge_ms: Option<f64>,
     sample_every: TimeDelta,
     components_series: Vec<(f64, u64)>,
+    /// The idle window (contract v4) and honest (bytes, frames) sent when it opened and closed.
+    idle: IdleWindow,
+    /// Traffic by message kind, when asked for (`--traffic`).
+    traffic: Option<kinds::Traffic>,
     end: Timestamp,
     stats: LinkStats,
     delivery_log: Option<Vec<Delivery>>,
@@ -298,6 +303,7 @@ impl World {
                 .iter()
                 .any(|e| matches!(e.action, Action::Publish { .. })),
         );
+        let idle = IdleWindow::of(&scenario.events, end);
         let mut world = World {
             net: scenario.network.clone(),
             scenario,
@@ -331,6 +337,8 @@ impl World {
             remerge_ms: None,
             sample_every,
             components_series: Vec::new(),
+            idle,
+            traffic: None,
             end,
             stats: LinkStats::default(),
             delivery_log: None,
@@ -469,11 +477,42 @@ impl World {
     /// Runs until virtual time `until` (at most the scenario's end).
     pub fn run_until(&mut self, until: Timestamp) {
         let until = until.min(self.end);
+        // The idle window's edges: everything up to `from` is counted before it opens, and it
+        // closes just before the first publish (events at that instant are outside it).
+        if let Some((from, to)) = self.idle.window {
+            if self.idle.opened.is_none() && from <= until {
+                self.run_events(from);
+                self.idle.opened = Some(self.honest_sent());
+            }
+            let before_to = to - TimeDelta::from_micros(1);
+            if self.idle.closed.is_none() && before_to <= until {
+                self.run_events(before_to);
+                self.idle.closed = Some(self.honest_sent());
+            }
+        }
+        self.run_events(until);
+        self.scheduler.advance_to(until);
+    }
+
+    fn run_events(&mut self, until: Timestamp) {
         while let Some((now, ev)) = self.scheduler.pop_until(until) {
             self.events_processed += 1;
             self.step(now, ev);
         }
-        self.scheduler.advance_to(until);
+    }
+
+    /// (bytes, frames) sent so far by honest nodes.
+    fn honest_sent(&self) -> (u64, u64) {
+        self.nodes
+            .iter()
+            .filter(|s| s.adversary.is_none())
+            .fold((0, 0), |(b, f), s| (b + s.bytes_sent, f + s.frames_sent))
+    }
+
+    /// Counts honest traffic by message kind over the idle window (or the whole run) for the
+    /// result's `traffic` table. Changes nothing else.
+    pub fn count_traffic(&mut self) {
+        self.traffic.get_or_insert_with(Default::default);
     }
 
     /// Runs to the end.
@@ -614,5 +653,53 @@ impl World {
         if !self.warnings.contains(&w) {
             self.warnings.push(w);
         }
+    }
+}
+
+/// The contract's idle window: from 60 s after the last `join`/`subscribe` event (a join's
+/// spread included) to the first `publish` event, or the end.
+#[derive(Debug, Default)]
+struct IdleWindow {
+    window: Option<(Timestamp, Timestamp)>,
+    opened: Option<(u64, u64)>,
+    closed: Option<(u64, u64)>,
+}
+
+impl IdleWindow {
+    fn of(events: &[crate::scenario::ScheduledAction], end: Timestamp) -> Self {
+        let settled = events
+            .iter()
+            .filter_map(|e| match &e.action {
+                Action::Join { spread, .. } => Some(e.at + *spread),
+                Action::Subscribe { .. } => Some(e.at),
+                _ => None,
+            })
+            .max()
+            .map(|t| SIM_EPOCH + t + TimeDelta::from_secs(60));
+        let first_publish = events
+            .iter()
+            .filter(|e| matches!(e.action, Action::Publish { .. }))
+            .map(|e| SIM_EPOCH + e.at)
+            .min()
+            .unwrap_or(end)
+            .min(end);
+        Self {
+            window: settled
+                .filter(|&from| from + TimeDelta::from_micros(1) < first_publish)
+                .map(|from| (from, first_publish)),
+            opened: None,
+            closed: None,
+        }
+    }
+
+    /// (bytes, frames) per honest node per second over the window.
+    pub(super) fn rates(&self, honest: usize) -> Option<(f64, f64)> {
+        let (from, to) = self.window?;
+        let ((b0, f0), (b1, f1)) = (self.opened?, self.closed?);
+        let secs = (to - from).as_micros() as f64 / 1e6;
+        (honest > 0 && secs > 0.0).then(|| {
+            let d = honest as f64 * secs;
+            ((b1 - b0) as f64 / d, (f1 - f0) as f64 / d)
+        })
     }
 }

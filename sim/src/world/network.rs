@@ -348,6 +348,12 @@ impl World {
                     self.discovery.frame_sent(&frame);
                     self.nodes[i].frames_sent += 1;
                     self.nodes[i].bytes_sent += frame.len() as u64;
+                    if let Some(t) = &mut self.traffic
+                        && (self.idle.window.is_none()
+                            || (self.idle.opened.is_some() && self.idle.closed.is_none()))
+                    {
+                        t.count(&frame);
+                    }
                 }
                 let key = (i.min(j), i.max(j));
                 let Some(&conn) = self.pair_conn.get(&key) else {
