@@ -78,6 +78,11 @@ pub enum SessionMessage {
     /// transports; a side still waiting for the handshake asks when protocol frames arrive).
     #[n(2)]
     HelloRequest,
+    /// A Hello without the record, sent instead of [`Hello`] to a peer that already holds the
+    /// sender's current record (it confirmed it on an earlier connection). A receiver that
+    /// holds no matching record answers `HelloRequest`, and the full Hello follows.
+    #[n(3)]
+    HelloAgain(#[n(0)] HelloAgain),
 }
 
 /// The handshake: the sender's protocol version and its signed record.
@@ -90,6 +95,43 @@ pub struct Hello {
     /// The sender's current record; its `peer_id` must be the connection's peer.
     #[n(1)]
     pub record: PeerRecord,
+}
+
+/// The short form of [`Hello`]: names the sender's current record instead of carrying it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Encode, Decode)]
+pub struct HelloAgain {
+    /// The sender's [`PROTOCOL_VERSION`].
+    #[n(0)]
+    pub version: u16,
+    /// The record's `issued_at`.
+    #[n(1)]
+    pub issued_at: crate::time::Timestamp,
+    /// The first 16 bytes of the record's signature.
+    #[n(2)]
+    pub signature_prefix: [u8; 16],
+}
+
+impl HelloAgain {
+    /// The short form naming `record`.
+    pub fn naming(record: &PeerRecord) -> Self {
+        let mut signature_prefix = [0u8; 16];
+        for (d, s) in signature_prefix
+            .iter_mut()
+            .zip(record.signature.as_bytes().iter())
+        {
+            *d = *s;
+        }
+        Self {
+            version: PROTOCOL_VERSION,
+            issued_at: record.issued_at,
+            signature_prefix,
+        }
+    }
+
+    /// Whether `record` is the one this names.
+    pub fn names(&self, record: &PeerRecord) -> bool {
+        *self == Self::naming(record)
+    }
 }
 
 /// A graceful goodbye: the receiver reports the sender as gone with [`GoodbyeReason`].

@@ -528,3 +528,53 @@ fn protocol_frames_from_a_peer_whose_identity_did_not_verify_change_nothing() {
     assert_eq!(v.counters().rejected_unestablished, 4);
     assert_eq!(v.counters().rejected_record, 1);
 }
+
+/// A peer that already holds this node's current record gets the short Hello on the next
+/// connection: no record on the wire, none verified again. A peer that lost it (it restarted)
+/// asks, and gets the full Hello.
+#[test]
+fn a_second_connection_starts_with_the_short_hello() {
+    let mut net = Net::pair(node(1), node(2));
+    net.advance(TimeDelta::from_secs(3));
+    let verified = |net: &Net, i: usize| net.nodes[i].inspect().counters().records_verified;
+    assert_eq!((verified(&net, 0), verified(&net, 1)), (1, 1));
+    // The connection drops (both sides see it) and node 1 joins again.
+    let (a, b) = (net.id(0), net.id(1));
+    let now = net.now;
+    net.nodes[0].handle_disconnected(now, b);
+    net.nodes[1].handle_disconnected(now, a);
+    net.keep_frames(1000);
+    net.join(1, 0);
+    assert!(net.neighbors(1).contains(&a));
+    let full_hellos = net
+        .kept()
+        .iter()
+        .filter(|(_, _, f)| {
+            matches!(
+                Frame::decode(f),
+                Ok(Frame::Session(SessionMessage::Hello(_)))
+            )
+        })
+        .count();
+    assert_eq!(full_hellos, 0, "both sides sent the short Hello");
+    assert_eq!((verified(&net, 0), verified(&net, 1)), (1, 1));
+    for i in 0..2 {
+        assert_eq!(net.nodes[i].inspect().counters().short_hellos_accepted, 1);
+    }
+    // Node 0 restarts with nothing: node 1's short Hello names a record it lacks; it asks, the
+    // full Hello follows, and the link comes up.
+    net.advance(TimeDelta::from_secs(3));
+    let now = net.now;
+    net.nodes[1].handle_disconnected(now, a);
+    net.nodes[0] = node(1);
+    net.join(1, 0);
+    // The JOIN that followed the short Hello was refused (no handshake yet); it goes again.
+    net.advance(TimeDelta::from_secs(2));
+    assert!(net.neighbors(1).contains(&a), "{:?}", net.neighbors(1));
+    assert!(net.neighbors(0).contains(&b));
+    assert_eq!(
+        verified(&net, 0),
+        1,
+        "the restarted node verified the full Hello"
+    );
+}

@@ -109,7 +109,10 @@ pub struct ReconcileMessage {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
     /// HyParView of each topic's overlay. Default: as the node-level overlay but an active view
-    /// of 7 and a passive view of 28 (a denser overlay gives the broadcast tree less depth).
+    /// of 7 and a passive view of 28 (a denser overlay gives the broadcast tree less depth),
+    /// shorter shuffle walks (3 hops) that back off to one every 10
+    /// minutes while the topic's active view stays the same, and repairs of a view that cannot
+    /// fill backing off to 10 minutes (an idle topic costs almost nothing).
     pub hyparview: hyparview::Config,
     /// Plumtree.
     pub plumtree: plumtree::Config,
@@ -127,7 +130,8 @@ pub struct Config {
     /// FIND walks forwarded per second (burst the same); more are dropped. Default 50.
     pub find_rate: u32,
     /// Longest pause between two merge walks of a topic (the first goes
-    /// `discovery_backoff_min` after subscribing, then the pause doubles up to this). Default 30 s.
+    /// `discovery_backoff_min` after subscribing, then the pause doubles up to this; a new
+    /// node-level neighbour starts it again from `discovery_backoff_min`). Default 10 min.
     pub merge_walk_max: TimeDelta,
     /// Root beacons.
     pub beacon: crate::broadcast::tree::Config,
@@ -141,6 +145,9 @@ impl Default for Config {
             hyparview: hyparview::Config {
                 active_view: 7,
                 passive_view: 28,
+                shuffle_ttl: 3,
+                shuffle_interval_max: TimeDelta::from_secs(600),
+                repair_backoff_max: TimeDelta::from_secs(600),
                 ..hyparview::Config::default()
             },
             plumtree: plumtree::Config::default(),
@@ -150,7 +157,7 @@ impl Default for Config {
             discovery_backoff_min: TimeDelta::from_secs(1),
             discovery_backoff_max: TimeDelta::from_secs(30),
             find_rate: 50,
-            merge_walk_max: TimeDelta::from_secs(30),
+            merge_walk_max: TimeDelta::from_secs(600),
             beacon: crate::broadcast::tree::Config::default(),
             beacon_tree: true,
         }

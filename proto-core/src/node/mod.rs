@@ -62,6 +62,10 @@ struct Link {
     hello_requested_at: Option<Timestamp>,
     /// When the driver reported the connection.
     created: Timestamp,
+    /// Whether the Hello this node sent on the link was the short form ([`crate::frame::HelloAgain`]).
+    hello_short: bool,
+    /// Whether the peer has sent a protocol frame on the link (so it holds this node's record).
+    confirmed: bool,
 }
 
 impl Link {
@@ -121,6 +125,10 @@ pub struct Node {
     record: PeerRecord,
     /// `record` wrapped in a `Hello` frame, encoded once per issue.
     hello: Bytes,
+    /// Peers known to hold this node's current record (they confirmed it on a connection):
+    /// peer → (the record's `issued_at`, when last confirmed). Bounded by
+    /// `max_known_records`; a new connection to one of them starts with the short Hello.
+    record_holders: BTreeMap<PeerId, (Timestamp, Timestamp)>,
     refresh_at: Timestamp,
     housekeeping_at: Timestamp,
     links: BTreeMap<PeerId, Link>,
@@ -255,6 +263,7 @@ impl Node {
             boot_count,
             now,
             hello: Bytes::new(),
+            record_holders: BTreeMap::new(),
             refresh_at: Timestamp::MAX,
             record,
             links: BTreeMap::new(),
@@ -329,10 +338,11 @@ impl Node {
                 hello_sent_at: now,
                 hello_requested_at: None,
                 created: now,
+                hello_short: false,
+                confirmed: false,
             },
         );
-        let hello = self.hello.clone();
-        self.send(peer, hello);
+        self.send_hello(peer);
     }
 
     /// The connection to `peer` is gone (closed by either side, or the dial failed).
@@ -511,6 +521,7 @@ impl Node {
                         self.member_up(now, peer);
                         if !self.topics.is_empty() {
                             self.send_subscriptions(peer);
+                            self.restart_merge_walks(now);
                         }
                         if let Some(l) = self.links.get_mut(&peer) {
                             l.last_used = now;
@@ -519,6 +530,7 @@ impl Node {
                     }
                     hyparview::Output::NeighborDown { peer, reason } => {
                         self.member_down(&peer);
+                        self.pace_member(now, peer);
                         if let Some(l) = self.links.get_mut(&peer) {
                             l.last_used = now;
                         }

@@ -1,6 +1,8 @@
 use super::*;
 use crate::crypto::{SIGNATURE_LEN, SignatureBytes, signing_input};
-use crate::frame::{Frame, Goodbye, GoodbyeReason, Hello, PROTOCOL_VERSION, SessionMessage};
+use crate::frame::{
+    Frame, Goodbye, GoodbyeReason, Hello, HelloAgain, PROTOCOL_VERSION, SessionMessage,
+};
 use crate::id::PeerId;
 use crate::identity::record::{Addresses, PeerRecord, RecordError};
 use crate::membership::hyparview::{self};
@@ -35,17 +37,26 @@ impl Node {
             *n += 1;
         }
         let established = self.links.get(&from).is_some_and(|l| l.established);
+        if established && !matches!(frame, Frame::Session(_)) {
+            self.note_record_holder(now, from);
+        }
         match frame {
             Frame::Session(SessionMessage::Hello(hello)) => self.on_hello(now, from, hello),
             Frame::Session(SessionMessage::Goodbye(goodbye)) => {
                 self.on_goodbye(now, from, goodbye);
                 Ok(())
             }
+            Frame::Session(SessionMessage::HelloAgain(again)) => {
+                self.on_hello_again(now, from, again)
+            }
             Frame::Session(SessionMessage::HelloRequest) => {
                 if let Some(link) = self.links.get_mut(&from)
-                    && now >= link.hello_sent_at + HELLO_RESEND_INTERVAL
+                    && (link.hello_short || now >= link.hello_sent_at + HELLO_RESEND_INTERVAL)
                 {
+                    // A short Hello that did not match: the peer lacks the record after all.
+                    link.hello_short = false;
                     link.hello_sent_at = now;
+                    self.record_holders.remove(&from);
                     let hello = self.hello.clone();
                     self.send(from, hello);
                 }
@@ -127,6 +138,88 @@ impl Node {
             return Err(FrameError::PeerMismatch);
         }
         self.accept_record(hello.record, now)?;
+        self.establish(now, from);
+        Ok(())
+    }
+
+    /// The short Hello: the peer names a record; if it is the one held, the link is up without
+    /// another verification; otherwise ask for the full Hello.
+    fn on_hello_again(
+        &mut self,
+        now: Timestamp,
+        from: PeerId,
+        again: HelloAgain,
+    ) -> Result<(), FrameError> {
+        if again.version != PROTOCOL_VERSION {
+            return Err(FrameError::UnsupportedVersion {
+                version: again.version,
+            });
+        }
+        let held = self
+            .records
+            .get(&from)
+            .is_some_and(|r| again.names(r) && r.expires_at > now);
+        if held {
+            self.counters.short_hellos_accepted += 1;
+            self.establish(now, from);
+        } else if let Some(link) = self.links.get_mut(&from)
+            && !link.established
+        {
+            link.hello_requested_at = Some(now);
+            if let Ok(req) = Frame::Session(SessionMessage::HelloRequest).encode() {
+                self.send(from, req);
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends this node's Hello on a new link: the short form to a peer known to hold the
+    /// current record, the full one otherwise.
+    pub(super) fn send_hello(&mut self, peer: PeerId) {
+        let holds = self
+            .record_holders
+            .get(&peer)
+            .is_some_and(|(issued, _)| *issued == self.record.issued_at);
+        let short = holds
+            .then(|| {
+                Frame::Session(SessionMessage::HelloAgain(HelloAgain::naming(&self.record)))
+                    .encode()
+                    .ok()
+            })
+            .flatten();
+        if let Some(link) = self.links.get_mut(&peer) {
+            link.hello_short = short.is_some();
+        }
+        let hello = short.unwrap_or_else(|| self.hello.clone());
+        self.send(peer, hello);
+    }
+
+    /// A protocol frame from `from` on an established link: it holds this node's record.
+    fn note_record_holder(&mut self, now: Timestamp, from: PeerId) {
+        let Some(link) = self.links.get_mut(&from) else {
+            return;
+        };
+        if link.confirmed {
+            return;
+        }
+        link.confirmed = true;
+        let cap = self.config.max_known_records.max(1);
+        if !self.record_holders.contains_key(&from)
+            && self.record_holders.len() >= cap
+            && let Some(oldest) = self
+                .record_holders
+                .iter()
+                .min_by_key(|(p, (_, at))| (*at, **p))
+                .map(|(p, _)| *p)
+        {
+            self.record_holders.remove(&oldest);
+        }
+        self.record_holders
+            .insert(from, (self.record.issued_at, now));
+    }
+
+    /// Marks the link to `from` established (its Hello verified) and tells every overlay.
+    fn establish(&mut self, now: Timestamp, from: PeerId) {
         if let Some(link) = self.links.get_mut(&from)
             && !link.established
         {
@@ -137,7 +230,6 @@ impl Node {
             self.topics_link_up(now, from);
             self.private_link_up(now, from);
         }
-        Ok(())
     }
 
     pub(super) fn on_goodbye(&mut self, now: Timestamp, from: PeerId, goodbye: Goodbye) {

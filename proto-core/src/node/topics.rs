@@ -396,6 +396,20 @@ impl Node {
         }
     }
 
+    /// The node-level overlay changed (a new neighbour): parts of a topic's overlay may now be
+    /// reachable from each other, so each topic sends a merge walk soon (after
+    /// `discovery_backoff_min`), then goes on at no less than `discovery_backoff_max`, doubling.
+    pub(super) fn restart_merge_walks(&mut self, now: Timestamp) {
+        let cfg = &self.config.topics;
+        for t in self.topics.values_mut() {
+            t.merge_walk_backoff = t
+                .merge_walk_backoff
+                .max(cfg.discovery_backoff_max)
+                .min(cfg.merge_walk_max);
+            t.next_merge_walk = t.next_merge_walk.min(now + cfg.discovery_backoff_min);
+        }
+    }
+
     /// Sends one merge walk for `topic` to a random node-level neighbour.
     fn send_merge_walk(&mut self, topic: TopicId, root: PeerId) {
         let neighbors: Vec<PeerId> = self.hyparview.active().copied().collect();
@@ -447,6 +461,10 @@ impl Node {
             let Some(t) = self.topics.get_mut(&topic) else {
                 continue;
             };
+            // Only topics with something due: an idle topic costs nothing per node timer.
+            if Self::topic_deadline(t).is_none_or(|due| due > now) {
+                continue;
+            }
             t.hyparview.handle_timeout(now, &mut self.rng);
             StateMachine::handle_timeout(&mut t.plumtree, now, &mut self.rng);
             // The id and neighbour lists a round needs are built only when the reconciler
@@ -499,18 +517,23 @@ impl Node {
     pub(super) fn topics_poll_timeout(&self) -> Option<Timestamp> {
         self.topics
             .values()
-            .flat_map(|t| {
-                [
-                    t.hyparview.poll_timeout(),
-                    t.plumtree.poll_timeout(),
-                    t.reconciler.poll_timeout(),
-                    (t.alone() && t.hyparview.attempts() == 0).then_some(t.next_discovery),
-                    Some(t.next_merge_walk),
-                    t.beacons.poll_timeout(),
-                ]
-            })
-            .flatten()
+            .filter_map(|t| Self::topic_deadline(t))
             .min()
+    }
+
+    /// The earliest timer of one topic.
+    fn topic_deadline(t: &Topic) -> Option<Timestamp> {
+        [
+            t.hyparview.poll_timeout(),
+            t.plumtree.poll_timeout(),
+            t.reconciler.poll_timeout(),
+            (t.alone() && t.hyparview.attempts() == 0).then_some(t.next_discovery),
+            Some(t.next_merge_walk),
+            t.beacons.poll_timeout(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// Whether any overlay (node-level or a topic's) wants the connection to `peer`.
@@ -563,6 +586,17 @@ impl Node {
         *refs += 1;
         if *refs == 1 {
             let input = crate::membership::swim::Input::AddMember { peer };
+            self.swim.handle(now, input, &mut self.rng);
+        }
+        self.pace_member(now, peer);
+    }
+
+    /// A member that is a node-level neighbour is probed every round; one that only topic
+    /// overlays keep, at the slow pace (SPEC.md §10).
+    pub(super) fn pace_member(&mut self, now: Timestamp, peer: PeerId) {
+        if self.member_refs.contains_key(&peer) {
+            let slow = !self.hyparview.is_active(&peer);
+            let input = crate::membership::swim::Input::Pace { peer, slow };
             self.swim.handle(now, input, &mut self.rng);
         }
     }

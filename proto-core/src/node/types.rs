@@ -465,6 +465,9 @@ pub struct Counters {
     pub records_verified: u64,
     /// Connections closed because no `Hello` arrived in time.
     pub hello_timeouts: u64,
+    /// Short Hellos (`HelloAgain`) that named the record already held: no record sent, none
+    /// verified.
+    pub short_hellos_accepted: u64,
     /// Dials forgotten because the driver never reported them.
     pub dial_timeouts: u64,
     /// Connections refused (limit reached, a connection to self, or after leaving).

@@ -78,11 +78,23 @@ pub enum Message {
         #[n(2)]
         nodes: BoundedVec<PeerInfo, MAX_SHUFFLE_NODES>,
     },
-    /// The walk's end answers with a sample of its passive view.
+    /// The walk's end answers with a sample of its passive view (over a connection it already
+    /// has to the origin).
     #[n(6)]
     ShuffleReply {
         /// The sample.
         #[n(0)]
+        nodes: BoundedVec<PeerInfo, MAX_SHUFFLE_NODES>,
+    },
+    /// A SHUFFLE_REPLY travelling back along the walk, hop by hop, to `origin` (the walk's end
+    /// has no connection to the origin; none is opened for it).
+    #[n(7)]
+    ShuffleBack {
+        /// Who started the walk.
+        #[n(0)]
+        origin: PeerId,
+        /// The sample.
+        #[n(1)]
         nodes: BoundedVec<PeerInfo, MAX_SHUFFLE_NODES>,
     },
 }

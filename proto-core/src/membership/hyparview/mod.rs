@@ -13,6 +13,7 @@
 
 mod message;
 mod receive;
+mod shuffle;
 mod timers;
 pub use message::*;
 
@@ -34,12 +35,18 @@ pub struct Config {
     pub active_view: usize,
     /// Passive view capacity. Default 30.
     pub passive_view: usize,
-    /// Active random walk length (FORWARD_JOIN ttl, SHUFFLE ttl). Default 6.
+    /// Active random walk length (FORWARD_JOIN ttl). Default 6.
     pub arwl: u8,
+    /// Hops of a SHUFFLE walk. Default 6.
+    pub shuffle_ttl: u8,
     /// Passive random walk length: at this ttl a FORWARD_JOIN also fills the passive view. Default 3.
     pub prwl: u8,
-    /// Period of the shuffle. Default 10 s.
+    /// First pause between shuffles, and the pause again whenever the active view changed
+    /// since the last shuffle. Default 10 s.
     pub shuffle_interval: TimeDelta,
+    /// While the active view stays the same, the pause doubles after each shuffle up to this.
+    /// Default 60 s.
+    pub shuffle_interval_max: TimeDelta,
     /// Active entries in a shuffle sample. Default 3.
     pub shuffle_active: usize,
     /// Passive entries in a shuffle sample. Default 4.
@@ -58,6 +65,10 @@ pub struct Config {
     pub attempt_timeout: TimeDelta,
     /// Pause between repair rounds after a NEIGHBOR was refused. Default 2 s.
     pub repair_interval: TimeDelta,
+    /// While the active view is not empty, each refusal doubles the pause between repair
+    /// rounds up to this (a view that cannot fill because everyone is full stops asking
+    /// often). Default 2 min.
+    pub repair_backoff_max: TimeDelta,
     /// An unanswered JOIN or NEIGHBOR is sent again after this long (until the attempt times
     /// out): the protocol survives lossy links. Default 1 s.
     pub request_retry: TimeDelta,
@@ -71,8 +82,10 @@ impl Default for Config {
             active_view: 5,
             passive_view: 30,
             arwl: 6,
+            shuffle_ttl: 6,
             prwl: 3,
             shuffle_interval: TimeDelta::from_secs(10),
+            shuffle_interval_max: TimeDelta::from_secs(60),
             shuffle_active: 3,
             shuffle_passive: 4,
             retry_backoff_min: TimeDelta::from_secs(2),
@@ -82,6 +95,7 @@ impl Default for Config {
             max_pending: 8,
             attempt_timeout: TimeDelta::from_secs(10),
             repair_interval: TimeDelta::from_secs(2),
+            repair_backoff_max: TimeDelta::from_secs(120),
             request_retry: TimeDelta::from_secs(1),
             join_rate: 50,
         }
@@ -218,8 +232,6 @@ enum Purpose {
     Join,
     /// Ask to become neighbours.
     Neighbor(Priority),
-    /// Deliver a shuffle reply, then hang up.
-    ShuffleReply(BoundedVec<PeerInfo, MAX_SHUFFLE_NODES>),
 }
 
 #[derive(Debug, Clone)]
@@ -260,6 +272,13 @@ crate::machine::internal_struct! {
         /// Entries we sent in our last shuffle (evicted first when the reply arrives).
         last_shuffle_sent: Vec<PeerId>,
         next_shuffle: Timestamp,
+        /// The pause before the next shuffle (doubles while the active view stays the same).
+        shuffle_pause: TimeDelta,
+        /// The active view when the last shuffle went.
+        shuffle_view: Vec<PeerId>,
+        /// Walks forwarded recently: origin → the neighbour it came from, until when (a
+        /// SHUFFLE_BACK retraces them).
+        shuffle_routes: BTreeMap<PeerId, (PeerId, Timestamp)>,
         next_repair: Timestamp,
         /// Current pause between paced repairs: doubles on each refusal, resets on success.
         repair_backoff: TimeDelta,
@@ -300,6 +319,9 @@ impl HyParView {
             joined_links: BTreeSet::new(),
             last_shuffle_sent: Vec::new(),
             next_shuffle: first_shuffle,
+            shuffle_pause: TimeDelta::ZERO,
+            shuffle_view: Vec::new(),
+            shuffle_routes: BTreeMap::new(),
             next_repair: now,
             repair_backoff: TimeDelta::ZERO,
             contacts: Vec::new(),
@@ -553,17 +575,6 @@ impl HyParView {
         let message = match a.purpose.clone() {
             Purpose::Join => Message::Join,
             Purpose::Neighbor(priority) => Message::Neighbor { priority },
-            Purpose::ShuffleReply(nodes) => {
-                self.take_attempt(&peer);
-                self.out.push_back(Output::Send {
-                    to: peer,
-                    message: Message::ShuffleReply { nodes },
-                });
-                if !self.active.contains_key(&peer) {
-                    self.out.push_back(Output::Disconnect { peer });
-                }
-                return;
-            }
         };
         self.out.push_back(Output::Send { to: peer, message });
         // Sent again until answered.
@@ -767,38 +778,6 @@ impl HyParView {
         sample(all, n, rng)
     }
 
-    fn shuffle(&mut self, rng: &mut machine::Rng) {
-        let Some(target) = self.random_active_except(&[], rng) else {
-            return;
-        };
-        let active: Vec<PeerInfo> = self
-            .active
-            .iter()
-            .filter(|(p, _)| **p != target)
-            .map(|(p, a)| PeerInfo {
-                peer: *p,
-                addresses: a.clone(),
-            })
-            .collect();
-        let mut nodes = sample(active, self.config.shuffle_active, rng);
-        nodes.extend(self.sample_passive(self.config.shuffle_passive, rng));
-        nodes.truncate(MAX_SHUFFLE_NODES);
-        self.last_shuffle_sent = nodes.iter().map(|i| i.peer).collect();
-        let origin = PeerInfo {
-            peer: self.me,
-            addresses: self.my_addresses.clone(),
-        };
-        let nodes = BoundedVec::new(nodes).unwrap_or_default();
-        self.out.push_back(Output::Send {
-            to: target,
-            message: Message::Shuffle {
-                origin,
-                ttl: self.config.arwl,
-                nodes,
-            },
-        });
-    }
-
     /// Fills the active view from the passive view when it has room: high priority when it is
     /// empty, low otherwise, one attempt per missing slot.
     ///
@@ -835,7 +814,15 @@ impl HyParView {
                 addresses: a.clone(),
             })
             .collect();
-        for info in sample(candidates, missing, rng) {
+        // Peers already connected (for another overlay) first: asking them costs no connection.
+        let (linked, unlinked): (Vec<PeerInfo>, Vec<PeerInfo>) = candidates
+            .into_iter()
+            .partition(|i| self.links.contains(&i.peer));
+        let mut chosen = sample(linked, missing, rng);
+        if chosen.len() < missing {
+            chosen.extend(sample(unlinked, missing - chosen.len(), rng));
+        }
+        for info in chosen {
             self.attempt(
                 now,
                 info.peer,
@@ -946,5 +933,7 @@ fn jitter(rng: &mut machine::Rng, base: TimeDelta) -> TimeDelta {
 
 #[cfg(test)]
 mod bounds_tests;
+#[cfg(test)]
+mod shuffle_tests;
 #[cfg(test)]
 mod tests;

@@ -144,7 +144,7 @@ impl HyParView {
                         .repair_backoff
                         .max(self.config.repair_interval)
                         .saturating_mul(2);
-                    self.repair_backoff = doubled.min(self.config.retry_backoff_max);
+                    self.repair_backoff = doubled.min(self.config.repair_backoff_max);
                     self.next_repair = self.next_repair.max(now + self.repair_backoff);
                 }
             }
@@ -167,6 +167,7 @@ impl HyParView {
                     && self.active.len() > 1
                     && let Some(p) = self.random_active_except(&[from, origin.peer], rng)
                 {
+                    self.remember_route(now, origin.peer, from);
                     self.out.push_back(Output::Send {
                         to: p,
                         message: Message::Shuffle {
@@ -183,29 +184,11 @@ impl HyParView {
                 for info in nodes.into_vec() {
                     self.add_passive(info.peer, info.addresses, &sent, rng);
                 }
-                if self.active.contains_key(&origin.peer) || self.links.contains(&origin.peer) {
-                    self.out.push_back(Output::Send {
-                        to: origin.peer,
-                        message: Message::ShuffleReply { nodes: reply },
-                    });
-                } else {
-                    self.attempt(
-                        now,
-                        origin.peer,
-                        origin.addresses.clone(),
-                        Purpose::ShuffleReply(reply),
-                        false,
-                    );
-                }
+                self.answer_shuffle(from, origin.peer, reply);
                 self.add_passive(origin.peer, origin.addresses, &[], rng);
             }
-            Message::ShuffleReply { nodes } => {
-                self.counters.shuffles += 1;
-                let sent = core::mem::take(&mut self.last_shuffle_sent);
-                for info in nodes.into_vec() {
-                    self.add_passive(info.peer, info.addresses, &sent, rng);
-                }
-            }
+            Message::ShuffleReply { nodes } => self.shuffle_reply(nodes, rng),
+            Message::ShuffleBack { origin, nodes } => self.shuffle_back(now, origin, nodes, rng),
         }
     }
 }

@@ -47,7 +47,7 @@ fn peers() -> impl Strategy<Value = Vec<u8>> {
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
-        8 => (1u8..10, 0u8..7, 0u8..10, 0u8..7, any::<bool>(), peers())
+        8 => (1u8..10, 0u8..8, 0u8..10, 0u8..7, any::<bool>(), peers())
             .prop_map(|(f, k, p, t, b, s)| Op::Message(f, k, p, t, b, s)),
         4 => (1u8..10).prop_map(Op::LinkUp),
         2 => (1u8..10).prop_map(Op::LinkDown),
@@ -78,7 +78,11 @@ fn message(kind: u8, peer: u8, ttl: u8, flag: bool, sample: &[u8]) -> Message {
             ttl,
             nodes: infos(sample),
         },
-        _ => Message::ShuffleReply {
+        6 => Message::ShuffleReply {
+            nodes: infos(sample),
+        },
+        _ => Message::ShuffleBack {
+            origin: pid(peer),
             nodes: infos(sample),
         },
     }

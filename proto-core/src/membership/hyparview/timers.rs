@@ -93,8 +93,7 @@ impl HyParView {
             self.rejoin(now);
         }
         if periodic.contains(&Timer::Shuffle) {
-            self.next_shuffle = now + jitter(rng, self.config.shuffle_interval);
-            self.shuffle(rng);
+            self.shuffle(now, rng);
         }
         // Repair rounds are paced from the last one, even one with nothing to repair: it runs
         // whenever the node looks past `next_repair`, timer or not (no timer is set while the
@@ -172,7 +171,6 @@ impl HyParView {
         let message = match a.purpose {
             Purpose::Join => Message::Join,
             Purpose::Neighbor(priority) => Message::Neighbor { priority },
-            Purpose::ShuffleReply(_) => return,
         };
         self.out.push_back(Output::Send { to: peer, message });
         let again = now + self.config.request_retry;

@@ -40,6 +40,9 @@ use rand_core::Rng;
 pub struct Config {
     /// Each active peer is probed once per period. Default 1 s.
     pub probe_interval: TimeDelta,
+    /// Members paced slow ([`Input::Pace`]: kept only by topic overlays) are probed once per
+    /// this period instead (rounded up to whole `probe_interval` rounds). Default 5 s.
+    pub slow_probe_interval: TimeDelta,
     /// Wait for a direct ack. Default 400 ms.
     pub probe_timeout: TimeDelta,
     /// Wait for indirect acks after the direct timeout. Default 600 ms.
@@ -70,6 +73,7 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             probe_interval: TimeDelta::from_secs(1),
+            slow_probe_interval: TimeDelta::from_secs(5),
             probe_timeout: TimeDelta::from_millis(400),
             indirect_timeout: TimeDelta::from_millis(600),
             indirect_probes: 3,
@@ -114,6 +118,14 @@ pub enum Input<'a> {
     AddMember {
         /// The peer.
         peer: PeerId,
+    },
+    /// Probe `peer` (a member) every `probe_interval` (`slow` false: it is in the node-level
+    /// active view) or every `slow_probe_interval` (`slow`: only topic overlays keep it).
+    Pace {
+        /// The member.
+        peer: PeerId,
+        /// Whether it is probed at the slow pace.
+        slow: bool,
     },
     /// Stop probing `peer`: it left every active view.
     RemoveMember {
@@ -194,6 +206,8 @@ struct Member {
     probing: Option<u64>,
     view: Vec<PeerId>,
     view_at: Option<Timestamp>,
+    /// Probed every `slow_probe_interval` rather than every round.
+    slow: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -247,7 +261,7 @@ crate::machine::internal_struct! {
 const MAX_QUEUE: usize = 64;
 const MAX_SEEN: usize = 1024;
 /// An ack's view older than this is asked for again.
-const VIEW_REFRESH: TimeDelta = TimeDelta::from_secs(10);
+const VIEW_REFRESH: TimeDelta = TimeDelta::from_secs(60);
 
 #[cfg_attr(not(feature = "testing"), allow(dead_code))]
 impl Swim {
@@ -356,6 +370,19 @@ impl Swim {
         }
     }
 
+    /// [`Input::Pace`]: a member sped up is probed from the next round.
+    fn pace(&mut self, now: Timestamp, peer: PeerId, slow: bool) {
+        let next = self.next_round(now);
+        let Some(m) = self.members.get_mut(&peer) else {
+            return;
+        };
+        m.slow = slow;
+        if !slow && m.probing.is_none() && m.next_probe > next {
+            m.next_probe = next;
+            self.deadlines.set(Timer::NextProbe(peer), next);
+        }
+    }
+
     /// Start probing `peer` (it entered the active view).
     fn add(&mut self, now: Timestamp, peer: PeerId, rng: &mut machine::Rng) {
         if peer == self.me || self.members.contains_key(&peer) {
@@ -374,6 +401,7 @@ impl Swim {
                 probing: None,
                 view: Vec::new(),
                 view_at: None,
+                slow: false,
             },
         );
         self.deadlines.set(Timer::NextProbe(peer), next_probe);
@@ -772,12 +800,20 @@ impl Swim {
             _ => None,
         });
         let next = self.next_round(now);
+        let next_slow = self.next_round(
+            now + TimeDelta::from_micros(
+                self.config
+                    .slow_probe_interval
+                    .as_micros()
+                    .saturating_sub(self.config.probe_interval.as_micros()),
+            ),
+        );
         let timeout = self.scale(self.config.probe_timeout);
         for target in starting {
             let seq = self.seq();
             if let Some(m) = self.members.get_mut(&target) {
                 m.probing = Some(seq);
-                m.next_probe = next;
+                m.next_probe = if m.slow { next_slow } else { next };
             }
             self.counters.probes += 1;
             self.probes.insert(
@@ -868,6 +904,7 @@ impl StateMachine for Swim {
     fn handle(&mut self, now: Timestamp, input: Input<'_>, rng: &mut machine::Rng) {
         match input {
             Input::AddMember { peer } => self.add(now, peer, rng),
+            Input::Pace { peer, slow } => self.pace(now, peer, slow),
             Input::RemoveMember { peer } => self.remove(&peer),
             Input::Message {
                 from,

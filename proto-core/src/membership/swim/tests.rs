@@ -20,6 +20,79 @@ fn dynamic_suspicion_shrinks_from_max_to_min() {
     assert_eq!(off.suspicion_timeout(3).as_millis(), 3000);
 }
 
+/// A member paced slow (kept only by topic overlays) is probed every `slow_probe_interval`; a
+/// node-level neighbour every round; speeding a member up takes effect at the next round.
+#[test]
+fn slow_members_are_probed_at_the_slow_pace() {
+    use rand_core::SeedableRng;
+    let t0 = Timestamp::from_secs(1_800_000_000);
+    let mut rng = machine::Rng::from_seed([7; 32]);
+    let (fast, slow) = (PeerId::from_bytes([1; 32]), PeerId::from_bytes([2; 32]));
+    let mut s = Swim::new(Config::default(), PeerId::from_bytes([0; 32]), 0);
+    for p in [fast, slow] {
+        s.handle(t0, Input::AddMember { peer: p }, &mut rng);
+    }
+    s.handle(
+        t0,
+        Input::Pace {
+            peer: slow,
+            slow: true,
+        },
+        &mut rng,
+    );
+    let mut pings = BTreeMap::<PeerId, u32>::new();
+    let run = |s: &mut Swim,
+               rng: &mut machine::Rng,
+               pings: &mut BTreeMap<PeerId, u32>,
+               until: Timestamp| {
+        while let Some(at) = s.poll_timeout().filter(|t| *t <= until) {
+            s.handle_timeout(at, rng);
+            while let Some(o) = s.poll() {
+                if let Output::Send {
+                    to,
+                    message: Message::Ping { seq, .. },
+                } = o
+                {
+                    *pings.entry(to).or_default() += 1;
+                    // Every ping is answered at once.
+                    let ack = Message::Ack {
+                        seq,
+                        view: None,
+                        updates: Updates::default(),
+                    };
+                    s.handle(
+                        at,
+                        Input::Message {
+                            from: to,
+                            message: ack,
+                            active_view: &[],
+                        },
+                        rng,
+                    );
+                }
+            }
+        }
+    };
+    run(&mut s, &mut rng, &mut pings, t0 + TimeDelta::from_secs(60));
+    let (f, sl) = (pings[&fast], pings[&slow]);
+    assert!((58..=61).contains(&f), "fast member: {f} pings in 60 s");
+    assert!((11..=13).contains(&sl), "slow member: {sl} pings in 60 s");
+    s.handle(
+        t0 + TimeDelta::from_secs(60),
+        Input::Pace {
+            peer: slow,
+            slow: false,
+        },
+        &mut rng,
+    );
+    run(&mut s, &mut rng, &mut pings, t0 + TimeDelta::from_secs(70));
+    assert!(
+        pings[&slow] >= sl + 9,
+        "sped up: {} pings",
+        pings[&slow] - sl
+    );
+}
+
 mod timers {
     //! After `handle_timeout(t)`, `poll_timeout()` is never at or before `t` (SPEC.md §8.8),
     //! whatever the inputs and however late the driver wakes.
