@@ -110,7 +110,7 @@ pub struct ReconcileMessage {
 pub struct Config {
     /// HyParView of each topic's overlay. Default: as the node-level overlay but an active view
     /// of 7 and a passive view of 28 (a denser overlay gives the broadcast tree less depth),
-    /// shorter shuffle walks (3 hops) that back off to one every 10
+    /// shuffles that back off to one every 10
     /// minutes while the topic's active view stays the same, and repairs of a view that cannot
     /// fill backing off to 10 minutes (an idle topic costs almost nothing).
     pub hyparview: hyparview::Config,
@@ -145,7 +145,6 @@ impl Default for Config {
             hyparview: hyparview::Config {
                 active_view: 7,
                 passive_view: 28,
-                shuffle_ttl: 3,
                 shuffle_interval_max: TimeDelta::from_secs(600),
                 repair_backoff_max: TimeDelta::from_secs(600),
                 ..hyparview::Config::default()

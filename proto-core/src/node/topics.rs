@@ -718,10 +718,18 @@ impl Node {
 
     fn on_plumtree_output(&mut self, now: Timestamp, topic: TopicId, out: plumtree::Output) {
         match out {
-            plumtree::Output::Send { to, message } => self.send_frame(
-                to,
-                &Frame::Topic(TopicMessage::Broadcast { topic, message }),
-            ),
+            plumtree::Output::Send { to, message } => {
+                if matches!(message, plumtree::Message::Gossip(_)) && !self.hyparview.is_active(&to)
+                {
+                    // A busy topic link is probed at the full pace (SPEC.md §14.1).
+                    let input = crate::membership::swim::Input::Busy { peer: to };
+                    self.swim.handle(now, input, &mut self.rng);
+                }
+                self.send_frame(
+                    to,
+                    &Frame::Topic(TopicMessage::Broadcast { topic, message }),
+                )
+            }
             plumtree::Output::Deliver {
                 message,
                 id,

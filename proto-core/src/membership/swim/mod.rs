@@ -43,6 +43,9 @@ pub struct Config {
     /// Members paced slow ([`Input::Pace`]: kept only by topic overlays) are probed once per
     /// this period instead (rounded up to whole `probe_interval` rounds). Default 5 s.
     pub slow_probe_interval: TimeDelta,
+    /// How long after a payload was pushed to a slow member it is probed at the full pace
+    /// ([`Input::Busy`]). Default 30 s.
+    pub busy_window: TimeDelta,
     /// Wait for a direct ack. Default 400 ms.
     pub probe_timeout: TimeDelta,
     /// Wait for indirect acks after the direct timeout. Default 600 ms.
@@ -74,6 +77,7 @@ impl Default for Config {
         Self {
             probe_interval: TimeDelta::from_secs(1),
             slow_probe_interval: TimeDelta::from_secs(5),
+            busy_window: TimeDelta::from_secs(30),
             probe_timeout: TimeDelta::from_millis(400),
             indirect_timeout: TimeDelta::from_millis(600),
             indirect_probes: 3,
@@ -126,6 +130,13 @@ pub enum Input<'a> {
         peer: PeerId,
         /// Whether it is probed at the slow pace.
         slow: bool,
+    },
+    /// The owner just pushed a message's payload to member `peer`: a slow member is probed at
+    /// the full pace for `busy_window` from now (a busy link is watched closely, an idle one
+    /// cheaply).
+    Busy {
+        /// The member.
+        peer: PeerId,
     },
     /// Stop probing `peer`: it left every active view.
     RemoveMember {
@@ -206,8 +217,10 @@ struct Member {
     probing: Option<u64>,
     view: Vec<PeerId>,
     view_at: Option<Timestamp>,
-    /// Probed every `slow_probe_interval` rather than every round.
+    /// Probed every `slow_probe_interval` rather than every round...
     slow: bool,
+    /// ...unless busy until then ([`Input::Busy`]).
+    busy_until: Timestamp,
 }
 
 #[derive(Debug, Clone)]
@@ -383,6 +396,21 @@ impl Swim {
         }
     }
 
+    /// [`Input::Busy`].
+    fn busy(&mut self, now: Timestamp, peer: PeerId) {
+        let until = now + self.config.busy_window;
+        let next = self.next_round(now);
+        let Some(m) = self.members.get_mut(&peer) else {
+            return;
+        };
+        m.busy_until = until;
+        // A slow member waiting for its next probe is probed from the next round.
+        if m.probing.is_none() && m.next_probe > next {
+            m.next_probe = next;
+            self.deadlines.set(Timer::NextProbe(peer), next);
+        }
+    }
+
     /// Start probing `peer` (it entered the active view).
     fn add(&mut self, now: Timestamp, peer: PeerId, rng: &mut machine::Rng) {
         if peer == self.me || self.members.contains_key(&peer) {
@@ -402,6 +430,7 @@ impl Swim {
                 view: Vec::new(),
                 view_at: None,
                 slow: false,
+                busy_until: Timestamp::from_micros(0),
             },
         );
         self.deadlines.set(Timer::NextProbe(peer), next_probe);
@@ -813,7 +842,11 @@ impl Swim {
             let seq = self.seq();
             if let Some(m) = self.members.get_mut(&target) {
                 m.probing = Some(seq);
-                m.next_probe = if m.slow { next_slow } else { next };
+                m.next_probe = if m.slow && m.busy_until <= now {
+                    next_slow
+                } else {
+                    next
+                };
             }
             self.counters.probes += 1;
             self.probes.insert(
@@ -905,6 +938,7 @@ impl StateMachine for Swim {
         match input {
             Input::AddMember { peer } => self.add(now, peer, rng),
             Input::Pace { peer, slow } => self.pace(now, peer, slow),
+            Input::Busy { peer } => self.busy(now, peer),
             Input::RemoveMember { peer } => self.remove(&peer),
             Input::Message {
                 from,
