@@ -294,6 +294,8 @@ struct Session {
     attempt: u8,
     /// Waiting for SAME or DIFFERS (no sketch sent yet).
     digest: bool,
+    /// The pause went back to `interval` while it ran: its SAME does not lengthen it again.
+    reset: bool,
 }
 
 /// The reconciler's timers.
@@ -475,6 +477,7 @@ impl Reconciler {
             id,
             attempt: 0,
             digest: true,
+            reset: false,
         });
         self.deadlines
             .set(Timer::Session, now + self.config.session_timeout);
@@ -493,6 +496,9 @@ impl Reconciler {
     /// The pause goes back to `interval`, and the next round comes within `delay` plus one.
     fn reset(&mut self, now: Timestamp, delay: TimeDelta, rng: &mut Rng) {
         self.pause = self.config.interval;
+        if let Some(s) = self.session.as_mut() {
+            s.reset = true;
+        }
         self.deadlines
             .set_earlier(Timer::Round, now + delay + jitter(self.pause, rng));
     }
@@ -549,15 +555,19 @@ impl Reconciler {
                     self.counters.malformed += 1;
                     return;
                 }
+                let reset = self.session.as_ref().is_some_and(|s| s.reset);
                 self.end_session();
                 self.counters.matched += 1;
-                self.pause = self
-                    .pause
-                    .saturating_mul(2)
-                    .min(self.config.interval_max)
-                    .max(self.config.interval);
-                self.deadlines
-                    .set(Timer::Round, now + jitter(self.pause, rng));
+                if !reset {
+                    // Nothing changed: the next round one doubled pause from now.
+                    self.pause = self
+                        .pause
+                        .saturating_mul(2)
+                        .min(self.config.interval_max)
+                        .max(self.config.interval);
+                    self.deadlines
+                        .set(Timer::Round, now + jitter(self.pause, rng));
+                }
             }
             Message::Differs { session, count } => {
                 if !self.digest_session(from, session) {
@@ -571,9 +581,10 @@ impl Reconciler {
                 }
                 self.deadlines
                     .set(Timer::Session, now + self.config.session_timeout);
-                // The difference is at least the gap between the counts.
+                // The difference is at least the gap between the counts (as the peer states
+                // it: taken up to `max_transfer`, beyond which an ESTIMATE sizes the table).
                 let mine = u32::try_from(sorted(ids).len()).unwrap_or(u32::MAX);
-                let gap = mine.abs_diff(count) as usize;
+                let gap = (mine.abs_diff(count) as usize).min(self.config.max_transfer);
                 let cells = cells_for_estimate(gap).max(self.config.initial_cells);
                 self.send_sketch(from, session, 0, cells, ids);
             }
@@ -1123,6 +1134,40 @@ mod tests {
         assert!(due <= now + config.settle + config.interval + config.interval.div(4));
         pair.run(due);
         assert!(pair.sets[1].contains(&ids(50..51)[0]));
+    }
+
+    #[test]
+    fn a_change_during_a_session_is_not_undone_by_its_same() {
+        let mut rng = Rng::from_seed([1; 32]);
+        let config = Config::default();
+        let mut r = Reconciler::new(config.clone(), T, &mut rng);
+        r.pause = config.interval_max;
+        let now = r.poll_timeout().unwrap();
+        let mine = ids(0..3);
+        let input = Input::Timers {
+            neighbors: &[peer(2)],
+            ids: &mine,
+        };
+        r.handle(now, input, &mut rng);
+        let Some(Output::Send {
+            message: Message::Digest { session, .. },
+            ..
+        }) = r.poll()
+        else {
+            panic!("no digest");
+        };
+        r.handle(now, Input::Changed, &mut rng);
+        let input = Input::Message {
+            from: peer(2),
+            message: Message::Same { session },
+            ids: &mine,
+            seen: &|_| false,
+        };
+        r.handle(now, input, &mut rng);
+        assert_eq!(r.counters().matched, 1);
+        assert_eq!(r.pause, config.interval);
+        let due = r.poll_timeout().unwrap();
+        assert!(due <= now + config.settle + config.interval + config.interval.div(4));
     }
 
     #[test]
