@@ -257,6 +257,17 @@ fn topic_frame() -> impl Strategy<Value = Frame> {
                         wanted,
                     }
                 }),
+                (any::<u64>(), any::<u64>(), any::<u32>(), any::<[u8; 16]>()).prop_map(
+                    |(session, cutoff, count, hash)| R::Digest {
+                        session,
+                        cutoff: hearsay_proto::time::Timestamp::from_micros(cutoff),
+                        count,
+                        hash: hearsay_proto::wire::FixedBytes::from_array(hash),
+                    }
+                ),
+                any::<u64>().prop_map(|session| R::Same { session }),
+                (any::<u64>(), any::<u32>())
+                    .prop_map(|(session, count)| R::Differs { session, count }),
             ],
         )
             .prop_map(|(topic, message)| Frame::Reconcile(ReconcileMessage { topic, message }))

@@ -90,6 +90,26 @@ impl AeCheck {
                         wanted: w,
                         ..
                     } => done = Some((to, p, w)),
+                    antientropy::Message::Digest {
+                        session,
+                        count,
+                        hash,
+                        ..
+                    } => {
+                        assert!(
+                            self.neighbours.contains(&to),
+                            "a digest to a non-neighbour"
+                        );
+                        assert_eq!(
+                            (count, hash),
+                            antientropy::digest(session, &self.retained()),
+                            "a digest that is not the digest of the ids"
+                        );
+                        if self.sessions.len() >= 8 {
+                            self.sessions.remove(0);
+                        }
+                        self.sessions.push((to, session));
+                    }
                     // A message kind added later: nothing checked about it yet.
                     _ => {}
                 },
@@ -226,7 +246,7 @@ pub(super) fn run_antientropy(input: &mut Input<'_>) {
                 };
                 let ids = c.retained();
                 let seen = c.seen.clone();
-                r.handle_message(now, from, message, &ids, &|id| seen.contains(id));
+                r.handle_message(now, from, message, &ids, &|id| seen.contains(id), &mut rng);
                 sketch = Some((from, theirs));
             }
             3 => {
@@ -245,7 +265,7 @@ pub(super) fn run_antientropy(input: &mut Input<'_>) {
                 let message = antientropy::Message::Estimate { session, strata };
                 let ids = c.retained();
                 let seen = c.seen.clone();
-                r.handle_message(now, from, message, &ids, &|id| seen.contains(id));
+                r.handle_message(now, from, message, &ids, &|id| seen.contains(id), &mut rng);
             }
             4 => {
                 let pick = input.u8();
@@ -261,14 +281,14 @@ pub(super) fn run_antientropy(input: &mut Input<'_>) {
                     wanted: 0,
                 };
                 let ids = c.retained();
-                r.handle_message(now, from, message, &ids, &|_| false);
+                r.handle_message(now, from, message, &ids, &|_| false, &mut rng);
             }
             5 => {
                 let from = other(input.u8());
                 if let Some(Frame::Reconcile(ReconcileMessage { message, .. })) = frame(input) {
                     let ids = c.retained();
                     let seen = c.seen.clone();
-                    r.handle_message(now, from, message, &ids, &|id| seen.contains(id));
+                    r.handle_message(now, from, message, &ids, &|id| seen.contains(id), &mut rng);
                 }
             }
             6 => r.neighbor_down(&other(input.u8())),

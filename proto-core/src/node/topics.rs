@@ -145,6 +145,8 @@ impl Node {
             },
             &mut self.rng,
         );
+        t.reconciler
+            .handle(now, antientropy::Input::Changed, &mut self.rng);
         self.counters.published += 1;
         self.drain_protocols(now);
         Ok(id)
@@ -440,7 +442,12 @@ impl Node {
             self.counters.topic_frames_unsubscribed += 1;
             return;
         }
-        let cutoff = now - self.config.topics.antientropy.settle;
+        // A DIGEST covers the ids up to the cutoff it states, so that both sides hash the same
+        // stretch of time.
+        let cutoff = match &m.message {
+            antientropy::Message::Digest { cutoff, .. } => *cutoff,
+            _ => now - self.config.topics.antientropy.settle,
+        };
         let ids: Vec<MessageId> = t.plumtree.retained_ids_before(cutoff).copied().collect();
         let plumtree = &t.plumtree;
         let input = antientropy::Input::Message {
@@ -687,6 +694,8 @@ impl Node {
                         .handle(now, plumtree::Input::NeighborUp(peer), &mut self.rng);
                     let input = tree::Input::NeighborUp(peer);
                     StateMachine::handle(&mut t.beacons, now, input, &mut self.rng);
+                    t.reconciler
+                        .handle(now, antientropy::Input::NeighborUp(peer), &mut self.rng);
                     t.discovery_backoff = self.config.topics.discovery_backoff_min;
                 }
                 self.member_up(now, peer);
@@ -736,6 +745,10 @@ impl Node {
                 hops,
                 author_key,
             } => {
+                if let Some(t) = self.topics.get_mut(&topic) {
+                    t.reconciler
+                        .handle(now, antientropy::Input::Changed, &mut self.rng);
+                }
                 if message.kind.is_application() {
                     if self.presence_delivery(now, topic, &message) {
                         return;
@@ -829,7 +842,11 @@ impl Node {
         };
         match t.plumtree.handle(now, input, &mut self.rng) {
             Some(refused) => Err(NodeError::Restore(refused)),
-            None => Ok(id),
+            None => {
+                t.reconciler
+                    .handle(now, antientropy::Input::Changed, &mut self.rng);
+                Ok(id)
+            }
         }
     }
 

@@ -139,6 +139,7 @@ fn apply_config_key(config: &mut Config, key: &str, value: &ConfigValue) -> Resu
         "max_pending_ihave" => p.max_pending_ihave = count(value)?,
         // Anti-entropy.
         "reconcile_interval" => a.interval = dur(value)?,
+        "reconcile_interval_max" => a.interval_max = dur(value)?,
         "reconcile_session_timeout" => a.session_timeout = dur(value)?,
         "reconcile_initial_cells" => a.initial_cells = count(value)?,
         "reconcile_max_attempts" => a.max_attempts = small(value)?,
