@@ -299,12 +299,14 @@ impl World {
 
     /// Re-evaluates whether each connection of `nodes` (or all, if `None`) can carry frames.
     pub(super) fn refresh_health(&mut self, now: Timestamp, only: Option<usize>) {
-        let ids: Vec<u64> = self
+        let mut ids: Vec<u64> = self
             .conns
             .iter()
             .filter(|(_, c)| only.is_none_or(|n| c.a == n || c.b == n))
             .map(|(id, _)| *id)
             .collect();
+        ids.sort_unstable(); // id order: idle checks are scheduled in it
+
         let idle = self.net.idle_timeout;
         for id in ids {
             let Some(c) = self.conns.get(&id) else {
