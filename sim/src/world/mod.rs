@@ -180,6 +180,8 @@ pub struct World {
     last_delivery: FastMap<(u32, u32), Timestamp>,
     began_joining: Vec<usize>,
     trace: blake3::Hasher,
+    /// Scratch space for the event lines hashed into `trace`.
+    trace_buf: String,
     events_processed: u64,
     warnings: Vec<String>,
     // metrics state
@@ -328,6 +330,7 @@ impl World {
             began_joining: Vec::new(),
             discovery: crate::discovery::Tracker::default(),
             trace: blake3::Hasher::new(),
+            trace_buf: String::new(),
             events_processed: 0,
             warnings: Vec::new(),
             pending_detection: BTreeMap::new(),
@@ -603,22 +606,18 @@ impl World {
         } = &e
         {
             // The id covers the payload; formatting kilobytes of it per delivery would be slow.
-            self.trace.update(
-                format!(
-                    "E{} {i} Delivered {topic:?} {author:?} {id:?} {sequence} {} {hops}",
-                    now.as_micros(),
-                    timestamp.as_micros()
-                )
-                .as_bytes(),
-            );
+            self.trace_line(format_args!(
+                "E{} {i} Delivered {topic:?} {author:?} {id:?} {sequence} {} {hops}",
+                now.as_micros(),
+                timestamp.as_micros()
+            ));
             if self.nodes[i].adversary.is_none() {
                 let claimed = self.index.get(author).copied();
                 self.broadcast
                     .delivered(now, i, *id, claimed, *timestamp, *hops);
             }
         } else {
-            self.trace
-                .update(format!("E{} {i} {e:?}", now.as_micros()).as_bytes());
+            self.trace_line(format_args!("E{} {i} {e:?}", now.as_micros()));
         }
         match &e {
             Event::PresenceOnline { group, member, .. } => {
@@ -648,6 +647,14 @@ impl World {
         {
             self.neighbor_failed(now, i, x);
         }
+    }
+
+    /// Adds the text of `line` to the trace hash, formatted into a reused buffer.
+    fn trace_line(&mut self, line: std::fmt::Arguments<'_>) {
+        use std::fmt::Write;
+        self.trace_buf.clear();
+        let _ = self.trace_buf.write_fmt(line);
+        self.trace.update(self.trace_buf.as_bytes());
     }
 
     /// Records warning `w` unless it was recorded already.
