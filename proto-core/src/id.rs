@@ -63,8 +63,25 @@ pub(crate) fn parse_hex32(s: &str) -> Result<[u8; 32], ParseIdError> {
 macro_rules! id_type {
     ($(#[$doc:meta])* $name:ident, $short:literal) => {
         $(#[$doc])*
-        #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        #[derive(Clone, Copy, PartialEq, Eq, Hash)]
         pub struct $name([u8; 32]);
+
+        // The byte-wise (lexicographic) order the derive would give, compared as two
+        // big-endian 128-bit halves instead of through `memcmp`: ids key most of the node's
+        // ordered maps, and the call dominated their lookups.
+        impl Ord for $name {
+            #[inline]
+            fn cmp(&self, other: &Self) -> core::cmp::Ordering {
+                $crate::id::cmp32(&self.0, &other.0)
+            }
+        }
+
+        impl PartialOrd for $name {
+            #[inline]
+            fn partial_cmp(&self, other: &Self) -> Option<core::cmp::Ordering> {
+                Some(self.cmp(other))
+            }
+        }
 
         impl $name {
             /// Wraps 32 raw bytes.
@@ -128,6 +145,20 @@ macro_rules! id_type {
     };
 }
 pub(crate) use id_type;
+
+/// `a.cmp(b)` for 32-byte strings (lexicographic, as `[u8; 32]`'s own `Ord`), as two
+/// big-endian 128-bit integers.
+#[inline]
+pub(crate) fn cmp32(a: &[u8; 32], b: &[u8; 32]) -> core::cmp::Ordering {
+    let halves = |x: &[u8; 32]| match (x.first_chunk::<16>(), x.last_chunk::<16>()) {
+        (Some(hi), Some(lo)) => Some((u128::from_be_bytes(*hi), u128::from_be_bytes(*lo))),
+        _ => None,
+    };
+    match (halves(a), halves(b)) {
+        (Some(x), Some(y)) => x.cmp(&y),
+        _ => a.cmp(b),
+    }
+}
 
 pub(crate) struct ShortHex<'a>(pub(crate) &'a [u8; 32]);
 
@@ -206,6 +237,34 @@ mod tests {
     use super::*;
     use alloc::format;
     use alloc::string::ToString;
+
+    /// Ids order exactly as their bytes do (the order every map keyed by id iterates in).
+    #[test]
+    fn id_order_is_the_byte_order() {
+        let mut ids: alloc::vec::Vec<[u8; 32]> = (0u8..=255)
+            .map(|i| *PeerId::from_verifying_key(&[i]).as_bytes())
+            .collect();
+        // Ties in the first half, differences in either half, at either end of a half.
+        for (at, v) in [(0, 1), (15, 1), (16, 1), (31, 1), (15, 0xff), (16, 0xff)] {
+            let mut b = [0u8; 32];
+            if let Some(x) = b.get_mut(at) {
+                *x = v;
+            }
+            ids.push(b);
+        }
+        ids.push([0xff; 32]);
+        for a in &ids {
+            for b in &ids {
+                let (x, y) = (PeerId::from_bytes(*a), PeerId::from_bytes(*b));
+                assert_eq!(x.cmp(&y), a.cmp(b));
+                assert_eq!(x.partial_cmp(&y), Some(a.cmp(b)));
+                assert_eq!(
+                    MessageId::from_bytes(*a).cmp(&MessageId::from_bytes(*b)),
+                    a.cmp(b)
+                );
+            }
+        }
+    }
 
     #[test]
     fn hex_text_form_round_trips_and_is_lower_case() {

@@ -120,6 +120,14 @@ impl<K: Ord + Copy> Deadlines<K> {
         Some((at, key))
     }
 
+    /// The deadlines at or before `now`, earliest first (ties in key order), left in place.
+    pub fn due(&self, now: Timestamp) -> impl Iterator<Item = (Timestamp, K)> + '_ {
+        self.by_time
+            .iter()
+            .take_while(move |&&(at, _)| at <= now)
+            .copied()
+    }
+
     /// How many timers are set.
     pub fn len(&self) -> usize {
         self.by_key.len()

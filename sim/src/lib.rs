@@ -14,6 +14,7 @@ pub mod broadcast;
 pub mod byzantine;
 pub mod crypto;
 pub mod discovery;
+pub mod fastmap;
 pub mod intern;
 pub mod metrics;
 pub mod report;

@@ -8,35 +8,24 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
 /// A queue of events over virtual time.
+///
+/// The heap holds only `(time, sequence, slot)` (24 bytes, compared as integers); the events
+/// themselves wait in a slab of reused slots, so sifting moves small keys, not events.
 #[derive(Debug)]
 pub struct Scheduler<E> {
-    heap: BinaryHeap<Reverse<Entry<E>>>,
+    heap: BinaryHeap<Reverse<Key>>,
+    slots: Vec<Option<E>>,
+    free: Vec<u32>,
     next_seq: u64,
     now: Timestamp,
 }
 
-#[derive(Debug)]
-struct Entry<E> {
-    at: Timestamp,
+/// Heap order: time, then the order of scheduling (`seq` is unique, so `slot` never decides).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Key {
+    at: u64,
     seq: u64,
-    event: E,
-}
-
-impl<E> PartialEq for Entry<E> {
-    fn eq(&self, other: &Self) -> bool {
-        (self.at, self.seq) == (other.at, other.seq)
-    }
-}
-impl<E> Eq for Entry<E> {}
-impl<E> PartialOrd for Entry<E> {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl<E> Ord for Entry<E> {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        (self.at, self.seq).cmp(&(other.at, other.seq))
-    }
+    slot: u32,
 }
 
 impl<E> Scheduler<E> {
@@ -44,6 +33,8 @@ impl<E> Scheduler<E> {
     pub fn new(start: Timestamp) -> Self {
         Self {
             heap: BinaryHeap::new(),
+            slots: Vec::new(),
+            free: Vec::new(),
             next_seq: 0,
             now: start,
         }
@@ -59,22 +50,41 @@ impl<E> Scheduler<E> {
         let at = at.max(self.now);
         let seq = self.next_seq;
         self.next_seq += 1;
-        self.heap.push(Reverse(Entry { at, seq, event }));
+        let slot = match self.free.pop() {
+            Some(slot) => {
+                self.slots[slot as usize] = Some(event);
+                slot
+            }
+            None => {
+                self.slots.push(Some(event));
+                u32::try_from(self.slots.len() - 1).expect("fewer than 2^32 pending events")
+            }
+        };
+        self.heap.push(Reverse(Key {
+            at: at.as_micros(),
+            seq,
+            slot,
+        }));
     }
 
     /// The time of the next event, if any.
     pub fn peek_time(&self) -> Option<Timestamp> {
-        self.heap.peek().map(|Reverse(e)| e.at)
+        self.heap
+            .peek()
+            .map(|Reverse(k)| Timestamp::from_micros(k.at))
     }
 
     /// Pops the next event if it is due at or before `until`, advancing the clock to it.
     pub fn pop_until(&mut self, until: Timestamp) -> Option<(Timestamp, E)> {
-        if self.peek_time()? > until {
+        if self.heap.peek()?.0.at > until.as_micros() {
             return None;
         }
-        let Reverse(entry) = self.heap.pop()?;
-        self.now = entry.at;
-        Some((entry.at, entry.event))
+        let Reverse(key) = self.heap.pop()?;
+        let event = self.slots[key.slot as usize].take()?;
+        self.free.push(key.slot);
+        let at = Timestamp::from_micros(key.at);
+        self.now = at;
+        Some((at, event))
     }
 
     /// Moves the clock to `t` (if later) without running anything.

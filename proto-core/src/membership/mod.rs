@@ -22,16 +22,18 @@ pub(crate) fn take_due<K: Ord + Copy, T: Ord>(
     now: Timestamp,
     pick: impl Fn(&K) -> Option<T>,
 ) -> Vec<T> {
+    // Only the picked timers are removed: the others due now stay where they are (a machine
+    // calls this once per kind of timer, so popping and re-setting them was most of its cost).
     let mut picked = Vec::new();
-    let mut others = Vec::new();
-    while let Some((at, key)) = deadlines.pop_due(now) {
-        match pick(&key) {
-            Some(t) => picked.push(t),
-            None => others.push((at, key)),
+    let mut keys = Vec::new();
+    for (_, key) in deadlines.due(now) {
+        if let Some(t) = pick(&key) {
+            picked.push(t);
+            keys.push(key);
         }
     }
-    for (at, key) in others {
-        deadlines.set(key, at);
+    for key in &keys {
+        deadlines.cancel(key);
     }
     picked.sort();
     picked
@@ -49,4 +51,36 @@ pub enum DownReason {
     Replaced,
     /// The peer said goodbye: it is leaving the overlay.
     Left,
+}
+
+#[cfg(test)]
+mod take_due_tests {
+    use super::*;
+    use crate::time::TimeDelta;
+
+    /// `take_due` returns the picked due timers in key order, removes only those, and leaves
+    /// every other timer (due or not) at its deadline.
+    #[test]
+    fn takes_only_the_picked_due_timers() {
+        let t0 = Timestamp::from_secs(1_000);
+        let at = |ms| t0 + TimeDelta::from_millis(ms);
+        let mut d: Deadlines<(u8, u32)> = Deadlines::new();
+        d.set((1, 9), at(5));
+        d.set((2, 1), at(1));
+        d.set((1, 3), at(10));
+        d.set((1, 4), at(2));
+        d.set((2, 7), at(30));
+        d.set((1, 8), at(30));
+        let picked = take_due(&mut d, at(10), |&(kind, n)| (kind == 1).then_some(n));
+        assert_eq!(picked, [3, 4, 9]);
+        assert_eq!(d.len(), 3);
+        assert_eq!(d.get(&(2, 1)), Some(at(1)));
+        assert_eq!(d.get(&(2, 7)), Some(at(30)));
+        assert_eq!(d.get(&(1, 8)), Some(at(30)));
+        assert_eq!(d.next(), Some(at(1)));
+        assert_eq!(d.due(at(10)).collect::<Vec<_>>(), [(at(1), (2, 1))]);
+        let rest = take_due(&mut d, at(10), |&(kind, n)| (kind == 2).then_some(n));
+        assert_eq!(rest, [1]);
+        assert_eq!(d.next(), Some(at(30)));
+    }
 }

@@ -426,14 +426,10 @@ impl Node {
 
     /// The earliest instant at which [`Node::handle_timeout`] must be called, if any.
     pub fn poll_timeout(&self) -> Option<Timestamp> {
-        let links = self.links.values().filter(|l| !l.established).map(|l| {
-            l.hello_deadline
-                .min(l.next_hello_request().unwrap_or(Timestamp::MAX))
-        });
-        let dials = self.dialing.values().copied();
-        let unused = self.unused_link_deadline();
-        links
-            .chain(dials)
+        let others = self
+            .dialing
+            .values()
+            .copied()
             .chain([self.refresh_at, self.housekeeping_at])
             .chain(self.hyparview.poll_timeout())
             .chain(self.swim.poll_timeout())
@@ -441,8 +437,26 @@ impl Node {
             .chain(self.private.poll_timeout())
             .chain(self.foaf.poll_timeout())
             .chain(self.presence_poll_timeout())
-            .chain(unused)
-            .min()
+            .min();
+        // One pass over the links: a handshake's Hello deadline and Hello request, and an
+        // established link's close when no protocol wants it (`unused_link_timeout` after its
+        // last use). Whether a link is wanted costs a few map lookups per overlay, so it is
+        // asked only of links whose close would come before everything found so far: the
+        // same minimum, without asking about every link on every call.
+        let unused = self.config.unused_link_timeout;
+        self.links.iter().fold(others, |best, (peer, l)| {
+            let t = if l.established {
+                let close = l.last_used + unused;
+                if best.is_some_and(|b| close >= b) || self.link_wanted(peer) {
+                    return best;
+                }
+                close
+            } else {
+                l.hello_deadline
+                    .min(l.next_hello_request().unwrap_or(Timestamp::MAX))
+            };
+            Some(best.map_or(t, |b| b.min(t)))
+        })
     }
 
     // ---------------------------------------------------------------- state

@@ -316,14 +316,6 @@ impl Node {
         }
     }
 
-    pub(super) fn unused_link_deadline(&self) -> Option<Timestamp> {
-        self.links
-            .iter()
-            .filter(|(p, l)| l.established && !self.link_wanted(p))
-            .map(|(_, l)| l.last_used + self.config.unused_link_timeout)
-            .min()
-    }
-
     /// Closes established connections no protocol has used for `unused_link_timeout`.
     pub(super) fn close_unused_links(&mut self, now: Timestamp) {
         let idle: Vec<PeerId> = self
@@ -331,8 +323,8 @@ impl Node {
             .iter()
             .filter(|(p, l)| {
                 l.established
-                    && !self.link_wanted(p)
                     && now >= l.last_used + self.config.unused_link_timeout
+                    && !self.link_wanted(p)
             })
             .map(|(p, _)| *p)
             .collect();

@@ -29,6 +29,7 @@ pub use network::{Delivery, LinkStats};
 use crate::SIM_EPOCH;
 use crate::broadcast::{Published, Tracker};
 use crate::byzantine::Adversary;
+use crate::fastmap::FastMap;
 use crate::scenario::{Action, NetworkSpec, Scenario};
 use crate::scheduler::Scheduler;
 use actions::PublishPlan;
@@ -41,7 +42,7 @@ use hearsay_proto::{
 };
 use network::{Conn, Cut};
 use rand_core::SeedableRng;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// Which crypto the simulated nodes use.
@@ -165,19 +166,22 @@ pub struct World {
     /// The byte strings all nodes share (`config.interner`).
     interner: Arc<crate::intern::Interner>,
     nodes: Vec<SimNode>,
-    index: HashMap<PeerId, usize>,
+    index: FastMap<PeerId, usize>,
     scheduler: Scheduler<Ev>,
     rng: ChaCha8Rng,
     net: NetworkSpec,
     cut: Option<Cut>,
-    conns: BTreeMap<u64, Conn>,
-    pair_conn: HashMap<(usize, usize), u64>,
+    /// By id; iterated only in sorted id order (`refresh_health`) or where order is moot.
+    conns: FastMap<u64, Conn>,
+    pair_conn: FastMap<(usize, usize), u64>,
     next_conn: u64,
     /// Last scheduled in-order delivery per directed pair (stream semantics), for the pairs
     /// with a connection.
-    last_delivery: HashMap<(u32, u32), Timestamp>,
+    last_delivery: FastMap<(u32, u32), Timestamp>,
     began_joining: Vec<usize>,
     trace: blake3::Hasher,
+    /// Scratch space for the event lines hashed into `trace`.
+    trace_buf: String,
     events_processed: u64,
     warnings: Vec<String>,
     // metrics state
@@ -249,7 +253,7 @@ impl World {
         };
         config::apply_config(&mut config, &scenario)?;
         let mut sim_nodes = Vec::with_capacity(nodes);
-        let mut index = HashMap::with_capacity(nodes);
+        let mut index = FastMap::with_capacity_and_hasher(nodes, Default::default());
         for i in 0..nodes {
             let mut rng = ChaCha8Rng::from_seed(node_seed(seed, i, 0));
             let seeds = IdentitySeeds::generate(&mut rng);
@@ -319,13 +323,14 @@ impl World {
                 &seed.to_le_bytes(),
             )),
             cut: None,
-            conns: BTreeMap::new(),
-            pair_conn: HashMap::new(),
+            conns: FastMap::default(),
+            pair_conn: FastMap::default(),
             next_conn: 0,
-            last_delivery: HashMap::new(),
+            last_delivery: FastMap::default(),
             began_joining: Vec::new(),
             discovery: crate::discovery::Tracker::default(),
             trace: blake3::Hasher::new(),
+            trace_buf: String::new(),
             events_processed: 0,
             warnings: Vec::new(),
             pending_detection: BTreeMap::new(),
@@ -601,22 +606,18 @@ impl World {
         } = &e
         {
             // The id covers the payload; formatting kilobytes of it per delivery would be slow.
-            self.trace.update(
-                format!(
-                    "E{} {i} Delivered {topic:?} {author:?} {id:?} {sequence} {} {hops}",
-                    now.as_micros(),
-                    timestamp.as_micros()
-                )
-                .as_bytes(),
-            );
+            self.trace_line(format_args!(
+                "E{} {i} Delivered {topic:?} {author:?} {id:?} {sequence} {} {hops}",
+                now.as_micros(),
+                timestamp.as_micros()
+            ));
             if self.nodes[i].adversary.is_none() {
                 let claimed = self.index.get(author).copied();
                 self.broadcast
                     .delivered(now, i, *id, claimed, *timestamp, *hops);
             }
         } else {
-            self.trace
-                .update(format!("E{} {i} {e:?}", now.as_micros()).as_bytes());
+            self.trace_line(format_args!("E{} {i} {e:?}", now.as_micros()));
         }
         match &e {
             Event::PresenceOnline { group, member, .. } => {
@@ -646,6 +647,14 @@ impl World {
         {
             self.neighbor_failed(now, i, x);
         }
+    }
+
+    /// Adds the text of `line` to the trace hash, formatted into a reused buffer.
+    fn trace_line(&mut self, line: std::fmt::Arguments<'_>) {
+        use std::fmt::Write;
+        self.trace_buf.clear();
+        let _ = self.trace_buf.write_fmt(line);
+        self.trace.update(self.trace_buf.as_bytes());
     }
 
     /// Records warning `w` unless it was recorded already.
