@@ -460,16 +460,12 @@ impl RootTree {
             let silence = self.config.silence(self.current.interval_ms);
             self.deadlines.set(Timer::Silence, self.heard + silence);
         }
-        let dist = self
-            .parent
-            .and_then(|p| self.reports.get(&p))
-            .map_or(b.dist, |r| r.dist)
-            .saturating_add(1);
-        // A parent whose hops changed changes this member's too (the tree stays breadth-first
-        // between beacons).
-        let moved = self.parent.is_some() && dist != self.current.dist;
-        if fresh || self.parent != old_parent || moved {
-            self.current.dist = dist;
+        if fresh || self.parent != old_parent {
+            self.current.dist = self
+                .parent
+                .and_then(|p| self.reports.get(&p))
+                .map_or(b.dist, |r| r.dist)
+                .saturating_add(1);
             self.current.parent = self.parent;
             self.flood();
         }
