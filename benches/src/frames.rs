@@ -288,6 +288,8 @@ pub fn all_frames() -> Vec<FrameFixture> {
                 seq: 77,
                 dist: 3,
                 parent: Some(peer(61)),
+                interval_ms: 5_000,
+                ask: false,
             },
         }),
     );

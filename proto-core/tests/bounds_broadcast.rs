@@ -275,6 +275,8 @@ fn beacons_expired_roots_stop_at_8() {
         seq: 5,
         dist: 1,
         parent: None,
+        interval_ms: 5_000,
+        ask: false,
     };
     let mut now = T0;
     // Nine roots, largest id first, each adopted and then given up.

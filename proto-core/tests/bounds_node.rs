@@ -388,6 +388,8 @@ fn topic_tables_take_topic_neighbours_only() {
             seq: 1,
             dist: 0,
             parent: None,
+            interval_ms: 5_000,
+            ask: false,
         };
         v.send(s, Frame::Topic(TopicMessage::Beacon { topic, beacon }))
             .expect("beacon");

@@ -432,6 +432,8 @@ impl Attack {
                             seq: self.rng.next_u64(),
                             dist: (self.rng.next_u32() % 40) as u8,
                             parent: None,
+                            interval_ms: self.rng.next_u32(),
+                            ask: v.is_multiple_of(4),
                         },
                     })
                 } else {

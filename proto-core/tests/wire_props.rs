@@ -222,17 +222,23 @@ fn topic_frame() -> impl Strategy<Value = Frame> {
             peer_id(),
             any::<u64>(),
             any::<u8>(),
-            prop::option::of(peer_id())
+            prop::option::of(peer_id()),
+            any::<u32>(),
+            any::<bool>()
         )
-            .prop_map(|(topic, root, seq, dist, parent)| T::Beacon {
-                topic,
-                beacon: hearsay_proto::broadcast::tree::RootBeacon {
-                    root,
-                    seq,
-                    dist,
-                    parent
-                },
-            }),
+            .prop_map(
+                |(topic, root, seq, dist, parent, interval_ms, ask)| T::Beacon {
+                    topic,
+                    beacon: hearsay_proto::broadcast::tree::RootBeacon {
+                        root,
+                        seq,
+                        dist,
+                        parent,
+                        interval_ms,
+                        ask
+                    },
+                }
+            ),
         (topic_id(), plumtree_message())
             .prop_map(|(topic, message)| T::Broadcast { topic, message }),
     ]

@@ -1,15 +1,26 @@
 //! Root beacons for one topic overlay: the member with the smallest id is the overlay's *root*
-//! and floods a numbered beacon every `interval`; every member keeps the root it heard, its
-//! distance in hops, and a *parent*: the neighbour closest to the root in hops (ties keep the
-//! current parent, so the choice does not flap with latency). Each member passes every new beacon
-//! to all its neighbours, naming its parent, so a member knows its *children* too. Parents and
-//! children form a breadth-first spanning tree of the overlay, which Plumtree uses as its eager
-//! tree (§15.4): its depth is the root's eccentricity, whoever publishes.
+//! and floods numbered beacons; every member keeps the root it heard, its distance in hops, and
+//! a *parent*: the neighbour closest to the root in hops (ties keep the current parent, so the
+//! choice does not flap with latency). Each member passes every new beacon to all its
+//! neighbours, naming its parent, so a member knows its *children* too. Parents and children
+//! form a breadth-first spanning tree of the overlay, which Plumtree uses as its eager tree
+//! (§15.4): its depth is the root's eccentricity, whoever publishes.
+//!
+//! A stable tree is nearly silent: the root's pause between beacons starts at `interval` and
+//! doubles after each beacon up to `interval_max`; each beacon announces the pause, and members
+//! time the root's silence from it. Changes do not wait for the next beacon. A member whose
+//! parent goes takes another neighbour that reported the root's latest number from fewer hops,
+//! or else takes over as root at once (its children see their parent follow another root and
+//! do the same). A member that hears a neighbour follow a worse root asks the root, hop by hop
+//! up the tree, for a fresh beacon, and so does a member that lost its parent with no other
+//! neighbour nearer the root; the root answers with one beacon within `min_gap`. Only a member
+//! whose parent gave the root up, or one whose request went unanswered for `orphan_wait`,
+//! takes over as root.
 //!
 //! Two parts of a topic's overlay that formed apart, or were cut apart, have different roots;
 //! a merge walk that reaches a member of another part sees it and links the two (§15.2). A
-//! member that hears nothing from its root for `timeout` takes over as its own root; the smallest
-//! id wins again within one flood.
+//! member that hears nothing from its root for the silence the root's last beacon implies takes
+//! over as its own root; the smallest id wins again within one flood.
 //!
 //! [`RootTree`] is a [`StateMachine`] (SPEC.md §8.8): its [`Input`] is a neighbour coming or
 //! going, or a beacon from one; its [`Output`] a beacon to send, or the member's tree links once
@@ -38,14 +49,32 @@ pub struct RootBeacon {
     /// The sender's parent (none for the root).
     #[n(3)]
     pub parent: Option<PeerId>,
+    /// Milliseconds from this beacon to the root's next one, as the root announced it: members
+    /// time the root's silence from it (clamped to their own `interval`..`interval_max`).
+    #[n(4)]
+    pub interval_ms: u32,
+    /// The sender asks for a fresh beacon of this root: its parent passes the request on
+    /// towards the root (once per number), and the root sends its next beacon soon.
+    #[n(5)]
+    pub ask: bool,
 }
 
 /// Parameters.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
-    /// Pause between two beacons of a root. Default 5 s.
+    /// Pause after a new root's first beacon. The pause doubles after each beacon up to
+    /// `interval_max`. Default 5 s.
     pub interval: TimeDelta,
-    /// Silence after which a member takes over as root. Default 16 s.
+    /// Longest pause between two beacons of a root. Default 320 s.
+    pub interval_max: TimeDelta,
+    /// How long a member whose parent went, with no other way up, waits for the fresh beacon
+    /// it asked for before it takes over as root. Default 3 s.
+    pub orphan_wait: TimeDelta,
+    /// Shortest pause between two beacons of a root, however often a fresh one is asked for.
+    /// Default 1 s.
+    pub min_gap: TimeDelta,
+    /// Silence after which a member takes over as root when the root announced `interval`;
+    /// longer announced pauses scale it (`timeout × announced / interval`). Default 16 s.
     pub timeout: TimeDelta,
     /// RootTree farther than this many hops are ignored. Default 32.
     pub max_dist: u8,
@@ -55,10 +84,30 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             interval: TimeDelta::from_secs(5),
+            interval_max: TimeDelta::from_secs(320),
+            orphan_wait: TimeDelta::from_secs(3),
+            min_gap: TimeDelta::from_secs(1),
             timeout: TimeDelta::from_secs(16),
             max_dist: 32,
         }
     }
+}
+
+impl Config {
+    /// How long a member waits for the next beacon of a root that announced `interval_ms`.
+    fn silence(&self, interval_ms: u32) -> TimeDelta {
+        let announced = TimeDelta::from_millis(u64::from(interval_ms))
+            .min(self.interval_max)
+            .max(self.interval);
+        let scaled = u128::from(self.timeout.as_micros()) * u128::from(announced.as_micros())
+            / u128::from(self.interval.as_micros().max(1));
+        TimeDelta::from_micros(u64::try_from(scaled).unwrap_or(u64::MAX))
+    }
+}
+
+/// A pause in whole milliseconds, as a beacon carries it.
+fn millis(d: TimeDelta) -> u32 {
+    u32::try_from(d.as_millis()).unwrap_or(u32::MAX)
 }
 
 /// Everything that can happen to a member's beacon state but the passage of time.
@@ -99,7 +148,7 @@ pub enum Output {
 /// The beacon state's timers: only one is set at a time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Timer {
-    /// Not root: the root's silence has lasted `timeout`, this member takes over.
+    /// Not root: the root's silence has lasted its timeout, this member takes over.
     Silence,
     /// Root: the next beacon goes.
     Emit,
@@ -115,8 +164,18 @@ crate::machine::internal_struct! {
         parent: Option<PeerId>,
         /// This member's own beacon numbers, kept when it stops being root.
         own_seq: u64,
+        /// While root: the pause after the next beacon (doubles up to `interval_max`; a new root
+        /// starts from `interval`).
+        gap: TimeDelta,
+        /// While root: when the last beacon went.
+        last_emit: Option<Timestamp>,
+        /// Not root: when the current root's latest number arrived.
+        heard: Timestamp,
+        /// The number of the current root for which a request for a fresh beacon was passed
+        /// on, and to whom (one per number and parent).
+        asked: Option<(u64, Option<PeerId>)>,
         /// [`Timer::Emit`] while root, else [`Timer::Silence`] (the root last heard from plus
-        /// `timeout`).
+        /// its silence timeout).
         deadlines: Deadlines<Timer>,
         neighbors: Vec<PeerId>,
         /// The latest beacon each neighbour passed on, for the current root.
@@ -124,6 +183,8 @@ crate::machine::internal_struct! {
         out: VecDeque<Output>,
         /// Roots adopted (for inspection).
         adopted: u64,
+        /// Beacons this member sent as root (for inspection).
+        emitted: u64,
         /// Whether the tree links may have changed since the last [`Output::Tree`].
         tree_changed: bool,
         /// Roots this member gave up on, with the last number heard: copies of those beacons still
@@ -144,21 +205,28 @@ impl RootTree {
         let mut deadlines = Deadlines::new();
         deadlines.set(Timer::Emit, first);
         Self {
-            config,
-            me,
             current: RootBeacon {
                 root: me,
                 seq: 0,
                 dist: 0,
                 parent: None,
+                interval_ms: millis(config.interval),
+                ask: false,
             },
+            gap: config.interval,
+            config,
+            me,
             parent: None,
             reports: BTreeMap::new(),
             own_seq: 0,
+            last_emit: None,
+            heard: first,
+            asked: None,
             deadlines,
             neighbors: Vec::new(),
             out: VecDeque::new(),
             adopted: 0,
+            emitted: 0,
             tree_changed: false,
             expired: VecDeque::new(),
         }
@@ -174,7 +242,7 @@ impl RootTree {
         self.current.dist
     }
 
-    /// The neighbour the current root's latest beacon came from first.
+    /// The neighbour this member's tree link towards the root goes to.
     pub fn parent(&self) -> Option<PeerId> {
         self.parent
     }
@@ -187,6 +255,11 @@ impl RootTree {
     /// Roots adopted so far.
     pub fn adopted(&self) -> u64 {
         self.adopted
+    }
+
+    /// Beacons this member sent as root so far.
+    pub fn emitted(&self) -> u64 {
+        self.emitted
     }
 
     /// Neighbours whose latest beacon named this member as their parent.
@@ -229,16 +302,87 @@ impl RootTree {
         self.send(peer);
     }
 
-    /// See [`Input::NeighborDown`].
-    fn neighbor_left(&mut self, peer: &PeerId) {
+    /// See [`Input::NeighborDown`]: a member that lost its parent re-parents at once, or asks
+    /// for a fresh beacon (even when the parent was the root: a link that flapped must not
+    /// make the root's part of the tree take over).
+    fn neighbor_left(&mut self, now: Timestamp, peer: &PeerId) {
         self.tree_changed = true;
         self.neighbors.retain(|p| p != peer);
         self.reports.remove(peer);
-        if self.parent == Some(*peer) {
-            // Keep the root: its next beacon arrives through another neighbour, or the
-            // timeout makes this member root.
-            self.parent = None;
+        if !self.is_root() && self.parent == Some(*peer) {
+            self.parent_lost(now, false);
         }
+    }
+
+    /// The parent is gone (down, or it follows another root now). Another neighbour that
+    /// reported the current root's latest number from strictly fewer hops than this member
+    /// becomes parent (it cannot be below this member, and this member's hops stay the same,
+    /// so no loop forms and the children keep theirs). Without one, a member whose parent
+    /// `gave_up` the root takes over as root at once, so its part of the
+    /// tree learns of the loss from its beacon; any other asks every neighbour for a fresh
+    /// beacon and takes over if none comes within `orphan_wait`.
+    fn parent_lost(&mut self, now: Timestamp, gave_up: bool) {
+        self.parent = None;
+        self.tree_changed = true;
+        let (me, cur) = (self.me, self.current);
+        let best = self
+            .reports
+            .iter()
+            .filter(|(_, r)| r.root == cur.root && r.seq >= cur.seq && r.dist < cur.dist)
+            .filter(|(_, r)| r.parent != Some(me))
+            .min_by_key(|(p, r)| (r.dist, **p))
+            .map(|(p, r)| (*p, r.dist));
+        match best {
+            Some((p, dist)) => {
+                self.parent = Some(p);
+                self.current.parent = Some(p);
+                self.current.dist = dist.saturating_add(1);
+                self.flood();
+            }
+            None if gave_up => self.become_root(now),
+            None => {
+                self.current.parent = None;
+                self.asked = Some((self.current.seq, None));
+                let beacon = RootBeacon {
+                    ask: true,
+                    ..self.current
+                };
+                let sends = self.neighbors.iter().map(|&to| Output::Send { to, beacon });
+                self.out.extend(sends);
+                let at = now + self.config.orphan_wait;
+                self.deadlines.set_earlier(Timer::Silence, at);
+            }
+        }
+    }
+
+    /// Asks for a fresh beacon of the current root: the root sends its next one soon; a
+    /// member passes the request to its parent, once per number of the root and parent.
+    fn ask_root(&mut self, now: Timestamp) {
+        if self.is_root() {
+            self.wake(now);
+            return;
+        }
+        let Some(to) = self.parent else { return };
+        if self.asked == Some((self.current.seq, Some(to))) {
+            return;
+        }
+        self.asked = Some((self.current.seq, Some(to)));
+        let beacon = RootBeacon {
+            ask: true,
+            ..self.current
+        };
+        self.out.push_back(Output::Send { to, beacon });
+    }
+
+    /// As root, a fresh beacon was asked for: the next one goes as soon as `min_gap` after
+    /// the last allows. The pauses keep growing: the request is what repairs, and a link that
+    /// flaps must not bring back frequent beacons.
+    fn wake(&mut self, now: Timestamp) {
+        let at = self
+            .last_emit
+            .map_or(now, |t| t + self.config.min_gap)
+            .max(now);
+        self.deadlines.set_earlier(Timer::Emit, at);
     }
 
     /// See [`Input::Beacon`].
@@ -248,6 +392,9 @@ impl RootTree {
             if self.is_root() {
                 self.reports.insert(from, b);
                 self.tree_changed = true;
+                if b.ask {
+                    self.wake(now);
+                }
             }
             return;
         }
@@ -262,10 +409,24 @@ impl RootTree {
             return;
         }
         if b.root > self.current.root {
-            // The neighbour follows a worse root: tell it about ours now rather than at the
-            // next flood.
-            self.send(from);
-            return;
+            if self.reports.remove(&from).is_some() {
+                self.tree_changed = true;
+            }
+            let was_root = self.is_root();
+            if self.parent == Some(from) {
+                // The parent gave up the root (it lost its own way up).
+                self.parent_lost(now, true);
+            }
+            if b.root > self.current.root {
+                // The neighbour follows a worse root: tell it about ours now, and ask the
+                // root for a fresh beacon in case the neighbour gave ours up (a member that
+                // just took over sent a fresh one already).
+                self.send(from);
+                if was_root || !self.is_root() {
+                    self.ask_root(now);
+                }
+                return;
+            }
         }
         if b.root < self.current.root {
             self.reports.clear();
@@ -273,17 +434,31 @@ impl RootTree {
         self.reports.insert(from, b);
         self.tree_changed = true;
         let fresh = b.root < self.current.root || b.seq > self.current.seq;
+        if b.ask && !fresh {
+            if b.seq < self.current.seq {
+                self.send(from);
+            } else {
+                self.ask_root(now);
+            }
+        }
         let old_parent = self.parent;
         self.choose_parent();
         if fresh {
             self.current.root = b.root;
             self.current.seq = b.seq;
+            self.current.interval_ms = b.interval_ms;
             self.adopted += 1;
+            self.heard = now;
             // Another root's (this member is no longer root, if it was): silence is counted
             // from now.
             self.deadlines.cancel(&Timer::Emit);
-            self.deadlines
-                .set(Timer::Silence, now + self.config.timeout);
+            let silence = self.config.silence(b.interval_ms);
+            self.deadlines.set(Timer::Silence, now + silence);
+        } else if old_parent.is_none() && self.parent.is_some() && !self.is_root() {
+            // A way up again without a new number (an orphan's neighbour answered): the
+            // silence is the root's again, not the orphan's wait.
+            let silence = self.config.silence(self.current.interval_ms);
+            self.deadlines.set(Timer::Silence, self.heard + silence);
         }
         if fresh || self.parent != old_parent {
             self.current.dist = self
@@ -326,31 +501,46 @@ impl RootTree {
             .map(|(p, _)| *p);
     }
 
-    /// The root went silent for `timeout`: this member takes over as its own root and
-    /// remembers the old root as given up.
-    fn take_over(&mut self) {
+    /// This member takes over as its own root (its root went silent, or its way up is gone)
+    /// and remembers the old root as given up; its first beacon goes at once.
+    fn become_root(&mut self, now: Timestamp) {
         let root = self.current.root;
-        self.expired.retain(|(r, _)| *r != root);
-        if self.expired.len() >= MAX_EXPIRED {
-            self.expired.pop_front();
+        if root != self.me {
+            self.expired.retain(|(r, _)| *r != root);
+            if self.expired.len() >= MAX_EXPIRED {
+                self.expired.pop_front();
+            }
+            self.expired.push_back((root, self.current.seq));
         }
-        self.expired.push_back((root, self.current.seq));
         self.current = RootBeacon {
             root: self.me,
             seq: self.own_seq,
             dist: 0,
             parent: None,
+            interval_ms: millis(self.config.interval),
+            ask: false,
         };
         self.parent = None;
         self.reports.clear();
         self.tree_changed = true;
+        self.deadlines.cancel(&Timer::Silence);
+        self.gap = self.config.interval;
+        self.emit(now);
     }
 
-    /// As root: the next beacon goes to every neighbour, and the one after in `interval`.
+    /// As root: the next beacon goes to every neighbour, announcing the pause until the one
+    /// after; that pause doubles for the next time, up to `interval_max`.
     fn emit(&mut self, now: Timestamp) {
         self.own_seq += 1;
+        self.emitted += 1;
         self.current.seq = self.own_seq;
-        self.deadlines.set(Timer::Emit, now + self.config.interval);
+        let gap = self.gap;
+        self.current.interval_ms = millis(gap);
+        self.deadlines.set(Timer::Emit, now + gap);
+        self.gap = gap
+            .saturating_mul(2)
+            .min(self.config.interval_max.max(self.config.interval));
+        self.last_emit = Some(now);
         self.flood();
     }
 
@@ -358,10 +548,10 @@ impl RootTree {
     fn run_timers(&mut self, now: Timestamp) {
         // One timer at a time: a take-over sends the new root's first beacon at once.
         if let Some((_, timer)) = self.deadlines.pop_due(now) {
-            if timer == Timer::Silence {
-                self.take_over();
+            match timer {
+                Timer::Silence => self.become_root(now),
+                Timer::Emit => self.emit(now),
             }
-            self.emit(now);
         }
     }
 
@@ -409,7 +599,7 @@ impl StateMachine for RootTree {
     fn handle(&mut self, now: Timestamp, input: Input, _rng: &mut Rng) {
         match input {
             Input::NeighborUp(peer) => self.neighbor_joined(peer),
-            Input::NeighborDown(peer) => self.neighbor_left(&peer),
+            Input::NeighborDown(peer) => self.neighbor_left(now, &peer),
             Input::Beacon { from, beacon } => self.on_beacon(now, from, beacon),
         }
     }
@@ -538,6 +728,8 @@ mod tests {
             seq: 1,
             dist: 2,
             parent: Some(id(2)),
+            interval_ms: 5_000,
+            ask: false,
         };
         StateMachine::handle(
             &mut x,
@@ -553,6 +745,8 @@ mod tests {
             seq: 1,
             dist: 4,
             parent: Some(id(5)),
+            interval_ms: 5_000,
+            ask: false,
         };
         let input = Input::Beacon {
             from: id(7),
@@ -575,6 +769,245 @@ mod tests {
         assert_eq!(x.poll_timeout(), Some(T + Config::default().timeout));
     }
 
+    /// Members with ids `1..=n` linked by `edges` (pairs of ids), all starting as roots at `T`.
+    fn mesh(n: u8, edges: &[(u8, u8)]) -> Vec<RootTree> {
+        let r = &mut rng();
+        let mut m: Vec<RootTree> = (1..=n)
+            .map(|i| RootTree::new(Config::default(), id(i), T, T))
+            .collect();
+        for &(a, b) in edges {
+            let (ia, ib) = (usize::from(a - 1), usize::from(b - 1));
+            StateMachine::handle(&mut m[ia], T, Input::NeighborUp(id(b)), r);
+            StateMachine::handle(&mut m[ib], T, Input::NeighborUp(id(a)), r);
+        }
+        m
+    }
+
+    /// Runs every member's timers and delivers beacons instantly until `until`; returns the
+    /// time of the last timer run.
+    fn run(members: &mut [RootTree], from: Timestamp, until: Timestamp) -> Timestamp {
+        let mut now = from;
+        loop {
+            for x in members.iter_mut() {
+                while x.poll_timeout().is_some_and(|t| t <= now) {
+                    StateMachine::handle_timeout(x, now, &mut rng());
+                }
+            }
+            settle(members, now);
+            match members.iter().filter_map(|x| x.poll_timeout()).min() {
+                Some(next) if next <= until => now = next.max(now),
+                _ => return now,
+            }
+        }
+    }
+
+    /// Both ends of the link `a`–`b` see it go.
+    fn cut(members: &mut [RootTree], now: Timestamp, a: u8, b: u8) {
+        for (x, y) in [(a, b), (b, a)] {
+            if let Some(m) = members.iter_mut().find(|m| m.me == id(x)) {
+                StateMachine::handle(m, now, Input::NeighborDown(id(y)), &mut rng());
+            }
+        }
+    }
+
+    /// Every member follows `root`, its hops are its breadth-first distance from `root` over
+    /// `edges`, and parents and children agree.
+    fn assert_full_tree(members: &[RootTree], edges: &[(u8, u8)], root: u8) {
+        let alive: Vec<u8> = members.iter().map(|m| m.me.as_bytes()[0]).collect();
+        let mut dist: BTreeMap<u8, u8> = BTreeMap::from([(root, 0)]);
+        let mut queue = VecDeque::from([root]);
+        while let Some(x) = queue.pop_front() {
+            let d = dist[&x];
+            for &(a, b) in edges {
+                for (p, q) in [(a, b), (b, a)] {
+                    if p == x && alive.contains(&q) && !dist.contains_key(&q) {
+                        dist.insert(q, d + 1);
+                        queue.push_back(q);
+                    }
+                }
+            }
+        }
+        for m in members {
+            let me = m.me.as_bytes()[0];
+            assert_eq!(m.root(), id(root), "member {me}");
+            assert_eq!(m.dist(), dist[&me], "member {me}");
+            match m.parent() {
+                None => assert_eq!(me, root),
+                Some(p) => {
+                    let parent = members.iter().find(|x| x.me == p).unwrap();
+                    assert!(parent.children().any(|c| *c == m.me), "member {me}");
+                }
+            }
+        }
+    }
+
+    /// A 3 × 4 grid: 1 2 3 4 / 5 6 7 8 / 9 10 11 12.
+    const GRID: [(u8, u8); 17] = [
+        (1, 2),
+        (2, 3),
+        (3, 4),
+        (5, 6),
+        (6, 7),
+        (7, 8),
+        (9, 10),
+        (10, 11),
+        (11, 12),
+        (1, 5),
+        (2, 6),
+        (3, 7),
+        (4, 8),
+        (5, 9),
+        (6, 10),
+        (7, 11),
+        (8, 12),
+    ];
+
+    #[test]
+    fn a_stable_tree_goes_quiet_at_the_longest_pause() {
+        let mut m = mesh(12, &GRID);
+        let hour = T + TimeDelta::from_secs(3_600);
+        let now = run(&mut m, T, hour);
+        assert_full_tree(&m, &GRID, 1);
+        let before = m[0].emitted();
+        let others: u64 = m[1..].iter().map(|x| x.emitted()).sum();
+        let later = run(&mut m, now, hour + TimeDelta::from_secs(3_200));
+        // Ten minutes' worth of `interval_max` pauses: 10 beacons in 3,200 s, not 640.
+        let beacons = m[0].emitted() - before;
+        assert!((9..=11).contains(&beacons), "{beacons} beacons");
+        let still: u64 = m[1..].iter().map(|x| x.emitted()).sum();
+        assert_eq!(others, still, "nobody timed out the root");
+        assert_full_tree(&m, &GRID, 1);
+        // Each beacon announces the pause to the next; members time the silence from it.
+        assert_eq!(m[0].current.interval_ms, 320_000);
+        let silence = m[11].poll_timeout().unwrap();
+        assert!(silence > later + TimeDelta::from_secs(320), "{silence:?}");
+    }
+
+    #[test]
+    fn a_root_crash_is_followed_by_a_new_root_and_a_full_tree_within_the_orphan_wait() {
+        let mut m = mesh(12, &GRID);
+        let now = run(&mut m, T, T + TimeDelta::from_secs(3_600));
+        assert_full_tree(&m, &GRID, 1);
+        // Member 1 crashes; its neighbours 2 and 5 see it go. They ask for a fresh beacon,
+        // none comes, and within `orphan_wait` (3 s) the tree is whole again: nobody waits for
+        // the silence (1,024 s by now).
+        m.remove(0);
+        cut(&mut m, now, 2, 1);
+        cut(&mut m, now, 5, 1);
+        let wait = Config::default().orphan_wait;
+        let after = run(&mut m, now, now + wait);
+        assert_eq!(after, now + wait);
+        let edges: Vec<(u8, u8)> = GRID.iter().copied().filter(|e| e.0 != 1).collect();
+        assert_full_tree(&m, &edges, 2);
+        // The new root beacons often again, and then backs off.
+        assert_eq!(m[0].current.interval_ms, 5_000);
+    }
+
+    #[test]
+    fn a_lost_parent_is_replaced_at_once_without_a_new_root() {
+        let mut m = mesh(12, &GRID);
+        let now = run(&mut m, T, T + TimeDelta::from_secs(3_600));
+        // Member 6 (2 hops) has two neighbours 1 hop from the root: 2 and 5.
+        let six = &m[5];
+        let (parent, dist) = (six.parent().unwrap(), six.dist());
+        assert_eq!(dist, 2);
+        let other = if parent == id(2) { 5 } else { 2 };
+        let adopted: Vec<u64> = m.iter().map(|x| x.adopted()).collect();
+        cut(&mut m, now, 6, parent.as_bytes()[0]);
+        // At once, before any beacon travels.
+        assert_eq!(m[5].parent(), Some(id(other)));
+        assert_eq!(m[5].dist(), 2);
+        assert!(!m[5].is_root());
+        run(&mut m, now, now);
+        let edges: Vec<(u8, u8)> = GRID
+            .iter()
+            .copied()
+            .filter(|&e| e != (6, parent.as_bytes()[0]) && e != (parent.as_bytes()[0], 6))
+            .collect();
+        assert_full_tree(&m, &edges, 1);
+        let now_adopted: Vec<u64> = m.iter().map(|x| x.adopted()).collect();
+        assert_eq!(adopted, now_adopted, "nobody followed another root");
+    }
+
+    #[test]
+    fn a_member_cut_off_below_the_root_rejoins_through_a_fresh_beacon() {
+        let mut m = mesh(12, &GRID);
+        let now = run(&mut m, T, T + TimeDelta::from_secs(3_600));
+        // 2 (1 hop) loses the root but not the others. Its neighbours 3 and 6 are its
+        // children here, so its request goes nowhere: after `orphan_wait` it takes over, its
+        // children follow, a neighbour of theirs that still follows 1 asks the root for a
+        // fresh beacon, and everyone follows 1 again within `orphan_wait` + `min_gap`, not
+        // after the root's pause (320 s by now).
+        cut(&mut m, now, 1, 2);
+        let c = Config::default();
+        run(&mut m, now, now + c.orphan_wait + c.min_gap);
+        let edges: Vec<(u8, u8)> = GRID.iter().copied().filter(|&e| e != (1, 2)).collect();
+        assert_full_tree(&m, &edges, 1);
+    }
+
+    #[test]
+    fn an_orphan_asks_its_neighbours_and_follows_the_root_again_without_taking_over() {
+        // 1 - 2 - 3 and 1 - 4 - 5 - 3: 3 (2 hops, parent 2) loses 2; its other neighbour, 5,
+        // is as far from the root as 3 is, so not a safe parent until a fresh beacon says so.
+        let edges = [(1, 2), (2, 3), (1, 4), (4, 5), (5, 3)];
+        let mut m = mesh(5, &edges);
+        let now = run(&mut m, T, T + TimeDelta::from_secs(3_600));
+        assert_full_tree(&m, &edges, 1);
+        assert_eq!(m[2].parent(), Some(id(2)));
+        let emitted: Vec<u64> = m.iter().map(|x| x.emitted()).collect();
+        cut(&mut m, now, 2, 3);
+        // The request goes 3 - 5 - 4 - 1 at once; the root's fresh beacon comes back as soon
+        // as `min_gap` after its last allows (this run ends just after a beacon of the root).
+        let back = run(&mut m, now, now + Config::default().min_gap);
+        assert_eq!(back, now + Config::default().min_gap);
+        let remaining: Vec<(u8, u8)> = edges.iter().copied().filter(|&e| e != (2, 3)).collect();
+        assert_full_tree(&m, &remaining, 1);
+        assert_eq!(m[2].parent(), Some(id(5)));
+        let after: Vec<u64> = m.iter().map(|x| x.emitted()).collect();
+        assert_eq!(after[0], emitted[0] + 1, "one fresh beacon of the root");
+        assert_eq!(after[1..], emitted[1..], "nobody took over");
+        // And the silence is the root's again, not the orphan's wait.
+        assert!(m[2].poll_timeout().unwrap() > now + TimeDelta::from_secs(16));
+    }
+
+    #[test]
+    fn an_orphan_that_hears_nothing_takes_over_after_its_wait() {
+        // 1 - 2 - 3 - 4: 3 loses 2 and has no other way up; 4 is its child.
+        let edges = [(1, 2), (2, 3), (3, 4)];
+        let mut m = mesh(4, &edges);
+        let now = run(&mut m, T, T + TimeDelta::from_secs(3_600));
+        cut(&mut m, now, 2, 3);
+        let wait = Config::default().orphan_wait;
+        run(&mut m, now, now + wait - TimeDelta::from_millis(1));
+        assert_eq!(m[2].root(), id(1));
+        run(&mut m, now, now + wait);
+        assert_eq!(m[2].root(), id(3));
+        assert_eq!(m[3].root(), id(3));
+        assert_eq!(m[3].parent(), Some(id(3)));
+    }
+
+    #[test]
+    fn an_announced_pause_cannot_stretch_the_silence_beyond_the_longest() {
+        let r = &mut rng();
+        let mut x = RootTree::new(Config::default(), id(5), T, T);
+        StateMachine::handle(&mut x, T, Input::NeighborUp(id(3)), r);
+        let beacon = RootBeacon {
+            root: id(1),
+            seq: 1,
+            dist: 1,
+            parent: Some(id(1)),
+            interval_ms: u32::MAX,
+            ask: false,
+        };
+        let input = Input::Beacon {
+            from: id(3),
+            beacon,
+        };
+        StateMachine::handle(&mut x, T, input, r);
+        // 16 s × 320 s / 5 s.
+        assert_eq!(x.poll_timeout(), Some(T + TimeDelta::from_secs(1_024)));
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(64))]
 
@@ -583,7 +1016,7 @@ mod tests {
         #[test]
         fn timers_move_forward_under_random_inputs(
             steps in prop::collection::vec(
-                (0u8..4, 0u8..6, 0u8..12, 0u64..8, 1u8..40, 0u32..20_000),
+                (0u8..4, 0u8..6, 0u8..12, 0u64..8, 1u8..40, 0u32..20_000, any::<u32>()),
                 1..60,
             ),
         ) {
@@ -591,7 +1024,7 @@ mod tests {
             let me = id(6);
             let mut x = RootTree::new(Config::default(), me, T, T);
             let mut now = T;
-            for (kind, n, root, seq, dist, wait) in steps {
+            for (kind, n, root, seq, dist, wait, interval_ms) in steps {
                 let peer = id(n + 2);
                 let input = match kind {
                     0 => Input::NeighborUp(peer),
@@ -603,6 +1036,8 @@ mod tests {
                             seq,
                             dist,
                             parent: (kind == 3).then_some(me),
+                            interval_ms,
+                            ask: interval_ms % 3 == 0,
                         },
                     },
                 };
@@ -614,6 +1049,7 @@ mod tests {
                 let (at, timer) = x.deadlines.clone().pop_due(Timestamp::MAX).unwrap();
                 prop_assert_eq!(timer == Timer::Emit, x.is_root());
                 prop_assert!(at > until);
+                prop_assert!(at <= until + Config::default().silence(u32::MAX));
                 now = until;
             }
         }
