@@ -129,11 +129,7 @@ impl Node {
         from: PeerId,
         hello: Hello,
     ) -> Result<(), FrameError> {
-        if hello.version != PROTOCOL_VERSION {
-            return Err(FrameError::UnsupportedVersion {
-                version: hello.version,
-            });
-        }
+        speaks(hello.version)?;
         if hello.record.peer_id != from {
             return Err(FrameError::PeerMismatch);
         }
@@ -150,11 +146,7 @@ impl Node {
         from: PeerId,
         again: HelloAgain,
     ) -> Result<(), FrameError> {
-        if again.version != PROTOCOL_VERSION {
-            return Err(FrameError::UnsupportedVersion {
-                version: again.version,
-            });
-        }
+        speaks(again.version)?;
         let held = self
             .records
             .get(&from)
@@ -423,5 +415,14 @@ impl Node {
         self.record = record;
         self.hello = hello;
         Ok(())
+    }
+}
+
+/// Refuses a Hello (full or short) of a protocol version this build does not speak.
+fn speaks(version: u16) -> Result<(), FrameError> {
+    if version == PROTOCOL_VERSION {
+        Ok(())
+    } else {
+        Err(FrameError::UnsupportedVersion { version })
     }
 }

@@ -1,19 +1,7 @@
 //! Shuffles never open connections, and back off while the active view stays the same.
+use super::tests::{T0, info, pid};
 use super::*;
 use rand_core::SeedableRng;
-
-const T0: Timestamp = Timestamp::from_secs(1_800_000_000);
-
-fn pid(n: u8) -> PeerId {
-    PeerId::from_bytes([n; 32])
-}
-
-fn info(n: u8) -> PeerInfo {
-    PeerInfo {
-        peer: pid(n),
-        addresses: Addresses::default(),
-    }
-}
 
 fn msg(from: u8, message: Message) -> Input {
     Input::Message {

@@ -6,14 +6,14 @@ use alloc::vec;
 use proptest::prelude::*;
 use rand_core::SeedableRng;
 
-const T0: Timestamp = Timestamp::from_secs(1_800_000_000);
+pub(super) const T0: Timestamp = Timestamp::from_secs(1_800_000_000);
 
 /// Peer 0 is the node itself.
-fn pid(n: u8) -> PeerId {
+pub(super) fn pid(n: u8) -> PeerId {
     PeerId::from_bytes([n; 32])
 }
 
-fn info(n: u8) -> PeerInfo {
+pub(super) fn info(n: u8) -> PeerInfo {
     PeerInfo {
         peer: pid(n),
         addresses: Addresses::default(),
