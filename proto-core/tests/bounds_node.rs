@@ -74,7 +74,7 @@ fn config_defaults_are_the_documented_bounds() {
     assert_eq!((v.max_delivered, v.max_group_keys), (4096, 64));
     let s = &c.presence;
     assert_eq!((s.max_members_tracked, s.max_queued_events), (1024, 1024));
-    assert_eq!(hearsay_proto::broadcast::topic::MAX_SUBSCRIPTIONS, 64);
+    assert_eq!(hearsay_proto::broadcast::topic::MAX_SUBSCRIPTIONS, 1024);
     assert_eq!(hearsay_proto::node::MAX_PRESENCE_GROUPS, 16);
 }
 
@@ -261,13 +261,13 @@ fn node_strikes_forget_the_earliest_window_at_1024_peers() {
 #[test]
 fn node_topics_stop_at_max_subscriptions() {
     let mut v = Victim::new(config());
-    for n in 0..64 {
+    for n in 0..1024 {
         let t = TopicId::from_name(&format!("t{n}"));
         v.node.subscribe(v.now, t).expect("room");
     }
     let more = v.node.subscribe(v.now, TopicId::from_name("one too many"));
-    assert_eq!(more, Err(NodeError::TooManySubscriptions { max: 64 }));
-    assert_eq!(v.node.inspect().subscriptions().count(), 64);
+    assert_eq!(more, Err(NodeError::TooManySubscriptions { max: 1024 }));
+    assert_eq!(v.node.inspect().subscriptions().count(), 1024);
 }
 
 /// Presence groups are local: at `MAX_PRESENCE_GROUPS` a new one is refused.

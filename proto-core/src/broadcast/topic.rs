@@ -22,7 +22,7 @@ use alloc::boxed::Box;
 use minicbor::{Decode, Encode};
 
 /// Most topics a node subscribes to (and advertises).
-pub const MAX_SUBSCRIPTIONS: usize = 64;
+pub const MAX_SUBSCRIPTIONS: usize = 1024;
 
 /// Topic messages (frame kind 3).
 #[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
@@ -145,6 +145,7 @@ impl Default for Config {
             hyparview: hyparview::Config {
                 active_view: 7,
                 passive_view: 28,
+                shuffle_interval: TimeDelta::from_secs(30),
                 shuffle_interval_max: TimeDelta::from_secs(600),
                 repair_backoff_max: TimeDelta::from_secs(600),
                 ..hyparview::Config::default()

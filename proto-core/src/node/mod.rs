@@ -14,6 +14,7 @@ mod persist;
 mod presence;
 mod private;
 mod records;
+mod topic_table;
 mod topics;
 mod types;
 
@@ -27,7 +28,6 @@ pub use types::{
     Config, Contact, Counters, DownReason, Event, FrameError, NodeError, RngSeed, Transmit,
 };
 
-use crate::broadcast::topic::Topic;
 use crate::crypto::signing_input;
 use crate::frame::{Frame, SessionMessage};
 use crate::id::PeerId;
@@ -39,7 +39,6 @@ use crate::membership::hyparview::{self, HyParView, PeerInfo};
 use crate::membership::swim::{self, Swim};
 use crate::time::{TimeDelta, Timestamp};
 use crate::wire::BoundedVec;
-use alloc::boxed::Box;
 use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
 use alloc::vec::Vec;
 use bytes::Bytes;
@@ -131,6 +130,10 @@ pub struct Node {
     record_holders: BTreeMap<PeerId, (Timestamp, Timestamp)>,
     refresh_at: Timestamp,
     housekeeping_at: Timestamp,
+    /// No link deadline (a Hello's, a Hello request's, an established link's unused close)
+    /// comes before this: exact after each `handle_timeout`, lowered when a link is added or
+    /// established, and otherwise only ever early (deadlines move later as links are used).
+    links_wake: Timestamp,
     links: BTreeMap<PeerId, Link>,
     /// Dials requested from the driver and not yet answered, with their deadlines.
     dialing: BTreeMap<PeerId, Timestamp>,
@@ -140,8 +143,9 @@ pub struct Node {
     counters: Counters,
     hyparview: HyParView,
     swim: Swim,
-    /// Subscribed topics (boxed: a topic's state is large, and a map node holds room for 11).
-    topics: BTreeMap<TopicId, Box<Topic>>,
+    /// Subscribed topics (boxed: a topic's state is large), with the index that keeps idle
+    /// ones free to hold.
+    topics: topic_table::TopicTable,
     /// What each connected peer said it subscribes to.
     neighbor_topics: BTreeMap<PeerId, BTreeSet<TopicId>>,
     /// In how many overlays each peer is a neighbour (SWIM probes it while any).
@@ -257,6 +261,7 @@ impl Node {
         let mut node = Node {
             records: RecordCache::new(config.max_known_records),
             housekeeping_at: now + config.housekeeping_interval,
+            links_wake: Timestamp::MAX,
             config,
             identity,
             rng,
@@ -273,7 +278,7 @@ impl Node {
             counters: Counters::default(),
             hyparview,
             swim,
-            topics: BTreeMap::new(),
+            topics: topic_table::TopicTable::default(),
             neighbor_topics: BTreeMap::new(),
             member_refs: BTreeMap::new(),
             strikes: BTreeMap::new(),
@@ -342,6 +347,7 @@ impl Node {
                 confirmed: false,
             },
         );
+        self.note_link_deadline(now + self.config.hello_timeout.min(HELLO_RESEND_INTERVAL));
         self.send_hello(peer);
     }
 
@@ -410,6 +416,7 @@ impl Node {
         self.discover_due(now);
         self.drain_protocols(now);
         self.close_unused_links(now);
+        self.recompute_links_wake();
     }
 
     // ---------------------------------------------------------------- outputs
@@ -426,37 +433,43 @@ impl Node {
 
     /// The earliest instant at which [`Node::handle_timeout`] must be called, if any.
     pub fn poll_timeout(&self) -> Option<Timestamp> {
-        let others = self
-            .dialing
+        self.dialing
             .values()
             .copied()
-            .chain([self.refresh_at, self.housekeeping_at])
+            .chain([self.refresh_at, self.housekeeping_at, self.links_wake])
             .chain(self.hyparview.poll_timeout())
             .chain(self.swim.poll_timeout())
             .chain(self.topics_poll_timeout())
             .chain(self.private.poll_timeout())
             .chain(self.foaf.poll_timeout())
             .chain(self.presence_poll_timeout())
-            .min();
-        // One pass over the links: a handshake's Hello deadline and Hello request, and an
-        // established link's close when no protocol wants it (`unused_link_timeout` after its
-        // last use). Whether a link is wanted costs a few map lookups per overlay, so it is
-        // asked only of links whose close would come before everything found so far: the
-        // same minimum, without asking about every link on every call.
+            .min()
+    }
+
+    /// A link deadline may now come before the recorded ones.
+    fn note_link_deadline(&mut self, at: Timestamp) {
+        self.links_wake = self.links_wake.min(at);
+    }
+
+    /// Reads every link's next deadline (one pass, after the links were swept): a Hello's
+    /// deadline and Hello request while a handshake runs, `unused_link_timeout` after its last
+    /// use once established (`close_unused_links` then closes it, or counts it as used if an
+    /// overlay still wants it).
+    fn recompute_links_wake(&mut self) {
         let unused = self.config.unused_link_timeout;
-        self.links.iter().fold(others, |best, (peer, l)| {
-            let t = if l.established {
-                let close = l.last_used + unused;
-                if best.is_some_and(|b| close >= b) || self.link_wanted(peer) {
-                    return best;
+        self.links_wake = self
+            .links
+            .values()
+            .map(|l| {
+                if l.established {
+                    l.last_used + unused
+                } else {
+                    l.hello_deadline
+                        .min(l.next_hello_request().unwrap_or(Timestamp::MAX))
                 }
-                close
-            } else {
-                l.hello_deadline
-                    .min(l.next_hello_request().unwrap_or(Timestamp::MAX))
-            };
-            Some(best.map_or(t, |b| b.min(t)))
-        })
+            })
+            .min()
+            .unwrap_or(Timestamp::MAX);
     }
 
     // ---------------------------------------------------------------- state
@@ -580,6 +593,8 @@ impl Node {
                 break;
             }
         }
+        self.topics
+            .settle(Self::topic_deadline, |t| t.hyparview.linked().collect());
     }
 
     fn send(&mut self, to: PeerId, frame: Bytes) {

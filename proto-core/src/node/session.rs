@@ -217,6 +217,8 @@ impl Node {
         {
             link.established = true;
             link.last_used = now;
+            let close = now + self.config.unused_link_timeout;
+            self.note_link_deadline(close);
             let input = hyparview::Input::LinkUp { peer: from };
             self.hyparview.handle(now, input, &mut self.rng);
             self.topics_link_up(now, from);
@@ -308,18 +310,25 @@ impl Node {
         }
     }
 
-    /// Closes established connections no protocol has used for `unused_link_timeout`.
+    /// Closes established connections no protocol has used for `unused_link_timeout`. A
+    /// connection that an overlay still wants counts as used now: it is looked at again a
+    /// timeout later, not on every wake-up (a node in many topics holds many such links).
     pub(super) fn close_unused_links(&mut self, now: Timestamp) {
-        let idle: Vec<PeerId> = self
+        let unused = self.config.unused_link_timeout;
+        let quiet: Vec<PeerId> = self
             .links
             .iter()
-            .filter(|(p, l)| {
-                l.established
-                    && now >= l.last_used + self.config.unused_link_timeout
-                    && !self.link_wanted(p)
-            })
+            .filter(|(_, l)| l.established && now >= l.last_used + unused)
             .map(|(p, _)| *p)
             .collect();
+        let mut idle = Vec::new();
+        for peer in quiet {
+            if !self.link_wanted(&peer) {
+                idle.push(peer);
+            } else if let Some(l) = self.links.get_mut(&peer) {
+                l.last_used = now;
+            }
+        }
         for peer in idle {
             self.links.remove(&peer);
             self.counters.unused_links_closed += 1;

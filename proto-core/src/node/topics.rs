@@ -463,15 +463,17 @@ impl Node {
     pub(super) fn topics_timeout(&mut self, now: Timestamp) {
         self.strikes
             .retain(|_, (_, since)| now < *since + STRIKE_WINDOW);
-        let topics: Vec<TopicId> = self.topics.keys().copied().collect();
-        for topic in topics {
-            let Some(t) = self.topics.get_mut(&topic) else {
+        // Only topics with something due: an idle topic costs nothing per node timer.
+        for topic in self.topics.maybe_due(now) {
+            let Some(t) = self.topics.get(&topic) else {
                 continue;
             };
-            // Only topics with something due: an idle topic costs nothing per node timer.
             if Self::topic_deadline(t).is_none_or(|due| due > now) {
                 continue;
             }
+            let Some(t) = self.topics.get_mut(&topic) else {
+                continue;
+            };
             t.hyparview.handle_timeout(now, &mut self.rng);
             StateMachine::handle_timeout(&mut t.plumtree, now, &mut self.rng);
             // The id and neighbour lists a round needs are built only when the reconciler
@@ -509,11 +511,17 @@ impl Node {
     /// went away when the protocols' outputs were carried out): their discovery time may have
     /// passed, and no timer may be left due after `handle_timeout` (found by fuzzing).
     pub(super) fn discover_due(&mut self, now: Timestamp) {
+        // Such a topic's deadline is its discovery time, so only topics that may be due are
+        // looked at.
         let due: Vec<TopicId> = self
             .topics
-            .iter()
-            .filter(|(_, t)| t.alone() && t.hyparview.attempts() == 0 && t.next_discovery <= now)
-            .map(|(topic, _)| *topic)
+            .maybe_due(now)
+            .into_iter()
+            .filter(|topic| {
+                self.topics.get(topic).is_some_and(|t| {
+                    t.alone() && t.hyparview.attempts() == 0 && t.next_discovery <= now
+                })
+            })
             .collect();
         for topic in due {
             self.discover(now, topic);
@@ -522,14 +530,11 @@ impl Node {
 
     /// The earliest timer of any topic.
     pub(super) fn topics_poll_timeout(&self) -> Option<Timestamp> {
-        self.topics
-            .values()
-            .filter_map(|t| Self::topic_deadline(t))
-            .min()
+        self.topics.poll_timeout(Self::topic_deadline)
     }
 
     /// The earliest timer of one topic.
-    fn topic_deadline(t: &Topic) -> Option<Timestamp> {
+    pub(super) fn topic_deadline(t: &Topic) -> Option<Timestamp> {
         [
             t.hyparview.poll_timeout(),
             t.plumtree.poll_timeout(),
@@ -546,7 +551,9 @@ impl Node {
     /// Whether any overlay (node-level or a topic's) wants the connection to `peer`.
     pub(super) fn link_wanted(&self, peer: &PeerId) -> bool {
         self.hyparview.wants_link(peer)
-            || self.topics.values().any(|t| t.hyparview.wants_link(peer))
+            || self
+                .topics
+                .wants_link(peer, |t| t.hyparview.wants_link(peer))
             || self.private.wants_link(peer)
     }
 
@@ -622,8 +629,11 @@ impl Node {
     /// Carries out what the topics' state machines asked for. Returns whether anything was.
     pub(super) fn drain_topics(&mut self, now: Timestamp) -> bool {
         let mut progressed = false;
-        let topics: Vec<TopicId> = self.topics.keys().copied().collect();
-        for topic in topics {
+        // Only topics handed out mutably since the last settle can have outputs waiting; they
+        // are drained in id order, a topic that one of them touches in the same pass.
+        let mut last: Option<TopicId> = None;
+        while let Some(topic) = self.topics.next_dirty_after(last) {
+            last = Some(topic);
             while let Some(t) = self.topics.get_mut(&topic) {
                 if let Some(out) = t.hyparview.poll() {
                     progressed = true;

@@ -366,6 +366,12 @@ impl HyParView {
         self.active.contains_key(peer) || self.attempts.contains_key(peer)
     }
 
+    /// The peers whose connection serves the membership protocol (those for which
+    /// [`HyParView::wants_link`] holds), in no particular order.
+    pub fn linked(&self) -> impl Iterator<Item = PeerId> + '_ {
+        self.active.keys().chain(self.attempts.keys()).copied()
+    }
+
     /// Running totals.
     pub fn counters(&self) -> &Counters {
         &self.counters

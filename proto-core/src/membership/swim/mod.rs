@@ -273,7 +273,7 @@ crate::machine::internal_struct! {
 
 const MAX_QUEUE: usize = 64;
 const MAX_SEEN: usize = 1024;
-/// An ack's view older than this is asked for again.
+/// An ack's view older than this is asked for again (ten times this for a slow member).
 const VIEW_REFRESH: TimeDelta = TimeDelta::from_secs(60);
 
 #[cfg_attr(not(feature = "testing"), allow(dead_code))]
@@ -534,8 +534,8 @@ impl Swim {
 
     fn send_ping(&mut self, now: Timestamp, target: PeerId, seq: u64) {
         let want_view = self.members.get(&target).is_some_and(|m| {
-            m.view_at
-                .is_none_or(|t| now.saturating_since(t) > VIEW_REFRESH)
+            let refresh = VIEW_REFRESH.saturating_mul(if m.slow { 10 } else { 1 });
+            m.view_at.is_none_or(|t| now.saturating_since(t) > refresh)
         });
         let updates = self.piggyback(&target);
         self.out.push_back(Output::Send {
