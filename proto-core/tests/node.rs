@@ -4,7 +4,7 @@
 use bytes::Bytes;
 use hearsay_proto::frame::{Frame, Hello, SessionMessage};
 use hearsay_proto::node::{Command, Contact, DownReason, Event, FrameError, Transmit};
-use hearsay_proto::testing::{Net, T0, identity, node};
+use hearsay_proto::testing::{Net, T0, identity, node, node_with};
 use hearsay_proto::{
     Config, DecodeError, MAX_FRAME_LEN, Node, PeerRecord, PersistentState, TimeDelta,
 };
@@ -219,6 +219,11 @@ fn bad_input_is_refused_typed_counted_and_changes_nothing() {
         (4, 1, 1)
     );
     assert!(n.poll_event().is_none());
+    // The one output: the connection the frame without a link came over is closed (§8.5).
+    assert_eq!(
+        n.poll_transmit(),
+        Some(Transmit::Disconnect { peer: stranger })
+    );
     assert!(n.poll_transmit().is_none());
     assert_eq!(snapshot(n), before);
 }
@@ -577,4 +582,50 @@ fn a_second_connection_starts_with_the_short_hello() {
         1,
         "the restarted node verified the full Hello"
     );
+}
+
+/// A node's driver reports its connection to a neighbour gone while the neighbour's end stays
+/// up: in the simulator, a dial made while the neighbour was down failed late, after the
+/// neighbour had restarted and connected again. The node does not redial soon (the neighbour is
+/// a lost peer it retries with backoff), and the neighbour has no helper for indirect probes.
+/// The neighbour's pings reach a node with no link to it; they must not fall into silence (the
+/// neighbour would declare a live node dead): the node closes the connection at the first such
+/// frame, so the neighbour hears a disconnect, and no one is declared dead.
+#[test]
+fn a_connection_only_one_end_still_holds_is_closed_not_declared_dead() {
+    let mut config = Config::default();
+    config.hyparview.retry_backoff_min = TimeDelta::from_secs(60);
+    let mut net = Net::pair(node_with(1, config), node(2));
+    net.advance(TimeDelta::from_secs(3));
+    let (a, b) = (net.id(0), net.id(1));
+    assert!(net.neighbors(1).contains(&a) && net.neighbors(0).contains(&b));
+    net.events.clear();
+    let now = net.now;
+    net.nodes[0].handle_disconnected(now, b); // node 1 is not told
+    net.advance(TimeDelta::from_secs(20));
+    let failed: Vec<_> = net
+        .events
+        .iter()
+        .filter(|(_, e)| {
+            matches!(
+                e,
+                Event::NeighborDown {
+                    reason: DownReason::Failed,
+                    ..
+                }
+            )
+        })
+        .collect();
+    assert!(failed.is_empty(), "a live node declared dead: {failed:?}");
+    let down = Event::NeighborDown {
+        peer: a,
+        reason: DownReason::Disconnected,
+    };
+    assert!(
+        net.events.iter().any(|(i, e)| *i == 1 && *e == down),
+        "node 1 heard that the connection is gone: {:?}",
+        net.events
+    );
+    let c = net.nodes[0].inspect().counters();
+    assert_eq!((c.rejected_not_connected, c.unlinked_closed), (1, 1));
 }

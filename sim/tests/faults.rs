@@ -515,3 +515,72 @@ fn a_join_takes_one_connect_round_trip_and_one_hello_and_any_latency_keeps_frame
         .collect();
     assert_eq!(ups, vec![(t(0.06), 0), (t(0.08), 1)]);
 }
+
+/// A neighbour of a crashed node keeps redialling it (a lost peer is retried); each dial fails
+/// only after the idle timeout. When the node restarts and connects to that neighbour first, the
+/// late failure of an earlier dial is not reported (SPEC.md §20.5): the new connection stays up
+/// at both ends, and nobody is told it went down.
+#[test]
+fn a_dial_failing_after_the_peer_came_back_does_not_break_the_new_connection() {
+    let x = 3;
+    let mut w = joined_without_swim(8)
+        .at(
+            s(5.0),
+            Action::Crash {
+                select: Selection::Ids(vec![x]),
+                group: None,
+            },
+        )
+        .at(
+            s(20.0),
+            Action::Restart {
+                select: Selection::Ids(vec![x]),
+            },
+        )
+        .build()
+        .unwrap();
+    w.record();
+    w.run_until(t(4.9));
+    let a = w
+        .node(x)
+        .unwrap()
+        .inspect()
+        .neighbors()
+        .map(|p| w.index_of(&p).unwrap())
+        .next()
+        .unwrap();
+    // Node a hears of the crash at 15 s and retries from then on; the restarted node dials it.
+    w.run_until(t(20.5));
+    let contact = hearsay_proto::node::Contact {
+        peer: w.peer_id(a),
+        addresses: Vec::new(),
+    };
+    let command = hearsay_proto::node::Command::Join {
+        contacts: vec![contact],
+    };
+    w.with_node(x, |n, now| n.handle_command(now, command))
+        .unwrap()
+        .unwrap();
+    w.run_until(t(22.0));
+    assert!(w.connected(a, x));
+    // Node a's dial of 17 s fails at 27 s, after the new connection came up.
+    w.run_until(t(60.0));
+    let x_id = w.peer_id(x);
+    assert!(
+        w.node(a)
+            .unwrap()
+            .inspect()
+            .connections()
+            .any(|p| p == x_id),
+        "node {a} dropped its connection to the restarted node"
+    );
+    let late: Vec<_> = downs_about(&w, x)
+        .into_iter()
+        .filter(|(at, i, _)| *i == a && *at > t(22.0))
+        .collect();
+    assert!(
+        late.is_empty(),
+        "told the new connection went down: {late:?}"
+    );
+    assert!(w.connected(a, x));
+}

@@ -22,6 +22,15 @@ impl Node {
         bytes: Bytes,
     ) -> Result<(), FrameError> {
         if !self.links.contains_key(&from) {
+            // The driver still carries a connection this node let go of (it was told the
+            // connection was gone while the peer's end stayed up). Closing it makes the two
+            // ends agree: the peer hears a disconnect instead of probing into silence and
+            // declaring a live node dead (SPEC.md §8.5). A dial of ours to the peer will bring
+            // the connection back instead.
+            if !self.dialing.contains_key(&from) {
+                self.counters.unlinked_closed += 1;
+                self.push_transmit(Transmit::Disconnect { peer: from });
+            }
             return Err(FrameError::NotConnected);
         }
         let frame = match &self.config.interner {

@@ -453,6 +453,9 @@ pub struct Counters {
     pub rejected_decode: u64,
     /// Frames from peers without a connection.
     pub rejected_not_connected: u64,
+    /// Connections closed because a frame came over one the node had no link for (SPEC.md
+    /// §8.5).
+    pub unlinked_closed: u64,
     /// Handshakes refused for their protocol version.
     pub rejected_version: u64,
     /// Handshakes refused because their record was bad, stale, or for another peer.

@@ -241,9 +241,17 @@ impl World {
         self.drain(node);
     }
 
-    /// A dial from `node` to `peer` failed.
+    /// A dial from `node` to `peer` failed. As a real driver does (SPEC.md §20.5), the node is
+    /// not told while a connection to `peer` is up at its end: one appeared meanwhile (the peer
+    /// came back and dialled in), and reporting it gone would leave the peer's end open alone.
     pub(super) fn dial_failed(&mut self, now: Timestamp, node: usize, peer: PeerId) {
-        if self.running(node) {
+        let connected = self.index.get(&peer).is_some_and(|&j| {
+            self.pair_conn
+                .get(&(node.min(j), node.max(j)))
+                .and_then(|id| self.conns.get(id))
+                .is_some_and(|c| !c.dead && c.open[c.side(node)])
+        });
+        if self.running(node) && !connected {
             if let Some(n) = self.nodes[node].node.as_mut() {
                 n.handle_disconnected(now, peer);
             }
