@@ -10,4 +10,6 @@
 pub mod message;
 pub mod plumtree;
 pub mod topic;
-pub mod tree;
+/// Root beacons live with membership (the node-level overlay uses them too, to know its
+/// component); topic overlays use them from here as before.
+pub use crate::membership::tree;

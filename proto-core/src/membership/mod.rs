@@ -8,6 +8,7 @@
 
 pub mod hyparview;
 pub mod swim;
+pub mod tree;
 
 use crate::machine::Deadlines;
 use crate::time::Timestamp;

@@ -71,7 +71,10 @@ impl Default for Config {
             max_queued_events: 1024,
             housekeeping_interval: TimeDelta::from_secs(60),
             unused_link_timeout: TimeDelta::from_secs(10),
-            hyparview: crate::membership::hyparview::Config::default(),
+            hyparview: crate::membership::hyparview::Config {
+                merge: Some(crate::membership::hyparview::MergeConfig::default()),
+                ..crate::membership::hyparview::Config::default()
+            },
             swim: crate::membership::swim::Config::default(),
             topics: crate::broadcast::topic::Config::default(),
             private: super::PrivateConfig::default(),

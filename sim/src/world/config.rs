@@ -72,6 +72,19 @@ fn apply_config_key(config: &mut Config, key: &str, value: &ConfigValue) -> Resu
             "repair_backoff_max" => h.repair_backoff_max = dur(value)?,
             "request_retry" => h.request_retry = dur(value)?,
             "join_rate" => h.join_rate = count32(value)?,
+            "merge" => h.merge = flag(value)?.then(|| h.merge.clone().unwrap_or_default()),
+            "merge_probe_interval" => {
+                let d = dur(value)?;
+                if let Some(m) = h.merge.as_mut() {
+                    m.probe_interval = d;
+                }
+            }
+            "merge_probe_interval_max" => {
+                let d = dur(value)?;
+                if let Some(m) = h.merge.as_mut() {
+                    m.probe_interval_max = d;
+                }
+            }
             _ => return Ok(false),
         }
         Ok(true)

@@ -97,4 +97,21 @@ pub enum Message {
         #[n(1)]
         nodes: BoundedVec<PeerInfo, MAX_SHUFFLE_NODES>,
     },
+    /// The node-level overlay's component root, as one active neighbour passes it to another
+    /// (island merging, SPEC.md §13.6; topic overlays carry theirs in topic frames).
+    #[n(8)]
+    Beacon {
+        /// The beacon.
+        #[n(0)]
+        beacon: crate::membership::tree::RootBeacon,
+    },
+    /// "My component's root is `root`": a peer that follows another root becomes the sender's
+    /// active neighbour, as for a NEIGHBOR of high priority, and both answer with
+    /// NEIGHBOR_REPLY (accepted only then), so two islands fuse.
+    #[n(9)]
+    Probe {
+        /// The root the sender follows.
+        #[n(0)]
+        root: PeerId,
+    },
 }

@@ -11,10 +11,12 @@
 //! failed) and retries them with exponential back-off for a while: when a partition heals, the
 //! first retry that gets through re-merges the two halves without help from the application.
 
+mod merge;
 mod message;
 mod receive;
 mod shuffle;
 mod timers;
+pub use merge::MergeConfig;
 pub use message::*;
 
 use crate::id::PeerId;
@@ -74,6 +76,9 @@ pub struct Config {
     pub request_retry: TimeDelta,
     /// JOIN and FORWARD_JOIN messages handled per second, on average (burst the same). Default 50.
     pub join_rate: u32,
+    /// Island merging (component roots and probes, [`MergeConfig`]). Default off: the node-level
+    /// overlay turns it on; topic overlays merge through their own beacons and walks.
+    pub merge: Option<MergeConfig>,
 }
 
 impl Default for Config {
@@ -98,6 +103,7 @@ impl Default for Config {
             repair_backoff_max: TimeDelta::from_secs(120),
             request_retry: TimeDelta::from_secs(1),
             join_rate: 50,
+            merge: None,
         }
     }
 }
@@ -223,6 +229,10 @@ pub struct Counters {
     pub retries_succeeded: u64,
     /// Connection attempts not started because `max_pending` were in flight.
     pub attempts_dropped: u64,
+    /// Merge probes sent (one per probe attempt that reached its peer).
+    pub merge_probes: u64,
+    /// Bridging links made by a merge probe that found another component.
+    pub merge_links: u64,
 }
 
 /// What an outgoing connection attempt is for.
@@ -232,6 +242,8 @@ enum Purpose {
     Join,
     /// Ask to become neighbours.
     Neighbor(Priority),
+    /// Ask which component the peer is in; a peer in another one links (island merging).
+    Probe,
 }
 
 #[derive(Debug, Clone)]
@@ -292,6 +304,10 @@ crate::machine::internal_struct! {
         out: VecDeque<Output>,
         counters: Counters,
         left: bool,
+        /// Island merging, when configured: the component's root and the probe pacing.
+        component: Option<merge::Component>,
+        /// The latest `now` seen (the component's tree needs one where an input carries none).
+        clock: Timestamp,
     }
 }
 
@@ -306,6 +322,10 @@ impl HyParView {
         rng: &mut machine::Rng,
     ) -> Self {
         let first_shuffle = now + jitter(rng, config.shuffle_interval);
+        let component = config
+            .merge
+            .as_ref()
+            .map(|m| merge::Component::new(m, me, now, rng));
         let mut hv = Self {
             join_tokens: TokenBucket::new(config.join_rate, now),
             config,
@@ -331,6 +351,8 @@ impl HyParView {
             out: VecDeque::new(),
             counters: Counters::default(),
             left: false,
+            component,
+            clock: now,
         };
         hv.arm_timers();
         hv
@@ -411,6 +433,7 @@ impl HyParView {
 
     /// Shorthand for `handle(now, Input::LinkUp { peer }, rng)` (which draws nothing).
     pub fn on_link_up(&mut self, now: Timestamp, peer: PeerId) {
+        self.clock = self.clock.max(now);
         self.with_timers(|hv| hv.link_up(now, peer));
     }
 
@@ -431,16 +454,19 @@ impl HyParView {
 
     /// Shorthand for `handle(now, Input::Join { contacts }, rng)` (which draws nothing).
     pub fn join(&mut self, now: Timestamp, contacts: Vec<PeerInfo>) {
+        self.clock = self.clock.max(now);
         self.with_timers(|hv| hv.join_via(now, contacts));
     }
 
     /// Shorthand for `handle(now, Input::Introduce { origin }, rng)` (which draws nothing).
     pub fn introduce(&mut self, now: Timestamp, origin: PeerInfo) -> bool {
+        self.clock = self.clock.max(now);
         self.with_timers(|hv| hv.introduce_origin(now, origin))
     }
 
     /// Shorthand for `handle(now, Input::Link { peer }, rng)` (which draws nothing).
     pub fn link(&mut self, now: Timestamp, peer: PeerInfo) -> bool {
+        self.clock = self.clock.max(now);
         self.with_timers(|hv| hv.link_to(now, peer))
     }
 
@@ -578,10 +604,8 @@ impl HyParView {
             return;
         }
         a.sent = true;
-        let message = match a.purpose.clone() {
-            Purpose::Join => Message::Join,
-            Purpose::Neighbor(priority) => Message::Neighbor { priority },
-        };
+        let purpose = a.purpose.clone();
+        let message = self.request(&purpose);
         self.out.push_back(Output::Send { to: peer, message });
         // Sent again until answered.
         let again = now + self.config.request_retry;
@@ -647,7 +671,7 @@ impl HyParView {
                 l.next_try = now + l.backoff;
             }
             self.arm_lost(peer);
-        } else if matches!(a.purpose, Purpose::Neighbor(_)) {
+        } else if matches!(a.purpose, Purpose::Neighbor(_) | Purpose::Probe) {
             // An unreachable passive entry is dropped (the paper's rule).
             self.passive.remove(&peer);
         }
@@ -848,6 +872,7 @@ impl StateMachine for HyParView {
     type Reply = bool;
 
     fn handle(&mut self, now: Timestamp, input: Input, rng: &mut machine::Rng) -> bool {
+        self.clock = self.clock.max(now);
         let started = match input {
             Input::Message {
                 from,
@@ -897,6 +922,7 @@ impl StateMachine for HyParView {
     }
 
     fn handle_timeout(&mut self, now: Timestamp, rng: &mut machine::Rng) {
+        self.clock = self.clock.max(now);
         self.run_timers(now, rng);
         self.arm_timers();
     }
@@ -939,6 +965,8 @@ fn jitter(rng: &mut machine::Rng, base: TimeDelta) -> TimeDelta {
 
 #[cfg(test)]
 mod bounds_tests;
+#[cfg(test)]
+mod merge_tests;
 #[cfg(test)]
 mod shuffle_tests;
 #[cfg(test)]

@@ -125,6 +125,10 @@ impl HyParView {
                     }
                     return;
                 };
+                if a.purpose == Purpose::Probe {
+                    self.probe_answered(now, from, a.addresses, accepted, rng);
+                    return;
+                }
                 if accepted {
                     if a.retry {
                         self.counters.retries_succeeded += 1;
@@ -189,6 +193,8 @@ impl HyParView {
             }
             Message::ShuffleReply { nodes } => self.shuffle_reply(nodes, rng),
             Message::ShuffleBack { origin, nodes } => self.shuffle_back(now, origin, nodes, rng),
+            Message::Beacon { beacon } => self.component_beacon(now, from, beacon),
+            Message::Probe { root } => self.probed(now, from, root, sender_addresses, rng),
         }
     }
 }

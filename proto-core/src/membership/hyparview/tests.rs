@@ -47,7 +47,7 @@ fn peers() -> impl Strategy<Value = Vec<u8>> {
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
-        8 => (1u8..10, 0u8..8, 0u8..10, 0u8..7, any::<bool>(), peers())
+        8 => (1u8..10, 0u8..10, 0u8..10, 0u8..7, any::<bool>(), peers())
             .prop_map(|(f, k, p, t, b, s)| Op::Message(f, k, p, t, b, s)),
         4 => (1u8..10).prop_map(Op::LinkUp),
         2 => (1u8..10).prop_map(Op::LinkDown),
@@ -80,6 +80,17 @@ fn message(kind: u8, peer: u8, ttl: u8, flag: bool, sample: &[u8]) -> Message {
         },
         6 => Message::ShuffleReply {
             nodes: infos(sample),
+        },
+        8 => Message::Probe { root: pid(peer) },
+        9 => Message::Beacon {
+            beacon: crate::membership::tree::RootBeacon {
+                root: pid(peer),
+                seq: u64::from(ttl),
+                dist: ttl,
+                parent: flag.then(|| pid(peer)),
+                interval_ms: 5_000,
+                ask: flag,
+            },
         },
         _ => Message::ShuffleBack {
             origin: pid(peer),
@@ -145,6 +156,11 @@ proptest! {
             }
         } else {
             Config::default()
+        };
+        // Half the cases merge islands (component beacons and probes).
+        let config = Config {
+            merge: (seed % 2 == 0).then(MergeConfig::default),
+            ..config
         };
         let mut rng = machine::Rng::from_seed([seed; 32]);
         let mut hv = HyParView::new(config, pid(0), Addresses::default(), T0, &mut rng);

@@ -22,6 +22,10 @@ pub(super) enum Timer {
     /// A paced repair round (set while the active view has room and the passive view has
     /// candidates).
     Repair,
+    /// The component's root tree has a timer due (island merging only).
+    Component,
+    /// The next merge probe (island merging only).
+    Probe,
 }
 
 #[cfg_attr(not(feature = "testing"), allow(dead_code))]
@@ -101,6 +105,13 @@ impl HyParView {
         if now >= self.next_repair {
             self.repair(now, rng, false, &[]);
         }
+        let merging = take_due(&mut self.deadlines, now, |t| match t {
+            Timer::Component | Timer::Probe => Some(*t),
+            _ => None,
+        });
+        if !merging.is_empty() {
+            self.merge_timers(now, rng);
+        }
     }
 
     /// Sets the timers that follow the views and the fields (rejoin, shuffle, repair), or none
@@ -110,6 +121,7 @@ impl HyParView {
             self.deadlines.clear();
             return;
         }
+        self.arm_component();
         self.deadlines.set(Timer::Shuffle, self.next_shuffle);
         if self.contacts.is_empty() {
             self.deadlines.cancel(&Timer::Rejoin);
@@ -168,10 +180,7 @@ impl HyParView {
         if !a.sent || !self.links.contains(&peer) {
             return;
         }
-        let message = match a.purpose {
-            Purpose::Join => Message::Join,
-            Purpose::Neighbor(priority) => Message::Neighbor { priority },
-        };
+        let message = self.request(&a.purpose.clone());
         self.out.push_back(Output::Send { to: peer, message });
         let again = now + self.config.request_retry;
         self.deadlines.set(Timer::Resend(peer), again);

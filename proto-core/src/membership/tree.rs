@@ -580,6 +580,16 @@ impl RootTree {
         self.neighbor_joined(peer);
     }
 
+    /// Shorthand for `handle(now, Input::NeighborDown(peer))`.
+    pub fn neighbor_down(&mut self, now: Timestamp, peer: PeerId) {
+        self.neighbor_left(now, &peer);
+    }
+
+    /// The neighbours this member passes beacons to, in the order they came.
+    pub fn neighbors(&self) -> &[PeerId] {
+        &self.neighbors
+    }
+
     /// Shorthand for `StateMachine::handle(now, Input::Beacon { from, beacon })`.
     pub fn handle(&mut self, now: Timestamp, from: PeerId, beacon: RootBeacon) {
         self.on_beacon(now, from, beacon);
