@@ -7,7 +7,7 @@
 //! (§15.4): its depth is the root's eccentricity, whoever publishes.
 //!
 //! A stable tree is nearly silent: the root's pause between beacons starts at `interval` and
-//! doubles after each beacon up to `interval_max`; each beacon announces the pause, and members
+//! grows fourfold after each beacon up to `interval_max`; each beacon announces the pause, and members
 //! time the root's silence from it. Changes do not wait for the next beacon. A member whose
 //! parent goes takes another neighbour that reported the root's latest number from fewer hops,
 //! or else takes over as root at once (its children see their parent follow another root and
@@ -62,7 +62,7 @@ pub struct RootBeacon {
 /// Parameters.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
-    /// Pause after a new root's first beacon. The pause doubles after each beacon up to
+    /// Pause after a new root's first beacon. The pause grows fourfold after each beacon up to
     /// `interval_max`. Default 5 s.
     pub interval: TimeDelta,
     /// Longest pause between two beacons of a root. Default 320 s.
@@ -164,7 +164,7 @@ crate::machine::internal_struct! {
         parent: Option<PeerId>,
         /// This member's own beacon numbers, kept when it stops being root.
         own_seq: u64,
-        /// While root: the pause after the next beacon (doubles up to `interval_max`; a new root
+        /// While root: the pause after the next beacon (×4 up to `interval_max`; a new root
         /// starts from `interval`).
         gap: TimeDelta,
         /// While root: when the last beacon went.
@@ -529,7 +529,7 @@ impl RootTree {
     }
 
     /// As root: the next beacon goes to every neighbour, announcing the pause until the one
-    /// after; that pause doubles for the next time, up to `interval_max`.
+    /// after; that pause grows fourfold for the next time, up to `interval_max`.
     fn emit(&mut self, now: Timestamp) {
         self.own_seq += 1;
         self.emitted += 1;
@@ -538,7 +538,7 @@ impl RootTree {
         self.current.interval_ms = millis(gap);
         self.deadlines.set(Timer::Emit, now + gap);
         self.gap = gap
-            .saturating_mul(2)
+            .saturating_mul(4)
             .min(self.config.interval_max.max(self.config.interval));
         self.last_emit = Some(now);
         self.flood();

@@ -46,7 +46,7 @@ pub struct Config {
     /// First pause between shuffles, and the pause again whenever the active view changed
     /// since the last shuffle. Default 10 s.
     pub shuffle_interval: TimeDelta,
-    /// While the active view stays the same, the pause doubles after each shuffle up to this.
+    /// While the active view loses no one, the pause grows fourfold after each shuffle up to this.
     /// Default 60 s.
     pub shuffle_interval_max: TimeDelta,
     /// Active entries in a shuffle sample. Default 3.
@@ -284,7 +284,7 @@ crate::machine::internal_struct! {
         /// Entries we sent in our last shuffle (evicted first when the reply arrives).
         last_shuffle_sent: Vec<PeerId>,
         next_shuffle: Timestamp,
-        /// The pause before the next shuffle (doubles while the active view stays the same).
+        /// The pause before the next shuffle (×4 while the active view loses no one).
         shuffle_pause: TimeDelta,
         /// The active view when the last shuffle went.
         shuffle_view: Vec<PeerId>,

@@ -1,8 +1,8 @@
 //! The shuffle: a random walk carrying a sample of this node's views, answered by the walk's
 //! end with a sample of its passive view. The answer goes over a connection the end already has
 //! to the origin, or else back along the walk (SHUFFLE_BACK): a shuffle never opens a
-//! connection. The pause between shuffles doubles while the active view stays the same, up to
-//! `shuffle_interval_max`, and drops back to `shuffle_interval` once it changed.
+//! connection. The pause between shuffles grows fourfold while the active view loses no one, up to
+//! `shuffle_interval_max`, and drops back to `shuffle_interval` once a neighbour was lost.
 
 use super::*;
 
@@ -14,8 +14,15 @@ impl HyParView {
     /// The shuffle timer fired: start a walk and set the next one.
     pub(super) fn shuffle(&mut self, now: Timestamp, rng: &mut machine::Rng) {
         let view: Vec<PeerId> = self.active.keys().copied().collect();
-        self.shuffle_pause = if view == self.shuffle_view {
-            (self.shuffle_pause + self.shuffle_pause)
+        // Only a neighbour lost calls for fresher samples; one gained (a view filling up)
+        // does not.
+        let kept = self
+            .shuffle_view
+            .iter()
+            .all(|p| self.active.contains_key(p));
+        self.shuffle_pause = if kept && !view.is_empty() {
+            self.shuffle_pause
+                .saturating_mul(4)
                 .max(self.config.shuffle_interval)
                 .min(
                     self.config

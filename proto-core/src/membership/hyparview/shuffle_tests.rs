@@ -123,8 +123,8 @@ fn the_ways_back_are_bounded() {
     }
 }
 
-/// While the active view stays the same, the pause between shuffles doubles up to
-/// `shuffle_interval_max`; a change brings it back to `shuffle_interval`.
+/// While the active view loses no one, the pause between shuffles grows fourfold up to
+/// `shuffle_interval_max`; a neighbour lost brings it back to `shuffle_interval`.
 #[test]
 fn shuffles_back_off_while_the_view_stays_the_same() {
     let mut rng = machine::Rng::from_seed([4; 32]);
@@ -135,24 +135,32 @@ fn shuffles_back_off_while_the_view_stays_the_same() {
         .windows(2)
         .map(|w| w[1].saturating_since(w[0]).as_micros() / 1_000_000)
         .collect();
-    // 10 s, then 20, 40, 60, 60, ... (±25 % jitter).
+    // 10 s, then 40, 60, 60, ... (±25 % jitter).
     assert!(
         starts.len() <= 16,
         "{} shuffles in 10 minutes (60 without back-off): {gaps:?}",
         starts.len()
     );
     assert!(gaps.iter().rev().take(3).all(|g| *g >= 45), "{gaps:?}");
-    // A change: the next pause is the short one again.
+    // A neighbour gained (the view filling up): the pauses stay long.
     hv.handle(now, Input::LinkUp { peer: pid(4) }, &mut rng);
     hv.handle(now, msg(4, Message::Join), &mut rng);
     while hv.poll().is_some() {}
+    assert!(hv.is_active(&pid(4)));
     let end = now + TimeDelta::from_secs(200);
     let after = shuffle_starts(&mut hv, &mut rng, &mut now, end);
     let gap = after[1].saturating_since(after[0]).as_micros() / 1_000_000;
     assert!(
-        gap <= 13,
-        "after a change the pause is short again: {gap} s"
+        gap >= 45,
+        "a neighbour gained keeps the long pause: {gap} s"
     );
+    // A neighbour lost: the next pause is the short one again.
+    hv.handle(now, Input::LinkDown { peer: pid(1) }, &mut rng);
+    while hv.poll().is_some() {}
+    let end = now + TimeDelta::from_secs(200);
+    let after = shuffle_starts(&mut hv, &mut rng, &mut now, end);
+    let gap = after[1].saturating_since(after[0]).as_micros() / 1_000_000;
+    assert!(gap <= 13, "after a loss the pause is short again: {gap} s");
 }
 
 /// Runs the timers until `until`; when each shuffle went.
