@@ -14,6 +14,7 @@ mod persist;
 mod presence;
 mod private;
 mod records;
+mod rtt;
 mod topics;
 mod types;
 
@@ -66,6 +67,10 @@ struct Link {
     hello_short: bool,
     /// Whether the peer has sent a protocol frame on the link (so it holds this node's record).
     confirmed: bool,
+    /// The SWIM ping awaiting its ack here (seq, when sent), and the round-trip estimate its
+    /// acks feed (SPEC.md §15.4).
+    ping: Option<(u64, Timestamp)>,
+    rtt: Option<crate::time::RttEstimate>,
 }
 
 impl Link {
@@ -340,6 +345,8 @@ impl Node {
                 created: now,
                 hello_short: false,
                 confirmed: false,
+                ping: None,
+                rtt: None,
             },
         );
         self.send_hello(peer);
@@ -556,6 +563,7 @@ impl Node {
                 progressed = true;
                 match out {
                     swim::Output::Send { to, message } => {
+                        self.ping_sent(now, to, &message);
                         self.send_frame(to, &Frame::FailureDetection(message))
                     }
                     swim::Output::Dead { peer } => self.peer_failed(now, peer),

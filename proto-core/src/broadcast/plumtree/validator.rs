@@ -1,0 +1,37 @@
+//! What a topic accepts: the [`Validator`] trait and the default, the author's signature.
+
+use crate::broadcast::message::{MessageError, SignedMessage};
+use crate::crypto::{CryptoProvider, VerifyingKeyBytes};
+use alloc::sync::Arc;
+
+/// Decides whether a topic accepts a message. The default, [`SignatureValidator`], checks the
+/// author's signature; a topic may install another (a group-key MAC, an application rule).
+pub trait Validator: Send + Sync {
+    /// `Ok` if `message`, claimed to be signed with `author_key`, may be delivered and forwarded.
+    fn validate(
+        &self,
+        message: &SignedMessage,
+        author_key: &VerifyingKeyBytes,
+    ) -> Result<(), MessageError>;
+}
+
+/// The default validator: the author's ML-DSA-65 signature.
+pub struct SignatureValidator(pub Arc<dyn CryptoProvider>);
+
+impl core::fmt::Debug for SignatureValidator {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_tuple("SignatureValidator")
+            .field(&self.0.name())
+            .finish()
+    }
+}
+
+impl Validator for SignatureValidator {
+    fn validate(
+        &self,
+        message: &SignedMessage,
+        author_key: &VerifyingKeyBytes,
+    ) -> Result<(), MessageError> {
+        message.verify(&*self.0, author_key).map(|_| ())
+    }
+}
