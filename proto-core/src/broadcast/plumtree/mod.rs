@@ -4,9 +4,9 @@
 //! Every neighbour of the topic's overlay starts as an *eager* peer: a new message is pushed to
 //! it in full. A node that receives a message twice tells the second sender to PRUNE the link,
 //! which becomes *lazy*: it only carries IHAVE announcements (message ids, batched). When an
-//! announced message does not arrive within `ihave_timeout`, the node asks the announcer for it
-//! with a GRAFT, which also makes the link eager again; if that does not help within
-//! `graft_timeout`, it asks the next announcer. The eager links converge to a spanning tree:
+//! announced message does not arrive within "timeout 1", the node asks the announcer for it
+//! with a GRAFT, which also makes the link eager again; if that does not help within "timeout
+//! 2", it asks the next announcer. Both follow measured round trips (`timing.rs`). The eager links converge to a spanning tree:
 //! payloads cross each tree edge once, and the lazy links repair it.
 //!
 //! A message is accepted once: its id is looked up in the seen-cache first; a new id is checked
@@ -39,7 +39,7 @@ mod timing;
 mod validator;
 
 pub use message::{Announcement, MAX_IDS, Message, Payload};
-pub use validator::{SignatureValidator, Validator};
+pub use validator::{RestoreError, SignatureValidator, Validator};
 
 /// Plumtree parameters (SPEC.md §15).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -153,33 +153,6 @@ pub enum Output {
         expires: Timestamp,
     },
 }
-
-/// Why an [`Input::Restore`] did not take a stored message back.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum RestoreError {
-    /// It names another topic.
-    WrongTopic,
-    /// It is already retained (or was seen).
-    AlreadySeen,
-    /// It is older than the retention window (or dated in the future).
-    Expired,
-    /// The topic's validator refused it.
-    Invalid,
-}
-
-impl core::fmt::Display for RestoreError {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.write_str(match self {
-            RestoreError::WrongTopic => "the message names another topic",
-            RestoreError::AlreadySeen => "the message is already retained",
-            RestoreError::Expired => "the message is outside the retention window",
-            RestoreError::Invalid => "the topic's validator refused the message",
-        })
-    }
-}
-
-impl core::error::Error for RestoreError {}
 
 /// Running totals.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -1,4 +1,5 @@
-//! What a topic accepts: the [`Validator`] trait and the default, the author's signature.
+//! What a topic accepts: the [`Validator`] trait and the default, the author's signature; and
+//! why a stored message is not taken back ([`RestoreError`]).
 
 use crate::broadcast::message::{MessageError, SignedMessage};
 use crate::crypto::{CryptoProvider, VerifyingKeyBytes};
@@ -35,3 +36,30 @@ impl Validator for SignatureValidator {
         message.verify(&*self.0, author_key).map(|_| ())
     }
 }
+
+/// Why an [`super::Input::Restore`] did not take a stored message back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RestoreError {
+    /// It names another topic.
+    WrongTopic,
+    /// It is already retained (or was seen).
+    AlreadySeen,
+    /// It is older than the retention window (or dated in the future).
+    Expired,
+    /// The topic's validator refused it.
+    Invalid,
+}
+
+impl core::fmt::Display for RestoreError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            RestoreError::WrongTopic => "the message names another topic",
+            RestoreError::AlreadySeen => "the message is already retained",
+            RestoreError::Expired => "the message is outside the retention window",
+            RestoreError::Invalid => "the topic's validator refused the message",
+        })
+    }
+}
+
+impl core::error::Error for RestoreError {}
