@@ -112,19 +112,41 @@ async fn an_interior_relay_crash_costs_latency_of_a_few_round_trips_not_fixed_ti
     round(&nodes, &all, 0..MESSAGES, &log, topic).await;
 
     // The interior relay: the node (not the bootstrap node) with the most eager links, at
-    // least two (a parent and a child), i.e. one that forwards along the tree.
-    let mut victim = (0, 0);
-    for (i, n) in nodes.iter().enumerate().skip(1) {
+    // least two (a parent and a child), i.e. one that forwards along the tree, among those
+    // whose crash leaves the topic overlay connected. (A crash that cuts the overlay in two
+    // is repaired by the membership layer after detection, not by Plumtree's lazy links:
+    // seen in about one run in five with 20 nodes, ~17 s.)
+    let mut links = Vec::new();
+    for n in &nodes {
         let eager = n
             .inspect(move |v| v.eager_peers(&topic).len())
             .await
             .unwrap();
-        if eager > victim.1 {
-            victim = (i, eager);
-        }
+        let neighbours = n.inspect(move |v| v.topic_neighbors(&topic)).await.unwrap();
+        links.push((eager, neighbours));
     }
-    let (victim, eager) = victim;
-    assert!(eager >= 2, "no interior relay found");
+    let ids: Vec<_> = nodes.iter().map(|n| n.peer_id()).collect();
+    let connected_without = |victim: usize| {
+        let mut reached = vec![false; NODES];
+        let start = usize::from(victim == 0);
+        reached[start] = true;
+        let mut stack = vec![start];
+        while let Some(i) = stack.pop() {
+            for (j, id) in ids.iter().enumerate() {
+                let edge = links[i].1.contains(id) || links[j].1.contains(&ids[i]);
+                if j != victim && !reached[j] && edge {
+                    reached[j] = true;
+                    stack.push(j);
+                }
+            }
+        }
+        (0..NODES).all(|j| j == victim || reached[j])
+    };
+    let (victim, eager) = (1..NODES)
+        .filter(|&i| links[i].0 >= 2 && connected_without(i))
+        .map(|i| (i, links[i].0))
+        .max_by_key(|&(i, e)| (e, std::cmp::Reverse(i)))
+        .expect("an interior relay whose crash leaves the topic overlay connected");
     if let Some(rt) = runtimes[victim].take() {
         rt.shutdown_background();
     }

@@ -47,12 +47,12 @@ pub struct Config {
     /// The longest an announced message may be missing before a GRAFT asks for it ("timeout
     /// 1"), and the wait while no round-trip time is known (SPEC.md §15.4). Default 500 ms.
     pub ihave_timeout: TimeDelta,
-    /// The shortest such wait, however fast the links. Default 10 ms.
+    /// The shortest such wait, however fast the links. Default 5 ms.
     pub ihave_timeout_min: TimeDelta,
     /// The longest a GRAFT may go unanswered before the next announcer is asked ("timeout 2"),
     /// and the wait while the announcer's round-trip time is unknown. Default 250 ms.
     pub graft_timeout: TimeDelta,
-    /// The shortest such wait. Default 10 ms.
+    /// The shortest such wait. Default 5 ms.
     pub graft_timeout_min: TimeDelta,
     /// Both repair waits are this many of the peers' RTOs (`srtt + 4·rttvar`), within their
     /// bounds. Default 2.
@@ -95,9 +95,9 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             ihave_timeout: TimeDelta::from_millis(500),
-            ihave_timeout_min: TimeDelta::from_millis(10),
+            ihave_timeout_min: TimeDelta::from_millis(5),
             graft_timeout: TimeDelta::from_millis(250),
-            graft_timeout_min: TimeDelta::from_millis(10),
+            graft_timeout_min: TimeDelta::from_millis(5),
             repair_rtos: 2,
             ihave_delay: TimeDelta::from_millis(50),
             ihave_delay_min: TimeDelta::from_millis(2),

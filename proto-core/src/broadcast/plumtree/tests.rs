@@ -372,15 +372,24 @@ fn the_repair_waits_follow_the_measured_round_trip_times_within_their_bounds() {
         (T0 + ms(750), peer(2))
     );
 
-    // Loopback: 1 ms round trips (rto 3 ms): both waits are at their 10 ms floor, so a
-    // message its eager parent never sends arrives ~20 ms late instead of ~500 ms.
+    // Loopback: 1 ms round trips (rto 3 ms): both waits are 2 rto = 6 ms, so a message its
+    // eager parent never sends arrives ~10 ms late instead of ~500 ms.
     let (mut p, mut r) = tree_with_rtts(Some(ms(1)));
     p.handle(T0, ihave(1, 7), &mut r);
     p.handle(T0, ihave(2, 7), &mut r);
-    assert_eq!(next_graft(&mut p, &mut r, T0), (T0 + ms(10), peer(1)));
+    assert_eq!(next_graft(&mut p, &mut r, T0), (T0 + ms(6), peer(1)));
     assert_eq!(
-        next_graft(&mut p, &mut r, T0 + ms(10)),
-        (T0 + ms(20), peer(2))
+        next_graft(&mut p, &mut r, T0 + ms(6)),
+        (T0 + ms(12), peer(2))
+    );
+    // 0.2 ms round trips (rto 0.6 ms): both at their 5 ms floor.
+    let (mut p, mut r) = tree_with_rtts(Some(TimeDelta::from_micros(200)));
+    p.handle(T0, ihave(1, 7), &mut r);
+    p.handle(T0, ihave(2, 7), &mut r);
+    assert_eq!(next_graft(&mut p, &mut r, T0), (T0 + ms(5), peer(1)));
+    assert_eq!(
+        next_graft(&mut p, &mut r, T0 + ms(5)),
+        (T0 + ms(10), peer(2))
     );
 
     // 40 ms round trips (rto 120 ms): 2 rto = 240 ms, then 240 ms (under the 250 ms cap).
