@@ -127,7 +127,7 @@ async fn an_interior_relay_crash_costs_latency_of_a_few_round_trips_not_fixed_ti
     }
     let ids: Vec<_> = nodes.iter().map(|n| n.peer_id()).collect();
     let connected_without = |victim: usize| {
-        let mut reached = vec![false; NODES];
+        let mut reached = [false; NODES];
         let start = usize::from(victim == 0);
         reached[start] = true;
         let mut stack = vec![start];
