@@ -294,9 +294,10 @@ async fn demo(n: usize, messages: u32) -> Result<Report, Error> {
             .collect();
         d.sort();
         text.push_str(&format!(
-            "  {label:<16} p50 {}  p90 {}  max {}\n",
+            "  {label:<16} p50 {}  p90 {}  p99 {}  max {}\n",
             ms(percentile(&d, 0.5)),
             ms(percentile(&d, 0.9)),
+            ms(percentile(&d, 0.99)),
             ms(d.last().copied().unwrap_or_default())
         ));
     }

@@ -221,10 +221,80 @@ impl TokenBucket {
     }
 }
 
+/// A smoothed round-trip time to one peer (RFC 6298's estimator, in microseconds): the first
+/// sample sets `srtt = r` and `rttvar = r / 2`; each later one `rttvar = ¾·rttvar + ¼·|srtt − r|`,
+/// then `srtt = ⅞·srtt + ⅛·r`. Samples are clamped to [`RttEstimate::MAX_SAMPLE`], so one stalled
+/// answer cannot push the estimate beyond reason. Deterministic integer arithmetic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RttEstimate {
+    srtt: u64,
+    rttvar: u64,
+}
+
+impl RttEstimate {
+    /// The largest sample taken into account (longer ones count as this): 10 s.
+    pub const MAX_SAMPLE: TimeDelta = TimeDelta::from_secs(10);
+
+    /// The estimate after its first sample.
+    pub fn first(sample: TimeDelta) -> Self {
+        let r = sample.as_micros().min(Self::MAX_SAMPLE.as_micros());
+        Self {
+            srtt: r,
+            rttvar: r / 2,
+        }
+    }
+
+    /// Takes one more sample into account.
+    pub fn sample(&mut self, sample: TimeDelta) {
+        let r = sample.as_micros().min(Self::MAX_SAMPLE.as_micros());
+        self.rttvar = (3 * self.rttvar + self.srtt.abs_diff(r)) / 4;
+        self.srtt = (7 * self.srtt + r) / 8;
+    }
+
+    /// The smoothed round-trip time.
+    pub fn srtt(&self) -> TimeDelta {
+        TimeDelta(self.srtt)
+    }
+
+    /// The smoothed mean deviation of the samples.
+    pub fn rttvar(&self) -> TimeDelta {
+        TimeDelta(self.rttvar)
+    }
+
+    /// How long an answer may take before it is overdue: `srtt + 4·rttvar` (RFC 6298's RTO
+    /// without its 1 s floor; the caller bounds it).
+    pub fn timeout(&self) -> TimeDelta {
+        TimeDelta(self.srtt.saturating_add(self.rttvar.saturating_mul(4)))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use alloc::format;
+
+    #[test]
+    fn the_rtt_estimate_follows_rfc_6298_and_converges() {
+        let ms = TimeDelta::from_millis;
+        let mut e = RttEstimate::first(ms(100));
+        assert_eq!(
+            (e.srtt(), e.rttvar(), e.timeout()),
+            (ms(100), ms(50), ms(300))
+        );
+        e.sample(ms(20));
+        // rttvar = (3·50 + 80) / 4 = 57.5; srtt = (7·100 + 20) / 8 = 90.
+        assert_eq!(e.rttvar(), TimeDelta::from_micros(57_500));
+        assert_eq!(e.srtt(), ms(90));
+        for _ in 0..100 {
+            e.sample(ms(2));
+        }
+        assert!(e.srtt() < ms(3) && e.timeout() < ms(4), "{e:?}");
+        // A stalled answer counts as at most MAX_SAMPLE.
+        let mut e = RttEstimate::first(TimeDelta::MAX);
+        assert_eq!(e.srtt(), RttEstimate::MAX_SAMPLE);
+        e.sample(TimeDelta::MAX);
+        assert_eq!(e.srtt(), RttEstimate::MAX_SAMPLE);
+    }
 
     #[test]
     fn arithmetic_saturates_instead_of_wrapping() {

@@ -85,6 +85,10 @@ pub struct DeliveryMetrics {
     pub forged_delivered: Option<u64>,
     /// See the module documentation.
     pub duplicate_deliveries: Option<u64>,
+    /// (ours) `latency_ms` of the measured messages published before the first crash.
+    pub latency_before_crash_ms: Option<Percentiles>,
+    /// (ours) `latency_ms` of the measured messages published at or after the first crash.
+    pub latency_after_crash_ms: Option<Percentiles>,
     /// Every latency counted, ms.
     pub latency_samples: Vec<f64>,
     /// (virtual seconds since start, cumulative counted deliveries).
@@ -107,6 +111,8 @@ pub struct Tracker {
     to_nonsubscribers: u64,
     forged: u64,
     duplicates: u64,
+    /// When the first node crashed, if one did.
+    first_crash: Option<Timestamp>,
 }
 
 impl Tracker {
@@ -123,6 +129,11 @@ impl Tracker {
     pub fn published(&mut self, message: Published) {
         self.by_id.insert(message.id, self.messages.len() as u32);
         self.messages.push(message);
+    }
+
+    /// A node crashed at `now` (the first crash splits the latencies in before and after).
+    pub fn crashed(&mut self, now: Timestamp) {
+        self.first_crash.get_or_insert(now);
     }
 
     /// Messages published so far.
@@ -226,14 +237,25 @@ impl Tracker {
             expected += count_of[&m.topic] - u64::from(author_counts);
         }
         let mut times = Vec::new();
+        let (mut before, mut after) = (Vec::new(), Vec::new());
         for d in &self.measured {
             let m = &self.messages[d.message as usize];
             if d.node as usize != m.author && subscribers[&m.topic][d.node as usize] {
-                out.latency_samples
-                    .push((d.at - m.at).as_micros() as f64 / 1000.0);
+                let ms = (d.at - m.at).as_micros() as f64 / 1000.0;
+                out.latency_samples.push(ms);
                 times.push(d.at);
+                if let Some(crash) = self.first_crash {
+                    if m.at < crash {
+                        &mut before
+                    } else {
+                        &mut after
+                    }
+                    .push(ms);
+                }
             }
         }
+        out.latency_before_crash_ms = Percentiles::of(&before);
+        out.latency_after_crash_ms = Percentiles::of(&after);
         if expected > 0 {
             out.delivery_ratio = Some(times.len() as f64 / expected as f64);
         }

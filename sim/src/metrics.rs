@@ -134,6 +134,13 @@ pub struct Metrics {
     pub presence_gone_left_ms: Option<MedianMax>,
     /// (ours) `presence_gone_ms` of the members that crashed (beacons stop; TTL).
     pub presence_gone_crashed_ms: Option<MedianMax>,
+    /// (ours) `latency_ms` of the measured messages published before the first `crash`.
+    pub latency_before_crash_ms: Option<Percentiles>,
+    /// (ours) `latency_ms` of the measured messages published at or after the first `crash`.
+    pub latency_after_crash_ms: Option<Percentiles>,
+    /// (ours) `latency_after_crash_ms.p99 ÷ latency_before_crash_ms.p99`: how much a crash
+    /// slows the broadcast down while it is being repaired.
+    pub latency_p99_after_crash_ratio: Option<f64>,
 }
 
 impl Metrics {

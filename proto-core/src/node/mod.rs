@@ -14,6 +14,7 @@ mod persist;
 mod presence;
 mod private;
 mod records;
+mod rtt;
 mod topic_table;
 mod topics;
 mod types;
@@ -65,6 +66,10 @@ struct Link {
     hello_short: bool,
     /// Whether the peer has sent a protocol frame on the link (so it holds this node's record).
     confirmed: bool,
+    /// The SWIM ping awaiting its ack here (seq, when sent), and the round-trip estimate its
+    /// acks feed (SPEC.md §15.4).
+    ping: Option<(u64, Timestamp)>,
+    rtt: Option<crate::time::RttEstimate>,
 }
 
 impl Link {
@@ -345,6 +350,8 @@ impl Node {
                 created: now,
                 hello_short: false,
                 confirmed: false,
+                ping: None,
+                rtt: None,
             },
         );
         self.note_link_deadline(now + self.config.hello_timeout.min(HELLO_RESEND_INTERVAL));
@@ -569,6 +576,7 @@ impl Node {
                 progressed = true;
                 match out {
                     swim::Output::Send { to, message } => {
+                        self.ping_sent(now, to, &message);
                         self.send_frame(to, &Frame::FailureDetection(message))
                     }
                     swim::Output::Dead { peer } => self.peer_failed(now, peer),

@@ -103,6 +103,7 @@ impl Node {
                 Ok(())
             }
             Frame::FailureDetection(mut message) => {
+                self.ack_received(now, from, &message);
                 self.verify_alive_claims(&mut message);
                 let members: Vec<PeerId> = self.member_refs.keys().copied().collect();
                 let input = swim::Input::Message {

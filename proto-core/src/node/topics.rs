@@ -702,6 +702,10 @@ impl Node {
                 if let Some(t) = self.topics.get_mut(&topic) {
                     t.plumtree
                         .handle(now, plumtree::Input::NeighborUp(peer), &mut self.rng);
+                    if let Some(rtt) = self.links.get(&peer).and_then(|l| l.rtt) {
+                        let input = plumtree::Input::Rtt { peer, rtt };
+                        t.plumtree.handle(now, input, &mut self.rng);
+                    }
                     let input = tree::Input::NeighborUp(peer);
                     StateMachine::handle(&mut t.beacons, now, input, &mut self.rng);
                     t.reconciler

@@ -271,6 +271,9 @@ fn every_metric_field_is_listed() {
         events_per_s: Some(1.0),
         presence_gone_left_ms: Some(crate::metrics::MedianMax { p50: 1.0, max: 1.0 }),
         presence_gone_crashed_ms: Some(crate::metrics::MedianMax { p50: 1.0, max: 1.0 }),
+        latency_before_crash_ms: p,
+        latency_after_crash_ms: p,
+        latency_p99_after_crash_ratio: Some(1.0),
     };
     fn leaves(prefix: &str, v: &Value, out: &mut Vec<String>) {
         match v {

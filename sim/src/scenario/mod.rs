@@ -381,4 +381,13 @@ pub const METRIC_KEYS: &[&str] = &[
     "presence_gone_left_ms.max",
     "presence_gone_crashed_ms.p50",
     "presence_gone_crashed_ms.max",
+    "latency_before_crash_ms.p50",
+    "latency_before_crash_ms.p95",
+    "latency_before_crash_ms.p99",
+    "latency_before_crash_ms.max",
+    "latency_after_crash_ms.p50",
+    "latency_after_crash_ms.p95",
+    "latency_after_crash_ms.p99",
+    "latency_after_crash_ms.max",
+    "latency_p99_after_crash_ratio",
 ];

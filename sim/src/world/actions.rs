@@ -171,6 +171,9 @@ impl World {
                         && w.nodes[i].adversary.is_none()
                         && group.as_ref().is_none_or(|g| w.discovery.is_member(g, i))
                 });
+                if !chosen.is_empty() {
+                    self.broadcast.crashed(now);
+                }
                 for i in chosen {
                     self.discovery.departed(i, now, true);
                     self.note_departure(now, i);

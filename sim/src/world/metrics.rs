@@ -171,6 +171,15 @@ impl World {
             foaf_forwards_per_query,
             delivery_ratio: delivery.delivery_ratio,
             latency_ms: delivery.latency_ms,
+            latency_p99_after_crash_ratio: match (
+                &delivery.latency_before_crash_ms,
+                &delivery.latency_after_crash_ms,
+            ) {
+                (Some(b), Some(a)) if b.p99 > 0.0 => Some(a.p99 / b.p99),
+                _ => None,
+            },
+            latency_before_crash_ms: delivery.latency_before_crash_ms,
+            latency_after_crash_ms: delivery.latency_after_crash_ms,
             rmr: delivery.rmr,
             ldh_max: delivery.ldh_max,
             payload_frames_to_nonsubscribers: delivery.payload_frames_to_nonsubscribers,

@@ -4,9 +4,9 @@
 //! Every neighbour of the topic's overlay starts as an *eager* peer: a new message is pushed to
 //! it in full. A node that receives a message twice tells the second sender to PRUNE the link,
 //! which becomes *lazy*: it only carries IHAVE announcements (message ids, batched). When an
-//! announced message does not arrive within `ihave_timeout`, the node asks the announcer for it
-//! with a GRAFT, which also makes the link eager again; if that does not help within
-//! `graft_timeout`, it asks the next announcer. The eager links converge to a spanning tree:
+//! announced message does not arrive within "timeout 1", the node asks the announcer for it
+//! with a GRAFT, which also makes the link eager again; if that does not help within "timeout
+//! 2", it asks the next announcer. Both follow measured round trips (`timing.rs`). The eager links converge to a spanning tree:
 //! payloads cross each tree edge once, and the lazy links repair it.
 //!
 //! A message is accepted once: its id is looked up in the seen-cache first; a new id is checked
@@ -21,67 +21,47 @@
 //! missing message, the end of the oldest retained message's window) are one [`Deadlines`]. It
 //! draws no randomness.
 
-use crate::broadcast::message::{MessageError, SeenCache, SignedMessage};
-use crate::crypto::{CryptoProvider, VerifyingKeyBytes};
+use crate::broadcast::message::{SeenCache, SignedMessage};
+use crate::crypto::VerifyingKeyBytes;
 use crate::id::{MessageId, PeerId, TopicId};
 use crate::machine::{Deadlines, Rng, StateMachine};
-use crate::time::{TimeDelta, Timestamp};
+use crate::time::{RttEstimate, TimeDelta, Timestamp};
 use crate::wire::BoundedVec;
 use alloc::boxed::Box;
 use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
-use alloc::sync::Arc;
 use alloc::vec::Vec;
 
 mod message;
 mod shorthand;
 #[cfg(test)]
 mod tests;
+mod timing;
+mod validator;
 
 pub use message::{Announcement, MAX_IDS, Message, Payload};
-
-/// Decides whether a topic accepts a message. The default, [`SignatureValidator`], checks the
-/// author's signature; a topic may install another (a group-key MAC, an application rule).
-pub trait Validator: Send + Sync {
-    /// `Ok` if `message`, claimed to be signed with `author_key`, may be delivered and forwarded.
-    fn validate(
-        &self,
-        message: &SignedMessage,
-        author_key: &VerifyingKeyBytes,
-    ) -> Result<(), MessageError>;
-}
-
-/// The default validator: the author's ML-DSA-65 signature.
-pub struct SignatureValidator(pub Arc<dyn CryptoProvider>);
-
-impl core::fmt::Debug for SignatureValidator {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_tuple("SignatureValidator")
-            .field(&self.0.name())
-            .finish()
-    }
-}
-
-impl Validator for SignatureValidator {
-    fn validate(
-        &self,
-        message: &SignedMessage,
-        author_key: &VerifyingKeyBytes,
-    ) -> Result<(), MessageError> {
-        message.verify(&*self.0, author_key).map(|_| ())
-    }
-}
+pub use validator::{RestoreError, SignatureValidator, Validator};
 
 /// Plumtree parameters (SPEC.md §15).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
-    /// How long an announced message may be missing before a GRAFT asks for it ("timeout 1").
-    /// Default 500 ms.
+    /// The longest an announced message may be missing before a GRAFT asks for it ("timeout
+    /// 1"), and the wait while no round-trip time is known (SPEC.md §15.4). Default 500 ms.
     pub ihave_timeout: TimeDelta,
-    /// How long a GRAFT may go unanswered before the next announcer is asked ("timeout 2").
-    /// Default 250 ms.
+    /// The shortest such wait, however fast the links. Default 5 ms.
+    pub ihave_timeout_min: TimeDelta,
+    /// The longest a GRAFT may go unanswered before the next announcer is asked ("timeout 2"),
+    /// and the wait while the announcer's round-trip time is unknown. Default 250 ms.
     pub graft_timeout: TimeDelta,
-    /// How long IHAVE entries wait to be batched. Default 50 ms.
+    /// The shortest such wait. Default 5 ms.
+    pub graft_timeout_min: TimeDelta,
+    /// Both repair waits are this many of the peers' RTOs (`srtt + 4·rttvar`), within their
+    /// bounds. Default 2.
+    pub repair_rtos: u32,
+    /// The longest IHAVE entries wait to be batched (a peer's smoothed RTT when shorter).
+    /// Default 50 ms.
     pub ihave_delay: TimeDelta,
+    /// The shortest batching wait. Default 2 ms.
+    pub ihave_delay_min: TimeDelta,
     /// The tree optimisation: a lazy link that delivers announcements this many hops earlier
     /// than the eager one replaces it. Default 3.
     pub optimization_threshold: u8,
@@ -115,8 +95,12 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             ihave_timeout: TimeDelta::from_millis(500),
+            ihave_timeout_min: TimeDelta::from_millis(5),
             graft_timeout: TimeDelta::from_millis(250),
+            graft_timeout_min: TimeDelta::from_millis(5),
+            repair_rtos: 2,
             ihave_delay: TimeDelta::from_millis(50),
+            ihave_delay_min: TimeDelta::from_millis(2),
             optimization_threshold: 3,
             retention: TimeDelta::from_secs(600),
             cache_messages: 4096,
@@ -169,33 +153,6 @@ pub enum Output {
         expires: Timestamp,
     },
 }
-
-/// Why an [`Input::Restore`] did not take a stored message back.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum RestoreError {
-    /// It names another topic.
-    WrongTopic,
-    /// It is already retained (or was seen).
-    AlreadySeen,
-    /// It is older than the retention window (or dated in the future).
-    Expired,
-    /// The topic's validator refused it.
-    Invalid,
-}
-
-impl core::fmt::Display for RestoreError {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.write_str(match self {
-            RestoreError::WrongTopic => "the message names another topic",
-            RestoreError::AlreadySeen => "the message is already retained",
-            RestoreError::Expired => "the message is outside the retention window",
-            RestoreError::Invalid => "the topic's validator refused the message",
-        })
-    }
-}
-
-impl core::error::Error for RestoreError {}
 
 /// Running totals.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -263,6 +220,14 @@ pub enum Input<'a> {
     NeighborUp(PeerId),
     /// `peer` is no longer a neighbour.
     NeighborDown(PeerId),
+    /// The owner's round-trip estimate to neighbour `peer` (SWIM's pings, SPEC.md §15.4): the
+    /// repair waits follow it.
+    Rtt {
+        /// The neighbour.
+        peer: PeerId,
+        /// Its estimate.
+        rtt: RttEstimate,
+    },
     /// Makes exactly these links (those that are neighbours) eager and every other neighbour
     /// lazy: the owner passes the links of a spanning tree it maintains (the topic's beacon
     /// tree). Until the next one, the usual rules (PRUNE on duplicates, GRAFT for missing
@@ -316,6 +281,7 @@ impl core::fmt::Debug for Input<'_> {
         match self {
             Input::NeighborUp(p) => f.debug_tuple("NeighborUp").field(p).finish(),
             Input::NeighborDown(p) => f.debug_tuple("NeighborDown").field(p).finish(),
+            Input::Rtt { peer, rtt } => f.debug_tuple("Rtt").field(peer).field(rtt).finish(),
             Input::SetTree(links) => f.debug_tuple("SetTree").field(links).finish(),
             Input::Publish { message, .. } => f
                 .debug_struct("Publish")
@@ -357,6 +323,8 @@ crate::machine::internal_struct! {
         rejected: SeenCache,
         missing: BTreeMap<MessageId, Missing>,
         pending_ihave: BTreeMap<PeerId, Vec<Announcement>>,
+        /// Round-trip estimates of neighbours (one entry per neighbour at most).
+        rtts: BTreeMap<PeerId, RttEstimate>,
         /// Every timer: the IHAVE batch, each missing message, the retention window's end.
         deadlines: Deadlines<Timer>,
         /// Whether the owner maintains the eager tree ([`Input::SetTree`]).
@@ -395,6 +363,7 @@ impl Plumtree {
             cache_bytes: 0,
             missing: BTreeMap::new(),
             pending_ihave: BTreeMap::new(),
+            rtts: BTreeMap::new(),
             deadlines: Deadlines::new(),
             tree_mode: false,
             tree: BTreeSet::new(),
@@ -494,6 +463,7 @@ impl Plumtree {
         self.eager_peers.remove(peer);
         self.lazy_peers.remove(peer);
         self.pending_ihave.remove(peer);
+        self.rtts.remove(peer);
         for m in self.missing.values_mut() {
             m.announcers.retain(|(p, _)| p != peer);
         }
@@ -694,9 +664,13 @@ impl Plumtree {
                 id,
                 hops: next.hops,
             });
-            if self.deadlines.get(&Timer::IHaveFlush).is_none() {
-                self.deadlines
-                    .set(Timer::IHaveFlush, now + self.config.ihave_delay);
+            let at = now + self.batch_wait(&peer);
+            if self
+                .deadlines
+                .get(&Timer::IHaveFlush)
+                .is_none_or(|t| t > at)
+            {
+                self.deadlines.set(Timer::IHaveFlush, at);
             }
         }
     }
@@ -724,8 +698,8 @@ impl Plumtree {
             let mut announcers = VecDeque::new();
             announcers.push_back((from, a.hops));
             self.missing.insert(a.id, Missing { announcers });
-            self.deadlines
-                .set(Timer::Missing(a.id), now + self.config.ihave_timeout);
+            let at = now + self.ihave_wait(&from);
+            self.deadlines.set(Timer::Missing(a.id), at);
         }
     }
 
@@ -922,8 +896,8 @@ impl Plumtree {
         };
         match m.announcers.pop_front() {
             Some((peer, _)) => {
-                self.deadlines
-                    .set(Timer::Missing(id), now + self.config.graft_timeout);
+                let at = now + self.graft_wait(&peer);
+                self.deadlines.set(Timer::Missing(id), at);
                 self.counters.grafts_sent += 1;
                 self.lazy_peers.remove(&peer);
                 self.eager_peers.insert(peer);
@@ -945,6 +919,7 @@ impl Plumtree {
         match input {
             Input::NeighborUp(peer) => self.neighbor_joined(peer),
             Input::NeighborDown(peer) => self.neighbor_left(&peer),
+            Input::Rtt { peer, rtt } => self.set_rtt(peer, rtt),
             Input::SetTree(links) => self.follow_tree(links),
             Input::Publish {
                 message,

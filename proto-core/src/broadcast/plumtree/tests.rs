@@ -2,6 +2,7 @@
 //! structure agrees with the tables it times.
 
 use super::*;
+use crate::broadcast::message::MessageError;
 use crate::broadcast::message::Payload as Bytes;
 use crate::crypto::{SIG_VERIFYING_KEY_LEN, SIGNATURE_LEN, SignatureBytes};
 use crate::machine::Rng;
@@ -190,6 +191,7 @@ enum Op {
         repair: bool,
     },
     Restore(u8),
+    Rtt(u8, u16),
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -217,6 +219,7 @@ fn op() -> impl Strategy<Value = Op> {
         (0u8..5, prop::collection::vec(0u8..24, 0..4), any::<bool>())
             .prop_map(|(to, msgs, repair)| Op::Serve { to, msgs, repair }),
         (0u8..24).prop_map(Op::Restore),
+        (0u8..5, 0u16..1000).prop_map(|(n, ms)| Op::Rtt(n, ms)),
     ]
 }
 
@@ -231,6 +234,11 @@ fn apply(p: &mut Plumtree, now: Timestamp, op: Op, r: &mut Rng) {
         }
         Op::Down(n) => {
             p.handle(now, Input::NeighborDown(peer(n)), r);
+            return;
+        }
+        Op::Rtt(n, ms) => {
+            let rtt = RttEstimate::first(TimeDelta::from_millis(u64::from(ms)));
+            p.handle(now, Input::Rtt { peer: peer(n), rtt }, r);
             return;
         }
         Op::Tree(links) => {
@@ -304,6 +312,137 @@ fn apply(p: &mut Plumtree, now: Timestamp, op: Op, r: &mut Rng) {
         validator: v,
     };
     p.handle(now, input, r);
+}
+
+fn ihave(from: u8, n: u8) -> Input<'static> {
+    let entries = alloc::vec![Announcement { id: id(n), hops: 2 }];
+    Input::Message {
+        from: peer(from),
+        message: Message::IHave(BoundedVec::new(entries).unwrap()),
+        validator: &FirstByte,
+    }
+}
+
+/// When `p` sends its next GRAFT, from `start` on, driving its timers; and to whom.
+fn next_graft(p: &mut Plumtree, r: &mut Rng, start: Timestamp) -> (Timestamp, PeerId) {
+    let mut now = start;
+    loop {
+        for out in drain(p) {
+            if let Output::Send {
+                to,
+                message: Message::Graft(ids),
+            } = out
+                && !ids.is_empty()
+            {
+                return (now, to);
+            }
+        }
+        now = p
+            .poll_timeout()
+            .expect("a timer while a message is missing");
+        StateMachine::handle_timeout(p, now, r);
+    }
+}
+
+/// A topic with eager peer 0 and lazy peers 1 and 2, and `rtt` for each of them (if any).
+fn tree_with_rtts(rtt: Option<TimeDelta>) -> (Plumtree, Rng) {
+    let mut r = rng();
+    let mut p = Plumtree::new(Config::default(), topic());
+    for n in 0..3 {
+        p.handle(T0, Input::NeighborUp(peer(n)), &mut r);
+        if let Some(rtt) = rtt {
+            let rtt = RttEstimate::first(rtt);
+            p.handle(T0, Input::Rtt { peer: peer(n), rtt }, &mut r);
+        }
+    }
+    p.handle(T0, Input::SetTree(&[peer(0)]), &mut r);
+    (p, r)
+}
+
+#[test]
+fn the_repair_waits_follow_the_measured_round_trip_times_within_their_bounds() {
+    let ms = TimeDelta::from_millis;
+    // Without estimates: the fixed upper bounds, 500 ms then 250 ms.
+    let (mut p, mut r) = tree_with_rtts(None);
+    p.handle(T0, ihave(1, 7), &mut r);
+    p.handle(T0 + ms(1), ihave(2, 7), &mut r);
+    assert_eq!(next_graft(&mut p, &mut r, T0), (T0 + ms(500), peer(1)));
+    assert_eq!(
+        next_graft(&mut p, &mut r, T0 + ms(500)),
+        (T0 + ms(750), peer(2))
+    );
+
+    // Loopback: 1 ms round trips (rto 3 ms): both waits are 2 rto = 6 ms, so a message its
+    // eager parent never sends arrives ~10 ms late instead of ~500 ms.
+    let (mut p, mut r) = tree_with_rtts(Some(ms(1)));
+    p.handle(T0, ihave(1, 7), &mut r);
+    p.handle(T0, ihave(2, 7), &mut r);
+    assert_eq!(next_graft(&mut p, &mut r, T0), (T0 + ms(6), peer(1)));
+    assert_eq!(
+        next_graft(&mut p, &mut r, T0 + ms(6)),
+        (T0 + ms(12), peer(2))
+    );
+    // 0.2 ms round trips (rto 0.6 ms): both at their 5 ms floor.
+    let (mut p, mut r) = tree_with_rtts(Some(TimeDelta::from_micros(200)));
+    p.handle(T0, ihave(1, 7), &mut r);
+    p.handle(T0, ihave(2, 7), &mut r);
+    assert_eq!(next_graft(&mut p, &mut r, T0), (T0 + ms(5), peer(1)));
+    assert_eq!(
+        next_graft(&mut p, &mut r, T0 + ms(5)),
+        (T0 + ms(10), peer(2))
+    );
+
+    // 40 ms round trips (rto 120 ms): 2 rto = 240 ms, then 240 ms (under the 250 ms cap).
+    let (mut p, mut r) = tree_with_rtts(Some(ms(40)));
+    p.handle(T0, ihave(1, 7), &mut r);
+    p.handle(T0, ihave(2, 7), &mut r);
+    assert_eq!(next_graft(&mut p, &mut r, T0), (T0 + ms(240), peer(1)));
+    assert_eq!(
+        next_graft(&mut p, &mut r, T0 + ms(240)),
+        (T0 + ms(480), peer(2))
+    );
+
+    // The slowest of the announcer and the eager peers sets timeout 1: a slow parent (rto
+    // 150 ms) is waited for 300 ms even when the announcer is fast.
+    let (mut p, mut r) = tree_with_rtts(Some(ms(1)));
+    let rtt = RttEstimate::first(ms(50));
+    p.handle(T0, Input::Rtt { peer: peer(0), rtt }, &mut r);
+    p.handle(T0, ihave(1, 7), &mut r);
+    assert_eq!(next_graft(&mut p, &mut r, T0), (T0 + ms(300), peer(1)));
+    // Estimates of peers that are not neighbours are not kept.
+    p.handle(T0, Input::Rtt { peer: peer(9), rtt }, &mut r);
+    assert!(!p.rtts.contains_key(&peer(9)));
+    p.handle(T0, Input::NeighborDown(peer(0)), &mut r);
+    assert!(!p.rtts.contains_key(&peer(0)));
+}
+
+#[test]
+fn announcements_are_batched_for_the_peer_s_round_trip_time_within_bounds() {
+    let ms = TimeDelta::from_millis;
+    for (rtt, wait) in [(None, ms(50)), (Some(ms(1)), ms(2)), (Some(ms(20)), ms(20))] {
+        let (mut p, mut r) = tree_with_rtts(rtt);
+        let input = Input::Publish {
+            message: message(3, true, T0),
+            author_key: payload(3, true, 1).author_key,
+        };
+        p.handle(T0, input, &mut r);
+        drain(&mut p);
+        assert_eq!(p.poll_timeout(), Some(T0 + wait), "rtt {rtt:?}");
+        StateMachine::handle_timeout(&mut p, T0 + wait, &mut r);
+        let ihaves = drain(&mut p)
+            .into_iter()
+            .filter(|o| {
+                matches!(
+                    o,
+                    Output::Send {
+                        message: Message::IHave(_),
+                        ..
+                    }
+                )
+            })
+            .count();
+        assert_eq!(ihaves, 2, "one IHAVE to each lazy peer");
+    }
 }
 
 proptest! {
