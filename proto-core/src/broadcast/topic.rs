@@ -145,7 +145,6 @@ impl Default for Config {
             hyparview: hyparview::Config {
                 active_view: 7,
                 passive_view: 28,
-                shuffle_interval: TimeDelta::from_secs(30),
                 shuffle_interval_max: TimeDelta::from_secs(600),
                 repair_backoff_max: TimeDelta::from_secs(600),
                 ..hyparview::Config::default()

@@ -26,7 +26,7 @@ impl Node {
     }
 
     /// A SWIM message from `from`: the ACK of the pending PING ends a sample, and every topic
-    /// gets the new estimate (Plumtree keeps those of its neighbours).
+    /// that has `from` as a neighbour gets the new estimate.
     pub(super) fn ack_received(&mut self, now: Timestamp, from: PeerId, message: &swim::Message) {
         let swim::Message::Ack { seq, .. } = message else {
             return;
@@ -49,9 +49,19 @@ impl Node {
             }
             None => *l.rtt.insert(RttEstimate::first(sample)),
         };
-        for t in self.topics.values_mut() {
-            let input = plumtree::Input::Rtt { peer: from, rtt };
-            t.plumtree.handle(now, input, &mut self.rng);
+        // Only the topics whose overlay has the peer as a neighbour keep it: a node in many
+        // topics must not touch every one of them per ack.
+        let topics: alloc::vec::Vec<crate::id::TopicId> = self
+            .topics
+            .iter()
+            .filter(|(_, t)| t.hyparview.is_active(&from))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in topics {
+            if let Some(t) = self.topics.get_mut(&id) {
+                let input = plumtree::Input::Rtt { peer: from, rtt };
+                t.plumtree.handle(now, input, &mut self.rng);
+            }
         }
     }
 }

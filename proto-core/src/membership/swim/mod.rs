@@ -22,7 +22,9 @@
 //!   confirmations arrive, and the buddy system (a suspect hears of it on the next ping, so it
 //!   can refute at once).
 
+mod counters;
 mod message;
+pub use counters::Counters;
 pub use message::*;
 
 use crate::crypto::SignatureBytes;
@@ -41,7 +43,8 @@ pub struct Config {
     /// Each active peer is probed once per period. Default 1 s.
     pub probe_interval: TimeDelta,
     /// Members paced slow ([`Input::Pace`]: kept only by topic overlays) are probed once per
-    /// this period instead (rounded up to whole `probe_interval` rounds). Default 5 s.
+    /// this period instead (rounded up to whole `probe_interval` rounds), and not at all in a
+    /// period in which the member's own PING arrived. Default 10 s.
     pub slow_probe_interval: TimeDelta,
     /// How long after a payload was pushed to a slow member it is probed at the full pace
     /// ([`Input::Busy`]). Default 30 s.
@@ -76,7 +79,7 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             probe_interval: TimeDelta::from_secs(1),
-            slow_probe_interval: TimeDelta::from_secs(5),
+            slow_probe_interval: TimeDelta::from_secs(10),
             busy_window: TimeDelta::from_secs(30),
             probe_timeout: TimeDelta::from_millis(400),
             indirect_timeout: TimeDelta::from_millis(600),
@@ -178,30 +181,6 @@ enum Timer {
     NextProbe(PeerId),
 }
 
-/// Running totals.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct Counters {
-    /// Probes sent (direct pings that started a probe).
-    pub probes: u64,
-    /// Probes that needed helpers.
-    pub indirect: u64,
-    /// Suspicions started.
-    pub suspicions: u64,
-    /// Suspicions cleared by an ack or a refutation.
-    pub cleared: u64,
-    /// Dead verdicts.
-    pub verdicts: u64,
-    /// Times this node refuted a suspicion about itself.
-    pub refutations: u64,
-    /// Claims about this node with an incarnation it never had.
-    pub future_incarnations: u64,
-    /// Acks and replies that matched no probe of ours from that sender.
-    pub unexpected: u64,
-    /// PING_REQs answered with a nack because the relay table was full.
-    pub relays_refused: u64,
-}
-
 #[derive(Debug, Clone)]
 struct Suspicion {
     since: Timestamp,
@@ -221,6 +200,8 @@ struct Member {
     slow: bool,
     /// ...unless busy until then ([`Input::Busy`]).
     busy_until: Timestamp,
+    /// When the member's last PING arrived (a slow member that pings is not probed back).
+    pinged_at: Option<Timestamp>,
 }
 
 #[derive(Debug, Clone)]
@@ -431,6 +412,7 @@ impl Swim {
                 view_at: None,
                 slow: false,
                 busy_until: Timestamp::from_micros(0),
+                pinged_at: None,
             },
         );
         self.deadlines.set(Timer::NextProbe(peer), next_probe);
@@ -556,6 +538,9 @@ impl Swim {
                 want_view,
                 updates,
             } => {
+                if let Some(m) = self.members.get_mut(&from) {
+                    m.pinged_at = Some(now);
+                }
                 self.absorb(now, from, updates);
                 let view = want_view.then(|| {
                     BoundedVec::new(active_view.iter().copied().take(MAX_VIEW).collect())
@@ -838,15 +823,24 @@ impl Swim {
             ),
         );
         let timeout = self.scale(self.config.probe_timeout);
+        let slow_round = self.config.slow_probe_interval;
         for target in starting {
             let seq = self.seq();
             if let Some(m) = self.members.get_mut(&target) {
+                let slow = m.slow && m.busy_until <= now;
+                m.next_probe = if slow { next_slow } else { next };
+                // A slow member whose own PING came within the round is alive and probing
+                // this node: one prober per pair is enough.
+                if slow
+                    && m.suspicion.is_none()
+                    && m.pinged_at
+                        .is_some_and(|t| now.saturating_since(t) < slow_round)
+                {
+                    self.deadlines.set(Timer::NextProbe(target), m.next_probe);
+                    self.counters.probes_skipped += 1;
+                    continue;
+                }
                 m.probing = Some(seq);
-                m.next_probe = if m.slow && m.busy_until <= now {
-                    next_slow
-                } else {
-                    next
-                };
             }
             self.counters.probes += 1;
             self.probes.insert(
