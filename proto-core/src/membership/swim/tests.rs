@@ -41,39 +41,7 @@ fn slow_members_are_probed_at_the_slow_pace() {
         &mut rng,
     );
     let mut pings = BTreeMap::<PeerId, u32>::new();
-    let run = |s: &mut Swim,
-               rng: &mut machine::Rng,
-               pings: &mut BTreeMap<PeerId, u32>,
-               until: Timestamp| {
-        while let Some(at) = s.poll_timeout().filter(|t| *t <= until) {
-            s.handle_timeout(at, rng);
-            while let Some(o) = s.poll() {
-                if let Output::Send {
-                    to,
-                    message: Message::Ping { seq, .. },
-                } = o
-                {
-                    *pings.entry(to).or_default() += 1;
-                    // Every ping is answered at once.
-                    let ack = Message::Ack {
-                        seq,
-                        view: None,
-                        updates: Updates::default(),
-                    };
-                    s.handle(
-                        at,
-                        Input::Message {
-                            from: to,
-                            message: ack,
-                            active_view: &[],
-                        },
-                        rng,
-                    );
-                }
-            }
-        }
-    };
-    run(&mut s, &mut rng, &mut pings, t0 + TimeDelta::from_secs(60));
+    answer_pings_until(&mut s, &mut rng, &mut pings, t0 + TimeDelta::from_secs(60));
     let (f, sl) = (pings[&fast], pings[&slow]);
     assert!((58..=61).contains(&f), "fast member: {f} pings in 60 s");
     assert!((5..=7).contains(&sl), "slow member: {sl} pings in 60 s");
@@ -85,7 +53,7 @@ fn slow_members_are_probed_at_the_slow_pace() {
         },
         &mut rng,
     );
-    run(&mut s, &mut rng, &mut pings, t0 + TimeDelta::from_secs(70));
+    answer_pings_until(&mut s, &mut rng, &mut pings, t0 + TimeDelta::from_secs(70));
     assert!(
         pings[&slow] >= sl + 9,
         "sped up: {} pings",
@@ -130,29 +98,7 @@ fn a_slow_member_that_pings_is_not_probed_back() {
             };
             s.handle(now, input, &mut rng);
         }
-        while let Some(at) = s.poll_timeout().filter(|t| *t <= until) {
-            s.handle_timeout(at, &mut rng);
-            while let Some(o) = s.poll() {
-                if let Output::Send {
-                    to,
-                    message: Message::Ping { seq, .. },
-                } = o
-                {
-                    *sent.entry(to).or_default() += 1;
-                    let ack = Message::Ack {
-                        seq,
-                        view: None,
-                        updates: Updates::default(),
-                    };
-                    let input = Input::Message {
-                        from: to,
-                        message: ack,
-                        active_view: &[],
-                    };
-                    s.handle(at, input, &mut rng);
-                }
-            }
-        }
+        answer_pings_until(&mut s, &mut rng, &mut sent, until);
         now = until;
         if second == 60 {
             assert!(sent.get(&fast).copied().unwrap_or(0) >= 58, "{sent:?}");
@@ -162,6 +108,38 @@ fn a_slow_member_that_pings_is_not_probed_back() {
     }
     // Its pings stopped at 60 s: it is probed at the slow pace again.
     assert!(sent.get(&slow).copied().unwrap_or(0) >= 2, "{sent:?}");
+}
+
+/// Runs `s`'s timers until `until`, answering every ping at once; counts the pings per peer.
+fn answer_pings_until(
+    s: &mut Swim,
+    rng: &mut machine::Rng,
+    pings: &mut BTreeMap<PeerId, u32>,
+    until: Timestamp,
+) {
+    while let Some(at) = s.poll_timeout().filter(|t| *t <= until) {
+        s.handle_timeout(at, rng);
+        while let Some(o) = s.poll() {
+            if let Output::Send {
+                to,
+                message: Message::Ping { seq, .. },
+            } = o
+            {
+                *pings.entry(to).or_default() += 1;
+                let ack = Message::Ack {
+                    seq,
+                    view: None,
+                    updates: Updates::default(),
+                };
+                let input = Input::Message {
+                    from: to,
+                    message: ack,
+                    active_view: &[],
+                };
+                s.handle(at, input, rng);
+            }
+        }
+    }
 }
 
 mod timers {
