@@ -107,11 +107,7 @@ async fn twelve_nodes_broadcast_then_survive_three_crashes() {
     let mut members: Vec<Member> = Vec::new();
     let mut bootstrap = None;
     for i in 0..NODES {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
+        let runtime = node_runtime();
         let handle = {
             let _guard = runtime.enter();
             let b = builder(i as u64 + 1);

@@ -72,11 +72,7 @@ async fn an_interior_relay_crash_costs_latency_of_a_few_round_trips_not_fixed_ti
     let mut runtimes = Vec::new();
     let mut nodes: Vec<NodeHandle> = Vec::new();
     for i in 0..NODES {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
+        let runtime = node_runtime();
         let handle = {
             let _guard = runtime.enter();
             let b = builder(i as u64 + 1);

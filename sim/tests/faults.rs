@@ -233,9 +233,9 @@ fn downs_about(w: &World, x: usize) -> Vec<(Timestamp, usize, DownReason)> {
         .collect()
 }
 
-#[test]
-fn a_crashed_node_is_silent_and_its_peers_see_a_disconnect_only_after_the_idle_timeout() {
-    let x = 3;
+/// Eight joined nodes (no SWIM), recorded; node `x` crashes at 5 s and restarts at
+/// `restart_s`; the world has run to 4.9 s.
+fn crashed_and_restarted(x: usize, restart_s: f64) -> World {
     let mut w = joined_without_swim(8)
         .at(
             s(5.0),
@@ -245,7 +245,7 @@ fn a_crashed_node_is_silent_and_its_peers_see_a_disconnect_only_after_the_idle_t
             },
         )
         .at(
-            s(30.0),
+            s(restart_s),
             Action::Restart {
                 select: Selection::Ids(vec![x]),
             },
@@ -254,6 +254,13 @@ fn a_crashed_node_is_silent_and_its_peers_see_a_disconnect_only_after_the_idle_t
         .unwrap();
     w.record();
     w.run_until(t(4.9));
+    w
+}
+
+#[test]
+fn a_crashed_node_is_silent_and_its_peers_see_a_disconnect_only_after_the_idle_timeout() {
+    let x = 3;
+    let mut w = crashed_and_restarted(x, 30.0);
     let neighbours: Vec<usize> = w
         .node(x)
         .unwrap()
@@ -523,24 +530,7 @@ fn a_join_takes_one_connect_round_trip_and_one_hello_and_any_latency_keeps_frame
 #[test]
 fn a_dial_failing_after_the_peer_came_back_does_not_break_the_new_connection() {
     let x = 3;
-    let mut w = joined_without_swim(8)
-        .at(
-            s(5.0),
-            Action::Crash {
-                select: Selection::Ids(vec![x]),
-                group: None,
-            },
-        )
-        .at(
-            s(20.0),
-            Action::Restart {
-                select: Selection::Ids(vec![x]),
-            },
-        )
-        .build()
-        .unwrap();
-    w.record();
-    w.run_until(t(4.9));
+    let mut w = crashed_and_restarted(x, 20.0);
     let a = w
         .node(x)
         .unwrap()

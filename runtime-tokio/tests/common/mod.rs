@@ -62,6 +62,16 @@ pub fn builder(i: u64) -> NodeBuilder {
         .rng_seed([i as u8; 32])
 }
 
+/// A runtime of its own for one node (one worker), so that a node can be crashed by dropping
+/// its runtime while the others go on.
+pub fn node_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
 /// Waits until `cond` holds (polled every 20 ms) or panics after `limit` with `what`.
 pub async fn eventually<F, Fut>(limit: Duration, what: &str, mut cond: F)
 where

@@ -128,19 +128,12 @@ impl HyParView {
         };
         let known = self.active.contains_key(&from);
         let accept = known || root != c.tree.root();
-        if accept && !known {
+        let link = accept && !known;
+        if link {
             c.restart(now);
             self.counters.merge_links += 1;
-            self.add_active(from, addresses.unwrap_or_default(), rng);
-            self.take_attempt(&from);
         }
-        self.out.push_back(Output::Send {
-            to: from,
-            message: Message::NeighborReply { accepted: accept },
-        });
-        if !accept && !self.attempts.contains_key(&from) {
-            self.out.push_back(Output::Disconnect { peer: from });
-        }
+        self.answer_neighbor(from, addresses, accept, link, rng);
     }
 
     /// The answer to this node's PROBE: a bridge to another component, or the same one.

@@ -105,18 +105,7 @@ impl HyParView {
                 let accept = self.active.contains_key(&from)
                     || priority == Priority::High
                     || self.active.len() < self.config.active_view;
-                if accept {
-                    let addresses = sender_addresses.unwrap_or_default();
-                    self.add_active(from, addresses, rng);
-                    self.take_attempt(&from);
-                }
-                self.out.push_back(Output::Send {
-                    to: from,
-                    message: Message::NeighborReply { accepted: accept },
-                });
-                if !accept && !self.attempts.contains_key(&from) {
-                    self.out.push_back(Output::Disconnect { peer: from });
-                }
+                self.answer_neighbor(from, sender_addresses, accept, accept, rng);
             }
             Message::NeighborReply { accepted } => {
                 let Some(a) = self.take_attempt(&from) else {
@@ -195,6 +184,29 @@ impl HyParView {
             Message::ShuffleBack { origin, nodes } => self.shuffle_back(now, origin, nodes, rng),
             Message::Beacon { beacon } => self.component_beacon(now, from, beacon),
             Message::Probe { root } => self.probed(now, from, root, sender_addresses, rng),
+        }
+    }
+
+    /// Answers a NEIGHBOR (or a PROBE, which asks the same): `link` adds the sender to the
+    /// active view first; a refused sender that this node is not dialling itself is let go.
+    pub(super) fn answer_neighbor(
+        &mut self,
+        from: PeerId,
+        addresses: Option<Addresses>,
+        accept: bool,
+        link: bool,
+        rng: &mut machine::Rng,
+    ) {
+        if link {
+            self.add_active(from, addresses.unwrap_or_default(), rng);
+            self.take_attempt(&from);
+        }
+        self.out.push_back(Output::Send {
+            to: from,
+            message: Message::NeighborReply { accepted: accept },
+        });
+        if !accept && !self.attempts.contains_key(&from) {
+            self.out.push_back(Output::Disconnect { peer: from });
         }
     }
 }
