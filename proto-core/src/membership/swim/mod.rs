@@ -44,7 +44,7 @@ pub struct Config {
     pub probe_interval: TimeDelta,
     /// Members paced slow ([`Input::Pace`]: kept only by topic overlays) are probed once per
     /// this period instead (rounded up to whole `probe_interval` rounds), and not at all in a
-    /// period in which the member's own PING arrived. Default 10 s.
+    /// period in which the member's own PING arrived. Default 5 s.
     pub slow_probe_interval: TimeDelta,
     /// How long after a payload was pushed to a slow member it is probed at the full pace
     /// ([`Input::Busy`]). Default 30 s.
@@ -79,7 +79,7 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             probe_interval: TimeDelta::from_secs(1),
-            slow_probe_interval: TimeDelta::from_secs(10),
+            slow_probe_interval: TimeDelta::from_secs(5),
             busy_window: TimeDelta::from_secs(30),
             probe_timeout: TimeDelta::from_millis(400),
             indirect_timeout: TimeDelta::from_millis(600),
