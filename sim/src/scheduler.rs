@@ -2,25 +2,45 @@
 //!
 //! Events run in time order; events at the same instant run in the order they were scheduled
 //! (the sequence number), never in hash or allocation order. There is no wall clock anywhere.
+//!
+//! A timing wheel in front of a heap: almost every event (a frame in flight, a node's next
+//! wake) falls within seconds of now, so keys wait unsorted in 1 ms buckets and are only
+//! ordered, in a small heap, once their millisecond comes. Later events wait in a second heap
+//! until the wheel reaches them. The order is exactly the one a single heap of `(time,
+//! sequence)` gives, so traces do not depend on this structure.
 
 use hearsay_proto::Timestamp;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
+/// Width of a wheel bucket in microseconds.
+const BUCKET_US: u64 = 1_000;
+/// Buckets on the wheel (a power of two): 8.192 s ahead of the current bucket.
+const BUCKETS: u64 = 8_192;
+
 /// A queue of events over virtual time.
 ///
-/// The heap holds only `(time, sequence, slot)` (24 bytes, compared as integers); the events
-/// themselves wait in a slab of reused slots, so sifting moves small keys, not events.
+/// The queues hold only `(time, sequence, slot)` (24 bytes, compared as integers); the events
+/// themselves wait in a slab of reused slots, so sorting moves small keys, not events.
 #[derive(Debug)]
 pub struct Scheduler<E> {
-    heap: BinaryHeap<Reverse<Key>>,
+    /// Every key whose bucket is the current one or earlier, in order.
+    current: BinaryHeap<Reverse<Key>>,
+    /// Keys of the next `BUCKETS - 1` buckets, bucket `b` at `b % BUCKETS`, unsorted.
+    wheel: Vec<Vec<Key>>,
+    /// Keys on the wheel.
+    on_wheel: usize,
+    /// Keys beyond the wheel.
+    far: BinaryHeap<Reverse<Key>>,
+    /// The current bucket (absolute: time / `BUCKET_US`).
+    cursor: u64,
     slots: Vec<Option<E>>,
     free: Vec<u32>,
     next_seq: u64,
     now: Timestamp,
 }
 
-/// Heap order: time, then the order of scheduling (`seq` is unique, so `slot` never decides).
+/// Queue order: time, then the order of scheduling (`seq` is unique, so `slot` never decides).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 struct Key {
     at: u64,
@@ -32,7 +52,11 @@ impl<E> Scheduler<E> {
     /// An empty queue whose clock reads `start`.
     pub fn new(start: Timestamp) -> Self {
         Self {
-            heap: BinaryHeap::new(),
+            current: BinaryHeap::new(),
+            wheel: (0..BUCKETS).map(|_| Vec::new()).collect(),
+            on_wheel: 0,
+            far: BinaryHeap::new(),
+            cursor: start.as_micros() / BUCKET_US,
             slots: Vec::new(),
             free: Vec::new(),
             next_seq: 0,
@@ -60,26 +84,68 @@ impl<E> Scheduler<E> {
                 u32::try_from(self.slots.len() - 1).expect("fewer than 2^32 pending events")
             }
         };
-        self.heap.push(Reverse(Key {
+        self.place(Key {
             at: at.as_micros(),
             seq,
             slot,
-        }));
+        });
     }
 
-    /// The time of the next event, if any.
-    pub fn peek_time(&self) -> Option<Timestamp> {
-        self.heap
-            .peek()
-            .map(|Reverse(k)| Timestamp::from_micros(k.at))
+    fn place(&mut self, key: Key) {
+        let bucket = key.at / BUCKET_US;
+        if bucket <= self.cursor {
+            self.current.push(Reverse(key));
+        } else if bucket < self.cursor + BUCKETS {
+            self.wheel[(bucket % BUCKETS) as usize].push(key);
+            self.on_wheel += 1;
+        } else {
+            self.far.push(Reverse(key));
+        }
+    }
+
+    /// Moves the cursor to the next bucket holding keys, bringing them (and far keys that come
+    /// within the wheel's reach) in. False when nothing is waiting anywhere.
+    fn turn(&mut self) -> bool {
+        if self.on_wheel == 0 {
+            // Skip the empty wheel at once.
+            let Some(Reverse(next)) = self.far.peek() else {
+                return false;
+            };
+            self.cursor = self.cursor.max(next.at / BUCKET_US - 1);
+        }
+        loop {
+            self.cursor += 1;
+            while let Some(Reverse(k)) = self.far.peek()
+                && k.at / BUCKET_US < self.cursor + BUCKETS
+            {
+                let Some(Reverse(k)) = self.far.pop() else {
+                    break;
+                };
+                self.place(k);
+            }
+            let bucket = &mut self.wheel[(self.cursor % BUCKETS) as usize];
+            if !bucket.is_empty() {
+                self.on_wheel -= bucket.len();
+                self.current.extend(bucket.drain(..).map(Reverse));
+            }
+            if !self.current.is_empty() {
+                return true;
+            }
+        }
     }
 
     /// Pops the next event if it is due at or before `until`, advancing the clock to it.
     pub fn pop_until(&mut self, until: Timestamp) -> Option<(Timestamp, E)> {
-        if self.heap.peek()?.0.at > until.as_micros() {
+        if self.current.is_empty() {
+            // Only turn while the next bucket can hold something due by `until`.
+            if (self.cursor + 1) * BUCKET_US > until.as_micros() || !self.turn() {
+                return None;
+            }
+        }
+        if self.current.peek()?.0.at > until.as_micros() {
             return None;
         }
-        let Reverse(key) = self.heap.pop()?;
+        let Reverse(key) = self.current.pop()?;
         let event = self.slots[key.slot as usize].take()?;
         self.free.push(key.slot);
         let at = Timestamp::from_micros(key.at);
@@ -94,12 +160,12 @@ impl<E> Scheduler<E> {
 
     /// Events waiting.
     pub fn len(&self) -> usize {
-        self.heap.len()
+        self.current.len() + self.on_wheel + self.far.len()
     }
 
     /// Whether no event is waiting.
     pub fn is_empty(&self) -> bool {
-        self.heap.is_empty()
+        self.len() == 0
     }
 }
 
@@ -131,5 +197,45 @@ mod tests {
             Some((t0 + TimeDelta::from_millis(5), "late"))
         );
         assert!(s.is_empty());
+    }
+
+    proptest::proptest! {
+        /// The wheel pops exactly what one heap of `(time, sequence)` would, whatever mix of
+        /// near, far (beyond the wheel) and same-instant events is scheduled, including events
+        /// scheduled while it drains and pops bounded by `until`.
+        #[test]
+        fn same_order_as_one_heap(
+            steps in proptest::collection::vec((0u64..20_000_000, 0u8..4, 1u64..3_000_000), 1..300),
+        ) {
+            let t0 = Timestamp::from_secs(100);
+            let mut wheel = Scheduler::new(t0);
+            let mut heap = BinaryHeap::new();
+            let (mut got, mut want) = (Vec::new(), Vec::new());
+            for (i, (offset, pops, window)) in steps.into_iter().enumerate() {
+                let seq = i as u64;
+                // Far offsets (beyond the 8 s wheel) and exact repeats both occur.
+                let at = (wheel.now() + TimeDelta::from_micros(offset % 12_000_000 * (offset % 3))).max(wheel.now());
+                wheel.schedule(at, i);
+                heap.push(Reverse((at.as_micros(), seq, i)));
+                let until = wheel.now() + TimeDelta::from_micros(window);
+                for _ in 0..pops {
+                    let w = wheel.pop_until(until);
+                    let h = match heap.peek() {
+                        Some(Reverse((t, _, _))) if *t <= until.as_micros() => heap.pop().map(|Reverse((t, _, e))| (Timestamp::from_micros(t), e)),
+                        _ => None,
+                    };
+                    got.push(w);
+                    want.push(h);
+                }
+            }
+            while let Some(w) = wheel.pop_until(Timestamp::MAX) {
+                got.push(Some(w));
+            }
+            while let Some(Reverse((t, _, e))) = heap.pop() {
+                want.push(Some((Timestamp::from_micros(t), e)));
+            }
+            proptest::prop_assert_eq!(got, want);
+            proptest::prop_assert!(wheel.is_empty());
+        }
     }
 }
