@@ -574,6 +574,7 @@ fn handler_seeds() -> Vec<Seed> {
             },
         ])
         .expect("fits"),
+        rtt_us: None,
     }));
     let ack = encode(Frame::FailureDetection(Swim::Ack {
         seq: 1,

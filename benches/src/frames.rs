@@ -181,6 +181,7 @@ pub fn all_frames() -> Vec<FrameFixture> {
             seq: 1_234,
             want_view: false,
             updates: BoundedVec::default(),
+            rtt_us: Some(48_000),
         }),
     );
     push(
@@ -190,6 +191,7 @@ pub fn all_frames() -> Vec<FrameFixture> {
             seq: 1_235,
             want_view: false,
             updates: bounded(vec![alive, suspect]),
+            rtt_us: None,
         }),
     );
     push(

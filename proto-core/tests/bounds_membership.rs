@@ -172,6 +172,7 @@ fn ping(seq: u64) -> Frame {
         seq,
         want_view: false,
         updates: BoundedVec::default(),
+        rtt_us: None,
     })
 }
 

@@ -164,6 +164,7 @@ fn node_transmits_drop_the_newest_at_max_queued_transmits() {
             seq,
             want_view: false,
             updates: BoundedVec::default(),
+            rtt_us: None,
         };
         v.send(&h, Frame::FailureDetection(ping)).expect("ping");
     }

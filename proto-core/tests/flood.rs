@@ -420,6 +420,7 @@ impl Attack {
                     seq: self.rng.next_u64(),
                     want_view: true,
                     updates: BoundedVec::new(updates).expect("3 fit"),
+                    rtt_us: None,
                 })
             }
             22 => {

@@ -128,6 +128,7 @@ fn swim_message() -> impl Strategy<Value = swim::Message> {
                 seq,
                 want_view,
                 updates,
+                rtt_us: None,
             }
         }),
         (0u64..40, updates()).prop_map(|(seq, updates)| swim::Message::Ack {

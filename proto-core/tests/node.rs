@@ -519,6 +519,7 @@ fn protocol_frames_from_a_peer_whose_identity_did_not_verify_change_nothing() {
             seq: 1,
             want_view: true,
             updates: Default::default(),
+            rtt_us: None,
         }),
     ];
     for f in frames {

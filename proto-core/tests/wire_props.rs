@@ -117,13 +117,18 @@ fn failure_detection() -> impl Strategy<Value = hearsay_proto::membership::swim:
         prop::collection::vec(peer_id(), 0..6).prop_map(|v| BoundedVec::new(v).unwrap()),
     );
     prop_oneof![
-        (any::<u64>(), any::<bool>(), updates.clone()).prop_map(|(seq, want_view, updates)| {
-            M::Ping {
+        (
+            any::<u64>(),
+            any::<bool>(),
+            updates.clone(),
+            prop::option::of(any::<u32>())
+        )
+            .prop_map(|(seq, want_view, updates, rtt_us)| M::Ping {
                 seq,
                 want_view,
                 updates,
-            }
-        }),
+                rtt_us,
+            }),
         (any::<u64>(), view, updates).prop_map(|(seq, view, updates)| M::Ack {
             seq,
             view,

@@ -262,6 +262,7 @@ impl Adversary {
                         }),
                     ])
                     .unwrap_or_default(),
+                    rtt_us: None,
                 })
                 .encode();
                 if let Ok(lie) = lie {

@@ -69,6 +69,7 @@ fn swim_message(input: &mut Input<'_>, seqs: &Seqs) -> swim::Message {
             seq: seqs.seq(input),
             want_view: input.bool(),
             updates: updates(input),
+            rtt_us: input.bool().then(|| u32::from(input.u16()) << 4),
         },
         1 => {
             let seq = seqs.seq(input);

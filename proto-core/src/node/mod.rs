@@ -70,6 +70,10 @@ struct Link {
     /// acks feed (SPEC.md §15.4).
     ping: Option<(u64, Timestamp)>,
     rtt: Option<crate::time::RttEstimate>,
+    /// The estimate the topics last got (they get a new one when it moves by an eighth).
+    rtt_shared: Option<crate::time::RttEstimate>,
+    /// This end's latest sample, not yet reported to the peer on a PING (µs).
+    rtt_report: Option<u32>,
 }
 
 impl Link {
@@ -352,6 +356,8 @@ impl Node {
                 confirmed: false,
                 ping: None,
                 rtt: None,
+                rtt_shared: None,
+                rtt_report: None,
             },
         );
         self.note_link_deadline(now + self.config.hello_timeout.min(HELLO_RESEND_INTERVAL));
@@ -377,6 +383,38 @@ impl Node {
                 self.refresh_at = now + self.config.record_lifetime.div(16);
             }
         }
+        // Every link deadline is at or after `links_wake`: before it there is nothing to scan.
+        let links_due = now >= self.links_wake;
+        if links_due {
+            self.sweep_handshakes(now);
+        }
+        let before = self.dialing.len();
+        self.dialing.retain(|_, deadline| *deadline > now);
+        self.counters.dial_timeouts += (before - self.dialing.len()) as u64;
+        if now >= self.housekeeping_at {
+            self.records.sweep(now);
+            self.housekeeping_at = now + self.config.housekeeping_interval;
+        }
+        self.hyparview.handle_timeout(now, &mut self.rng);
+        self.swim.handle_timeout(now, &mut self.rng);
+        self.topics_timeout(now);
+        self.private_timeout(now);
+        crate::machine::StateMachine::handle_timeout(&mut self.foaf, now, &mut self.rng);
+        self.presence_timeout(now);
+        self.drain_protocols(now);
+        self.discover_due(now);
+        self.drain_protocols(now);
+        if links_due {
+            self.close_unused_links(now);
+            self.recompute_links_wake();
+        } else {
+            self.drain_protocols(now);
+        }
+    }
+
+    /// Handshakes that ran out of time are dropped; those still waiting for a Hello after a
+    /// while ask for it again (it may have been lost).
+    fn sweep_handshakes(&mut self, now: Timestamp) {
         let expired: Vec<PeerId> = self
             .links
             .iter()
@@ -406,24 +444,6 @@ impl Node {
                 self.send(peer, req.clone());
             }
         }
-        let before = self.dialing.len();
-        self.dialing.retain(|_, deadline| *deadline > now);
-        self.counters.dial_timeouts += (before - self.dialing.len()) as u64;
-        if now >= self.housekeeping_at {
-            self.records.sweep(now);
-            self.housekeeping_at = now + self.config.housekeeping_interval;
-        }
-        self.hyparview.handle_timeout(now, &mut self.rng);
-        self.swim.handle_timeout(now, &mut self.rng);
-        self.topics_timeout(now);
-        self.private_timeout(now);
-        crate::machine::StateMachine::handle_timeout(&mut self.foaf, now, &mut self.rng);
-        self.presence_timeout(now);
-        self.drain_protocols(now);
-        self.discover_due(now);
-        self.drain_protocols(now);
-        self.close_unused_links(now);
-        self.recompute_links_wake();
     }
 
     // ---------------------------------------------------------------- outputs
@@ -575,8 +595,8 @@ impl Node {
             while let Some(out) = self.swim.poll() {
                 progressed = true;
                 match out {
-                    swim::Output::Send { to, message } => {
-                        self.ping_sent(now, to, &message);
+                    swim::Output::Send { to, mut message } => {
+                        self.ping_sent(now, to, &mut message);
                         self.send_frame(to, &Frame::FailureDetection(message))
                     }
                     swim::Output::Dead { peer } => self.peer_failed(now, peer),

@@ -103,9 +103,21 @@ impl Node {
                 Ok(())
             }
             Frame::FailureDetection(mut message) => {
-                self.ack_received(now, from, &message);
+                self.rtt_from_swim(now, from, &message);
                 self.verify_alive_claims(&mut message);
-                let members: Vec<PeerId> = self.member_refs.keys().copied().collect();
+                // The view goes only into the ACK of a PING that asks for it (once a minute per
+                // member): not collected for every frame.
+                let members: Vec<PeerId> = if matches!(
+                    message,
+                    swim::Message::Ping {
+                        want_view: true,
+                        ..
+                    }
+                ) {
+                    self.member_refs.keys().copied().collect()
+                } else {
+                    Vec::new()
+                };
                 let input = swim::Input::Message {
                     from,
                     message,

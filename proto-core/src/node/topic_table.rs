@@ -35,8 +35,8 @@ pub(super) struct TopicTable {
     /// The recorded earliest timer of every topic that has one (not yet settled topics may
     /// be stale here: see `poll_timeout`).
     deadlines: BTreeSet<(Timestamp, TopicId)>,
-    /// For each peer, how many topics' recorded `linked` name it.
-    wanted: BTreeMap<PeerId, u32>,
+    /// For each peer, the topics whose recorded `linked` name it (in id order).
+    wanted: BTreeMap<PeerId, Vec<TopicId>>,
 }
 
 impl TopicTable {
@@ -104,7 +104,7 @@ impl TopicTable {
             self.deadlines.remove(&(at, *id));
         }
         for p in &e.linked {
-            unlink(&mut self.wanted, p);
+            unlink(&mut self.wanted, p, id);
         }
         self.dirty.remove(id);
         Some(e.topic)
@@ -150,10 +150,13 @@ impl TopicTable {
             peers.dedup();
             if peers != e.linked {
                 for p in &e.linked {
-                    unlink(&mut self.wanted, p);
+                    unlink(&mut self.wanted, p, &id);
                 }
                 for p in &peers {
-                    *self.wanted.entry(*p).or_insert(0) += 1;
+                    let topics = self.wanted.entry(*p).or_default();
+                    if let Err(at) = topics.binary_search(&id) {
+                        topics.insert(at, id);
+                    }
                 }
                 e.linked = peers;
             }
@@ -172,7 +175,15 @@ impl TopicTable {
                 stale += 1;
             }
         }
-        self.wanted.get(peer).is_some_and(|n| *n > stale)
+        self.wanted.get(peer).is_some_and(|t| t.len() > stale)
+    }
+
+    /// The topics that may link `peer`: those recorded, and those changed since (in id order,
+    /// perhaps with some that no longer do).
+    pub(super) fn linking(&self, peer: &PeerId) -> Vec<TopicId> {
+        let mut ids: BTreeSet<TopicId> = self.dirty.clone();
+        ids.extend(self.wanted.get(peer).into_iter().flatten().copied());
+        ids.into_iter().collect()
     }
 
     /// The earliest timer of any topic. Never later than the true one: a topic changed since
@@ -205,11 +216,11 @@ impl TopicTable {
     }
 }
 
-/// One topic fewer names `peer`.
-fn unlink(wanted: &mut BTreeMap<PeerId, u32>, peer: &PeerId) {
-    if let Some(n) = wanted.get_mut(peer) {
-        *n = n.saturating_sub(1);
-        if *n == 0 {
+/// Topic `id` no longer names `peer`.
+fn unlink(wanted: &mut BTreeMap<PeerId, Vec<TopicId>>, peer: &PeerId, id: &TopicId) {
+    if let Some(topics) = wanted.get_mut(peer) {
+        topics.retain(|t| t != id);
+        if topics.is_empty() {
             wanted.remove(peer);
         }
     }

@@ -233,6 +233,7 @@ fn a_victim_keeps_its_outputs_for_the_test() {
         seq: 3,
         want_view: false,
         updates: Default::default(),
+        rtt_us: None,
     });
     v.send(&h, ping).expect("ping");
     let acks = v.frames_to(h.peer_id());

@@ -109,6 +109,11 @@ pub enum Message {
         /// Piggybacked updates.
         #[n(2)]
         updates: Updates,
+        /// The sender's latest round-trip sample on this link (µs; SPEC.md §15.4), filled in
+        /// by the node: with paired probing only one end pings, and this gives the other end
+        /// the same samples. Omitted when none is new.
+        #[n(3)]
+        rtt_us: Option<u32>,
     },
     /// I am.
     #[n(1)]

@@ -23,6 +23,7 @@
 //!   can refute at once).
 
 mod counters;
+mod gossip;
 mod message;
 pub use counters::Counters;
 pub use message::*;
@@ -63,6 +64,11 @@ pub struct Config {
     pub suspicion_confirmations: u32,
     /// Times each node sends an update it learnt. Default 4.
     pub retransmit_limit: u32,
+    /// Paired probing: of two full-pace members, only the one with the smaller id probes
+    /// every round; the other answers and probes only when the expected PING is overdue
+    /// (`probe_interval` plus half the probe timeout after the last one) or its copy of the
+    /// prober's view is stale. Halves the pings of a quiet overlay. Default on.
+    pub paired_probes: bool,
     /// Lifeguard's local health, dynamic suspicion and buddy system. Default on.
     pub lifeguard: bool,
     /// Largest local-health multiplier. Default 8.
@@ -88,6 +94,7 @@ impl Default for Config {
             suspicion_max: TimeDelta::from_secs(3),
             suspicion_confirmations: 3,
             retransmit_limit: 4,
+            paired_probes: true,
             lifeguard: true,
             max_health: 8,
             max_relays: 64,
@@ -177,6 +184,8 @@ enum Timer {
     Verdict(PeerId),
     /// A suspect's next direct ping.
     SuspectPing(PeerId),
+    /// News waits to be spread early (the last early round was too recent).
+    Hurry,
     /// A member's next probe (set while no probe of it is in flight).
     NextProbe(PeerId),
 }
@@ -242,6 +251,10 @@ crate::machine::internal_struct! {
         seen: BTreeSet<(PeerId, u64, u8)>,
         seen_order: VecDeque<(PeerId, u64, u8)>,
         health: u32,
+        /// An update to pass on was queued since the last early round (see [`Swim::hurry`]).
+        news: bool,
+        /// When the last early round started.
+        hurried_at: Option<Timestamp>,
         /// This node's probe rounds start at `phase` modulo the probe interval (random per node,
         /// so nodes do not probe in lockstep); all active peers are probed in the same round.
         phase: Option<u64>,
@@ -274,6 +287,8 @@ impl Swim {
             seen: BTreeSet::new(),
             seen_order: VecDeque::new(),
             health: 0,
+            news: false,
+            hurried_at: None,
             phase: None,
             deadlines: Deadlines::new(),
             out: VecDeque::new(),
@@ -353,7 +368,8 @@ impl Swim {
         message: Message,
         active_view: &[PeerId],
     ) {
-        self.receive(now, from, message, active_view)
+        self.receive(now, from, message, active_view);
+        self.hurry(now);
     }
 
     fn scale(&self, d: TimeDelta) -> TimeDelta {
@@ -431,83 +447,6 @@ impl Swim {
         }
     }
 
-    /// The owner signed our ALIVE claim for `incarnation`: spread it.
-    fn publish(&mut self, incarnation: u64, signature: SignatureBytes) {
-        if incarnation != self.incarnation {
-            return;
-        }
-        self.enqueue(Update::Alive {
-            peer: self.me,
-            incarnation,
-            signature,
-        });
-    }
-
-    /// Our own news travels `gossip_hops`.
-    fn enqueue(&mut self, update: Update) {
-        let hops = self.config.gossip_hops.saturating_sub(1);
-        self.enqueue_with(update, Some(hops));
-    }
-
-    /// Queues `update` to be passed on, with `hops` further forwards for its receivers (`None`:
-    /// do not pass it on, only remember having seen it).
-    fn enqueue_with(&mut self, update: Update, hops: Option<u8>) {
-        let key = update.key();
-        if !self.seen.insert(key) {
-            return;
-        }
-        self.seen_order.push_back(key);
-        if self.seen_order.len() > MAX_SEEN
-            && let Some(old) = self.seen_order.pop_front()
-        {
-            self.seen.remove(&old);
-        }
-        let Some(hops) = hops else { return };
-        if self.queue.len() >= MAX_QUEUE {
-            self.queue.pop_front();
-        }
-        self.queue.push_back(Queued {
-            update,
-            hops,
-            remaining: self.config.retransmit_limit,
-        });
-    }
-
-    /// Updates to piggyback on a frame to `to`: news about `to` itself first (the buddy system),
-    /// then the least-sent others.
-    fn piggyback(&mut self, to: &PeerId) -> Updates {
-        let mut picked: Vec<Gossip> = Vec::new();
-        if self.config.lifeguard {
-            for q in self.queue.iter() {
-                if picked.len() < MAX_UPDATES && q.update.peer() == *to {
-                    picked.push(Gossip {
-                        update: q.update.clone(),
-                        hops: q.hops,
-                    });
-                }
-            }
-        }
-        let mut order: Vec<usize> = (0..self.queue.len()).collect();
-        order.sort_by_key(|&i| core::cmp::Reverse(self.queue.get(i).map_or(0, |q| q.remaining)));
-        for i in order {
-            if picked.len() >= MAX_UPDATES {
-                break;
-            }
-            if let Some(q) = self.queue.get_mut(i)
-                && q.remaining > 0
-                && !picked.iter().any(|g| g.update == q.update)
-            {
-                q.remaining -= 1;
-                picked.push(Gossip {
-                    update: q.update.clone(),
-                    hops: q.hops,
-                });
-            }
-        }
-        self.queue.retain(|q| q.remaining > 0);
-        BoundedVec::new(picked).unwrap_or_default()
-    }
-
     fn seq(&mut self) -> u64 {
         let s = self.next_seq;
         self.next_seq += 1;
@@ -526,6 +465,7 @@ impl Swim {
                 seq,
                 want_view,
                 updates,
+                rtt_us: None,
             },
         });
     }
@@ -537,9 +477,31 @@ impl Swim {
                 seq,
                 want_view,
                 updates,
+                ..
             } => {
                 if let Some(m) = self.members.get_mut(&from) {
                     m.pinged_at = Some(now);
+                    // Paired probing: a smaller-id member that pings this node each round is
+                    // alive and probing it; this side waits for the next PING instead, and
+                    // probes only if that is overdue (or the prober's view needs refreshing).
+                    let full_pace = !m.slow || m.busy_until > now;
+                    let view_fresh = m
+                        .view_at
+                        .is_some_and(|t| now.saturating_since(t) <= VIEW_REFRESH);
+                    if self.config.paired_probes
+                        && from < self.me
+                        && full_pace
+                        && view_fresh
+                        && m.probing.is_none()
+                        && m.suspicion.is_none()
+                    {
+                        let overdue =
+                            now + self.config.probe_interval + self.config.probe_timeout.div(4);
+                        if overdue > m.next_probe {
+                            m.next_probe = overdue;
+                            self.deadlines.set(Timer::NextProbe(from), overdue);
+                        }
+                    }
                 }
                 self.absorb(now, from, updates);
                 let view = want_view.then(|| {
@@ -671,80 +633,6 @@ impl Swim {
         cleared
     }
 
-    fn absorb(&mut self, now: Timestamp, from: PeerId, updates: Updates) {
-        for Gossip { update: u, hops } in updates.into_vec() {
-            let onward = hops.checked_sub(1);
-            match u {
-                Update::Alive {
-                    peer, incarnation, ..
-                } => {
-                    if peer == self.me {
-                        continue;
-                    }
-                    if let Some(m) = self.members.get_mut(&peer)
-                        && incarnation > m.incarnation
-                    {
-                        m.incarnation = incarnation;
-                        if self.clear_suspicion(&peer) {
-                            self.counters.cleared += 1;
-                        }
-                    }
-                    self.enqueue_with(u, onward);
-                }
-                Update::Suspect { peer, incarnation } | Update::Dead { peer, incarnation } => {
-                    if peer == self.me {
-                        self.refute(incarnation);
-                        continue;
-                    }
-                    if let Some(m) = self.members.get_mut(&peer)
-                        && incarnation >= m.incarnation
-                    {
-                        match m.suspicion.as_mut() {
-                            // Beyond `suspicion_confirmations` more change nothing: not kept.
-                            Some(s)
-                                if from != self.me
-                                    && s.confirmations.len()
-                                        < self.config.suspicion_confirmations.max(1) as usize =>
-                            {
-                                s.confirmations.insert(from);
-                                // More confirmations, a shorter suspicion.
-                                let end = s.since
-                                    + suspicion_timeout(&self.config, s.confirmations.len());
-                                self.deadlines.set(Timer::Verdict(peer), end);
-                            }
-                            Some(_) => {}
-                            // A hint: probe now rather than at the next period.
-                            None if m.probing.is_none() => {
-                                m.next_probe = now;
-                                self.deadlines.set(Timer::NextProbe(peer), now);
-                            }
-                            None => {}
-                        }
-                    }
-                    self.enqueue_with(u, onward);
-                }
-            }
-        }
-    }
-
-    fn refute(&mut self, claimed: u64) {
-        if claimed > self.incarnation {
-            // Nobody can know an incarnation this node never had: a lie or a stale fork.
-            self.counters.future_incarnations += 1;
-        }
-        if claimed < self.incarnation {
-            return; // already refuted
-        }
-        self.incarnation = self.incarnation.max(claimed).saturating_add(1);
-        self.counters.refutations += 1;
-        if self.config.lifeguard {
-            self.health = (self.health + 1).min(self.config.max_health);
-        }
-        self.out.push_back(Output::Refute {
-            incarnation: self.incarnation,
-        });
-    }
-
     /// Time passed: start probes, escalate to indirect probes, start and end suspicions. Each
     /// kind of timer runs in turn, as [`Timer`] lists them.
     fn run_timers(&mut self, now: Timestamp, rng: &mut machine::Rng) {
@@ -808,6 +696,14 @@ impl Swim {
             let seq = self.seq();
             self.send_ping(now, target, seq);
         }
+        // News that waited for its early round.
+        if !take_due(&mut self.deadlines, now, |t| {
+            (*t == Timer::Hurry).then_some(())
+        })
+        .is_empty()
+        {
+            self.hurry(now);
+        }
         // New probes.
         let starting = take_due(&mut self.deadlines, now, |t| match t {
             Timer::NextProbe(peer) => Some(*peer),
@@ -825,7 +721,6 @@ impl Swim {
         let timeout = self.scale(self.config.probe_timeout);
         let slow_round = self.config.slow_probe_interval;
         for target in starting {
-            let seq = self.seq();
             if let Some(m) = self.members.get_mut(&target) {
                 let slow = m.slow && m.busy_until <= now;
                 m.next_probe = if slow { next_slow } else { next };
@@ -840,21 +735,31 @@ impl Swim {
                     self.counters.probes_skipped += 1;
                     continue;
                 }
-                m.probing = Some(seq);
             }
-            self.counters.probes += 1;
-            self.probes.insert(
-                seq,
-                Probe {
-                    target,
-                    indirect: false,
-                    nacks: 0,
-                    helpers: 0,
-                },
-            );
-            self.deadlines.set(Timer::Probe(seq), now + timeout);
-            self.send_ping(now, target, seq);
+            self.start_probe(now, target, timeout);
         }
+        self.hurry(now);
+    }
+
+    /// Probes `target` now: a PING, then the indirect probe if no ACK comes within `timeout`.
+    fn start_probe(&mut self, now: Timestamp, target: PeerId, timeout: TimeDelta) {
+        let seq = self.seq();
+        if let Some(m) = self.members.get_mut(&target) {
+            m.probing = Some(seq);
+        }
+        self.deadlines.cancel(&Timer::NextProbe(target));
+        self.counters.probes += 1;
+        self.probes.insert(
+            seq,
+            Probe {
+                target,
+                indirect: false,
+                nacks: 0,
+                helpers: 0,
+            },
+        );
+        self.deadlines.set(Timer::Probe(seq), now + timeout);
+        self.send_ping(now, target, seq);
     }
 
     fn go_indirect(&mut self, now: Timestamp, seq: u64, target: PeerId, rng: &mut machine::Rng) {
@@ -944,6 +849,7 @@ impl StateMachine for Swim {
                 signature,
             } => self.publish(incarnation, signature),
         }
+        self.hurry(now);
     }
 
     fn handle_timeout(&mut self, now: Timestamp, rng: &mut machine::Rng) {

@@ -63,7 +63,7 @@ fn slow_members_are_probed_at_the_slow_pace() {
 
 /// A slow member that pings this node is alive and probing it: it is not probed back while
 /// its pings keep coming (one prober per pair), and is probed again once they stop. A
-/// node-level neighbour is probed every round whatever it sends.
+/// node-level neighbour with a larger id is probed every round whatever it sends.
 #[test]
 fn a_slow_member_that_pings_is_not_probed_back() {
     use rand_core::SeedableRng;
@@ -83,6 +83,7 @@ fn a_slow_member_that_pings_is_not_probed_back() {
         seq: 1,
         want_view: false,
         updates: Updates::default(),
+        rtt_us: None,
     };
     let mut sent = BTreeMap::<PeerId, u32>::new();
     let mut now = t0;
@@ -108,6 +109,172 @@ fn a_slow_member_that_pings_is_not_probed_back() {
     }
     // Its pings stopped at 60 s: it is probed at the slow pace again.
     assert!(sent.get(&slow).copied().unwrap_or(0) >= 2, "{sent:?}");
+}
+
+/// Two full-pace neighbours `a` < `b` wired to each other with no delay, until `crash_at` (then
+/// `a` is gone); returns the pings each sent before the crash and when `b` declared `a` dead.
+fn paired(config: Config, crash_at: Timestamp, until: Timestamp) -> (u32, u32, Option<Timestamp>) {
+    use rand_core::SeedableRng;
+    let t0 = Timestamp::from_secs(1_800_000_000);
+    let mut rng = machine::Rng::from_seed([3; 32]);
+    let (ia, ib) = (PeerId::from_bytes([1; 32]), PeerId::from_bytes([2; 32]));
+    let mut a = Swim::new(config.clone(), ia, 0);
+    let mut b = Swim::new(config, ib, 0);
+    a.add_member(t0, ib, &mut rng);
+    b.add_member(t0, ia, &mut rng);
+    let (mut from_a, mut from_b, mut dead) = (0, 0, None);
+    loop {
+        let alive = |now: Timestamp| now < crash_at;
+        let next_a = a.poll_timeout().filter(|t| alive(*t));
+        let Some(now) = [next_a, b.poll_timeout()].into_iter().flatten().min() else {
+            break;
+        };
+        if now > until {
+            break;
+        }
+        if next_a == Some(now) {
+            a.handle_timeout(now, &mut rng);
+        }
+        if b.poll_timeout() == Some(now) {
+            b.handle_timeout(now, &mut rng);
+        }
+        // Deliver until both are quiet (a no longer answers once it crashed).
+        loop {
+            let mut moved = false;
+            while let Some(o) = a.poll() {
+                if let Output::Send { message, .. } = o {
+                    if matches!(message, Message::Ping { .. }) {
+                        from_a += 1;
+                    }
+                    b.handle_message(now, ia, message, &[ia]);
+                    moved = true;
+                }
+            }
+            while let Some(o) = b.poll() {
+                match o {
+                    Output::Send { message, .. } => {
+                        if matches!(message, Message::Ping { .. }) && alive(now) {
+                            from_b += 1;
+                        }
+                        if alive(now) {
+                            a.handle_message(now, ib, message, &[ib]);
+                            moved = true;
+                        }
+                    }
+                    Output::Dead { peer } if peer == ia => dead = dead.or(Some(now)),
+                    _ => {}
+                }
+            }
+            if !moved {
+                break;
+            }
+        }
+    }
+    (from_a, from_b, dead)
+}
+
+/// Paired probing (SPEC.md §14.1): of two full-pace neighbours only the smaller id probes every
+/// round; the larger answers, probes once a minute for the prober's view, and still detects the
+/// prober's crash within a few seconds because it probes as soon as a PING is overdue.
+#[test]
+fn of_two_neighbours_only_the_smaller_id_probes_each_round() {
+    let t0 = Timestamp::from_secs(1_800_000_000);
+    let crash = t0 + TimeDelta::from_secs(120);
+    let end = t0 + TimeDelta::from_secs(140);
+    let (a, b, dead) = paired(Config::default(), crash, end);
+    assert!(
+        (118..=122).contains(&a),
+        "the prober sent {a} pings in 120 s"
+    );
+    assert!(b <= 4, "the other side sent {b} pings in 120 s");
+    let dead = dead.expect("the prober's crash is detected");
+    let took = dead.saturating_since(crash);
+    assert!(
+        took <= TimeDelta::from_millis(5_500),
+        "detected after {took:?}"
+    );
+    // Without pairing both sides probe every round, and detection is no faster.
+    let unpaired = Config {
+        paired_probes: false,
+        ..Config::default()
+    };
+    let (a, b, dead) = paired(unpaired, crash, end);
+    assert!(a >= 118 && b >= 118, "unpaired: {a} and {b} pings");
+    assert!(
+        dead.expect("detected").saturating_since(crash) + TimeDelta::from_millis(1_200) >= took
+    );
+}
+
+/// A node with news to pass on (here a SUSPECT hint) probes its full-pace members at once,
+/// with the news on the pings, instead of waiting for its next round.
+#[test]
+fn news_goes_out_at_once() {
+    use rand_core::SeedableRng;
+    let t0 = Timestamp::from_secs(1_800_000_000);
+    let mut rng = machine::Rng::from_seed([5; 32]);
+    let (c, d, x) = (
+        PeerId::from_bytes([1; 32]),
+        PeerId::from_bytes([2; 32]),
+        PeerId::from_bytes([9; 32]),
+    );
+    let mut s = Swim::new(Config::default(), PeerId::from_bytes([0; 32]), 0);
+    for p in [c, d] {
+        s.add_member(t0, p, &mut rng);
+    }
+    let now = t0 + TimeDelta::from_secs(10);
+    answer_pings_until(&mut s, &mut rng, &mut BTreeMap::new(), now);
+    assert!(s.poll_timeout().is_some_and(|t| t > now));
+    let hint = Gossip {
+        update: Update::Suspect {
+            peer: x,
+            incarnation: 0,
+        },
+        hops: 1,
+    };
+    let ping = Message::Ping {
+        seq: 7,
+        want_view: false,
+        updates: BoundedVec::new(alloc::vec![hint.clone()]).expect("one update"),
+        rtt_us: None,
+    };
+    s.handle_message(now, c, ping, &[]);
+    let pinged: Vec<PeerId> = core::iter::from_fn(|| s.poll())
+        .filter_map(|o| match o {
+            Output::Send {
+                to,
+                message: Message::Ping { updates, .. },
+            } if updates.iter().any(|g| g.update == hint.update) => Some(to),
+            _ => None,
+        })
+        .collect();
+    assert!(pinged.contains(&d), "pinged at once: {pinged:?}");
+    // At most one early round per probe timeout: more news waits.
+    let again = Message::Ping {
+        seq: 8,
+        want_view: false,
+        updates: BoundedVec::new(alloc::vec![Gossip {
+            update: Update::Dead {
+                peer: x,
+                incarnation: 0
+            },
+            hops: 1
+        }])
+        .expect("one update"),
+        rtt_us: None,
+    };
+    s.handle_message(now + TimeDelta::from_millis(10), c, again, &[]);
+    let pings = core::iter::from_fn(|| s.poll())
+        .filter(|o| {
+            matches!(
+                o,
+                Output::Send {
+                    message: Message::Ping { .. },
+                    ..
+                }
+            )
+        })
+        .count();
+    assert_eq!(pings, 0);
 }
 
 /// Runs `s`'s timers until `until`, answering every ping at once; counts the pings per peer.
@@ -201,6 +368,7 @@ mod timers {
                 seq,
                 want_view: true,
                 updates,
+                rtt_us: None,
             },
             1 => Message::Ack {
                 seq,

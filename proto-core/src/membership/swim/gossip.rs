@@ -1,0 +1,209 @@
+//! How SWIM's news spreads (SPEC.md §14.4): updates queued with a hop budget, piggybacked on
+//! PINGs and ACKs (news about the receiver first), absorbed from others' frames, refuted when
+//! they are about this node, and sent early when paired probing would make them wait (§14.1).
+
+use super::{
+    Gossip, MAX_QUEUE, MAX_SEEN, MAX_UPDATES, Output, Queued, Swim, Timer, Update, Updates,
+    suspicion_timeout,
+};
+use crate::crypto::SignatureBytes;
+use crate::id::PeerId;
+use crate::time::Timestamp;
+use crate::wire::BoundedVec;
+use alloc::vec::Vec;
+
+impl Swim {
+    /// The owner signed our ALIVE claim for `incarnation`: spread it.
+    pub(super) fn publish(&mut self, incarnation: u64, signature: SignatureBytes) {
+        if incarnation != self.incarnation {
+            return;
+        }
+        self.enqueue(Update::Alive {
+            peer: self.me,
+            incarnation,
+            signature,
+        });
+    }
+
+    /// Our own news travels `gossip_hops`.
+    pub(super) fn enqueue(&mut self, update: Update) {
+        let hops = self.config.gossip_hops.saturating_sub(1);
+        self.enqueue_with(update, Some(hops));
+    }
+
+    /// Queues `update` to be passed on, with `hops` further forwards for its receivers (`None`:
+    /// do not pass it on, only remember having seen it).
+    pub(super) fn enqueue_with(&mut self, update: Update, hops: Option<u8>) {
+        let key = update.key();
+        if !self.seen.insert(key) {
+            return;
+        }
+        self.seen_order.push_back(key);
+        if self.seen_order.len() > MAX_SEEN
+            && let Some(old) = self.seen_order.pop_front()
+        {
+            self.seen.remove(&old);
+        }
+        let Some(hops) = hops else { return };
+        if !self.news {
+            // Spread early (see `hurry`): at once where the input allows it, else at the next
+            // wake, which this asks for.
+            self.news = true;
+            let at = self
+                .hurried_at
+                .map_or(Timestamp::from_micros(0), |t| t + self.config.probe_timeout);
+            self.deadlines.set(Timer::Hurry, at);
+        }
+        if self.queue.len() >= MAX_QUEUE {
+            self.queue.pop_front();
+        }
+        self.queue.push_back(Queued {
+            update,
+            hops,
+            remaining: self.config.retransmit_limit,
+        });
+    }
+
+    /// Updates to piggyback on a frame to `to`: news about `to` itself first (the buddy system),
+    /// then the least-sent others.
+    pub(super) fn piggyback(&mut self, to: &PeerId) -> Updates {
+        let mut picked: Vec<Gossip> = Vec::new();
+        if self.config.lifeguard {
+            for q in self.queue.iter() {
+                if picked.len() < MAX_UPDATES && q.update.peer() == *to {
+                    picked.push(Gossip {
+                        update: q.update.clone(),
+                        hops: q.hops,
+                    });
+                }
+            }
+        }
+        let mut order: Vec<usize> = (0..self.queue.len()).collect();
+        order.sort_by_key(|&i| core::cmp::Reverse(self.queue.get(i).map_or(0, |q| q.remaining)));
+        for i in order {
+            if picked.len() >= MAX_UPDATES {
+                break;
+            }
+            if let Some(q) = self.queue.get_mut(i)
+                && q.remaining > 0
+                && !picked.iter().any(|g| g.update == q.update)
+            {
+                q.remaining -= 1;
+                picked.push(Gossip {
+                    update: q.update.clone(),
+                    hops: q.hops,
+                });
+            }
+        }
+        self.queue.retain(|q| q.remaining > 0);
+        BoundedVec::new(picked).unwrap_or_default()
+    }
+
+    pub(super) fn absorb(&mut self, now: Timestamp, from: PeerId, updates: Updates) {
+        for Gossip { update: u, hops } in updates.into_vec() {
+            let onward = hops.checked_sub(1);
+            match u {
+                Update::Alive {
+                    peer, incarnation, ..
+                } => {
+                    if peer == self.me {
+                        continue;
+                    }
+                    if let Some(m) = self.members.get_mut(&peer)
+                        && incarnation > m.incarnation
+                    {
+                        m.incarnation = incarnation;
+                        if self.clear_suspicion(&peer) {
+                            self.counters.cleared += 1;
+                        }
+                    }
+                    self.enqueue_with(u, onward);
+                }
+                Update::Suspect { peer, incarnation } | Update::Dead { peer, incarnation } => {
+                    if peer == self.me {
+                        self.refute(incarnation);
+                        continue;
+                    }
+                    if let Some(m) = self.members.get_mut(&peer)
+                        && incarnation >= m.incarnation
+                    {
+                        match m.suspicion.as_mut() {
+                            // Beyond `suspicion_confirmations` more change nothing: not kept.
+                            Some(s)
+                                if from != self.me
+                                    && s.confirmations.len()
+                                        < self.config.suspicion_confirmations.max(1) as usize =>
+                            {
+                                s.confirmations.insert(from);
+                                // More confirmations, a shorter suspicion.
+                                let end = s.since
+                                    + suspicion_timeout(&self.config, s.confirmations.len());
+                                self.deadlines.set(Timer::Verdict(peer), end);
+                            }
+                            Some(_) => {}
+                            // A hint: probe now rather than at the next period.
+                            None if m.probing.is_none() => {
+                                m.next_probe = now;
+                                self.deadlines.set(Timer::NextProbe(peer), now);
+                            }
+                            None => {}
+                        }
+                    }
+                    self.enqueue_with(u, onward);
+                }
+            }
+        }
+    }
+
+    pub(super) fn refute(&mut self, claimed: u64) {
+        if claimed > self.incarnation {
+            // Nobody can know an incarnation this node never had: a lie or a stale fork.
+            self.counters.future_incarnations += 1;
+        }
+        if claimed < self.incarnation {
+            return; // already refuted
+        }
+        self.incarnation = self.incarnation.max(claimed).saturating_add(1);
+        self.counters.refutations += 1;
+        if self.config.lifeguard {
+            self.health = (self.health + 1).min(self.config.max_health);
+        }
+        self.out.push_back(Output::Refute {
+            incarnation: self.incarnation,
+        });
+    }
+
+    /// News (a suspicion, a verdict, a refutation, a hint to pass on) rides on PINGs and ACKs,
+    /// and with paired probing a link carries one exchange per round: news that waited for the
+    /// rounds would reach the suspect's neighbourhood, and the confirmations that shorten its
+    /// suspicion, late. So a node with news probes every full-pace member at once (an early
+    /// round: members with a probe in flight or under suspicion are already pinged), at most
+    /// once per `probe_timeout`; news queued sooner waits for that.
+    pub(super) fn hurry(&mut self, now: Timestamp) {
+        if !self.news {
+            return;
+        }
+        if let Some(t) = self.hurried_at {
+            let ready = t + self.config.probe_timeout;
+            if ready > now {
+                self.deadlines.set(Timer::Hurry, ready);
+                return;
+            }
+        }
+        self.news = false;
+        self.hurried_at = Some(now);
+        self.deadlines.cancel(&Timer::Hurry);
+        let timeout = self.scale(self.config.probe_timeout);
+        let targets: Vec<PeerId> = self
+            .members
+            .iter()
+            .filter(|(_, m)| {
+                (!m.slow || m.busy_until > now) && m.probing.is_none() && m.suspicion.is_none()
+            })
+            .map(|(p, _)| *p)
+            .collect();
+        for target in targets {
+            self.start_probe(now, target, timeout);
+        }
+    }
+}
