@@ -72,6 +72,8 @@ pub struct Adversary {
     pub injected: u64,
     /// Payload frames forged (forge) or replayed (replay) among them.
     pub payload_frames: u64,
+    /// The highest incarnation seen of each peer, in any SWIM update it heard (liar).
+    incarnations: std::collections::BTreeMap<PeerId, u64>,
 }
 
 impl Adversary {
@@ -86,6 +88,7 @@ impl Adversary {
             identity: None,
             injected: 0,
             payload_frames: 0,
+            incarnations: std::collections::BTreeMap::new(),
         }
     }
 
@@ -115,6 +118,27 @@ impl Adversary {
 
     /// Sees a frame the wrapped node received.
     pub fn incoming(&mut self, frame: &Bytes) {
+        if self.behaviour == Behaviour::Liar {
+            if let Ok(Frame::FailureDetection(m)) = Frame::decode(frame) {
+                let updates = match m {
+                    SwimMessage::Ping { updates, .. } | SwimMessage::Ack { updates, .. } => updates,
+                    _ => BoundedVec::default(),
+                };
+                for g in updates.iter() {
+                    let (peer, inc) = match &g.update {
+                        Update::Alive {
+                            peer, incarnation, ..
+                        }
+                        | Update::Suspect { peer, incarnation }
+                        | Update::Dead { peer, incarnation } => (*peer, *incarnation),
+                        _ => continue,
+                    };
+                    let seen = self.incarnations.entry(peer).or_insert(0);
+                    *seen = (*seen).max(inc);
+                }
+            }
+            return;
+        }
         if matches!(self.behaviour, Behaviour::Replay | Behaviour::Forge) {
             remember(&mut self.heard, frame.clone());
             if let Some((topic, payload)) = payload_of(frame) {
@@ -324,6 +348,26 @@ impl Adversary {
                     out.push(t);
                 }
             }
+            Behaviour::Liar => {
+                let others: Vec<PeerId> = view.connections().chain(view.passive()).collect();
+                for to in view.connections() {
+                    let about_it = (0..8u64).map(|k| self.claim(to, k, rng)).collect();
+                    let about_others = (0..8u64)
+                        .filter_map(|k| pick(rng, &others).map(|p| self.claim(p, k, rng)))
+                        .collect();
+                    for updates in [about_it, about_others] {
+                        let lie = Frame::FailureDetection(SwimMessage::Ping {
+                            seq: rng.next_u64(),
+                            want_view: false,
+                            updates: BoundedVec::new(updates).unwrap_or_default(),
+                            rtt_us: None,
+                        });
+                        if let Ok(frame) = lie.encode() {
+                            out.push(Transmit::Send { to, frame });
+                        }
+                    }
+                }
+            }
             Behaviour::Flood => {
                 // Its own valid Hello when it has nothing else to repeat.
                 let last = self
@@ -344,6 +388,21 @@ impl Adversary {
         }
         self.injected += out.len() as u64;
         out
+    }
+}
+
+impl Adversary {
+    /// A SUSPECT or DEAD about `peer` with the highest incarnation seen of it plus 1 to 8.
+    fn claim(&self, peer: PeerId, k: u64, rng: &mut impl Rng) -> Gossip {
+        // Unseen: a first boot's incarnation (`boot_count << 32`, SPEC.md §14.4).
+        let seen = self.incarnations.get(&peer).copied().unwrap_or(1 << 32);
+        let incarnation = seen + 1 + (k + rng.next_u64()) % 8;
+        let update = if rng.next_u64().is_multiple_of(2) {
+            Update::Suspect { peer, incarnation }
+        } else {
+            Update::Dead { peer, incarnation }
+        };
+        Gossip { update, hops: 2 }
     }
 }
 

@@ -1,4 +1,5 @@
-//! A crypto provider wrapper that memoises verification across all simulated nodes.
+//! Crypto provider wrappers: one memoises verification across all simulated nodes, one counts
+//! each key's signatures.
 //!
 //! Verification is a pure function of (key, message, signature), so a run with many nodes that
 //! each check the same record needs the arithmetic only once per distinct triple.
@@ -10,6 +11,7 @@ use hearsay_proto::crypto::{
 };
 use std::collections::HashMap;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Wraps a provider, caching `verify` results by BLAKE3(key ‖ message ‖ signature).
 #[derive(Debug)]
@@ -61,6 +63,84 @@ impl<P: CryptoProvider> CryptoProvider for MemoProvider<P> {
             c.insert(key, ok);
         }
         ok
+    }
+    fn decapsulator_from_seed(&self, seed: &[u8; 64]) -> Box<dyn Decapsulator> {
+        self.inner.decapsulator_from_seed(seed)
+    }
+    fn encapsulate(
+        &self,
+        ek: &EncapsulationKeyBytes,
+        entropy: &[u8; 32],
+    ) -> Result<(KemCiphertext, SharedSecret), CryptoError> {
+        self.inner.encapsulate(ek, entropy)
+    }
+}
+
+/// Wraps a provider and counts every signature made with each key it expands (by verifying
+/// key), for the contract's `signatures_per_node_per_s`: whatever path in the node signs, the
+/// count sees it.
+pub struct CountingProvider {
+    inner: std::sync::Arc<dyn CryptoProvider>,
+    counts: Mutex<HashMap<VerifyingKeyBytes, std::sync::Arc<AtomicU64>>>,
+}
+
+impl std::fmt::Debug for CountingProvider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CountingProvider")
+            .field("inner", &self.inner.name())
+            .finish()
+    }
+}
+
+impl CountingProvider {
+    /// Wraps `inner`.
+    pub fn new(inner: std::sync::Arc<dyn CryptoProvider>) -> Self {
+        Self {
+            inner,
+            counts: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Signatures made so far with the key whose verifying key is `vk`.
+    pub fn signatures(&self, vk: &VerifyingKeyBytes) -> u64 {
+        self.counts
+            .lock()
+            .ok()
+            .and_then(|c| c.get(vk).map(|n| n.load(Ordering::Relaxed)))
+            .unwrap_or(0)
+    }
+}
+
+struct CountingSigner {
+    inner: Box<dyn Signer>,
+    count: std::sync::Arc<AtomicU64>,
+}
+
+impl Signer for CountingSigner {
+    fn verifying_key(&self) -> &VerifyingKeyBytes {
+        self.inner.verifying_key()
+    }
+    fn sign(&self, message: &[u8]) -> Result<SignatureBytes, CryptoError> {
+        self.count.fetch_add(1, Ordering::Relaxed);
+        self.inner.sign(message)
+    }
+}
+
+impl CryptoProvider for CountingProvider {
+    fn name(&self) -> &'static str {
+        self.inner.name()
+    }
+    fn signer_from_seed(&self, seed: &[u8; 32]) -> Box<dyn Signer> {
+        let inner = self.inner.signer_from_seed(seed);
+        let count = self
+            .counts
+            .lock()
+            .map(|mut c| c.entry(inner.verifying_key().clone()).or_default().clone())
+            .unwrap_or_default();
+        Box::new(CountingSigner { inner, count })
+    }
+    fn verify(&self, vk: &VerifyingKeyBytes, message: &[u8], signature: &SignatureBytes) -> bool {
+        self.inner.verify(vk, message, signature)
     }
     fn decapsulator_from_seed(&self, seed: &[u8; 64]) -> Box<dyn Decapsulator> {
         self.inner.decapsulator_from_seed(seed)

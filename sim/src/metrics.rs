@@ -124,6 +124,9 @@ pub struct Metrics {
     pub foaf_success_ratio: Option<f64>,
     /// Frames forwarded per FOAF query.
     pub foaf_forwards_per_query: Option<MeanMax>,
+    /// Signing operations of honest nodes: `max` the most by one node in any 10 s window ÷
+    /// 10, `mean` all of them ÷ (honest nodes × duration).
+    pub signatures_per_node_per_s: Option<MeanMax>,
     /// (ours) Frames refused by honest nodes (decode errors, bad records, bad versions, ...).
     pub rejected_frames: Option<u64>,
     /// (ours) Peak RSS growth attributable to the simulated nodes, KiB per node.

@@ -60,6 +60,7 @@ fn kind_of(key: &str) -> Kind {
         "wall_s" => Kind::Seconds,
         "peak_rss_mb" | "memory_per_node_kb" | "idle_frames_per_node_per_s" => Kind::OneDecimal,
         "foaf_forwards_per_query" => Kind::TwoDecimals,
+        "signatures_per_node_per_s" => Kind::TwoDecimals,
         t if t.ends_with("_ms") => Kind::Ms,
         t if t.ends_with("_ratio") => Kind::Ratio,
         _ => Kind::Count,

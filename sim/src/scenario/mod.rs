@@ -184,6 +184,10 @@ pub enum Behaviour {
     Replay,
     /// Send valid-looking frames at 100x the honest rate.
     Flood,
+    /// Contract v4 `liar`: every 100 ms, to each connected node, 8 SUSPECT/DEAD claims about
+    /// that node and 8 about random others, each with the highest incarnation it has seen of
+    /// its subject plus 1 to 8.
+    Liar,
 }
 
 /// What to look for in a `foaf` action.
@@ -374,6 +378,8 @@ pub const METRIC_KEYS: &[&str] = &[
     "foaf_success_ratio",
     "foaf_forwards_per_query.mean",
     "foaf_forwards_per_query.max",
+    "signatures_per_node_per_s.mean",
+    "signatures_per_node_per_s.max",
     "rejected_frames",
     "memory_per_node_kb",
     "events_per_s",

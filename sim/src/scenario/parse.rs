@@ -793,8 +793,9 @@ fn event(t: &Tbl<'_>) -> Result<ScheduledAction> {
                 "forge" => Ok(Behaviour::Forge),
                 "replay" => Ok(Behaviour::Replay),
                 "flood" => Ok(Behaviour::Flood),
+                "liar" => Ok(Behaviour::Liar),
                 other => Err(f.err(format!(
-                    "unknown behaviour \"{other}\"; valid: drop, forge, replay, flood"
+                    "unknown behaviour \"{other}\"; valid: drop, forge, replay, flood, liar"
                 ))),
             })?,
         },

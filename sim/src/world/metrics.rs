@@ -39,7 +39,8 @@ impl World {
             self.detection_samples
                 .push((now - t).as_micros() as f64 / 1000.0);
         }
-        let alive = self.nodes[x].state == NodeState::Running;
+        // Only verdicts about honest nodes are false positives (contract v4).
+        let alive = self.nodes[x].state == NodeState::Running && self.nodes[x].adversary.is_none();
         if alive && self.reachable(i, x) && self.reachable(x, i) && self.is_live(i) {
             self.false_positives += 1;
         }
@@ -169,6 +170,7 @@ impl World {
             presence_gone_crashed_ms: presence.gone_crashed,
             foaf_success_ratio,
             foaf_forwards_per_query,
+            signatures_per_node_per_s: self.signature_metrics(secs),
             delivery_ratio: delivery.delivery_ratio,
             latency_ms: delivery.latency_ms,
             latency_p99_after_crash_ratio: match (

@@ -22,6 +22,7 @@ mod config;
 mod kinds;
 mod metrics;
 mod network;
+mod signing;
 
 pub use config::SetupError;
 pub use network::{Delivery, LinkStats};
@@ -150,6 +151,8 @@ enum Ev {
         k: u64,
     },
     SampleComponents,
+    /// Read the honest nodes' signature counts (`signatures_per_node_per_s`).
+    SampleSignatures,
     /// Query `k` of a `foaf` action.
     Foaf {
         distance: crate::scenario::FoafDistance,
@@ -198,6 +201,9 @@ pub struct World {
     idle: IdleWindow,
     /// Traffic by message kind, when asked for (`--traffic`).
     traffic: Option<kinds::Traffic>,
+    /// The provider the nodes sign with, counting each key's signatures.
+    signing_provider: Arc<crate::crypto::CountingProvider>,
+    signing: signing::Signing,
     end: Timestamp,
     stats: LinkStats,
     delivery_log: Option<Vec<Delivery>>,
@@ -246,8 +252,9 @@ impl World {
         crypto: CryptoChoice,
     ) -> Result<Self, SetupError> {
         let interner = Arc::new(crate::intern::Interner::new());
+        let signing_provider = Arc::new(crate::crypto::CountingProvider::new(crypto.provider()));
         let mut config = Config {
-            crypto: crypto.provider(),
+            crypto: signing_provider.clone(),
             interner: Some(interner.clone()),
             ..Config::default()
         };
@@ -301,6 +308,18 @@ impl World {
         let sample_every =
             TimeDelta::from_micros((scenario.duration.as_micros() / 200).max(100_000));
         scheduler.schedule(SIM_EPOCH, Ev::SampleComponents);
+        scheduler.schedule(SIM_EPOCH + signing::SAMPLE_EVERY, Ev::SampleSignatures);
+        let signing = signing::Signing::new(
+            sim_nodes
+                .iter()
+                .map(|n: &SimNode| {
+                    Identity::from_seeds(&*config.crypto, n.seeds.clone())
+                        .signer()
+                        .verifying_key()
+                        .clone()
+                })
+                .collect(),
+        );
         let broadcast = Tracker::new(
             scenario
                 .events
@@ -344,6 +363,8 @@ impl World {
             components_series: Vec::new(),
             idle,
             traffic: None,
+            signing_provider,
+            signing,
             end,
             stats: LinkStats::default(),
             delivery_log: None,
@@ -563,6 +584,7 @@ impl World {
             Ev::Publish { plan, k } => self.publish(now, plan, k),
             Ev::Foaf { distance, k } => self.foaf_query(now, distance, k),
             Ev::SampleComponents => self.sample_components(now),
+            Ev::SampleSignatures => self.sample_signatures(now),
         }
     }
 
