@@ -266,6 +266,10 @@ fn every_metric_field_is_listed() {
             mean: 1.0,
             max: 1.0,
         }),
+        signatures_per_node_per_s: Some(MeanMax {
+            mean: 0.5,
+            max: 1.5,
+        }),
         rejected_frames: Some(1),
         memory_per_node_kb: Some(1.0),
         events_per_s: Some(1.0),

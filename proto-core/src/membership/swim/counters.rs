@@ -19,8 +19,15 @@ pub struct Counters {
     pub verdicts: u64,
     /// Times this node refuted a suspicion about itself.
     pub refutations: u64,
-    /// Claims about this node with an incarnation it never had.
+    /// Claims about this node with an incarnation it never had: lies, ignored (no
+    /// refutation, no signature).
     pub future_incarnations: u64,
+    /// Claims about this node at its incarnation that came within a probe period of its last
+    /// refutation: not refuted again yet (at most one signature per period).
+    pub refutations_deferred: u64,
+    /// SUSPECT/DEAD claims about another peer above the latest incarnation this node knows it
+    /// signed: neither acted on nor passed on.
+    pub unverifiable_claims: u64,
     /// Acks and replies that matched no probe of ours from that sender.
     pub unexpected: u64,
     /// PING_REQs answered with a nack because the relay table was full.

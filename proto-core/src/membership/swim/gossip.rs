@@ -13,6 +13,20 @@ use crate::wire::BoundedVec;
 use alloc::vec::Vec;
 
 impl Swim {
+    /// The latest incarnation of `peer` this node knows it signed: a member's, or the highest
+    /// of the ALIVEs still remembered as seen (0 when none).
+    pub(super) fn known_incarnation(&self, peer: &PeerId) -> u64 {
+        let member = self.members.get(peer).map_or(0, |m| m.incarnation);
+        let seen = self
+            .seen
+            .range((*peer, 0, 0)..=(*peer, u64::MAX, u8::MAX))
+            .filter(|(_, _, kind)| *kind == 0)
+            .map(|(_, inc, _)| *inc)
+            .max()
+            .unwrap_or(0);
+        member.max(seen)
+    }
+
     /// The owner signed our ALIVE claim for `incarnation`: spread it.
     pub(super) fn publish(&mut self, incarnation: u64, signature: SignatureBytes) {
         if incarnation != self.incarnation {
@@ -121,7 +135,15 @@ impl Swim {
                 }
                 Update::Suspect { peer, incarnation } | Update::Dead { peer, incarnation } => {
                     if peer == self.me {
-                        self.refute(incarnation);
+                        self.refute(now, incarnation);
+                        continue;
+                    }
+                    // Honest nodes name the incarnation they know from the subject's signed
+                    // ALIVEs; a claim above the latest this node knows cannot be checked, and a
+                    // liar could use it to make the subject sign without end: neither acted on
+                    // nor passed on.
+                    if incarnation > self.known_incarnation(&peer) {
+                        self.counters.unverifiable_claims += 1;
                         continue;
                     }
                     if let Some(m) = self.members.get_mut(&peer)
@@ -155,14 +177,25 @@ impl Swim {
         }
     }
 
-    pub(super) fn refute(&mut self, claimed: u64) {
+    pub(super) fn refute(&mut self, now: Timestamp, claimed: u64) {
         if claimed > self.incarnation {
-            // Nobody can know an incarnation this node never had: a lie or a stale fork.
+            // Nobody can know an incarnation this node never had (only it issues them, and
+            // honest nodes pass on no claim above the latest it signed): a lie, ignored.
             self.counters.future_incarnations += 1;
+            return;
         }
         if claimed < self.incarnation {
             return; // already refuted
         }
+        // At most one signature per probe period, whoever keeps suspecting this node: the
+        // ALIVE already queued answers until then.
+        if let Some(t) = self.refuted_at
+            && now.saturating_since(t) < self.config.probe_interval
+        {
+            self.counters.refutations_deferred += 1;
+            return;
+        }
+        self.refuted_at = Some(now);
         self.incarnation = self.incarnation.max(claimed).saturating_add(1);
         self.counters.refutations += 1;
         if self.config.lifeguard {

@@ -255,6 +255,8 @@ crate::machine::internal_struct! {
         news: bool,
         /// When the last early round started.
         hurried_at: Option<Timestamp>,
+        /// When this node last signed a refutation (at most one per probe period).
+        refuted_at: Option<Timestamp>,
         /// This node's probe rounds start at `phase` modulo the probe interval (random per node,
         /// so nodes do not probe in lockstep); all active peers are probed in the same round.
         phase: Option<u64>,
@@ -289,6 +291,7 @@ impl Swim {
             health: 0,
             news: false,
             hurried_at: None,
+            refuted_at: None,
             phase: None,
             deadlines: Deadlines::new(),
             out: VecDeque::new(),

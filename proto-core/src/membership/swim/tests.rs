@@ -436,3 +436,120 @@ mod timers {
         }
     }
 }
+
+/// Lies cost no signature (SPEC.md §14.4): a claim about this node above any incarnation it
+/// had is ignored; claims at its incarnation are refuted at most once per probe period.
+#[test]
+fn lies_about_this_node_cost_at_most_one_signature_per_period() {
+    use rand_core::SeedableRng;
+    let t0 = Timestamp::from_secs(1_800_000_000);
+    let mut rng = machine::Rng::from_seed([6; 32]);
+    let (me, liar) = (PeerId::from_bytes([5; 32]), PeerId::from_bytes([1; 32]));
+    let mut s = Swim::new(Config::default(), me, 1 << 32);
+    s.add_member(t0, liar, &mut rng);
+    let lie = |incarnation: u64, dead: bool| {
+        let update = if dead {
+            Update::Dead {
+                peer: me,
+                incarnation,
+            }
+        } else {
+            Update::Suspect {
+                peer: me,
+                incarnation,
+            }
+        };
+        Message::Ping {
+            seq: incarnation,
+            want_view: false,
+            updates: BoundedVec::new(alloc::vec![Gossip { update, hops: 2 }]).expect("one"),
+            rtt_us: None,
+        }
+    };
+    let refutations = |s: &mut Swim| {
+        core::iter::from_fn(|| s.poll())
+            .filter(|o| matches!(o, Output::Refute { .. }))
+            .count()
+    };
+    // Ten seconds of eight lies every 100 ms, each above the node's incarnation.
+    for tick in 0..100u64 {
+        let now = t0 + TimeDelta::from_millis(100 * tick);
+        for k in 1..=8 {
+            let claimed = s.incarnation() + k;
+            s.handle_message(now, liar, lie(claimed, k % 2 == 0), &[]);
+        }
+        assert_eq!(
+            refutations(&mut s),
+            0,
+            "a lie above the incarnation was refuted"
+        );
+    }
+    assert_eq!(s.incarnation(), 1 << 32);
+    assert_eq!(s.counters().future_incarnations, 800);
+    assert_eq!(s.health(), 0);
+    // Claims at its incarnation: refuted once, then not again within the probe period.
+    let now = t0 + TimeDelta::from_secs(20);
+    s.handle_message(now, liar, lie(s.incarnation(), false), &[]);
+    assert_eq!(refutations(&mut s), 1);
+    for ms in 1..10u64 {
+        let at = now + TimeDelta::from_millis(100 * ms);
+        s.handle_message(at, liar, lie(s.incarnation(), true), &[]);
+    }
+    assert_eq!(refutations(&mut s), 0);
+    assert_eq!(s.counters().refutations_deferred, 9);
+    let later = now + TimeDelta::from_secs(1);
+    s.handle_message(later, liar, lie(s.incarnation(), false), &[]);
+    assert_eq!(refutations(&mut s), 1);
+}
+
+/// A SUSPECT about a member above the latest incarnation this node knows it signed is neither
+/// acted on (no early probe) nor passed on; one at the known incarnation is both.
+#[test]
+fn unverifiable_claims_about_others_are_dropped() {
+    use rand_core::SeedableRng;
+    let t0 = Timestamp::from_secs(1_800_000_000);
+    let mut rng = machine::Rng::from_seed([8; 32]);
+    let (liar, victim, other) = (
+        PeerId::from_bytes([1; 32]),
+        PeerId::from_bytes([2; 32]),
+        PeerId::from_bytes([3; 32]),
+    );
+    let mut s = Swim::new(Config::default(), PeerId::from_bytes([0; 32]), 0);
+    for p in [liar, victim, other] {
+        s.add_member(t0, p, &mut rng);
+    }
+    let now = t0 + TimeDelta::from_secs(10);
+    answer_pings_until(&mut s, &mut rng, &mut BTreeMap::new(), now);
+    let claim = |incarnation: u64| Message::Ping {
+        seq: 9,
+        want_view: false,
+        updates: BoundedVec::new(alloc::vec![Gossip {
+            update: Update::Suspect {
+                peer: victim,
+                incarnation,
+            },
+            hops: 2,
+        }])
+        .expect("one"),
+        rtt_us: None,
+    };
+    let carried = |s: &mut Swim| {
+        core::iter::from_fn(|| s.poll()).any(|o| match o {
+            Output::Send {
+                message: Message::Ping { updates, .. } | Message::Ack { updates, .. },
+                ..
+            } => updates.iter().any(|g| g.update.peer() == victim),
+            _ => false,
+        })
+    };
+    s.handle_message(now, liar, claim((1 << 32) + 3), &[]);
+    assert!(!carried(&mut s), "an unverifiable claim was passed on");
+    assert_eq!(s.counters().unverifiable_claims, 1);
+    let at = now + TimeDelta::from_millis(500);
+    s.handle_message(at, liar, claim(0), &[]);
+    assert!(
+        carried(&mut s),
+        "a claim at the known incarnation was not passed on"
+    );
+    assert_eq!(s.counters().unverifiable_claims, 1);
+}
