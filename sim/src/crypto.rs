@@ -13,6 +13,22 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+/// The KEM half of a provider wrapper with an `inner` provider: passed through unchanged.
+macro_rules! delegate_kem {
+    () => {
+        fn decapsulator_from_seed(&self, seed: &[u8; 64]) -> Box<dyn Decapsulator> {
+            self.inner.decapsulator_from_seed(seed)
+        }
+        fn encapsulate(
+            &self,
+            ek: &EncapsulationKeyBytes,
+            entropy: &[u8; 32],
+        ) -> Result<(KemCiphertext, SharedSecret), CryptoError> {
+            self.inner.encapsulate(ek, entropy)
+        }
+    };
+}
+
 /// Wraps a provider, caching `verify` results by BLAKE3(key ‖ message ‖ signature).
 #[derive(Debug)]
 pub struct MemoProvider<P> {
@@ -64,16 +80,7 @@ impl<P: CryptoProvider> CryptoProvider for MemoProvider<P> {
         }
         ok
     }
-    fn decapsulator_from_seed(&self, seed: &[u8; 64]) -> Box<dyn Decapsulator> {
-        self.inner.decapsulator_from_seed(seed)
-    }
-    fn encapsulate(
-        &self,
-        ek: &EncapsulationKeyBytes,
-        entropy: &[u8; 32],
-    ) -> Result<(KemCiphertext, SharedSecret), CryptoError> {
-        self.inner.encapsulate(ek, entropy)
-    }
+    delegate_kem!();
 }
 
 /// Wraps a provider and counts every signature made with each key it expands (by verifying
@@ -142,16 +149,7 @@ impl CryptoProvider for CountingProvider {
     fn verify(&self, vk: &VerifyingKeyBytes, message: &[u8], signature: &SignatureBytes) -> bool {
         self.inner.verify(vk, message, signature)
     }
-    fn decapsulator_from_seed(&self, seed: &[u8; 64]) -> Box<dyn Decapsulator> {
-        self.inner.decapsulator_from_seed(seed)
-    }
-    fn encapsulate(
-        &self,
-        ek: &EncapsulationKeyBytes,
-        entropy: &[u8; 32],
-    ) -> Result<(KemCiphertext, SharedSecret), CryptoError> {
-        self.inner.encapsulate(ek, entropy)
-    }
+    delegate_kem!();
 }
 
 #[cfg(test)]

@@ -209,59 +209,38 @@ fn of_two_neighbours_only_the_smaller_id_probes_each_round() {
 /// with the news on the pings, instead of waiting for its next round.
 #[test]
 fn news_goes_out_at_once() {
-    use rand_core::SeedableRng;
-    let t0 = Timestamp::from_secs(1_800_000_000);
-    let mut rng = machine::Rng::from_seed([5; 32]);
     let (c, d, x) = (
         PeerId::from_bytes([1; 32]),
         PeerId::from_bytes([2; 32]),
         PeerId::from_bytes([9; 32]),
     );
-    let mut s = Swim::new(Config::default(), PeerId::from_bytes([0; 32]), 0);
-    for p in [c, d] {
-        s.add_member(t0, p, &mut rng);
-    }
-    let now = t0 + TimeDelta::from_secs(10);
+    let (mut s, mut rng) = node_with(5, &[c, d]);
+    let now = T0 + TimeDelta::from_secs(10);
     answer_pings_until(&mut s, &mut rng, &mut BTreeMap::new(), now);
     assert!(s.poll_timeout().is_some_and(|t| t > now));
-    let hint = Gossip {
-        update: Update::Suspect {
-            peer: x,
-            incarnation: 0,
-        },
-        hops: 1,
+    let hint = Update::Suspect {
+        peer: x,
+        incarnation: 0,
     };
-    let ping = Message::Ping {
-        seq: 7,
-        want_view: false,
-        updates: BoundedVec::new(alloc::vec![hint.clone()]).expect("one update"),
-        rtt_us: None,
-    };
-    s.handle_message(now, c, ping, &[]);
+    s.handle_message(now, c, ping_with(7, hint.clone()), &[]);
     let pinged: Vec<PeerId> = core::iter::from_fn(|| s.poll())
         .filter_map(|o| match o {
             Output::Send {
                 to,
                 message: Message::Ping { updates, .. },
-            } if updates.iter().any(|g| g.update == hint.update) => Some(to),
+            } if updates.iter().any(|g| g.update == hint) => Some(to),
             _ => None,
         })
         .collect();
     assert!(pinged.contains(&d), "pinged at once: {pinged:?}");
     // At most one early round per probe timeout: more news waits.
-    let again = Message::Ping {
-        seq: 8,
-        want_view: false,
-        updates: BoundedVec::new(alloc::vec![Gossip {
-            update: Update::Dead {
-                peer: x,
-                incarnation: 0
-            },
-            hops: 1
-        }])
-        .expect("one update"),
-        rtt_us: None,
-    };
+    let again = ping_with(
+        8,
+        Update::Dead {
+            peer: x,
+            incarnation: 0,
+        },
+    );
     s.handle_message(now + TimeDelta::from_millis(10), c, again, &[]);
     let pings = core::iter::from_fn(|| s.poll())
         .filter(|o| {
@@ -275,6 +254,30 @@ fn news_goes_out_at_once() {
         })
         .count();
     assert_eq!(pings, 0);
+}
+
+/// A detector for id 0 (the smallest, so it probes every member each round) with `members`
+/// added at `T0`, and its RNG.
+fn node_with(seed: u8, members: &[PeerId]) -> (Swim, machine::Rng) {
+    use rand_core::SeedableRng;
+    let mut rng = machine::Rng::from_seed([seed; 32]);
+    let mut s = Swim::new(Config::default(), PeerId::from_bytes([0; 32]), 0);
+    for p in members {
+        s.add_member(T0, *p, &mut rng);
+    }
+    (s, rng)
+}
+
+const T0: Timestamp = Timestamp::from_secs(1_800_000_000);
+
+/// A PING carrying one update.
+fn ping_with(seq: u64, update: Update) -> Message {
+    Message::Ping {
+        seq,
+        want_view: false,
+        updates: BoundedVec::new(alloc::vec![Gossip { update, hops: 2 }]).expect("one update"),
+        rtt_us: None,
+    }
 }
 
 /// Runs `s`'s timers until `until`, answering every ping at once; counts the pings per peer.
@@ -459,12 +462,7 @@ fn lies_about_this_node_cost_at_most_one_signature_per_period() {
                 incarnation,
             }
         };
-        Message::Ping {
-            seq: incarnation,
-            want_view: false,
-            updates: BoundedVec::new(alloc::vec![Gossip { update, hops: 2 }]).expect("one"),
-            rtt_us: None,
-        }
+        ping_with(incarnation, update)
     };
     let refutations = |s: &mut Swim| {
         core::iter::from_fn(|| s.poll())
@@ -506,32 +504,22 @@ fn lies_about_this_node_cost_at_most_one_signature_per_period() {
 /// acted on (no early probe) nor passed on; one at the known incarnation is both.
 #[test]
 fn unverifiable_claims_about_others_are_dropped() {
-    use rand_core::SeedableRng;
-    let t0 = Timestamp::from_secs(1_800_000_000);
-    let mut rng = machine::Rng::from_seed([8; 32]);
     let (liar, victim, other) = (
         PeerId::from_bytes([1; 32]),
         PeerId::from_bytes([2; 32]),
         PeerId::from_bytes([3; 32]),
     );
-    let mut s = Swim::new(Config::default(), PeerId::from_bytes([0; 32]), 0);
-    for p in [liar, victim, other] {
-        s.add_member(t0, p, &mut rng);
-    }
-    let now = t0 + TimeDelta::from_secs(10);
+    let (mut s, mut rng) = node_with(8, &[liar, victim, other]);
+    let now = T0 + TimeDelta::from_secs(10);
     answer_pings_until(&mut s, &mut rng, &mut BTreeMap::new(), now);
-    let claim = |incarnation: u64| Message::Ping {
-        seq: 9,
-        want_view: false,
-        updates: BoundedVec::new(alloc::vec![Gossip {
-            update: Update::Suspect {
+    let claim = |incarnation: u64| {
+        ping_with(
+            9,
+            Update::Suspect {
                 peer: victim,
                 incarnation,
             },
-            hops: 2,
-        }])
-        .expect("one"),
-        rtt_us: None,
+        )
     };
     let carried = |s: &mut Swim| {
         core::iter::from_fn(|| s.poll()).any(|o| match o {
