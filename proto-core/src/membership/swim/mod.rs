@@ -3,7 +3,9 @@
 //!
 //! - **Who is probed.** Each node probes every peer in its HyParView active view once per probe
 //!   period (spread over the period). The active view is bounded (default 5), so the load per
-//!   node is constant whatever the size of the overlay.
+//!   node is constant whatever the size of the overlay. Of two neighbours only the smaller id
+//!   probes each round (paired probing); the other probes when a PING from it is overdue.
+//!   News starts an early round, so it does not wait for the rounds (SPEC.md §14.1).
 //! - **Indirect probes.** When a direct ping gets no ack within the probe timeout, the node sends
 //!   PING_REQ to up to `k` helpers that have the target in *their* active view (learnt from the
 //!   views carried in acks), and pings the target directly once more. Helpers answer with an
@@ -66,8 +68,8 @@ pub struct Config {
     pub retransmit_limit: u32,
     /// Paired probing: of two full-pace members, only the one with the smaller id probes
     /// every round; the other answers and probes only when the expected PING is overdue
-    /// (`probe_interval` plus half the probe timeout after the last one) or its copy of the
-    /// prober's view is stale. Halves the pings of a quiet overlay. Default on.
+    /// (`probe_interval` plus a quarter of the probe timeout after the last one) or its copy
+    /// of the prober's view is stale. Halves the pings of a quiet overlay. Default on.
     pub paired_probes: bool,
     /// Lifeguard's local health, dynamic suspicion and buddy system. Default on.
     pub lifeguard: bool,
