@@ -24,14 +24,9 @@ fn dynamic_suspicion_shrinks_from_max_to_min() {
 /// node-level neighbour every round; speeding a member up takes effect at the next round.
 #[test]
 fn slow_members_are_probed_at_the_slow_pace() {
-    use rand_core::SeedableRng;
-    let t0 = Timestamp::from_secs(1_800_000_000);
-    let mut rng = machine::Rng::from_seed([7; 32]);
+    let t0 = T0;
     let (fast, slow) = (PeerId::from_bytes([1; 32]), PeerId::from_bytes([2; 32]));
-    let mut s = Swim::new(Config::default(), PeerId::from_bytes([0; 32]), 0);
-    for p in [fast, slow] {
-        s.handle(t0, Input::AddMember { peer: p }, &mut rng);
-    }
+    let (mut s, mut rng) = node_with(7, &[fast, slow]);
     s.handle(
         t0,
         Input::Pace {
@@ -66,14 +61,9 @@ fn slow_members_are_probed_at_the_slow_pace() {
 /// node-level neighbour with a larger id is probed every round whatever it sends.
 #[test]
 fn a_slow_member_that_pings_is_not_probed_back() {
-    use rand_core::SeedableRng;
-    let t0 = Timestamp::from_secs(1_800_000_000);
-    let mut rng = machine::Rng::from_seed([9; 32]);
+    let t0 = T0;
     let (fast, slow) = (PeerId::from_bytes([1; 32]), PeerId::from_bytes([2; 32]));
-    let mut s = Swim::new(Config::default(), PeerId::from_bytes([0; 32]), 0);
-    for p in [fast, slow] {
-        s.handle(t0, Input::AddMember { peer: p }, &mut rng);
-    }
+    let (mut s, mut rng) = node_with(9, &[fast, slow]);
     let pace = Input::Pace {
         peer: slow,
         slow: true,
