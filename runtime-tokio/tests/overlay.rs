@@ -70,20 +70,25 @@ async fn all_delivered_once(
     let start = Instant::now();
     loop {
         let mut missing = 0;
+        let mut by_node = Vec::new();
         for &i in alive {
             let m = &mut members[i];
             drain_into(&mut m.sub, &mut m.seen);
-            missing += sent
+            let lacks = sent
                 .iter()
                 .filter(|(p, from)| *from != i && !m.seen.contains_key(p))
                 .count();
+            if lacks > 0 {
+                by_node.push((i, lacks));
+            }
+            missing += lacks;
         }
         if missing == 0 {
             break;
         }
         assert!(
             start.elapsed() < limit,
-            "{missing} deliveries still missing after {limit:?}"
+            "{missing} deliveries still missing after {limit:?} (node, missing): {by_node:?}"
         );
         tokio::time::sleep(Duration::from_millis(25)).await;
     }

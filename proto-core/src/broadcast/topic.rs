@@ -179,6 +179,9 @@ pub(crate) struct Topic {
     /// When the next merge walk goes, and the pause after it.
     pub(crate) next_merge_walk: Timestamp,
     pub(crate) merge_walk_backoff: TimeDelta,
+    /// The root the topic followed when its tree last changed: following a larger one now
+    /// means a root was lost, and the part this node is in may be cut off from the rest.
+    pub(crate) followed_root: crate::PeerId,
 }
 
 impl Topic {

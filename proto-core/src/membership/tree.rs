@@ -455,8 +455,8 @@ impl RootTree {
             let silence = self.config.silence(b.interval_ms);
             self.deadlines.set(Timer::Silence, now + silence);
         } else if old_parent.is_none() && self.parent.is_some() && !self.is_root() {
-            // A way up again without a new number (an orphan's neighbour answered): the
-            // silence is the root's again, not the orphan's wait.
+            // A way up again without a new number (an orphan's neighbour nearer the root
+            // answered): the silence is the root's again, not the orphan's wait.
             let silence = self.config.silence(self.current.interval_ms);
             self.deadlines.set(Timer::Silence, self.heard + silence);
         }
@@ -491,10 +491,24 @@ impl RootTree {
             .unwrap_or(0);
         let current = self.parent;
         let me = self.me;
+        let cur = self.current;
+        // Only a way up that cannot lead back through this member (the feasibility condition
+        // of distance-vector routing with sequence numbers): a number newer than ours (it came
+        // from the root), or ours from fewer hops than ours; the current parent may stay. A
+        // member with the same number and as many hops or more may be below this member, and
+        // taking it would close a loop that keeps a root alive after it is gone.
+        let fresh = best_root < cur.root || newest > cur.seq;
         self.parent = self
             .reports
             .iter()
-            .filter(|(_, b)| b.root == best_root && b.seq.saturating_add(1) >= newest)
+            .filter(|(_, b)| b.root == best_root)
+            .filter(|(p, b)| {
+                if fresh {
+                    b.seq == newest
+                } else {
+                    b.seq == cur.seq && (b.dist < cur.dist || Some(**p) == current)
+                }
+            })
             // A neighbour whose parent is this member is below it, not a way up.
             .filter(|(_, b)| b.parent != Some(me))
             .min_by_key(|(p, b)| (b.dist, Some(**p) != current, **p))
@@ -978,6 +992,27 @@ mod tests {
         assert_eq!(after[1..], emitted[1..], "nobody took over");
         // And the silence is the root's again, not the orphan's wait.
         assert!(m[2].poll_timeout().unwrap() > now + TimeDelta::from_secs(16));
+    }
+
+    #[test]
+    fn an_orphan_never_takes_a_parent_from_its_own_subtree() {
+        // 1 - 2 - 3 - 4: 2 loses the root; while it waits, a link 2 - 4 comes up and 4 (still
+        // following 1 through 3, and through 2) sends its beacon, three hops from the root.
+        // Taking 4 as parent would close the loop 2 - 4 - 3 - 2 and keep a dead root alive
+        // (found in a 12-node run whose topic split in two parts that both followed one root
+        // and so never merged). 2 refuses it: same number, not fewer hops than its own.
+        let edges = [(1, 2), (2, 3), (3, 4)];
+        let mut m = mesh(4, &edges);
+        let now = run(&mut m, T, T + TimeDelta::from_secs(3_600));
+        cut(&mut m, now, 1, 2);
+        let r = &mut rng();
+        StateMachine::handle(&mut m[1], now, Input::NeighborUp(id(4)), r);
+        StateMachine::handle(&mut m[3], now, Input::NeighborUp(id(2)), r);
+        settle(&mut m, now);
+        assert_eq!(m[1].parent(), None, "2 took a parent below itself");
+        let wait = Config::default().orphan_wait;
+        run(&mut m, now, now + wait);
+        assert_full_tree(&m[1..], &[(2, 3), (3, 4), (2, 4)], 2);
     }
 
     #[test]

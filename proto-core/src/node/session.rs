@@ -243,6 +243,13 @@ impl Node {
             self.note_link_deadline(close);
             let input = hyparview::Input::LinkUp { peer: from };
             self.hyparview.handle(now, input, &mut self.rng);
+            if let Some(record) = self.records.get(&from) {
+                let info = PeerInfo {
+                    peer: from,
+                    addresses: record.addresses.clone(),
+                };
+                self.hyparview.offer_passive(info);
+            }
             self.topics_link_up(now, from);
             self.private_link_up(now, from);
         }

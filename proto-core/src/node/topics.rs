@@ -75,6 +75,7 @@ impl Node {
                 beacons,
                 next_merge_walk: now + cfg.discovery_backoff_min,
                 merge_walk_backoff: cfg.discovery_backoff_min,
+                followed_root: me,
             }),
         );
         self.advertise_subscriptions();
@@ -654,6 +655,17 @@ impl Node {
                             );
                         }
                         tree::Output::Tree { links } => {
+                            let root = t.beacons.root();
+                            if root > t.followed_root {
+                                // A root was lost (this node or a neighbour took over): the
+                                // part that follows the new one may be cut off from another
+                                // that still follows something else, so merge walks start
+                                // again soon.
+                                let soon = self.config.topics.discovery_backoff_min;
+                                t.merge_walk_backoff = soon;
+                                t.next_merge_walk = t.next_merge_walk.min(now + soon);
+                            }
+                            t.followed_root = root;
                             if self.config.topics.beacon_tree {
                                 let input = plumtree::Input::SetTree(&links);
                                 t.plumtree.handle(now, input, &mut self.rng);

@@ -122,6 +122,15 @@ impl<'a> NodeView<'a> {
             .unwrap_or_default()
     }
 
+    /// The root of `topic`'s broadcast tree as this node sees it, with its distance in hops and
+    /// this node's parent in the tree (`None` if not subscribed).
+    pub fn topic_root(&self, topic: &TopicId) -> Option<(PeerId, u8, Option<PeerId>)> {
+        self.node
+            .topics
+            .get(topic)
+            .map(|t| (t.beacons.root(), t.beacons.dist(), t.beacons.parent()))
+    }
+
     /// Plumtree's eager peers in `topic` (empty if not subscribed).
     pub fn eager_peers(&self, topic: &TopicId) -> Vec<PeerId> {
         self.node

@@ -487,6 +487,24 @@ impl HyParView {
         r
     }
 
+    /// A peer this node met (a verified connection) becomes a passive entry if the passive
+    /// view has room: it never displaces one. Without this, in a small overlay where nearly
+    /// everyone is active, the passive view stays empty, and a node whose active neighbours
+    /// all crash has nobody to repair from or to probe (a 12-node run lost its first node,
+    /// which has no join contact, for good). Replies whether it was added.
+    pub fn offer_passive(&mut self, info: PeerInfo) -> bool {
+        if self.left
+            || info.peer == self.me
+            || self.passive.len() >= self.config.passive_view
+            || self.active.contains_key(&info.peer)
+            || self.passive.contains_key(&info.peer)
+        {
+            return false;
+        }
+        self.with_timers(|hv| hv.passive_insert_evicting(info.peer, info.addresses, None));
+        true
+    }
+
     /// [`Input::Remember`].
     fn remember_peers(
         &mut self,
