@@ -93,6 +93,9 @@ impl Node {
                 Err(FrameError::NotEstablished)
             }
             Frame::Membership(message) => {
+                // A request that may evict a neighbour (JOIN, NEIGHBOR high, PROBE) spares those
+                // the failure detector suspects: their verdict is due.
+                self.hyparview.spare(self.swim.suspects().copied());
                 let addresses = self.records.get(&from).map(|r| r.addresses.clone());
                 let input = hyparview::Input::Message {
                     from,

@@ -113,6 +113,11 @@ impl<'a> NodeView<'a> {
         self.node.topics.contains_key(topic)
     }
 
+    /// The root of the node-level component this node follows (island merging, SPEC.md §13.6).
+    pub fn component_root(&self) -> Option<PeerId> {
+        self.node.hyparview.component_root()
+    }
+
     /// The active view of `topic`'s overlay (empty if not subscribed).
     pub fn topic_neighbors(&self, topic: &TopicId) -> Vec<PeerId> {
         self.node

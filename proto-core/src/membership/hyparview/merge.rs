@@ -175,24 +175,43 @@ impl HyParView {
     /// Sends one PROBE to a peer this node knows but is not linked to: a passive entry or a
     /// join contact. A node without an active peer does not probe (repair and rejoin bring it
     /// in).
+    ///
+    /// Every other probe (the second, the fourth, ...: not the first, which all the nodes of a
+    /// join storm send within seconds, and would all send to the same bootstrap node) goes to a
+    /// join contact that is not an active neighbour, if there is one. The passive view of a node in an island holds peers of that island (its walks and
+    /// shuffles stay inside), but the join contacts link every node to one that joined before
+    /// it, so some member of any island has a contact outside it: with one candidate among ~30,
+    /// that member rarely probed it before its pause grew to minutes (1,000 nodes joining at
+    /// once, one trajectory of seed 3: 40 nodes apart to the end of the run).
     fn probe(&mut self, now: Timestamp, rng: &mut machine::Rng) {
         if self.active.is_empty() {
             return;
         }
-        let candidates: Vec<PeerInfo> = self
-            .passive
+        let eligible = |i: &PeerInfo| {
+            i.peer != self.me
+                && !self.active.contains_key(&i.peer)
+                && !self.attempts.contains_key(&i.peer)
+        };
+        let contacts: Vec<PeerInfo> = self
+            .contacts
             .iter()
-            .map(|(p, a)| PeerInfo {
-                peer: *p,
-                addresses: a.clone(),
-            })
-            .chain(self.contacts.iter().cloned())
-            .filter(|i| {
-                i.peer != self.me
-                    && !self.active.contains_key(&i.peer)
-                    && !self.attempts.contains_key(&i.peer)
-            })
+            .filter(|i| eligible(i))
+            .cloned()
             .collect();
+        let candidates: Vec<PeerInfo> =
+            if self.counters.merge_probes % 2 == 1 && !contacts.is_empty() {
+                contacts
+            } else {
+                self.passive
+                    .iter()
+                    .map(|(p, a)| PeerInfo {
+                        peer: *p,
+                        addresses: a.clone(),
+                    })
+                    .chain(contacts)
+                    .filter(|i| eligible(i))
+                    .collect()
+            };
         let Some(target) = sample(candidates, 1, rng).pop() else {
             return;
         };

@@ -216,3 +216,24 @@ fn a_single_overlay_probes_rarely_and_changes_nothing() {
         "every probe's connection closed"
     );
 }
+
+/// Of two islands, only node 12 has a link out: its join contact, 3 (join contacts link every
+/// node to one that joined before it). Its passive view is full of its own island's peers, as
+/// after a join storm (here ids that never answer). Its second probe goes to the contact, so
+/// the islands are one within the first two probe pauses (5 s and 20 s, ± 25 %), not after
+/// minutes of probes drawn one in thirty-one.
+#[test]
+fn a_node_probes_its_join_contact_first() {
+    let mut net = Net::new(&[1, 2, 3, 4, 11, 12, 13, 14], true);
+    net.island(&[1, 2, 3, 4]);
+    net.island(&[11, 12, 13, 14]);
+    if let Some(hv) = net.nodes.get_mut(&pid(12)) {
+        hv.contacts = alloc::vec![info(3)];
+        hv.remember((100..140).map(info), &mut net.rng);
+        assert_eq!(hv.passive().count(), hv.config.passive_view);
+    }
+    net.settle();
+    assert_eq!(net.components(), 2);
+    net.run_until(T0 + TimeDelta::from_millis(31_500));
+    assert_eq!(net.components(), 1);
+}

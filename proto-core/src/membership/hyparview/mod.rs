@@ -16,6 +16,7 @@ mod message;
 mod receive;
 mod shuffle;
 mod timers;
+mod views;
 pub use merge::MergeConfig;
 pub use message::*;
 
@@ -306,6 +307,8 @@ crate::machine::internal_struct! {
         left: bool,
         /// Island merging, when configured: the component's root and the probe pacing.
         component: Option<merge::Component>,
+        /// Active neighbours spared from eviction ([`HyParView::spare`]).
+        spared: Vec<PeerId>,
         /// The latest `now` seen (the component's tree needs one where an input carries none).
         clock: Timestamp,
     }
@@ -352,6 +355,7 @@ impl HyParView {
             counters: Counters::default(),
             left: false,
             component,
+            spared: Vec::new(),
             clock: now,
         };
         hv.arm_timers();
@@ -485,24 +489,6 @@ impl HyParView {
         let r = f(self);
         self.arm_timers();
         r
-    }
-
-    /// A peer this node met (a verified connection) becomes a passive entry if the passive
-    /// view has room: it never displaces one. Without this, in a small overlay where nearly
-    /// everyone is active, the passive view stays empty, and a node whose active neighbours
-    /// all crash has nobody to repair from or to probe (a 12-node run lost its first node,
-    /// which has no join contact, for good). Replies whether it was added.
-    pub fn offer_passive(&mut self, info: PeerInfo) -> bool {
-        if self.left
-            || info.peer == self.me
-            || self.passive.len() >= self.config.passive_view
-            || self.active.contains_key(&info.peer)
-            || self.passive.contains_key(&info.peer)
-        {
-            return false;
-        }
-        self.with_timers(|hv| hv.passive_insert_evicting(info.peer, info.addresses, None));
-        true
     }
 
     /// [`Input::Remember`].
@@ -739,8 +725,13 @@ impl HyParView {
             return;
         }
         if self.active.len() >= self.config.active_view {
-            // Evict a random active peer to make room.
-            if let Some(victim) = self.random_active_except(&[], rng)
+            // Evict a random active peer to make room, one the failure detector suspects last.
+            let spared = core::mem::take(&mut self.spared);
+            let victim = self
+                .random_active_except(&spared, rng)
+                .or_else(|| self.random_active_except(&[], rng));
+            self.spared = spared;
+            if let Some(victim) = victim
                 && let Some(va) = self.active.remove(&victim)
             {
                 self.out.push_back(Output::Send {

@@ -179,3 +179,53 @@ proptest! {
         timers_move_forward(&mut hv, &mut rng, now, now + TimeDelta::from_secs(120), 10_000, |_, _, _| {});
     }
 }
+
+/// A full active view whose members are all suspected but one: newcomers (JOIN, which always
+/// gets in) evict the unsuspected one first, then suspects only when nobody else is left; a
+/// suspect keeps its place until its verdict, so the node learns that it failed.
+#[test]
+fn eviction_spares_suspected_neighbours_while_it_can() {
+    let mut rng = machine::Rng::from_seed([9; 32]);
+    let config = Config {
+        active_view: 3,
+        ..Config::default()
+    };
+    let mut hv = HyParView::new(config, pid(1), Addresses::default(), T0, &mut rng);
+    for n in [2, 3, 4] {
+        hv.on_link_up(T0, pid(n));
+        hv.handle_message(
+            T0,
+            pid(n),
+            Some(Addresses::default()),
+            Message::Join,
+            &mut rng,
+        );
+    }
+    assert_eq!(hv.active().count(), 3);
+    hv.spare([pid(2), pid(3), pid(9)]);
+    hv.on_link_up(T0, pid(5));
+    hv.handle_message(
+        T0,
+        pid(5),
+        Some(Addresses::default()),
+        Message::Join,
+        &mut rng,
+    );
+    let active: alloc::collections::BTreeSet<PeerId> = hv.active().copied().collect();
+    assert_eq!(
+        active,
+        alloc::collections::BTreeSet::from([pid(2), pid(3), pid(5)])
+    );
+    // Only suspects left besides the newcomers: one of them goes.
+    hv.spare([pid(2), pid(3), pid(5)]);
+    hv.on_link_up(T0, pid(6));
+    hv.handle_message(
+        T0,
+        pid(6),
+        Some(Addresses::default()),
+        Message::Join,
+        &mut rng,
+    );
+    assert!(hv.is_active(&pid(6)));
+    assert_eq!(hv.active().count(), 3);
+}
