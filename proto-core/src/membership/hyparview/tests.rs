@@ -192,25 +192,11 @@ fn eviction_spares_suspected_neighbours_while_it_can() {
     };
     let mut hv = HyParView::new(config, pid(1), Addresses::default(), T0, &mut rng);
     for n in [2, 3, 4] {
-        hv.on_link_up(T0, pid(n));
-        hv.handle_message(
-            T0,
-            pid(n),
-            Some(Addresses::default()),
-            Message::Join,
-            &mut rng,
-        );
+        join_from(&mut hv, n, &mut rng);
     }
     assert_eq!(hv.active().count(), 3);
     hv.spare([pid(2), pid(3), pid(9)]);
-    hv.on_link_up(T0, pid(5));
-    hv.handle_message(
-        T0,
-        pid(5),
-        Some(Addresses::default()),
-        Message::Join,
-        &mut rng,
-    );
+    join_from(&mut hv, 5, &mut rng);
     let active: alloc::collections::BTreeSet<PeerId> = hv.active().copied().collect();
     assert_eq!(
         active,
@@ -218,14 +204,13 @@ fn eviction_spares_suspected_neighbours_while_it_can() {
     );
     // Only suspects left besides the newcomers: one of them goes.
     hv.spare([pid(2), pid(3), pid(5)]);
-    hv.on_link_up(T0, pid(6));
-    hv.handle_message(
-        T0,
-        pid(6),
-        Some(Addresses::default()),
-        Message::Join,
-        &mut rng,
-    );
+    join_from(&mut hv, 6, &mut rng);
     assert!(hv.is_active(&pid(6)));
     assert_eq!(hv.active().count(), 3);
+}
+
+/// Peer `n` connects and sends JOIN.
+fn join_from(hv: &mut HyParView, n: u8, rng: &mut machine::Rng) {
+    hv.on_link_up(T0, pid(n));
+    hv.handle_message(T0, pid(n), Some(Addresses::default()), Message::Join, rng);
 }
