@@ -93,9 +93,17 @@ impl Node {
                 Err(FrameError::NotEstablished)
             }
             Frame::Membership(message) => {
-                // A request that may evict a neighbour (JOIN, NEIGHBOR high, PROBE) spares those
-                // the failure detector suspects: their verdict is due.
-                self.hyparview.spare(self.swim.suspects().copied());
+                // A request that may evict a neighbour (JOIN, NEIGHBOR, PROBE) spares those the
+                // failure detector suspects: their verdict is due. Only for those: beacons and
+                // shuffles, most of these frames, evict nobody.
+                if matches!(
+                    message,
+                    hyparview::Message::Join
+                        | hyparview::Message::Neighbor { .. }
+                        | hyparview::Message::Probe { .. }
+                ) {
+                    self.hyparview.spare(self.swim.suspects().copied());
+                }
                 let addresses = self.records.get(&from).map(|r| r.addresses.clone());
                 let input = hyparview::Input::Message {
                     from,
