@@ -78,6 +78,9 @@ impl<K: Ord + Copy> Deadlines<K> {
     /// Sets `key`'s deadline to `at`, replacing the one it had.
     pub fn set(&mut self, key: K, at: Timestamp) {
         if let Some(old) = self.by_key.insert(key, at) {
+            if old == at {
+                return; // unchanged: most re-arms after an input are
+            }
             self.by_time.remove(&(old, key));
         }
         self.by_time.insert((at, key));

@@ -191,6 +191,8 @@ crate::machine::internal_struct! {
         /// travelling are refused, so a dead root cannot come back from them.
         /// Oldest first: when full, the root given up longest ago is forgotten.
         expired: VecDeque<(PeerId, u64)>,
+        /// The last given-up (root, number) refused from a neighbour and answered with `ask`.
+        refused: Option<(PeerId, u64, PeerId)>,
     }
 }
 
@@ -229,6 +231,7 @@ impl RootTree {
             emitted: 0,
             tree_changed: false,
             expired: VecDeque::new(),
+            refused: None,
         }
     }
 
@@ -401,11 +404,24 @@ impl RootTree {
         if b.dist >= self.config.max_dist {
             return;
         }
-        if self
+        if let Some(&(root, seq)) = self
             .expired
             .iter()
-            .any(|(root, s)| *root == b.root && b.seq <= *s)
+            .find(|(root, s)| *root == b.root && b.seq <= *s)
         {
+            // Refused: this member gave that root up. If the root is better than ours, the
+            // sender asks it for a fresh number (which we would take) when we tell it so, once
+            // per given-up number and sender.
+            if root < self.current.root && self.refused != Some((root, seq, from)) {
+                self.refused = Some((root, seq, from));
+                self.out.push_back(Output::Send {
+                    to: from,
+                    beacon: RootBeacon {
+                        ask: true,
+                        ..self.current
+                    },
+                });
+            }
             return;
         }
         if b.root > self.current.root {
@@ -418,11 +434,11 @@ impl RootTree {
                 self.parent_lost(now, true);
             }
             if b.root > self.current.root {
-                // The neighbour follows a worse root: tell it about ours now, and ask the
-                // root for a fresh beacon in case the neighbour gave ours up (a member that
-                // just took over sent a fresh one already).
+                // The neighbour follows a worse root: tell it about ours now. If it says it
+                // gave ours up (`ask`), ask the root for a fresh number, which it will take (a
+                // member that just took over sent a fresh one already).
                 self.send(from);
-                if was_root || !self.is_root() {
+                if b.ask && (was_root || !self.is_root()) {
                     self.ask_root(now);
                 }
                 return;
@@ -1098,5 +1114,109 @@ mod tests {
                 now = until;
             }
         }
+    }
+
+    /// A neighbour that follows a worse root is told about ours and nothing more: asking the
+    /// root for a fresh number each time made every root re-flood once per `min_gap` through a
+    /// join storm (10,000 nodes: 1.65 M topic beacons in the first 30 s, 0.95 M without).
+    /// Only a neighbour that refuses our root because it gave it up asks for a fresh number.
+    #[test]
+    fn only_a_neighbour_that_gave_our_root_up_makes_us_ask_for_a_fresh_number() {
+        let r = &mut rng();
+        // 3 follows root 1 through its parent 2 (seq 4); 9 is a new neighbour, its own root.
+        let mut x = RootTree::new(Config::default(), id(3), T, T);
+        StateMachine::handle(&mut x, T, Input::NeighborUp(id(2)), r);
+        let from_parent = RootBeacon {
+            root: id(1),
+            seq: 4,
+            dist: 1,
+            parent: Some(id(1)),
+            interval_ms: 5_000,
+            ask: false,
+        };
+        let input = Input::Beacon {
+            from: id(2),
+            beacon: from_parent,
+        };
+        StateMachine::handle(&mut x, T, input, r);
+        StateMachine::handle(&mut x, T, Input::NeighborUp(id(9)), r);
+        while StateMachine::poll(&mut x).is_some() {}
+        let nine = RootBeacon {
+            root: id(9),
+            seq: 0,
+            dist: 0,
+            parent: None,
+            interval_ms: 5_000,
+            ask: false,
+        };
+        let sends = |x: &mut RootTree| -> Vec<(PeerId, RootBeacon)> {
+            core::iter::from_fn(|| StateMachine::poll(x))
+                .filter_map(|o| match o {
+                    Output::Send { to, beacon } => Some((to, beacon)),
+                    _ => None,
+                })
+                .collect()
+        };
+        let input = Input::Beacon {
+            from: id(9),
+            beacon: nine,
+        };
+        StateMachine::handle(&mut x, T, input, r);
+        let out = sends(&mut x);
+        assert_eq!(out.len(), 1, "{out:?}");
+        assert_eq!(
+            (out[0].0, out[0].1.root, out[0].1.ask),
+            (id(9), id(1), false)
+        );
+        // 9 gave root 1 up at seq 4 and says so: now 3 asks its parent for a fresh number.
+        let refusal = RootBeacon { ask: true, ..nine };
+        let input = Input::Beacon {
+            from: id(9),
+            beacon: refusal,
+        };
+        StateMachine::handle(&mut x, T, input, r);
+        let out = sends(&mut x);
+        assert!(
+            out.iter()
+                .any(|(to, b)| *to == id(2) && b.ask && b.root == id(1)),
+            "{out:?}"
+        );
+    }
+
+    #[test]
+    fn a_member_refusing_a_given_up_root_says_so_once_to_the_sender() {
+        let r = &mut rng();
+        let mut m = line(3); // 3 - 2 - 1
+        for x in m.iter_mut() {
+            StateMachine::handle_timeout(x, T, r);
+        }
+        settle(&mut m, T);
+        // 3 hears nothing from root 1 for the silence and takes over, giving 1's seq up.
+        let later = T + TimeDelta::from_secs(17);
+        StateMachine::handle_timeout(&mut m[0], later, r);
+        assert_eq!(m[0].root(), id(3));
+        while StateMachine::poll(&mut m[0]).is_some() {}
+        let stale = RootBeacon {
+            root: id(1),
+            seq: m[1].current.seq,
+            dist: 1,
+            parent: Some(id(1)),
+            interval_ms: 5_000,
+            ask: false,
+        };
+        for _ in 0..2 {
+            let input = Input::Beacon {
+                from: id(2),
+                beacon: stale,
+            };
+            StateMachine::handle(&mut m[0], later, input, r);
+        }
+        let out: Vec<Output> = core::iter::from_fn(|| StateMachine::poll(&mut m[0])).collect();
+        let asks: Vec<&Output> = out
+            .iter()
+            .filter(|o| matches!(o, Output::Send { to, beacon } if *to == id(2) && beacon.ask))
+            .collect();
+        assert_eq!(asks.len(), 1, "{out:?}");
+        assert_eq!(m[0].root(), id(3));
     }
 }

@@ -145,6 +145,11 @@ enum Ev {
     AdversaryTick {
         node: usize,
     },
+    /// An extra wake for node `node` whether or not anything is due ([`World::wake_every`]).
+    Poke {
+        node: usize,
+        every: TimeDelta,
+    },
     /// Message `k` of a publish plan.
     Publish {
         plan: usize,
@@ -535,6 +540,16 @@ impl World {
             .fold((0, 0), |(b, f), s| (b + s.bytes_sent, f + s.frames_sent))
     }
 
+    /// Also wakes every node every `every` (virtual), due or not, until the end. A node must do
+    /// exactly what it does without these wakes (SPEC §8.4): the same seed gives the same
+    /// trace hash. Tests use it to show that the simulator may skip wakes that find nothing due.
+    pub fn wake_every(&mut self, every: TimeDelta) {
+        let at = self.now() + every;
+        for node in 0..self.nodes.len() {
+            self.scheduler.schedule(at, Ev::Poke { node, every });
+        }
+    }
+
     /// Counts honest traffic by message kind over the idle window (or the whole run) for the
     /// result's `traffic` table. Changes nothing else.
     pub fn count_traffic(&mut self) {
@@ -576,9 +591,26 @@ impl World {
                     return; // a hung node's timers wait for resume
                 }
                 if let Some(n) = self.nodes[node].node.as_mut() {
+                    // A wake whose deadline was cancelled or moved later since it was armed:
+                    // nothing is due, so the node is not called (a node does the same whether
+                    // or not it is woken early: tests/wakes.rs).
+                    if n.poll_timeout().is_some_and(|t| t > now) {
+                        self.drain(node);
+                        return;
+                    }
                     n.handle_timeout(now);
                 }
                 self.drain(node);
+            }
+            Ev::Poke { node, every } => {
+                self.scheduler
+                    .schedule(now + every, Ev::Poke { node, every });
+                if self.running(node)
+                    && let Some(n) = self.nodes[node].node.as_mut()
+                {
+                    n.handle_timeout(now);
+                    self.drain(node);
+                }
             }
             Ev::AdversaryTick { node } => self.adversary_tick(now, node),
             Ev::Publish { plan, k } => self.publish(now, plan, k),

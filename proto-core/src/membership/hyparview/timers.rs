@@ -99,10 +99,10 @@ impl HyParView {
         if periodic.contains(&Timer::Shuffle) {
             self.shuffle(now, rng);
         }
-        // Repair rounds are paced from the last one, even one with nothing to repair: it runs
-        // whenever the node looks past `next_repair`, timer or not (no timer is set while the
-        // active view is full or the passive view empty, but the pacing still restarts).
-        if now >= self.next_repair {
+        // A repair round runs when its timer is due, and only then: what a node does never
+        // depends on how often it is woken (the timer is set while the active view has room
+        // and the passive view has candidates, at `next_repair`, which may have passed).
+        if periodic.contains(&Timer::Repair) {
             self.repair(now, rng, false, &[]);
         }
         let merging = take_due(&mut self.deadlines, now, |t| match t {
