@@ -559,6 +559,7 @@ fn handler_seeds() -> Vec<Seed> {
                 update: Update::Suspect {
                     peer: PeerId::from_bytes([0; 32]),
                     incarnation: 1,
+                    by: Some(PeerId::from_bytes([2; 32])),
                 },
                 hops: 1,
             },

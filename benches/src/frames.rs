@@ -171,6 +171,7 @@ pub fn all_frames() -> Vec<FrameFixture> {
         update: Update::Suspect {
             peer: peer(40),
             incarnation: 1,
+            by: None,
         },
         hops: 3,
     };

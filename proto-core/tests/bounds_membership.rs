@@ -153,6 +153,7 @@ fn suspect(peer: PeerId, hops: u8) -> Gossip {
         update: Update::Suspect {
             peer,
             incarnation: 0,
+            by: None,
         },
         hops,
     }

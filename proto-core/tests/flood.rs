@@ -397,6 +397,7 @@ impl Attack {
                         update: Update::Suspect {
                             peer,
                             incarnation: self.rng.next_u64() >> 8,
+                            by: None,
                         },
                         hops: 3,
                     },

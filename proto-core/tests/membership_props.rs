@@ -104,6 +104,7 @@ fn update(me_or_peer: Option<usize>) -> Update {
     Update::Suspect {
         peer,
         incarnation: 7,
+        by: None,
     }
 }
 

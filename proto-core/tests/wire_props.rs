@@ -98,8 +98,11 @@ fn failure_detection() -> impl Strategy<Value = hearsay_proto::membership::swim:
                 signature: SignatureBytes::new(sig).unwrap(),
             }
         }),
-        (peer_id(), any::<u64>())
-            .prop_map(|(peer, incarnation)| Update::Suspect { peer, incarnation }),
+        (peer_id(), any::<u64>()).prop_map(|(peer, incarnation)| Update::Suspect {
+            peer,
+            incarnation,
+            by: None
+        }),
         (peer_id(), any::<u64>())
             .prop_map(|(peer, incarnation)| Update::Dead { peer, incarnation }),
     ];

@@ -129,7 +129,9 @@ impl Adversary {
                         Update::Alive {
                             peer, incarnation, ..
                         }
-                        | Update::Suspect { peer, incarnation }
+                        | Update::Suspect {
+                            peer, incarnation, ..
+                        }
                         | Update::Dead { peer, incarnation } => (*peer, *incarnation),
                         _ => continue,
                     };
@@ -283,6 +285,7 @@ impl Adversary {
                         claim(Update::Suspect {
                             peer: victim,
                             incarnation: u64::MAX / 2,
+                            by: None,
                         }),
                     ])
                     .unwrap_or_default(),
@@ -398,7 +401,11 @@ impl Adversary {
         let seen = self.incarnations.get(&peer).copied().unwrap_or(1 << 32);
         let incarnation = seen + 1 + (k + rng.next_u64()) % 8;
         let update = if rng.next_u64().is_multiple_of(2) {
-            Update::Suspect { peer, incarnation }
+            Update::Suspect {
+                peer,
+                incarnation,
+                by: None,
+            }
         } else {
             Update::Dead { peer, incarnation }
         };

@@ -50,7 +50,7 @@ fn updates(input: &mut Input<'_>) -> swim::Updates {
                     incarnation,
                     signature: SignatureBytes::from_array([input.u8(); SIGNATURE_LEN]),
                 },
-                1 => Update::Suspect { peer, incarnation },
+                1 => Update::Suspect { peer, incarnation, by: None },
                 _ => Update::Dead { peer, incarnation },
             };
             Gossip {

@@ -37,6 +37,7 @@ fn confirmations_go_with_the_suspicion() {
             update: Update::Suspect {
                 peer: target,
                 incarnation: 0,
+                by: None,
             },
             hops: 0,
         };

@@ -3,8 +3,8 @@
 //! they are about this node, and sent early when paired probing would make them wait (§14.1).
 
 use super::{
-    Gossip, MAX_QUEUE, MAX_SEEN, MAX_UPDATES, Output, Queued, Swim, Timer, Update, Updates,
-    suspicion_timeout,
+    Gossip, MAX_QUEUE, MAX_SEEN, MAX_UPDATES, NO_ISSUER, Output, Queued, Swim, Timer, Update,
+    Updates, suspicion_timeout,
 };
 use crate::crypto::SignatureBytes;
 use crate::id::PeerId;
@@ -19,9 +19,12 @@ impl Swim {
         let member = self.members.get(peer).map_or(0, |m| m.incarnation);
         let seen = self
             .seen
-            .range((*peer, 0, 0)..=(*peer, u64::MAX, u8::MAX))
-            .filter(|(_, _, kind)| *kind == 0)
-            .map(|(_, inc, _)| *inc)
+            .range(
+                (*peer, 0, 0, NO_ISSUER)
+                    ..=(*peer, u64::MAX, u8::MAX, PeerId::from_bytes([0xff; 32])),
+            )
+            .filter(|(_, _, kind, _)| *kind == 0)
+            .map(|(_, inc, _, _)| *inc)
             .max()
             .unwrap_or(0);
         member.max(seen)
@@ -32,6 +35,7 @@ impl Swim {
         if incarnation != self.incarnation {
             return;
         }
+        self.alive = Some((incarnation, signature.clone()));
         self.enqueue(Update::Alive {
             peer: self.me,
             incarnation,
@@ -133,7 +137,15 @@ impl Swim {
                     }
                     self.enqueue_with(u, onward);
                 }
-                Update::Suspect { peer, incarnation } | Update::Dead { peer, incarnation } => {
+                Update::Suspect {
+                    peer, incarnation, ..
+                }
+                | Update::Dead { peer, incarnation } => {
+                    // Who suspects (a DEAD, or a SUSPECT without an issuer: the sender).
+                    let issuer = match &u {
+                        Update::Suspect { by: Some(by), .. } => *by,
+                        _ => from,
+                    };
                     if peer == self.me {
                         self.refute(now, incarnation);
                         continue;
@@ -151,12 +163,15 @@ impl Swim {
                     {
                         match m.suspicion.as_mut() {
                             // Beyond `suspicion_confirmations` more change nothing: not kept.
+                            // Each issuer confirms once: our own suspicion passed back by a
+                            // neighbour, or one issuer's heard from several, is not
+                            // independent.
                             Some(s)
-                                if from != self.me
+                                if issuer != self.me
                                     && s.confirmations.len()
                                         < self.config.suspicion_confirmations.max(1) as usize =>
                             {
-                                s.confirmations.insert(from);
+                                s.confirmations.insert(issuer);
                                 // More confirmations, a shorter suspicion.
                                 let end = s.since
                                     + suspicion_timeout(&self.config, s.confirmations.len());
@@ -184,19 +199,32 @@ impl Swim {
             self.counters.future_incarnations += 1;
             return;
         }
-        if claimed < self.incarnation {
-            return; // already refuted
+        let signed = self
+            .alive
+            .as_ref()
+            .is_some_and(|(inc, _)| *inc == self.incarnation);
+        if claimed < self.incarnation && signed {
+            // The claimant has not seen our latest ALIVE: pass the same one on again.
+            self.respread_alive(now);
+            return;
         }
-        // At most one signature per probe period, whoever keeps suspecting this node: the
-        // ALIVE already queued answers until then.
+        // A signature is needed: for the next incarnation if this one is suspected, or for this
+        // one if it was never signed (a node starts at an incarnation derived from its boot
+        // count, which its peers learn only from an ALIVE). At most one per probe period,
+        // whoever keeps suspecting this node; one asked for sooner is made when it ends.
         if let Some(t) = self.refuted_at
             && now.saturating_since(t) < self.config.probe_interval
         {
             self.counters.refutations_deferred += 1;
+            self.pending_refute = Some(self.pending_refute.map_or(claimed, |c| c.max(claimed)));
+            self.deadlines
+                .set_earlier(Timer::Refute, t + self.config.probe_interval);
             return;
         }
         self.refuted_at = Some(now);
-        self.incarnation = self.incarnation.max(claimed).saturating_add(1);
+        if claimed == self.incarnation {
+            self.incarnation = self.incarnation.saturating_add(1);
+        }
         self.counters.refutations += 1;
         if self.config.lifeguard {
             self.health = (self.health + 1).min(self.config.max_health);
@@ -204,6 +232,41 @@ impl Swim {
         self.out.push_back(Output::Refute {
             incarnation: self.incarnation,
         });
+    }
+
+    /// Passes this node's latest ALIVE on again (its `retransmit_limit` afresh), unless it is
+    /// still being passed on or was passed on again within the last probe period: a peer that
+    /// keeps repeating an old suspicion costs no signature and a bounded number of bytes.
+    fn respread_alive(&mut self, now: Timestamp) {
+        let Some((incarnation, signature)) = self.alive.clone() else {
+            return;
+        };
+        let me = self.me;
+        let queued = self
+            .queue
+            .iter()
+            .any(|q| matches!(q.update, Update::Alive { peer, .. } if peer == me));
+        let recent = self
+            .respread_at
+            .is_some_and(|t| now.saturating_since(t) < self.config.probe_interval);
+        if queued || recent {
+            return;
+        }
+        self.respread_at = Some(now);
+        if self.queue.len() >= MAX_QUEUE {
+            self.queue.pop_front();
+        }
+        self.queue.push_back(Queued {
+            update: Update::Alive {
+                peer: me,
+                incarnation,
+                signature,
+            },
+            hops: self.config.gossip_hops.saturating_sub(1),
+            remaining: self.config.retransmit_limit,
+        });
+        self.news = true;
+        self.deadlines.set_earlier(Timer::Hurry, now);
     }
 
     /// News (a suspicion, a verdict, a refutation, a hint to pass on) rides on PINGs and ACKs,

@@ -30,7 +30,7 @@ pub enum Update {
         #[n(2)]
         signature: SignatureBytes,
     },
-    /// The sender suspects `peer` at `incarnation` (a hint).
+    /// `by` suspects `peer` at `incarnation` (a hint).
     #[n(1)]
     Suspect {
         /// Who.
@@ -39,6 +39,10 @@ pub enum Update {
         /// The incarnation suspected.
         #[n(1)]
         incarnation: u64,
+        /// The node that suspects it (its issuer; absent: the sender). Distinct issuers are
+        /// the independent confirmations of Lifeguard's suspicion timeout; not authenticated.
+        #[n(2)]
+        by: Option<PeerId>,
     },
     /// The sender declared `peer` dead at `incarnation` (a hint).
     #[n(2)]
@@ -53,13 +57,20 @@ pub enum Update {
 }
 
 impl Update {
-    pub(super) fn key(&self) -> (PeerId, u64, u8) {
+    /// What an update is remembered as seen by: its subject, incarnation and kind, and for a
+    /// SUSPECT its issuer (each issuer's suspicion travels on its own, so that the suspect's
+    /// neighbours hear every independent one). [`NO_ISSUER`] for the others.
+    pub(super) fn key(&self) -> UpdateKey {
         match self {
             Update::Alive {
                 peer, incarnation, ..
-            } => (*peer, *incarnation, 0),
-            Update::Suspect { peer, incarnation } => (*peer, *incarnation, 1),
-            Update::Dead { peer, incarnation } => (*peer, *incarnation, 2),
+            } => (*peer, *incarnation, 0, NO_ISSUER),
+            Update::Suspect {
+                peer,
+                incarnation,
+                by,
+            } => (*peer, *incarnation, 1, by.unwrap_or(NO_ISSUER)),
+            Update::Dead { peer, incarnation } => (*peer, *incarnation, 2, NO_ISSUER),
         }
     }
 
@@ -67,6 +78,12 @@ impl Update {
         self.key().0
     }
 }
+
+/// (subject, incarnation, kind: 0 ALIVE, 1 SUSPECT, 2 DEAD, issuer).
+pub(super) type UpdateKey = (PeerId, u64, u8, PeerId);
+
+/// The issuer slot of keys that have none.
+pub(super) const NO_ISSUER: PeerId = PeerId::from_bytes([0; 32]);
 
 /// The bytes an ALIVE signature covers (before the domain prefix).
 pub fn alive_body(peer: &PeerId, incarnation: u64) -> [u8; 40] {

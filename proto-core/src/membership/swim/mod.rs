@@ -62,6 +62,9 @@ pub struct Config {
     pub suspicion_min: TimeDelta,
     /// Suspicion timeout with none. Default 3 s.
     pub suspicion_max: TimeDelta,
+    /// A new suspicion is spread only if it still holds this long after it began (the suspect
+    /// is pinged at once; an ACK or PING from it ends the suspicion). Default 200 ms.
+    pub announce_after: TimeDelta,
     /// Confirmations that bring the timeout down to its minimum (K). Default 3.
     pub suspicion_confirmations: u32,
     /// Times each node sends an update it learnt. Default 4.
@@ -94,6 +97,7 @@ impl Default for Config {
             indirect_probes: 3,
             suspicion_min: TimeDelta::from_secs(1),
             suspicion_max: TimeDelta::from_secs(3),
+            announce_after: TimeDelta::from_millis(200),
             suspicion_confirmations: 3,
             retransmit_limit: 4,
             paired_probes: true,
@@ -190,6 +194,10 @@ enum Timer {
     Hurry,
     /// A member's next probe (set while no probe of it is in flight).
     NextProbe(PeerId),
+    /// A refutation asked for within a probe period of the last one is made.
+    Refute,
+    /// A suspicion not cleared within the probe timeout is spread.
+    Announce(PeerId),
 }
 
 #[derive(Debug, Clone)]
@@ -250,8 +258,8 @@ crate::machine::internal_struct! {
         probes: BTreeMap<u64, Probe>,
         relays: BTreeMap<u64, Relay>,
         queue: VecDeque<Queued>,
-        seen: BTreeSet<(PeerId, u64, u8)>,
-        seen_order: VecDeque<(PeerId, u64, u8)>,
+        seen: BTreeSet<message::UpdateKey>,
+        seen_order: VecDeque<message::UpdateKey>,
         health: u32,
         /// An update to pass on was queued since the last early round (see [`Swim::hurry`]).
         news: bool,
@@ -259,6 +267,13 @@ crate::machine::internal_struct! {
         hurried_at: Option<Timestamp>,
         /// When this node last signed a refutation (at most one per probe period).
         refuted_at: Option<Timestamp>,
+        /// The highest claimed incarnation of this node still to refute ([`Timer::Refute`]).
+        pending_refute: Option<u64>,
+        /// This node's latest signed ALIVE (incarnation, signature), passed on again to peers
+        /// that still suspect an older incarnation.
+        alive: Option<(u64, SignatureBytes)>,
+        /// When that ALIVE was last queued again.
+        respread_at: Option<Timestamp>,
         /// This node's probe rounds start at `phase` modulo the probe interval (random per node,
         /// so nodes do not probe in lockstep); all active peers are probed in the same round.
         phase: Option<u64>,
@@ -294,6 +309,9 @@ impl Swim {
             news: false,
             hurried_at: None,
             refuted_at: None,
+            pending_refute: None,
+            alive: None,
+            respread_at: None,
             phase: None,
             deadlines: Deadlines::new(),
             out: VecDeque::new(),
@@ -484,6 +502,11 @@ impl Swim {
                 updates,
                 ..
             } => {
+                // A PING from a suspect, over its own authenticated connection, is as good as
+                // an ACK: it is alive and reaches this node.
+                if self.clear_suspicion(&from) {
+                    self.counters.cleared += 1;
+                }
                 if let Some(m) = self.members.get_mut(&from) {
                     m.pinged_at = Some(now);
                     // Paired probing: a smaller-id member that pings this node each round is
@@ -634,6 +657,7 @@ impl Swim {
         if cleared {
             self.deadlines.cancel(&Timer::Verdict(*peer));
             self.deadlines.cancel(&Timer::SuspectPing(*peer));
+            self.deadlines.cancel(&Timer::Announce(*peer));
         }
         cleared
     }
@@ -700,6 +724,33 @@ impl Swim {
                 .set(Timer::SuspectPing(target), now + ping_every);
             let seq = self.seq();
             self.send_ping(now, target, seq);
+        }
+        // Suspicions that outlived their first direct ping are spread.
+        let announced = take_due(&mut self.deadlines, now, |t| match t {
+            Timer::Announce(peer) => Some(*peer),
+            _ => None,
+        });
+        for peer in announced {
+            if let Some(m) = self.members.get(&peer)
+                && m.suspicion.is_some()
+            {
+                let incarnation = m.incarnation;
+                let by = Some(self.me);
+                self.enqueue(Update::Suspect {
+                    peer,
+                    incarnation,
+                    by,
+                });
+            }
+        }
+        // A refutation that waited for the end of the probe period.
+        if !take_due(&mut self.deadlines, now, |t| {
+            (*t == Timer::Refute).then_some(())
+        })
+        .is_empty()
+            && let Some(claimed) = self.pending_refute.take()
+        {
+            self.refute(now, claimed);
         }
         // News that waited for its early round.
         if !take_due(&mut self.deadlines, now, |t| {
@@ -814,16 +865,15 @@ impl Swim {
                 since: now,
                 confirmations: BTreeSet::new(),
             });
-            let inc = m.incarnation;
             let end = now + suspicion_timeout(&self.config, 0);
             self.deadlines.set(Timer::Verdict(p.target), end);
-            // The first direct ping goes at once.
+            // The first direct ping goes at once; the suspicion is spread only if it is still
+            // held `announce_after` later (most suspicions under loss end with that ping's ACK,
+            // and each one spread makes the suspect sign and spread an ALIVE of ~3.4 KB).
             self.deadlines.set(Timer::SuspectPing(p.target), now);
+            let at = now + self.config.announce_after;
+            self.deadlines.set(Timer::Announce(p.target), at);
             self.counters.suspicions += 1;
-            self.enqueue(Update::Suspect {
-                peer: p.target,
-                incarnation: inc,
-            });
         }
     }
 

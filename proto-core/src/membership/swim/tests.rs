@@ -211,6 +211,7 @@ fn news_goes_out_at_once() {
     let hint = Update::Suspect {
         peer: x,
         incarnation: 0,
+        by: None,
     };
     s.handle_message(now, c, ping_with(7, hint.clone()), &[]);
     let pinged: Vec<PeerId> = core::iter::from_fn(|| s.poll())
@@ -349,7 +350,11 @@ mod timers {
                     incarnation: 1,
                     signature: SignatureBytes::from_array([0; SIGNATURE_LEN]),
                 },
-                1 => Update::Suspect { peer, incarnation },
+                1 => Update::Suspect {
+                    peer,
+                    incarnation,
+                    by: None,
+                },
                 _ => Update::Dead { peer, incarnation },
             };
             Gossip { update, hops: 1 }
@@ -450,6 +455,7 @@ fn lies_about_this_node_cost_at_most_one_signature_per_period() {
             Update::Suspect {
                 peer: me,
                 incarnation,
+                by: None,
             }
         };
         ping_with(incarnation, update)
@@ -508,6 +514,7 @@ fn unverifiable_claims_about_others_are_dropped() {
             Update::Suspect {
                 peer: victim,
                 incarnation,
+                by: None,
             },
         )
     };
@@ -530,4 +537,261 @@ fn unverifiable_claims_about_others_are_dropped() {
         "a claim at the known incarnation was not passed on"
     );
     assert_eq!(s.counters().unverifiable_claims, 1);
+}
+
+/// A node starts at an incarnation derived from its boot count (`1 << 32` on the first boot)
+/// but its peers know it at 0 until they see an ALIVE: their suspicion names 0. Before, the
+/// node took such a claim for one already refuted and answered nothing, so no suspicion of it
+/// was ever refuted (membership-loss10 with a changed trajectory: one live node declared dead).
+/// Now it signs its current incarnation once and, later, passes the same ALIVE on again.
+#[test]
+fn a_suspicion_below_the_current_incarnation_is_answered_with_the_latest_alive() {
+    use rand_core::SeedableRng;
+    let t0 = Timestamp::from_secs(1_800_000_000);
+    let mut rng = machine::Rng::from_seed([7; 32]);
+    let (me, peer) = (PeerId::from_bytes([5; 32]), PeerId::from_bytes([1; 32]));
+    let mut s = Swim::new(Config::default(), me, 1 << 32);
+    s.add_member(t0, peer, &mut rng);
+    let stale = Update::Suspect {
+        peer: me,
+        incarnation: 0,
+        by: None,
+    };
+    s.handle_message(t0, peer, ping_with(1, stale.clone()), &[]);
+    let refutes: Vec<u64> = core::iter::from_fn(|| s.poll())
+        .filter_map(|o| match o {
+            Output::Refute { incarnation } => Some(incarnation),
+            _ => None,
+        })
+        .collect();
+    // The current incarnation, unchanged: nobody suspected it.
+    assert_eq!(refutes, [1 << 32]);
+    assert_eq!(s.incarnation(), 1 << 32);
+    s.publish_alive(
+        1 << 32,
+        SignatureBytes::from_array([3; crate::crypto::SIGNATURE_LEN]),
+    );
+    // The ALIVE goes out on the next frames, to the suspecting peer first.
+    let carries_alive = |m: &Message| {
+        match m {
+        Message::Ping { updates, .. } | Message::Ack { updates, .. } => updates
+            .iter()
+            .any(|g| matches!(g.update, Update::Alive { peer: p, incarnation, .. } if p == me && incarnation == 1 << 32)),
+        _ => false,
+    }
+    };
+    let spread = |s: &mut Swim, now: Timestamp| -> usize {
+        let mut n = 0;
+        for k in 0..10u64 {
+            let at = now + TimeDelta::from_millis(10 * k);
+            s.handle_message(
+                at,
+                peer,
+                ping_with(
+                    100 + k,
+                    Update::Suspect {
+                        peer: PeerId::from_bytes([9; 32]),
+                        incarnation: 0,
+                        by: None,
+                    },
+                ),
+                &[],
+            );
+            n += core::iter::from_fn(|| s.poll())
+                .filter(|o| matches!(o, Output::Send { message, .. } if carries_alive(message)))
+                .count();
+        }
+        n
+    };
+    assert!(spread(&mut s, t0) > 0);
+    // Long after that ALIVE was spent, another peer still suspects incarnation 0: the same
+    // ALIVE goes out again, without a new signature.
+    let later = t0 + TimeDelta::from_secs(30);
+    assert_eq!(spread(&mut s, later), 0);
+    s.handle_message(later, peer, ping_with(200, stale), &[]);
+    let resigned = core::iter::from_fn(|| s.poll())
+        .filter(|o| matches!(o, Output::Refute { .. }))
+        .count();
+    assert_eq!(resigned, 0);
+    assert!(spread(&mut s, later) > 0);
+    assert_eq!(s.counters().refutations, 1);
+}
+
+/// A suspicion of the current incarnation that comes within a probe period of the last
+/// refutation is refuted when the period ends, not dropped.
+#[test]
+fn a_deferred_refutation_is_made_when_the_period_ends() {
+    use rand_core::SeedableRng;
+    let t0 = Timestamp::from_secs(1_800_000_000);
+    let mut rng = machine::Rng::from_seed([8; 32]);
+    let (me, peer) = (PeerId::from_bytes([5; 32]), PeerId::from_bytes([1; 32]));
+    let mut s = Swim::new(Config::default(), me, 0);
+    s.add_member(t0, peer, &mut rng);
+    let suspect = |inc| Update::Suspect {
+        peer: me,
+        incarnation: inc,
+        by: None,
+    };
+    let refutes = |s: &mut Swim| -> Vec<u64> {
+        core::iter::from_fn(|| s.poll())
+            .filter_map(|o| match o {
+                Output::Refute { incarnation } => Some(incarnation),
+                _ => None,
+            })
+            .collect()
+    };
+    s.handle_message(t0, peer, ping_with(1, suspect(0)), &[]);
+    assert_eq!(refutes(&mut s), [1]);
+    let soon = t0 + TimeDelta::from_millis(200);
+    s.handle_message(soon, peer, ping_with(2, suspect(1)), &[]);
+    assert_eq!(refutes(&mut s), [0u64; 0]);
+    let end = t0 + Config::default().probe_interval;
+    assert!(s.poll_timeout().is_some_and(|t| t <= end));
+    s.handle_timeout(end, &mut rng);
+    assert_eq!(refutes(&mut s), [2]);
+}
+
+/// Runs `s`'s timers every 10 ms from `from` to `until`, answering nobody; returns the updates
+/// it sent, in order.
+fn silent_until(
+    s: &mut Swim,
+    rng: &mut machine::Rng,
+    from: Timestamp,
+    until: Timestamp,
+) -> Vec<Update> {
+    let mut sent = Vec::new();
+    let mut now = from;
+    while now <= until {
+        s.handle_timeout(now, rng);
+        for o in core::iter::from_fn(|| s.poll()) {
+            if let Output::Send {
+                message: Message::Ping { updates, .. } | Message::Ack { updates, .. },
+                ..
+            } = o
+            {
+                sent.extend(updates.iter().map(|g| g.update.clone()));
+            }
+        }
+        now += TimeDelta::from_millis(10);
+    }
+    sent
+}
+
+/// A node that fails to reach a member suspects it, pings it at once, and spreads the
+/// suspicion (naming itself as its issuer) only if it still holds `announce_after` later; a
+/// PING from the suspect ends it unspread.
+#[test]
+fn a_suspicion_is_spread_only_if_it_outlives_its_first_ping() {
+    let (x, y) = (PeerId::from_bytes([1; 32]), PeerId::from_bytes([2; 32]));
+    let me = PeerId::from_bytes([0; 32]);
+    let suspected = |s: &Swim| s.members.get(&x).is_some_and(|m| m.suspicion.is_some());
+    let spread = |sent: &[Update]| {
+        sent.iter()
+            .any(|u| matches!(u, Update::Suspect { peer, by, .. } if *peer == x && *by == Some(me)))
+    };
+    // x never answers; y answers everything (so the probes of x go indirect through y, and
+    // fail).
+    for answer_in_time in [false, true] {
+        let (mut s, mut rng) = node_with(3, &[x, y]);
+        let mut now = T0;
+        while !suspected(&s) {
+            now += TimeDelta::from_millis(10);
+            s.handle_timeout(now, &mut rng);
+            let out: Vec<Output> = core::iter::from_fn(|| s.poll()).collect();
+            for o in out {
+                if let Output::Send {
+                    to,
+                    message: Message::Ping { seq, .. },
+                } = o
+                    && to == y
+                {
+                    let ack = Message::Ack {
+                        seq,
+                        view: None,
+                        updates: Updates::default(),
+                    };
+                    s.handle_message(now, y, ack, &[]);
+                }
+            }
+        }
+        let began = now;
+        if answer_in_time {
+            // x's PING arrives 50 ms after the suspicion began.
+            let at = began + TimeDelta::from_millis(50);
+            let ping = Message::Ping {
+                seq: 1,
+                want_view: false,
+                updates: Updates::default(),
+                rtt_us: None,
+            };
+            let before = silent_until(&mut s, &mut rng, began, at - TimeDelta::from_millis(10));
+            s.handle_message(at, x, ping, &[]);
+            assert!(!suspected(&s));
+            let after = silent_until(&mut s, &mut rng, at, began + TimeDelta::from_secs(1));
+            assert!(
+                !spread(&before) && !spread(&after),
+                "a cleared suspicion was spread"
+            );
+        } else {
+            let announce = Config::default().announce_after;
+            let early = silent_until(
+                &mut s,
+                &mut rng,
+                began,
+                began + announce - TimeDelta::from_millis(10),
+            );
+            assert!(!spread(&early), "spread before announce_after");
+            let late = silent_until(
+                &mut s,
+                &mut rng,
+                began + announce,
+                began + announce + TimeDelta::from_millis(500),
+            );
+            assert!(spread(&late), "not spread after announce_after");
+        }
+    }
+}
+
+/// Lifeguard's confirmations are independent suspicions: each issuer counts once, however
+/// many neighbours pass its suspicion on, and this node's own suspicion passed back to it
+/// counts not at all (it used to, and under 10 % loss shortened suspicions of live peers to
+/// the minimum: a false verdict in membership-loss10 once the trajectory changed).
+#[test]
+fn only_distinct_other_issuers_confirm_a_suspicion() {
+    let x = PeerId::from_bytes([1; 32]);
+    let me = PeerId::from_bytes([0; 32]);
+    let relays: Vec<PeerId> = (10..16).map(|b| PeerId::from_bytes([b; 32])).collect();
+    let mut members = relays.clone();
+    members.push(x);
+    let (mut s, mut rng) = node_with(4, &members);
+    s.members.get_mut(&x).unwrap().suspicion = Some(Suspicion {
+        since: T0,
+        confirmations: BTreeSet::new(),
+    });
+    let _ = &mut rng;
+    let hint = |by: Option<PeerId>| Update::Suspect {
+        peer: x,
+        incarnation: 0,
+        by,
+    };
+    let held = |s: &Swim| {
+        s.members[&x]
+            .suspicion
+            .as_ref()
+            .map(|v| v.confirmations.len())
+    };
+    // Our own suspicion, passed back by three neighbours.
+    for r in &relays[..3] {
+        s.handle_message(T0, *r, ping_with(1, hint(Some(me))), &[]);
+    }
+    assert_eq!(held(&s), Some(0));
+    // One issuer's, passed on by three neighbours: one confirmation.
+    let other = PeerId::from_bytes([20; 32]);
+    for r in &relays[..3] {
+        s.handle_message(T0, *r, ping_with(2, hint(Some(other))), &[]);
+    }
+    assert_eq!(held(&s), Some(1));
+    // A neighbour's own (no issuer named: the sender) is another.
+    s.handle_message(T0, relays[4], ping_with(3, hint(None)), &[]);
+    assert_eq!(held(&s), Some(2));
 }
