@@ -170,15 +170,20 @@ impl World {
         conn: u64,
         frame: Bytes,
     ) {
-        // "D", time, from, to (little-endian u64s), then the frame: one header update instead
-        // of four small ones (the same bytes, so the same hash).
-        let mut head = [0u8; 25];
+        // "D", time, from, to, the frame's length and a 64-bit digest of it (little-endian
+        // u64s): one update of 41 bytes. Hashing every frame's bytes into the trace was ~5 % of
+        // a 10,000-node run (3.5 GB of frames); the digest changes with any byte of the frame.
+        use core::hash::BuildHasher;
+        let digest =
+            foldhash::fast::FixedState::with_seed(0x6865_6172_7361_7921).hash_one(&frame[..]);
+        let mut head = [0u8; 41];
         head[0] = b'D';
         head[1..9].copy_from_slice(&now.as_micros().to_le_bytes());
         head[9..17].copy_from_slice(&(from as u64).to_le_bytes());
         head[17..25].copy_from_slice(&(to as u64).to_le_bytes());
+        head[25..33].copy_from_slice(&(frame.len() as u64).to_le_bytes());
+        head[33..41].copy_from_slice(&digest.to_le_bytes());
         self.trace.update(&head);
-        self.trace.update(&frame);
         let Some(c) = self.conns.get(&conn) else {
             self.stats.lost_dead += 1;
             return;
