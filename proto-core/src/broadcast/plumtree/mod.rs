@@ -47,7 +47,7 @@ pub struct Config {
     /// The longest an announced message may be missing before a GRAFT asks for it ("timeout
     /// 1"), and the wait while no round-trip time is known (SPEC.md §15.4). Default 500 ms.
     pub ihave_timeout: TimeDelta,
-    /// The shortest such wait, however fast the links. Default 5 ms.
+    /// The shortest such wait, however fast the links. Default 2 ms.
     pub ihave_timeout_min: TimeDelta,
     /// The longest a GRAFT may go unanswered before the next announcer is asked ("timeout 2"),
     /// and the wait while the announcer's round-trip time is unknown. Default 250 ms.
@@ -60,7 +60,7 @@ pub struct Config {
     /// The longest IHAVE entries wait to be batched (a peer's smoothed RTT when shorter).
     /// Default 50 ms.
     pub ihave_delay: TimeDelta,
-    /// The shortest batching wait. Default 2 ms.
+    /// The shortest batching wait. Default 1 ms.
     pub ihave_delay_min: TimeDelta,
     /// The tree optimisation: a lazy link that delivers announcements this many hops earlier
     /// than the eager one replaces it. Default 3.
@@ -95,12 +95,12 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             ihave_timeout: TimeDelta::from_millis(500),
-            ihave_timeout_min: TimeDelta::from_millis(5),
+            ihave_timeout_min: TimeDelta::from_millis(2),
             graft_timeout: TimeDelta::from_millis(250),
             graft_timeout_min: TimeDelta::from_millis(5),
             repair_rtos: 2,
             ihave_delay: TimeDelta::from_millis(50),
-            ihave_delay_min: TimeDelta::from_millis(2),
+            ihave_delay_min: TimeDelta::from_millis(1),
             optimization_threshold: 3,
             retention: TimeDelta::from_secs(600),
             cache_messages: 4096,

@@ -382,14 +382,14 @@ fn the_repair_waits_follow_the_measured_round_trip_times_within_their_bounds() {
         next_graft(&mut p, &mut r, T0 + ms(6)),
         (T0 + ms(12), peer(2))
     );
-    // 0.2 ms round trips (rto 0.6 ms): both at their 5 ms floor.
+    // 0.2 ms round trips (rto 0.6 ms): each at its floor (2 ms and 5 ms).
     let (mut p, mut r) = tree_with_rtts(Some(TimeDelta::from_micros(200)));
     p.handle(T0, ihave(1, 7), &mut r);
     p.handle(T0, ihave(2, 7), &mut r);
-    assert_eq!(next_graft(&mut p, &mut r, T0), (T0 + ms(5), peer(1)));
+    assert_eq!(next_graft(&mut p, &mut r, T0), (T0 + ms(2), peer(1)));
     assert_eq!(
-        next_graft(&mut p, &mut r, T0 + ms(5)),
-        (T0 + ms(10), peer(2))
+        next_graft(&mut p, &mut r, T0 + ms(2)),
+        (T0 + ms(7), peer(2))
     );
 
     // 40 ms round trips (rto 120 ms): 2 rto = 240 ms, then 240 ms (under the 250 ms cap).
@@ -419,7 +419,13 @@ fn the_repair_waits_follow_the_measured_round_trip_times_within_their_bounds() {
 #[test]
 fn announcements_are_batched_for_the_peer_s_round_trip_time_within_bounds() {
     let ms = TimeDelta::from_millis;
-    for (rtt, wait) in [(None, ms(50)), (Some(ms(1)), ms(2)), (Some(ms(20)), ms(20))] {
+    let us = TimeDelta::from_micros;
+    for (rtt, wait) in [
+        (None, ms(50)),
+        (Some(us(300)), ms(1)),
+        (Some(ms(2)), ms(2)),
+        (Some(ms(20)), ms(20)),
+    ] {
         let (mut p, mut r) = tree_with_rtts(rtt);
         let input = Input::Publish {
             message: message(3, true, T0),
