@@ -467,6 +467,7 @@ impl Swim {
             self.deadlines.cancel(&Timer::NextProbe(*peer));
             self.deadlines.cancel(&Timer::Verdict(*peer));
             self.deadlines.cancel(&Timer::SuspectPing(*peer));
+            self.deadlines.cancel(&Timer::Announce(*peer));
         }
     }
 
