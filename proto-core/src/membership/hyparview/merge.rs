@@ -150,7 +150,7 @@ impl HyParView {
             if let Some(c) = self.component.as_mut() {
                 c.restart(now);
             }
-            self.add_active(from, addresses, rng);
+            self.add_active(from, addresses, false, rng);
         } else if !self.active.contains_key(&from) {
             self.out.push_back(Output::Disconnect { peer: from });
         }
@@ -215,7 +215,14 @@ impl HyParView {
         let Some(target) = sample(candidates, 1, rng).pop() else {
             return;
         };
-        if self.attempt(now, target.peer, target.addresses, Purpose::Probe, false) {
+        if self.attempt(
+            now,
+            target.peer,
+            target.addresses,
+            Purpose::Probe,
+            Origin::Invited,
+            false,
+        ) {
             self.counters.merge_probes += 1;
         }
     }

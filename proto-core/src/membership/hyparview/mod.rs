@@ -11,6 +11,7 @@
 //! failed) and retries them with exponential back-off for a while: when a partition heals, the
 //! first retry that gets through re-merges the two halves without help from the application.
 
+mod admission;
 mod merge;
 mod message;
 mod receive;
@@ -47,6 +48,10 @@ pub struct Config {
     /// First pause between shuffles, and the pause again whenever the active view changed
     /// since the last shuffle. Default 10 s.
     pub shuffle_interval: TimeDelta,
+    /// A node whose active view gains its first neighbour shuffles this soon (± 25 %) if its
+    /// next shuffle is later: its passive view then holds more than its join walk found before
+    /// anything can fail. Default 2 s.
+    pub first_shuffle: TimeDelta,
     /// While the active view loses no one, the pause grows fourfold after each shuffle up to this.
     /// Default 60 s.
     pub shuffle_interval_max: TimeDelta,
@@ -80,6 +85,15 @@ pub struct Config {
     /// Island merging (component roots and probes, [`MergeConfig`]). Default off: the node-level
     /// overlay turns it on; topic overlays merge through their own beacons and walks.
     pub merge: Option<MergeConfig>,
+    /// Active places kept for neighbours this node chose itself (§13.7): the longest-standing
+    /// chosen neighbours, this many, cannot be evicted by anything a peer sends (nor can the
+    /// longest-standing neighbour of any kind). Default 2.
+    pub reserved: usize,
+    /// Most tried peers remembered (chosen neighbours of long standing that went without
+    /// failing; asked first when a reserved place is empty). Default 8.
+    pub tried: usize,
+    /// How long a chosen neighbour must stay to count as tried. Default 30 s.
+    pub tried_after: TimeDelta,
 }
 
 impl Default for Config {
@@ -91,6 +105,7 @@ impl Default for Config {
             shuffle_ttl: 6,
             prwl: 3,
             shuffle_interval: TimeDelta::from_secs(10),
+            first_shuffle: TimeDelta::from_secs(2),
             shuffle_interval_max: TimeDelta::from_secs(60),
             shuffle_active: 3,
             shuffle_passive: 4,
@@ -105,6 +120,9 @@ impl Default for Config {
             request_retry: TimeDelta::from_secs(1),
             join_rate: 50,
             merge: None,
+            reserved: 2,
+            tried: 8,
+            tried_after: TimeDelta::from_secs(30),
         }
     }
 }
@@ -247,8 +265,21 @@ enum Purpose {
     Probe,
 }
 
+/// Who picked the peer of an attempt, and so whether the link it makes counts towards the
+/// reserved places (§13.7).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Origin {
+    /// This node, from its own views, tried peers or contacts.
+    Chosen,
+    /// Someone else: a FORWARD_JOIN's joiner, an introduction, a link asked for by a topic walk,
+    /// a merge probe.
+    Invited,
+}
+
 #[derive(Debug, Clone)]
 struct Attempt {
+    /// Whether this node chose the peer ([`Origin::Chosen`]).
+    chosen: bool,
     purpose: Purpose,
     addresses: Addresses,
     /// Whether the request went out on an established connection (it is then sent again every
@@ -261,6 +292,8 @@ struct Attempt {
 #[derive(Debug, Clone)]
 struct Lost {
     addresses: Addresses,
+    /// Whether it held a chosen place (a successful retry takes one again).
+    chosen: bool,
     lost_at: Timestamp,
     /// When to retry (its timer is set while no attempt to the peer is in flight).
     next_try: Timestamp,
@@ -275,6 +308,14 @@ crate::machine::internal_struct! {
         me: PeerId,
         my_addresses: Addresses,
         active: BTreeMap<PeerId, Addresses>,
+        /// When each active neighbour entered the view.
+        active_since: BTreeMap<PeerId, Timestamp>,
+        /// The active neighbours this node chose itself (§13.7).
+        chosen: BTreeSet<PeerId>,
+        /// Chosen neighbours of long standing that went without failing (§13.7).
+        tried: BTreeMap<PeerId, admission::Tried>,
+        /// Until when the node is under pressure (an invited newcomer evicted a neighbour).
+        pressure_until: Timestamp,
         passive: BTreeMap<PeerId, Addresses>,
         attempts: BTreeMap<PeerId, Attempt>,
         lost: BTreeMap<PeerId, Lost>,
@@ -335,6 +376,10 @@ impl HyParView {
             me,
             my_addresses,
             active: BTreeMap::new(),
+            active_since: BTreeMap::new(),
+            chosen: BTreeSet::new(),
+            tried: BTreeMap::new(),
+            pressure_until: Timestamp::EPOCH,
             passive: BTreeMap::new(),
             attempts: BTreeMap::new(),
             lost: BTreeMap::new(),
@@ -512,7 +557,14 @@ impl HyParView {
             if c.peer == self.me || self.active.contains_key(&c.peer) {
                 continue;
             }
-            self.attempt(now, c.peer, c.addresses, Purpose::Join, false);
+            self.attempt(
+                now,
+                c.peer,
+                c.addresses,
+                Purpose::Join,
+                Origin::Chosen,
+                false,
+            );
         }
     }
 
@@ -540,6 +592,7 @@ impl HyParView {
             origin.peer,
             origin.addresses,
             Purpose::Neighbor(Priority::High),
+            Origin::Invited,
             false,
         )
     }
@@ -554,6 +607,7 @@ impl HyParView {
             peer.peer,
             peer.addresses,
             Purpose::Neighbor(Priority::High),
+            Origin::Invited,
             false,
         )
     }
@@ -562,6 +616,8 @@ impl HyParView {
     fn forget_all(&mut self) {
         self.left = true;
         self.active.clear();
+        self.active_since.clear();
+        self.chosen.clear();
         self.attempts.clear();
         self.lost.clear();
         self.deadlines.clear();
@@ -573,6 +629,7 @@ impl HyParView {
         peer: PeerId,
         addresses: Addresses,
         purpose: Purpose,
+        origin: Origin,
         retry: bool,
     ) -> bool {
         if self.attempts.contains_key(&peer) {
@@ -586,6 +643,7 @@ impl HyParView {
             now,
             peer,
             Attempt {
+                chosen: origin == Origin::Chosen,
                 purpose,
                 addresses: addresses.clone(),
                 sent: false,
@@ -630,12 +688,13 @@ impl HyParView {
             self.counters.attempts_failed += 1;
             self.attempt_failed(now, peer, a);
         }
-        if let Some(addresses) = self.active.remove(&peer) {
+        let chosen = self.chosen.contains(&peer);
+        if let Some(addresses) = self.remove_active(&peer, false) {
             self.out.push_back(Output::NeighborDown {
                 peer,
                 reason: DownReason::Disconnected,
             });
-            self.remember_lost(now, peer, addresses);
+            self.remember_lost(now, peer, addresses, chosen);
             self.repair(now, rng, true, &[peer]);
         }
     }
@@ -643,13 +702,14 @@ impl HyParView {
     /// [`Input::Failed`].
     fn failed(&mut self, now: Timestamp, peer: PeerId, rng: &mut machine::Rng) {
         self.passive.remove(&peer);
-        if let Some(addresses) = self.active.remove(&peer) {
+        let chosen = self.chosen.contains(&peer);
+        if let Some(addresses) = self.remove_active(&peer, true) {
             self.out.push_back(Output::NeighborDown {
                 peer,
                 reason: DownReason::Failed,
             });
             self.out.push_back(Output::Disconnect { peer });
-            self.remember_lost(now, peer, addresses);
+            self.remember_lost(now, peer, addresses, chosen);
             self.repair(now, rng, true, &[peer]);
         }
     }
@@ -659,7 +719,8 @@ impl HyParView {
         self.passive.remove(&peer);
         self.lost.remove(&peer);
         self.take_attempt(&peer);
-        if self.active.remove(&peer).is_some() {
+        self.tried.remove(&peer);
+        if self.remove_active(&peer, true).is_some() {
             self.out.push_back(Output::NeighborDown {
                 peer,
                 reason: DownReason::Left,
@@ -681,7 +742,7 @@ impl HyParView {
         }
     }
 
-    fn remember_lost(&mut self, now: Timestamp, peer: PeerId, addresses: Addresses) {
+    fn remember_lost(&mut self, now: Timestamp, peer: PeerId, addresses: Addresses, chosen: bool) {
         // With `max_lost` 0 nothing is remembered (the eviction below would make room for one).
         if self.left || self.config.max_lost == 0 {
             return;
@@ -702,6 +763,7 @@ impl HyParView {
             peer,
             Lost {
                 addresses,
+                chosen,
                 lost_at: now,
                 next_try: now + backoff,
                 backoff,
@@ -712,87 +774,6 @@ impl HyParView {
 
     fn take_join_token(&mut self, now: Timestamp) -> bool {
         self.join_tokens.take(now)
-    }
-
-    fn add_active(&mut self, peer: PeerId, addresses: Addresses, rng: &mut machine::Rng) {
-        if peer == self.me {
-            return;
-        }
-        if let Some(a) = self.active.get_mut(&peer) {
-            if !addresses.is_empty() {
-                *a = addresses;
-            }
-            return;
-        }
-        if self.active.len() >= self.config.active_view {
-            // Evict a random active peer to make room, one the failure detector suspects last.
-            let spared = core::mem::take(&mut self.spared);
-            let victim = self
-                .random_active_except(&spared, rng)
-                .or_else(|| self.random_active_except(&[], rng));
-            self.spared = spared;
-            if let Some(victim) = victim
-                && let Some(va) = self.active.remove(&victim)
-            {
-                self.out.push_back(Output::Send {
-                    to: victim,
-                    message: Message::Disconnect,
-                });
-                self.out.push_back(Output::Disconnect { peer: victim });
-                self.out.push_back(Output::NeighborDown {
-                    peer: victim,
-                    reason: DownReason::Replaced,
-                });
-                self.passive_insert_evicting(victim, va, None);
-            }
-        }
-        self.passive.remove(&peer);
-        self.lost.remove(&peer);
-        self.active.insert(peer, addresses);
-        self.arm_lost(peer);
-        self.out.push_back(Output::NeighborUp { peer });
-    }
-
-    fn add_passive(
-        &mut self,
-        peer: PeerId,
-        addresses: Addresses,
-        prefer_evict: &[PeerId],
-        rng: &mut machine::Rng,
-    ) {
-        if peer == self.me
-            || self.active.contains_key(&peer)
-            || self.passive.contains_key(&peer)
-            || self.config.passive_view == 0
-        {
-            return;
-        }
-        let pick = (rng.next_u64() as usize, prefer_evict);
-        self.passive_insert_evicting(peer, addresses, Some(pick));
-    }
-
-    fn passive_insert_evicting(
-        &mut self,
-        peer: PeerId,
-        addresses: Addresses,
-        pick: Option<(usize, &[PeerId])>,
-    ) {
-        if self.passive.len() >= self.config.passive_view {
-            let victim = match pick {
-                Some((r, prefer)) => prefer
-                    .iter()
-                    .find(|p| self.passive.contains_key(p))
-                    .copied()
-                    .or_else(|| self.passive.keys().nth(r % self.passive.len()).copied()),
-                None => self.passive.keys().next().copied(),
-            };
-            if let Some(v) = victim {
-                self.passive.remove(&v);
-            }
-        }
-        if self.passive.len() < self.config.passive_view {
-            self.passive.insert(peer, addresses);
-        }
     }
 
     fn random_active_except(&self, except: &[PeerId], rng: &mut machine::Rng) -> Option<PeerId> {
@@ -827,6 +808,7 @@ impl HyParView {
             return;
         }
         self.next_repair = now + self.repair_backoff.max(self.config.repair_interval);
+        self.refill_reserve(now, rng, exclude);
         let in_flight = self
             .attempts
             .values()
@@ -867,6 +849,7 @@ impl HyParView {
                 info.peer,
                 info.addresses,
                 Purpose::Neighbor(priority),
+                Origin::Chosen,
                 false,
             );
         }
@@ -972,6 +955,8 @@ fn jitter(rng: &mut machine::Rng, base: TimeDelta) -> TimeDelta {
     TimeDelta::from_micros(base.as_micros() - quarter + rng.next_u64() % span)
 }
 
+#[cfg(test)]
+mod admission_tests;
 #[cfg(test)]
 mod bounds_tests;
 #[cfg(test)]

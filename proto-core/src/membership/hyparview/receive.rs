@@ -39,7 +39,7 @@ impl HyParView {
                     self.counters.unexpected += 1;
                     return;
                 };
-                self.add_active(from, addresses.clone(), rng);
+                self.add_active(from, addresses.clone(), false, rng);
                 self.out.push_back(Output::Send {
                     to: from,
                     message: accepted,
@@ -95,6 +95,7 @@ impl HyParView {
                             node.peer,
                             node.addresses,
                             Purpose::Neighbor(Priority::High),
+                            Origin::Invited,
                             false,
                         );
                     }
@@ -125,7 +126,7 @@ impl HyParView {
                     self.repair_backoff = self.config.repair_interval;
                     self.lost.remove(&from);
                     self.arm_lost(from);
-                    self.add_active(from, a.addresses, rng);
+                    self.add_active(from, a.addresses, a.chosen, rng);
                 } else {
                     self.counters.refused += 1;
                     self.add_passive(from, a.addresses, &[], rng);
@@ -142,7 +143,7 @@ impl HyParView {
                 }
             }
             Message::Disconnect => {
-                if let Some(addresses) = self.active.remove(&from) {
+                if let Some(addresses) = self.remove_active(&from, false) {
                     self.out.push_back(Output::NeighborDown {
                         peer: from,
                         reason: DownReason::Replaced,
@@ -174,7 +175,8 @@ impl HyParView {
                 let reply = self.sample_passive(nodes.len().max(1), rng);
                 let reply = BoundedVec::new(reply).unwrap_or_default();
                 let sent: Vec<PeerId> = reply.iter().map(|i| i.peer).collect();
-                for info in nodes.into_vec() {
+                let intake = self.shuffle_intake();
+                for info in nodes.into_vec().into_iter().take(intake) {
                     self.add_passive(info.peer, info.addresses, &sent, rng);
                 }
                 self.answer_shuffle(from, origin.peer, reply);
@@ -198,7 +200,7 @@ impl HyParView {
         rng: &mut machine::Rng,
     ) {
         if link {
-            self.add_active(from, addresses.unwrap_or_default(), rng);
+            self.add_active(from, addresses.unwrap_or_default(), false, rng);
             self.take_attempt(&from);
         }
         self.out.push_back(Output::Send {

@@ -130,7 +130,8 @@ impl HyParView {
     ) {
         self.counters.shuffles += 1;
         let sent = core::mem::take(&mut self.last_shuffle_sent);
-        for info in nodes.into_vec() {
+        let intake = self.shuffle_intake();
+        for info in nodes.into_vec().into_iter().take(intake) {
             self.add_passive(info.peer, info.addresses, &sent, rng);
         }
     }

@@ -72,11 +72,17 @@ impl HyParView {
             // Until this attempt fails or succeeds, do not fire again.
             l.next_try = now + self.config.attempt_timeout + l.backoff;
             let addresses = l.addresses.clone();
+            let origin = if l.chosen {
+                Origin::Chosen
+            } else {
+                Origin::Invited
+            };
             self.attempt(
                 now,
                 peer,
                 addresses,
                 Purpose::Neighbor(Priority::High),
+                origin,
                 true,
             );
             // The attempt may not have started (too many in flight): then the retry waits.
@@ -102,7 +108,9 @@ impl HyParView {
         // A repair round runs when its timer is due, and only then: what a node does never
         // depends on how often it is woken (the timer is set while the active view has room
         // and the passive view has candidates, at `next_repair`, which may have passed).
-        if periodic.contains(&Timer::Repair) {
+        // What ran above may have made a repair wanted whose time has come (a chosen attempt
+        // expired): it runs now rather than leave its timer in the past.
+        if periodic.contains(&Timer::Repair) || (self.repair_wanted() && self.next_repair <= now) {
             self.repair(now, rng, false, &[]);
         }
         let merging = take_due(&mut self.deadlines, now, |t| match t {
@@ -128,11 +136,18 @@ impl HyParView {
         } else {
             self.deadlines.set(Timer::Rejoin, self.next_rejoin);
         }
-        if self.active.len() < self.config.active_view && !self.passive.is_empty() {
+        if self.repair_wanted() {
             self.deadlines.set(Timer::Repair, self.next_repair);
         } else {
             self.deadlines.cancel(&Timer::Repair);
         }
+    }
+
+    /// Whether the [`Timer::Repair`] is set: the active view has room and the passive view has
+    /// candidates, or a reserved place is empty and someone can be asked (§13.7).
+    fn repair_wanted(&self) -> bool {
+        (self.active.len() < self.config.active_view && !self.passive.is_empty())
+            || self.reserve_wanted()
     }
 
     /// Sets or cancels `peer`'s [`Timer::Lost`]: set while it is lost (never while active).
@@ -193,7 +208,14 @@ impl HyParView {
         if alone && !self.contacts.is_empty() {
             for c in self.contacts.clone() {
                 if c.peer != self.me {
-                    self.attempt(now, c.peer, c.addresses, Purpose::Join, false);
+                    self.attempt(
+                        now,
+                        c.peer,
+                        c.addresses,
+                        Purpose::Join,
+                        Origin::Chosen,
+                        false,
+                    );
                 }
             }
             self.rejoin_backoff = (self.rejoin_backoff + self.rejoin_backoff)

@@ -31,4 +31,102 @@ impl HyParView {
         self.spared
             .extend(peers.into_iter().filter(|p| self.active.contains_key(p)));
     }
+
+    /// Adds `peer` to the active view, `chosen` if this node picked it itself (§13.7). A full
+    /// view first evicts a random neighbour that is not protected, one the failure detector
+    /// suspects last (and, only where every neighbour is protected, a random one).
+    pub(super) fn add_active(
+        &mut self,
+        peer: PeerId,
+        addresses: Addresses,
+        chosen: bool,
+        rng: &mut machine::Rng,
+    ) {
+        if peer == self.me {
+            return;
+        }
+        if let Some(a) = self.active.get_mut(&peer) {
+            if !addresses.is_empty() {
+                *a = addresses;
+            }
+            return;
+        }
+        if self.active.len() >= self.config.active_view {
+            let victim = self
+                .eviction_victim(rng)
+                .or_else(|| self.random_active_except(&[], rng));
+            if let Some(victim) = victim
+                && let Some(va) = self.remove_active(&victim, false)
+            {
+                if !chosen {
+                    self.pressure_until = self.clock + admission::PRESSURE_WINDOW;
+                }
+                self.out.push_back(Output::Send {
+                    to: victim,
+                    message: Message::Disconnect,
+                });
+                self.out.push_back(Output::Disconnect { peer: victim });
+                self.out.push_back(Output::NeighborDown {
+                    peer: victim,
+                    reason: DownReason::Replaced,
+                });
+                self.passive_insert_evicting(victim, va, None);
+            }
+        }
+        self.passive.remove(&peer);
+        self.lost.remove(&peer);
+        if self.active.is_empty() {
+            let soon = self.clock + jitter(rng, self.config.first_shuffle);
+            self.next_shuffle = self.next_shuffle.min(soon);
+        }
+        self.active.insert(peer, addresses);
+        self.active_since.insert(peer, self.clock);
+        if chosen {
+            self.chosen.insert(peer);
+        }
+        self.arm_lost(peer);
+        self.out.push_back(Output::NeighborUp { peer });
+    }
+
+    pub(super) fn add_passive(
+        &mut self,
+        peer: PeerId,
+        addresses: Addresses,
+        prefer_evict: &[PeerId],
+        rng: &mut machine::Rng,
+    ) {
+        if peer == self.me
+            || self.active.contains_key(&peer)
+            || self.passive.contains_key(&peer)
+            || self.config.passive_view == 0
+        {
+            return;
+        }
+        let pick = (rng.next_u64() as usize, prefer_evict);
+        self.passive_insert_evicting(peer, addresses, Some(pick));
+    }
+
+    pub(super) fn passive_insert_evicting(
+        &mut self,
+        peer: PeerId,
+        addresses: Addresses,
+        pick: Option<(usize, &[PeerId])>,
+    ) {
+        if self.passive.len() >= self.config.passive_view {
+            let victim = match pick {
+                Some((r, prefer)) => prefer
+                    .iter()
+                    .find(|p| self.passive.contains_key(p))
+                    .copied()
+                    .or_else(|| self.passive.keys().nth(r % self.passive.len()).copied()),
+                None => self.passive.keys().next().copied(),
+            };
+            if let Some(v) = victim {
+                self.passive.remove(&v);
+            }
+        }
+        if self.passive.len() < self.config.passive_view {
+            self.passive.insert(peer, addresses);
+        }
+    }
 }

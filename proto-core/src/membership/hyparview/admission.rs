@@ -1,0 +1,218 @@
+//! Admission under attack (SPEC.md §13.7): who may take a place in the active view, and whom a
+//! newcomer may displace.
+//!
+//! The paper's HyParView admits every JOIN and every high-priority NEIGHBOR by evicting a random
+//! active neighbour; an attacker with a dozen identities takes the whole view within seconds.
+//! Here:
+//! - an active neighbour this node *chose* (its join contact, a passive or tried entry it asked
+//!   itself, a lost neighbour it retried) is marked so; the `reserved` longest-standing chosen
+//!   neighbours, and the longest-standing neighbour of any kind, are *protected*: nothing a
+//!   peer sends can evict them (they leave only by failing, leaving, or closing the link);
+//! - a chosen neighbour that stayed `tried_after` and then went (not by failing) is kept as
+//!   *tried*; while fewer than `reserved` chosen neighbours are active, repairs ask a tried
+//!   peer first, then the passive view, so the protected places refill from peers with a
+//!   record of good behaviour rather than from whatever the latest SHUFFLE offered. With a
+//!   full view that takes an eviction, so it happens only *under pressure*: within
+//!   [`PRESSURE_WINDOW`] of an invited newcomer having evicted a neighbour (a quiet overlay
+//!   does not churn for it);
+//! - one SHUFFLE or SHUFFLE_REPLY puts at most `shuffle_active + shuffle_passive + 1` entries
+//!   into the passive view (what an honest peer sends), however many it carries.
+
+use super::*;
+
+/// How long after an invited newcomer evicted a neighbour the node counts as under pressure
+/// and refills its reserved places even when that takes an eviction of its own.
+pub const PRESSURE_WINDOW: TimeDelta = TimeDelta::from_secs(60);
+
+/// A tried peer: where to reach it, and when it became tried (the oldest goes first).
+#[derive(Debug, Clone)]
+pub(super) struct Tried {
+    pub(super) addresses: Addresses,
+    pub(super) since: Timestamp,
+}
+
+#[cfg_attr(not(feature = "testing"), allow(dead_code))]
+impl HyParView {
+    /// The active neighbours no newcomer may evict: the `reserved` longest-standing chosen
+    /// ones and the longest-standing one of any kind.
+    pub(super) fn protected(&self) -> Vec<PeerId> {
+        let mut chosen: Vec<(Timestamp, PeerId)> = self
+            .chosen
+            .iter()
+            .filter_map(|p| self.active_since.get(p).map(|s| (*s, *p)))
+            .collect();
+        chosen.sort_unstable();
+        let mut out: Vec<PeerId> = chosen
+            .into_iter()
+            .take(self.config.reserved)
+            .map(|(_, p)| p)
+            .collect();
+        if let Some((_, oldest)) = self
+            .active_since
+            .iter()
+            .map(|(p, s)| (*s, *p))
+            .min()
+            .filter(|(_, p)| !out.contains(p))
+        {
+            out.push(oldest);
+        }
+        out
+    }
+
+    /// Active neighbours this node chose itself (the reserved places count these).
+    pub fn chosen(&self) -> impl Iterator<Item = &PeerId> + '_ {
+        self.chosen.iter()
+    }
+
+    /// Peers that held a chosen place for `tried_after` and went without failing, oldest
+    /// first in id order.
+    pub fn tried(&self) -> impl Iterator<Item = &PeerId> + '_ {
+        self.tried.keys()
+    }
+
+    /// The neighbour to evict for a newcomer when the view is full: a random one that is
+    /// neither protected nor spared (one the failure detector suspects), else a random
+    /// unprotected one. `None` when every neighbour is protected (only when `active_view`
+    /// is at most `reserved + 1`).
+    pub(super) fn eviction_victim(&self, rng: &mut machine::Rng) -> Option<PeerId> {
+        let protected = self.protected();
+        let mut keep = protected.clone();
+        keep.extend(self.spared.iter().copied());
+        self.random_active_except(&keep, rng)
+            .or_else(|| self.random_active_except(&protected, rng))
+    }
+
+    /// Removes `peer` from the active view (and from the chosen places), remembering it as
+    /// tried if it was a chosen neighbour of long standing that went without failing.
+    pub(super) fn remove_active(&mut self, peer: &PeerId, failed: bool) -> Option<Addresses> {
+        let addresses = self.active.remove(peer)?;
+        let since = self.active_since.remove(peer);
+        let was_chosen = self.chosen.remove(peer);
+        if failed {
+            self.tried.remove(peer);
+        } else if was_chosen
+            && since.is_some_and(|s| self.clock.saturating_since(s) >= self.config.tried_after)
+        {
+            self.remember_tried(*peer, addresses.clone());
+        }
+        Some(addresses)
+    }
+
+    /// Adds `peer` to the tried peers, evicting the oldest when full.
+    fn remember_tried(&mut self, peer: PeerId, addresses: Addresses) {
+        if self.config.tried == 0 {
+            return;
+        }
+        if self.tried.len() >= self.config.tried
+            && !self.tried.contains_key(&peer)
+            && let Some(oldest) = self
+                .tried
+                .iter()
+                .min_by_key(|(p, t)| (t.since, **p))
+                .map(|(p, _)| *p)
+        {
+            self.tried.remove(&oldest);
+        }
+        self.tried.insert(
+            peer,
+            Tried {
+                addresses,
+                since: self.clock,
+            },
+        );
+    }
+
+    /// Chosen places still to fill: `reserved` minus the chosen neighbours and the chosen
+    /// attempts in flight.
+    pub(super) fn reserve_missing(&self) -> usize {
+        let in_flight = self.attempts.values().filter(|a| a.chosen).count();
+        self.config
+            .reserved
+            .min(self.config.active_view)
+            .saturating_sub(self.chosen.len() + in_flight)
+    }
+
+    /// Whether a chosen place may be refilled at `at`: the view has room, or the node is under
+    /// pressure.
+    fn may_refill(&self, at: Timestamp) -> bool {
+        self.active.len() < self.config.active_view || at < self.pressure_until
+    }
+
+    /// Whether a repair at its next time (`next_repair`) would fill a chosen place: one is
+    /// missing, it may be refilled then, and there is someone to ask.
+    pub(super) fn reserve_wanted(&self) -> bool {
+        self.reserve_missing() > 0
+            && self.may_refill(self.next_repair)
+            && (self
+                .tried
+                .keys()
+                .any(|p| !self.active.contains_key(p) && !self.attempts.contains_key(p))
+                || self.passive.keys().any(|p| !self.attempts.contains_key(p)))
+    }
+
+    /// One attempt at a missing chosen place: a tried peer first, else a passive entry (one
+    /// already connected first). Replies whether an attempt started.
+    pub(super) fn refill_reserve(
+        &mut self,
+        now: Timestamp,
+        rng: &mut machine::Rng,
+        exclude: &[PeerId],
+    ) -> bool {
+        if self.reserve_missing() == 0 || !self.may_refill(now) {
+            return false;
+        }
+        let free = |p: &PeerId, hv: &Self| {
+            !hv.active.contains_key(p) && !hv.attempts.contains_key(p) && !exclude.contains(p)
+        };
+        let tried: Vec<PeerInfo> = self
+            .tried
+            .iter()
+            .filter(|(p, _)| free(p, self))
+            .map(|(p, t)| PeerInfo {
+                peer: *p,
+                addresses: t.addresses.clone(),
+            })
+            .collect();
+        let choice = match pick_one(tried, rng) {
+            Some(c) => Some(c),
+            None => {
+                let (linked, unlinked): (Vec<PeerInfo>, Vec<PeerInfo>) = self
+                    .passive
+                    .iter()
+                    .filter(|(p, _)| free(p, self))
+                    .map(|(p, a)| PeerInfo {
+                        peer: *p,
+                        addresses: a.clone(),
+                    })
+                    .partition(|i| self.links.contains(&i.peer));
+                pick_one(linked, rng).or_else(|| pick_one(unlinked, rng))
+            }
+        };
+        let Some(info) = choice else {
+            return false;
+        };
+        let priority = if self.active.is_empty() {
+            Priority::High
+        } else {
+            Priority::Low
+        };
+        self.attempt(
+            now,
+            info.peer,
+            info.addresses,
+            Purpose::Neighbor(priority),
+            Origin::Chosen,
+            false,
+        )
+    }
+
+    /// Most entries one SHUFFLE or SHUFFLE_REPLY may put into the passive view.
+    pub(super) fn shuffle_intake(&self) -> usize {
+        self.config.shuffle_active + self.config.shuffle_passive + 1
+    }
+}
+
+/// One item chosen uniformly.
+fn pick_one<T>(items: Vec<T>, rng: &mut machine::Rng) -> Option<T> {
+    sample(items, 1, rng).pop()
+}
