@@ -669,6 +669,8 @@ impl Node {
                             if self.config.topics.beacon_tree {
                                 let input = plumtree::Input::SetTree(&links);
                                 t.plumtree.handle(now, input, &mut self.rng);
+                                let input = plumtree::Input::Parent(t.beacons.parent());
+                                t.plumtree.handle(now, input, &mut self.rng);
                             }
                         }
                     }
@@ -790,6 +792,13 @@ impl Node {
                     })
                 } else {
                     self.on_private_delivery(now, topic, message, author_key);
+                }
+            }
+            plumtree::Output::Distrust { peer } => {
+                // A parent that forwards nothing (§15.8): the tree stops using it.
+                if let Some(t) = self.topics.get_mut(&topic) {
+                    let input = tree::Input::Distrust(peer);
+                    StateMachine::handle(&mut t.beacons, now, input, &mut self.rng);
                 }
             }
             plumtree::Output::Penalise { peer } => {

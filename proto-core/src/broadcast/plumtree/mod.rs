@@ -31,12 +31,14 @@ use alloc::boxed::Box;
 use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
 use alloc::vec::Vec;
 
+mod announce;
 mod message;
 mod shorthand;
 #[cfg(test)]
 mod tests;
 mod timing;
 mod validator;
+mod watch;
 
 pub use message::{Announcement, MAX_IDS, Message, Payload};
 pub use validator::{RestoreError, SignatureValidator, Validator};
@@ -89,6 +91,12 @@ pub struct Config {
     /// to the owner as [`Output::Archive`], for an anchor's durable mailbox (SPEC.md §15.7).
     /// Default false.
     pub archive: bool,
+    /// In tree mode, how long after a message fetched with a GRAFT the parent's own copy is
+    /// awaited before it counts as missed by the parent (SPEC.md §15.8). Default 3 s.
+    pub parent_watch: TimeDelta,
+    /// Misses in a row, with nothing from the parent between them, that report the parent
+    /// ([`Output::Distrust`]). Default 3.
+    pub parent_misses: u32,
 }
 
 impl Default for Config {
@@ -112,6 +120,8 @@ impl Default for Config {
             max_announcers: 4,
             max_pending_ihave: 1024,
             archive: false,
+            parent_watch: TimeDelta::from_secs(3),
+            parent_misses: 3,
         }
     }
 }
@@ -152,6 +162,12 @@ pub enum Output {
         /// When it leaves the retention window.
         expires: Timestamp,
     },
+    /// The tree parent broke its promise `parent_misses` times in a row (SPEC.md §15.8): the
+    /// owner's tree should stop using it.
+    Distrust {
+        /// The parent.
+        peer: PeerId,
+    },
 }
 
 /// Running totals.
@@ -184,6 +200,8 @@ pub struct Counters {
     pub overflow: u64,
     /// Stored messages taken back by [`Input::Restore`].
     pub restored: u64,
+    /// Parents reported for missing messages they should have pushed ([`Output::Distrust`]).
+    pub parents_distrusted: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -200,6 +218,8 @@ struct Retained {
 #[derive(Debug, Clone)]
 struct Missing {
     announcers: VecDeque<(PeerId, u8)>,
+    /// Whether a GRAFT went for it.
+    grafted: bool,
 }
 
 /// Plumtree's timers. When several are due at once they run in this order (the key's), then
@@ -210,6 +230,8 @@ enum Timer {
     IHaveFlush,
     /// An announced message is still missing: GRAFT the next announcer, or give up.
     Missing(MessageId),
+    /// A message fetched with a GRAFT has waited its `parent_watch` for the parent's copy.
+    ParentWatch,
     /// The oldest retained message leaves the retention window.
     Retention,
 }
@@ -234,6 +256,9 @@ pub enum Input<'a> {
     /// messages) repair it; the hop-count optimisation is off, since the tree is already
     /// shallow.
     SetTree(&'a [PeerId]),
+    /// The owner's tree parent (none while this node is the root), watched for the messages
+    /// it should push down (SPEC.md §15.8).
+    Parent(Option<PeerId>),
     /// Broadcast a message this node authored (already signed). It is not delivered locally.
     Publish {
         /// The message.
@@ -283,6 +308,7 @@ impl core::fmt::Debug for Input<'_> {
             Input::NeighborDown(p) => f.debug_tuple("NeighborDown").field(p).finish(),
             Input::Rtt { peer, rtt } => f.debug_tuple("Rtt").field(peer).field(rtt).finish(),
             Input::SetTree(links) => f.debug_tuple("SetTree").field(links).finish(),
+            Input::Parent(p) => f.debug_tuple("Parent").field(p).finish(),
             Input::Publish { message, .. } => f
                 .debug_struct("Publish")
                 .field("message", message)
@@ -331,6 +357,12 @@ crate::machine::internal_struct! {
         tree_mode: bool,
         /// The owner's tree links (never pruned in tree mode).
         tree: BTreeSet<PeerId>,
+        /// The owner's tree parent, watched (§15.8).
+        parent: Option<PeerId>,
+        /// Messages fetched with a GRAFT awaiting the parent's copy, until when, oldest first.
+        watched: VecDeque<(Timestamp, MessageId)>,
+        /// Messages missed by the parent in a row.
+        parent_missed: u32,
         out: VecDeque<Output>,
         counters: Counters,
     }
@@ -367,6 +399,9 @@ impl Plumtree {
             deadlines: Deadlines::new(),
             tree_mode: false,
             tree: BTreeSet::new(),
+            parent: None,
+            watched: VecDeque::new(),
+            parent_missed: 0,
             out: VecDeque::new(),
             counters: Counters::default(),
         }
@@ -556,6 +591,7 @@ impl Plumtree {
         let id = payload.message.id();
         if self.seen.contains(&id) {
             self.counters.duplicates += 1;
+            self.parent_sent(&from, &id);
             // The sender pushes to us although we have the message: whatever we think of the
             // link, tell it to stop (the paper's rule; a PRUNE only sent when we saw the link
             // as eager would leave links pushing one way forever).
@@ -615,6 +651,9 @@ impl Plumtree {
         let expires = payload.message.timestamp + self.config.retention;
         // Kept one tick past the window, so that no instant accepts a replay.
         self.seen.insert(id, expires + TimeDelta::from_micros(1));
+        let grafted = self.missing.get(&id).is_some_and(|m| m.grafted);
+        self.parent_sent(&from, &id);
+        self.watch_parent(now, &from, &id, grafted);
         self.found(&id);
         self.counters.delivered += 1;
         self.out.push_back(Output::Deliver {
@@ -672,34 +711,6 @@ impl Plumtree {
             {
                 self.deadlines.set(Timer::IHaveFlush, at);
             }
-        }
-    }
-
-    fn on_ihave(&mut self, now: Timestamp, from: PeerId, entries: Vec<Announcement>) {
-        for a in entries {
-            if self.seen.contains(&a.id) {
-                self.optimize(from, a);
-                continue;
-            }
-            if let Some(m) = self.missing.get_mut(&a.id) {
-                if m.announcers.iter().all(|(p, _)| *p != from) {
-                    if m.announcers.len() < self.config.max_announcers {
-                        m.announcers.push_back((from, a.hops));
-                    } else {
-                        self.counters.overflow += 1;
-                    }
-                }
-                continue;
-            }
-            if self.missing.len() >= self.config.max_missing {
-                self.counters.overflow += 1;
-                continue;
-            }
-            let mut announcers = VecDeque::new();
-            announcers.push_back((from, a.hops));
-            self.missing.insert(a.id, Missing { announcers });
-            let at = now + self.ihave_wait(&from);
-            self.deadlines.set(Timer::Missing(a.id), at);
         }
     }
 
@@ -860,6 +871,7 @@ impl Plumtree {
             match timer {
                 Timer::IHaveFlush => self.flush_ihave(),
                 Timer::Missing(id) => self.still_missing(now, id),
+                Timer::ParentWatch => self.parent_watch_due(now),
                 Timer::Retention => {
                     while let Some((t, _)) = self.cache_order.front() {
                         if *t > now {
@@ -875,45 +887,6 @@ impl Plumtree {
         self.rejected.expire(now);
     }
 
-    /// Sends the IHAVE entries waiting, in batches of at most [`MAX_IDS`].
-    fn flush_ihave(&mut self) {
-        for (peer, entries) in core::mem::take(&mut self.pending_ihave) {
-            for chunk in entries.chunks(MAX_IDS) {
-                if let Ok(batch) = BoundedVec::new(chunk.to_vec()) {
-                    self.out.push_back(Output::Send {
-                        to: peer,
-                        message: Message::IHave(batch),
-                    });
-                }
-            }
-        }
-    }
-
-    /// `id` is still missing at its deadline: GRAFT the next announcer, or give up.
-    fn still_missing(&mut self, now: Timestamp, id: MessageId) {
-        let Some(m) = self.missing.get_mut(&id) else {
-            return;
-        };
-        match m.announcers.pop_front() {
-            Some((peer, _)) => {
-                let at = now + self.graft_wait(&peer);
-                self.deadlines.set(Timer::Missing(id), at);
-                self.counters.grafts_sent += 1;
-                self.lazy_peers.remove(&peer);
-                self.eager_peers.insert(peer);
-                let ids = BoundedVec::new(alloc::vec![id]).unwrap_or_default();
-                self.out.push_back(Output::Send {
-                    to: peer,
-                    message: Message::Graft(ids),
-                });
-            }
-            None => {
-                self.missing.remove(&id);
-                self.counters.missing_abandoned += 1;
-            }
-        }
-    }
-
     /// Carries out `input` at `now` (no input draws randomness).
     fn apply(&mut self, now: Timestamp, input: Input<'_>) -> Option<RestoreError> {
         match input {
@@ -921,6 +894,7 @@ impl Plumtree {
             Input::NeighborDown(peer) => self.neighbor_left(&peer),
             Input::Rtt { peer, rtt } => self.set_rtt(peer, rtt),
             Input::SetTree(links) => self.follow_tree(links),
+            Input::Parent(parent) => self.set_parent(parent),
             Input::Publish {
                 message,
                 author_key,

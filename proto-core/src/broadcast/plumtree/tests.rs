@@ -485,3 +485,76 @@ proptest! {
         }
     }
 }
+
+/// Tree mode with parent 0 (eager) and lazy peers 1 and 2: `n` messages are announced by
+/// peer 1 and fetched from it with a GRAFT; the parent sends its own copy of those in
+/// `parent_copies`, `late` after the repair. Returns the parents reported.
+fn watch_run(n: u8, parent_copies: &[u8], late: TimeDelta) -> Vec<PeerId> {
+    let (mut p, mut r) = tree_with_rtts(None);
+    p.handle(T0, Input::Parent(Some(peer(0))), &mut r);
+    let mut reported = Vec::new();
+    let mut now = T0;
+    for m in 0..n {
+        p.handle(now, ihave(1, m), &mut r);
+        let (at, to) = next_graft(&mut p, &mut r, now);
+        assert_eq!(to, peer(1));
+        now = at + TimeDelta::from_millis(30);
+        let repair = Input::Message {
+            from: peer(1),
+            message: Message::Gossip(payload(m, true, 2)),
+            validator: &FirstByte,
+        };
+        p.handle(now, repair, &mut r);
+        let copy_at = now + late;
+        let run_until = |p: &mut Plumtree, r: &mut Rng, now: &mut Timestamp, until: Timestamp| {
+            while let Some(at) = p.poll_timeout().filter(|t| *t <= until) {
+                *now = at.max(*now);
+                StateMachine::handle_timeout(p, *now, r);
+            }
+            *now = until;
+        };
+        if parent_copies.contains(&m) {
+            run_until(&mut p, &mut r, &mut now, copy_at);
+            let copy = Input::Message {
+                from: peer(0),
+                message: Message::Gossip(payload(m, true, 3)),
+                validator: &FirstByte,
+            };
+            p.handle(now, copy, &mut r);
+        }
+        // Let the watch run out before the next message.
+        let until = now + TimeDelta::from_secs(5);
+        run_until(&mut p, &mut r, &mut now, until);
+        for out in drain(&mut p) {
+            if let Output::Distrust { peer } = out {
+                reported.push(peer);
+            }
+        }
+    }
+    reported
+}
+
+/// A parent that pushes nothing of what had to be fetched by GRAFT is reported after
+/// `parent_misses` (3) such messages in a row, once; then counting starts afresh.
+#[test]
+fn a_parent_that_forwards_nothing_is_reported_after_three_misses() {
+    assert_eq!(watch_run(2, &[], TimeDelta::ZERO), alloc::vec![]);
+    assert_eq!(watch_run(3, &[], TimeDelta::ZERO), alloc::vec![peer(0)]);
+    assert_eq!(watch_run(5, &[], TimeDelta::ZERO), alloc::vec![peer(0)]);
+    assert_eq!(
+        watch_run(6, &[], TimeDelta::ZERO),
+        alloc::vec![peer(0), peer(0)]
+    );
+}
+
+/// An honest parent that lost the messages upstream fetches them too and pushes them down
+/// late (within `parent_watch`): never reported. One copy in a run of misses resets it.
+#[test]
+fn a_parent_that_pushes_late_copies_is_never_reported() {
+    let late = TimeDelta::from_millis(2_500);
+    assert_eq!(watch_run(8, &[0, 1, 2, 3, 4, 5, 6, 7], late), alloc::vec![]);
+    assert_eq!(watch_run(8, &[2, 5], TimeDelta::ZERO), alloc::vec![]);
+    // A copy after the wait is a miss, but it shows the parent forwards: the run ends there.
+    let too_late = TimeDelta::from_millis(3_500);
+    assert_eq!(watch_run(6, &[0, 1, 2, 3, 4, 5], too_late), alloc::vec![]);
+}
