@@ -205,19 +205,28 @@ impl TokenBucket {
         }
     }
 
-    /// Takes a token if one is left at `now`.
-    pub fn take(&mut self, now: Timestamp) -> bool {
+    /// Takes `n` tokens if that many are left at `now` (none are taken otherwise).
+    pub fn take_n(&mut self, now: Timestamp, n: u64) -> bool {
+        self.refill(now);
+        if self.tokens < n {
+            return false;
+        }
+        self.tokens -= n;
+        true
+    }
+
+    fn refill(&mut self, now: Timestamp) {
         let elapsed = now.saturating_since(self.at).as_micros();
         let refill = elapsed.saturating_mul(self.rate) / 1_000_000;
         if refill > 0 {
             self.tokens = self.tokens.saturating_add(refill).min(self.rate);
             self.at = now;
         }
-        if self.tokens == 0 {
-            return false;
-        }
-        self.tokens -= 1;
-        true
+    }
+
+    /// Takes a token if one is left at `now`.
+    pub fn take(&mut self, now: Timestamp) -> bool {
+        self.take_n(now, 1)
     }
 }
 

@@ -33,6 +33,7 @@ use alloc::vec::Vec;
 
 mod announce;
 mod message;
+mod serve;
 mod shorthand;
 #[cfg(test)]
 mod tests;
@@ -97,6 +98,9 @@ pub struct Config {
     /// Misses in a row, with nothing from the parent between them, that report the parent
     /// ([`Output::Distrust`]). Default 3.
     pub parent_misses: u32,
+    /// KiB per second (and per burst) served to one peer's IWANT and GRAFT requests (SPEC.md
+    /// §15.4). Default 4,096 (4 MiB/s).
+    pub serve_rate_kib: u32,
 }
 
 impl Default for Config {
@@ -122,6 +126,7 @@ impl Default for Config {
             archive: false,
             parent_watch: TimeDelta::from_secs(3),
             parent_misses: 3,
+            serve_rate_kib: 4096,
         }
     }
 }
@@ -202,6 +207,11 @@ pub struct Counters {
     pub restored: u64,
     /// Parents reported for missing messages they should have pushed ([`Output::Distrust`]).
     pub parents_distrusted: u64,
+    /// Ids in IWANT or GRAFT not served again: repeated in the request, or served to the
+    /// same peer within `RESERVE_AFTER`.
+    pub served_again: u64,
+    /// Ids in IWANT or GRAFT not served because the peer's byte budget was spent.
+    pub serve_over_budget: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -363,6 +373,8 @@ crate::machine::internal_struct! {
         watched: VecDeque<(Timestamp, MessageId)>,
         /// Messages missed by the parent in a row.
         parent_missed: u32,
+        /// Serving budgets of the peers that asked lately (§15.4).
+        served: BTreeMap<PeerId, serve::Served>,
         out: VecDeque<Output>,
         counters: Counters,
     }
@@ -402,6 +414,7 @@ impl Plumtree {
             parent: None,
             watched: VecDeque::new(),
             parent_missed: 0,
+            served: BTreeMap::new(),
             out: VecDeque::new(),
             counters: Counters::default(),
         }
@@ -550,14 +563,14 @@ impl Plumtree {
             Message::Graft(ids) => {
                 self.lazy_peers.remove(&from);
                 self.eager_peers.insert(from);
-                self.send_retained(from, ids.as_slice(), false);
+                self.serve_request(now, from, ids.as_slice(), false);
             }
             Message::Prune => {
                 if self.eager_peers.remove(&from) {
                     self.lazy_peers.insert(from);
                 }
             }
-            Message::IWant(ids) => self.send_retained(from, ids.as_slice(), true),
+            Message::IWant(ids) => self.serve_request(now, from, ids.as_slice(), true),
         }
     }
 

@@ -558,3 +558,104 @@ fn a_parent_that_pushes_late_copies_is_never_reported() {
     let too_late = TimeDelta::from_millis(3_500);
     assert_eq!(watch_run(6, &[0, 1, 2, 3, 4, 5], too_late), alloc::vec![]);
 }
+
+/// A retained message of `kib` KiB (its payload bytes all `n`).
+fn big_payload(n: u8, kib: usize) -> Payload {
+    let mut p = payload(n, true, 1);
+    p.message.payload = Bytes::new(alloc::vec![n; kib * 1024]).unwrap();
+    p
+}
+
+/// IWANT and GRAFT are served within the asker's budget: ten times the budget asked for, in
+/// requests full of repeated ids, sends each id once and at most the budget's bytes; another
+/// peer has a budget of its own; the budget refills with time.
+#[test]
+fn requests_are_served_once_per_id_and_within_a_byte_budget() {
+    let mut r = rng();
+    let config = Config {
+        serve_rate_kib: 1024,
+        ..Config::default()
+    };
+    let mut p = Plumtree::new(config, topic());
+    for n in 0..3 {
+        p.handle(T0, Input::NeighborUp(peer(n)), &mut r);
+    }
+    // Forty retained messages of 100 KiB (4,000 KiB): about four budgets.
+    for m in 0..40u8 {
+        let input = Input::Message {
+            from: peer(0),
+            message: Message::Gossip(big_payload(m, 100)),
+            validator: &FirstByte,
+        };
+        p.handle(T0, input, &mut r);
+    }
+    drain(&mut p);
+    let served_bytes = |out: &[Output], to: PeerId| -> (usize, BTreeSet<MessageId>) {
+        let mut bytes = 0;
+        let mut ids = BTreeSet::new();
+        for o in out {
+            if let Output::Send {
+                to: t,
+                message: Message::Repair(pl) | Message::Gossip(pl),
+            } = o
+                && *t == to
+            {
+                bytes += pl.message.payload.len();
+                assert!(ids.insert(pl.message.id()), "an id served twice");
+            }
+        }
+        (bytes, ids)
+    };
+    // Ten requests of 64 ids each, every id of the forty repeated: 640 ids asked for.
+    let all: Vec<MessageId> = (0..40u8).map(message_id_of).collect();
+    let mut out = Vec::new();
+    for k in 0..10usize {
+        let ids: Vec<MessageId> = (0..64).map(|i| all[(i + k) % 40]).collect();
+        let msg = if k % 2 == 0 {
+            Message::IWant(BoundedVec::new(ids).unwrap())
+        } else {
+            Message::Graft(BoundedVec::new(ids).unwrap())
+        };
+        let input = Input::Message {
+            from: peer(1),
+            message: msg,
+            validator: &FirstByte,
+        };
+        p.handle(T0, input, &mut r);
+        out.extend(drain(&mut p));
+    }
+    let (bytes, first) = served_bytes(&out, peer(1));
+    assert!(bytes <= 1024 * 1024, "{bytes} bytes served");
+    assert_eq!(
+        first.len(),
+        10,
+        "a 1 MiB budget serves ten 100 KiB messages"
+    );
+    assert!(p.counters.served_again > 0 && p.counters.serve_over_budget > 0);
+    // Another peer has its own budget.
+    let ids: Vec<MessageId> = all[..10].to_vec();
+    let input = Input::Message {
+        from: peer(2),
+        message: Message::IWant(BoundedVec::new(ids.clone()).unwrap()),
+        validator: &FirstByte,
+    };
+    p.handle(T0, input, &mut r);
+    let (_, other) = served_bytes(&drain(&mut p), peer(2));
+    assert_eq!(other.len(), 10);
+    // A second later the first peer's budget is back, but what it already has is not sent
+    // again within `RESERVE_AFTER`.
+    let later = T0 + TimeDelta::from_secs(1);
+    let input = Input::Message {
+        from: peer(1),
+        message: Message::IWant(BoundedVec::new(all[..20].to_vec()).unwrap()),
+        validator: &FirstByte,
+    };
+    p.handle(later, input, &mut r);
+    let (_, again) = served_bytes(&drain(&mut p), peer(1));
+    assert!(again.is_disjoint(&first), "served again within the window");
+    assert_eq!(again.len(), 10);
+}
+
+fn message_id_of(m: u8) -> MessageId {
+    big_payload(m, 100).message.id()
+}
