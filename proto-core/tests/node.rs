@@ -391,6 +391,27 @@ fn persistent_state_survives_a_restart() {
     assert_eq!(restored.inspect().known_records(), 0);
 }
 
+/// The peer cache keeps peers by long good standing (SPEC.md §13.7): a contact this node chose
+/// and kept for a minute is named in the state and restored as tried, asked first for a
+/// reserved place; a peer that only connected to it is not.
+#[test]
+fn peers_of_long_standing_are_restored_as_tried() {
+    let mut net = Net::new(vec![node(1), node(2), node(3)]);
+    join(&mut net, 0, 1);
+    join(&mut net, 2, 0);
+    net.advance(TimeDelta::from_secs(60));
+    let state = net.nodes[0].persistent_state();
+    let standing = state.long_standing.clone().unwrap().into_vec();
+    assert_eq!(standing, vec![net.id(1)]);
+    assert_eq!(state.known_records.as_slice()[0].peer_id, net.id(1));
+    let bytes = state.to_bytes().unwrap();
+    let state = PersistentState::from_bytes(&bytes).unwrap();
+    let later = net.now + TimeDelta::from_secs(60);
+    let restored = Node::restore(Config::default(), identity(1), 7, later, state).unwrap();
+    let tried: Vec<_> = restored.inspect().tried().collect();
+    assert_eq!(tried, vec![net.id(1)]);
+}
+
 #[test]
 fn a_record_forged_into_persistent_state_is_not_restored() {
     let mut net = connected_pair();

@@ -309,13 +309,17 @@ fn state() -> impl Strategy<Value = PersistentState> {
         any::<u64>(),
         any::<u64>(),
         prop::collection::vec(record(), 0..4),
+        prop::option::of(prop::collection::vec(peer_id(), 0..4)),
     )
-        .prop_map(|(owner, boot_count, saved, recs)| PersistentState {
-            owner,
-            boot_count,
-            saved_at: Timestamp::from_micros(saved),
-            known_records: BoundedVec::new(recs).unwrap(),
-        })
+        .prop_map(
+            |(owner, boot_count, saved, recs, standing)| PersistentState {
+                owner,
+                boot_count,
+                saved_at: Timestamp::from_micros(saved),
+                known_records: BoundedVec::new(recs).unwrap(),
+                long_standing: standing.map(|s| BoundedVec::new(s).unwrap()),
+            },
+        )
 }
 
 proptest! {

@@ -214,7 +214,11 @@ impl Node {
             now,
             state.boot_count.saturating_add(1),
         )?;
-        let mut remembered = Vec::new();
+        let standing = state
+            .long_standing
+            .map(|s| s.into_vec())
+            .unwrap_or_default();
+        let (mut remembered, mut tried) = (Vec::new(), Vec::new());
         for record in state.known_records.into_vec() {
             if record.peer_id == node.identity.peer_id() {
                 continue;
@@ -224,10 +228,15 @@ impl Node {
                 addresses: record.addresses.clone(),
             };
             if node.accept_record(record, now).is_ok() {
+                if standing.contains(&info.peer) {
+                    tried.push(info.clone());
+                }
                 remembered.push(info);
             }
         }
         let input = hyparview::Input::Remember { peers: remembered };
+        node.hyparview.handle(now, input, &mut node.rng);
+        let input = hyparview::Input::RememberTried { peers: tried };
         node.hyparview.handle(now, input, &mut node.rng);
         Ok(node)
     }
@@ -503,9 +512,12 @@ impl Node {
 
     /// What must survive a restart; give it back to [`Node::restore`].
     pub fn persistent_state(&self) -> PersistentState {
-        let known: Vec<PeerRecord> = self
-            .records
-            .sorted()
+        let mut standing = self.hyparview.long_standing();
+        standing.truncate(persist::MAX_LONG_STANDING);
+        // Peers of long standing first, so that a full cache never drops them.
+        let mut known: Vec<&PeerRecord> = self.records.sorted();
+        known.sort_by_key(|r| !standing.contains(&r.peer_id));
+        let known: Vec<PeerRecord> = known
             .into_iter()
             .take(persist::MAX_PERSISTED_RECORDS)
             .cloned()
@@ -515,6 +527,7 @@ impl Node {
             boot_count: self.boot_count,
             saved_at: self.now,
             known_records: BoundedVec::new(known).unwrap_or_default(),
+            long_standing: BoundedVec::new(standing).ok(),
         }
     }
 

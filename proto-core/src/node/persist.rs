@@ -29,10 +29,19 @@ pub struct PersistentState {
     /// The latest `now` the node had seen when the state was taken.
     #[n(2)]
     pub saved_at: Timestamp,
-    /// Verified peer records it knew: remembered peers to rejoin through.
+    /// Verified peer records it knew: remembered peers to rejoin through. Those of
+    /// `long_standing` come first.
     #[n(3)]
     pub known_records: BoundedVec<PeerRecord, MAX_PERSISTED_RECORDS>,
+    /// The peers of long good standing when the state was taken (SPEC.md §13.7: tried peers,
+    /// and chosen neighbours of long standing), restored as tried: a restarted node asks them
+    /// first, not whoever happened to be connected at shutdown. Absent in older states.
+    #[n(4)]
+    pub long_standing: Option<BoundedVec<PeerId, MAX_LONG_STANDING>>,
 }
+
+/// Most peers of long standing a persistent state may name.
+pub const MAX_LONG_STANDING: usize = 64;
 
 impl PersistentState {
     /// Encodes the state for storage.

@@ -58,6 +58,17 @@ impl<'a> NodeView<'a> {
         self.node.swim.incarnation()
     }
 
+    /// The node-level tried peers (SPEC.md §13.7).
+    pub fn tried(&self) -> impl Iterator<Item = PeerId> + 'a {
+        self.node.hyparview.tried().copied()
+    }
+
+    /// The peers of long good standing a restart would ask first (SPEC.md §13.7): tried
+    /// peers and chosen neighbours active for at least `tried_after`.
+    pub fn long_standing(&self) -> Vec<PeerId> {
+        self.node.hyparview.long_standing()
+    }
+
     /// HyParView's running totals.
     pub fn membership_counters(&self) -> &'a hyparview::Counters {
         self.node.hyparview.counters()

@@ -98,8 +98,22 @@ impl HyParView {
         Some(addresses)
     }
 
+    /// The peers of long good standing, for a restart's peer cache (§13.7): the tried peers
+    /// and the chosen neighbours active for at least `tried_after`, in id order.
+    pub fn long_standing(&self) -> Vec<PeerId> {
+        let mut out: Vec<PeerId> = self.tried.keys().copied().collect();
+        out.extend(self.chosen.iter().copied().filter(|p| {
+            self.active_since
+                .get(p)
+                .is_some_and(|s| self.clock.saturating_since(*s) >= self.config.tried_after)
+        }));
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+
     /// Adds `peer` to the tried peers, evicting the oldest when full.
-    fn remember_tried(&mut self, peer: PeerId, addresses: Addresses) {
+    pub(super) fn remember_tried(&mut self, peer: PeerId, addresses: Addresses) {
         if self.config.tried == 0 {
             return;
         }

@@ -227,6 +227,12 @@ pub enum Input {
         /// The peers.
         peers: Vec<PeerInfo>,
     },
+    /// Remember peers (from a restart's persisted state) as tried (§13.7): the peers this node
+    /// chose and kept for long before it stopped, asked first for its reserved places.
+    RememberTried {
+        /// The peers.
+        peers: Vec<PeerInfo>,
+    },
 }
 
 /// Running totals.
@@ -906,6 +912,14 @@ impl StateMachine for HyParView {
             }
             Input::Remember { peers } => {
                 self.remember_peers(peers, rng);
+                false
+            }
+            Input::RememberTried { peers } => {
+                for info in peers {
+                    if info.peer != self.me {
+                        self.remember_tried(info.peer, info.addresses);
+                    }
+                }
                 false
             }
         };
