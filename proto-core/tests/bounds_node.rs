@@ -32,7 +32,9 @@ use hearsay_proto::testing::{
     insecure_identity as identity, payload, record, signed, topic,
 };
 use hearsay_proto::wire::BoundedVec;
-use hearsay_proto::{Config, Event, Frame, Identity, TimeDelta, Timestamp, TopicId, Transmit};
+use hearsay_proto::{
+    Config, DownReason, Event, Frame, Identity, TimeDelta, Timestamp, TopicId, Transmit,
+};
 use std::sync::Arc;
 
 // ------------------------------------------------------------------ defaults
@@ -216,6 +218,46 @@ fn forged_repair(sender: &Identity, topic: TopicId, sequence: u64, at: Timestamp
         topic,
         plumtree::Message::Repair(payload(m, sender.verifying_key().clone())),
     )
+}
+
+/// A neighbour that strikes out (three invalid payloads in the window) is cut off with its own
+/// reason, `Misbehaved`, never `Failed` or `Disconnected`, and is not dialled again as a lost
+/// neighbour would be (SPEC.md §13.7).
+#[test]
+fn a_peer_cut_off_for_misbehaving_says_so_and_is_not_retried() {
+    let h = identity(1);
+    let topic = topic();
+    let mut v = Victim::subscribed(config(), topic, &h);
+    let a = identity(7);
+    v.connect(&a);
+    v.join(&a);
+    assert!(v.node.inspect().neighbors().any(|p| p == a.peer_id()));
+    v.drain();
+    for seq in 0..3 {
+        v.send(&a, forged_repair(&a, topic, seq, v.now))
+            .expect("frame");
+    }
+    assert_eq!(v.counters().peers_penalised, 1);
+    let reasons: Vec<DownReason> = v
+        .events()
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::NeighborDown { peer, reason } if peer == a.peer_id() => Some(reason),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(reasons, vec![DownReason::Misbehaved]);
+    // Minutes later it has not been dialled again.
+    let mut dials = 0;
+    for _ in 0..30 {
+        v.advance(TimeDelta::from_secs(10));
+        dials += v
+            .transmits()
+            .iter()
+            .filter(|t| matches!(t, Transmit::Connect { peer, .. } if *peer == a.peer_id()))
+            .count();
+    }
+    assert_eq!(dials, 0);
 }
 
 /// Runs the strike table scenario: peer A strikes twice, then `others` peers strike once each

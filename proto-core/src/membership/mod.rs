@@ -52,6 +52,9 @@ pub enum DownReason {
     Replaced,
     /// The peer said goodbye: it is leaving the overlay.
     Left,
+    /// This node cut the peer off for misbehaving (SPEC.md §13.7: invalid payloads past the
+    /// strike limit); it is forgotten, not retried.
+    Misbehaved,
 }
 
 #[cfg(test)]

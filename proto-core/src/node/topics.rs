@@ -585,6 +585,15 @@ impl Node {
         }
     }
 
+    /// This node cut `peer` off for misbehaving: every overlay forgets it (§13.7).
+    pub(super) fn peer_misbehaved(&mut self, now: Timestamp, peer: PeerId) {
+        let input = hyparview::Input::Misbehaved { peer };
+        self.hyparview.handle(now, input.clone(), &mut self.rng);
+        for t in self.topics.values_mut() {
+            t.hyparview.handle(now, input.clone(), &mut self.rng);
+        }
+    }
+
     /// `peer` said goodbye for good.
     pub(super) fn peer_left(&mut self, now: Timestamp, peer: PeerId) {
         let input = hyparview::Input::Left { peer };
@@ -823,6 +832,7 @@ impl Node {
                 if strikes.0 >= MAX_STRIKES {
                     self.strikes.remove(&peer);
                     self.counters.peers_penalised += 1;
+                    self.peer_misbehaved(now, peer);
                     if self.links.remove(&peer).is_some() {
                         self.push_transmit(super::Transmit::Disconnect { peer });
                     }

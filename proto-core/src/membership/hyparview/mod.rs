@@ -195,6 +195,12 @@ pub enum Input {
         /// The peer.
         peer: PeerId,
     },
+    /// The owner cut `peer` off for misbehaving: it leaves every view, is neither retried nor
+    /// tried, and its neighbourhood ends with [`DownReason::Misbehaved`] (§13.7).
+    Misbehaved {
+        /// The peer.
+        peer: PeerId,
+    },
     /// Join the overlay through `contacts` (tried again, with back-off, while the node is alone).
     Join {
         /// Where to join.
@@ -720,17 +726,21 @@ impl HyParView {
         }
     }
 
-    /// [`Input::Left`].
-    fn peer_left(&mut self, now: Timestamp, peer: PeerId, rng: &mut machine::Rng) {
+    /// [`Input::Left`] and [`Input::Misbehaved`]: `peer` is forgotten everywhere.
+    fn peer_left(
+        &mut self,
+        now: Timestamp,
+        peer: PeerId,
+        rng: &mut machine::Rng,
+        reason: DownReason,
+    ) {
         self.passive.remove(&peer);
         self.lost.remove(&peer);
+        self.arm_lost(peer);
         self.take_attempt(&peer);
         self.tried.remove(&peer);
         if self.remove_active(&peer, true).is_some() {
-            self.out.push_back(Output::NeighborDown {
-                peer,
-                reason: DownReason::Left,
-            });
+            self.out.push_back(Output::NeighborDown { peer, reason });
             self.repair(now, rng, true, &[peer]);
         }
     }
@@ -893,7 +903,11 @@ impl StateMachine for HyParView {
                 false
             }
             Input::Left { peer } => {
-                self.peer_left(now, peer, rng);
+                self.peer_left(now, peer, rng, DownReason::Left);
+                false
+            }
+            Input::Misbehaved { peer } => {
+                self.peer_left(now, peer, rng, DownReason::Misbehaved);
                 false
             }
             Input::Join { contacts } => {
