@@ -17,7 +17,7 @@ use hearsay_proto::broadcast::message::{Payload as MessageBytes, SignedMessage};
 use hearsay_proto::broadcast::plumtree::{Message as Plumtree, Payload};
 use hearsay_proto::broadcast::topic::TopicMessage;
 use hearsay_proto::crypto::{SIGNATURE_LEN, SignatureBytes};
-use hearsay_proto::frame::{Frame, Hello, PROTOCOL_VERSION, SessionMessage};
+use hearsay_proto::frame::{Frame, FrameKind, Hello, PROTOCOL_VERSION, SessionMessage};
 use hearsay_proto::membership::swim::{Gossip, Message as SwimMessage, Update};
 use hearsay_proto::node::Transmit;
 use hearsay_proto::wire::BoundedVec;
@@ -74,6 +74,11 @@ pub struct Adversary {
     pub payload_frames: u64,
     /// The highest incarnation seen of each peer, in any SWIM update it heard (liar).
     incarnations: std::collections::BTreeMap<PeerId, u64>,
+    /// `eclipse`: set on an identity made by the attacker with this node number (a sybil).
+    sybil_of: Option<usize>,
+    /// A sybil a target refused (NEIGHBOR_REPLY not accepted), evicted (DISCONNECT) or
+    /// disconnected: its attacker replaces it when it may make a new identity.
+    pub flagged: bool,
 }
 
 impl Adversary {
@@ -89,7 +94,24 @@ impl Adversary {
             injected: 0,
             payload_frames: 0,
             incarnations: std::collections::BTreeMap::new(),
+            sybil_of: None,
+            flagged: false,
         }
+    }
+
+    /// The plug-in of an identity made by `eclipse` attacker `controller` (a sybil). Its node
+    /// is only a session and failure-detection endpoint: it keeps connections up (Hello) and
+    /// answers pings; membership is the attacker's business ([`Adversary::outgoing`]).
+    pub fn sybil(controller: usize) -> Self {
+        Self {
+            sybil_of: Some(controller),
+            ..Self::new(Behaviour::Eclipse)
+        }
+    }
+
+    /// The attacker that made this identity, if it is a sybil.
+    pub fn sybil_of(&self) -> Option<usize> {
+        self.sybil_of
     }
 
     /// A new adversary that can sign with `identity` (the wrapped node's own keys).
@@ -106,7 +128,26 @@ impl Adversary {
     }
 
     /// Filters one output of the wrapped node: `None` suppresses it.
+    ///
+    /// A sybil's node only keeps its connections (session frames) and answers the failure
+    /// detector; it dials no one and sends no membership, topic or other frame of its own: what
+    /// it offers is what its attacker injects (the attacker dials the targets itself).
     pub fn outgoing(&mut self, t: Transmit) -> Option<Transmit> {
+        if self.sybil_of.is_some() {
+            return match &t {
+                Transmit::Connect { .. } => None,
+                Transmit::Send { frame, .. }
+                    if !matches!(
+                        frame_kind(frame),
+                        Some(k) if k == FrameKind::Session.number()
+                            || k == FrameKind::FailureDetection.number()
+                    ) =>
+                {
+                    None
+                }
+                _ => Some(t),
+            };
+        }
         if let Transmit::Send { frame, .. } = &t {
             remember(&mut self.sent, frame.clone());
             if self.behaviour == Behaviour::Drop && !keeps_overlays(frame) {
@@ -262,7 +303,8 @@ impl Adversary {
             return out;
         }
         match self.behaviour {
-            Behaviour::Drop => {}
+            // The world drives `eclipse` attackers and their identities (`world/eclipse.rs`).
+            Behaviour::Drop | Behaviour::Eclipse => {}
             Behaviour::Forge => {
                 // Impersonation: a neighbour's own record presented as ours, and our record
                 // with a signature we did not make.
@@ -467,6 +509,42 @@ mod tests {
         assert_eq!(frame_kind(&[0x82, 0x03]), Some(3));
         assert_eq!(frame_kind(&[0x82, 0x18, 0x63]), Some(0x63));
         assert_eq!(frame_kind(&[0x01]), None);
+    }
+
+    #[test]
+    fn a_sybil_node_keeps_only_its_session_and_failure_detection() {
+        let mut a = Adversary::sybil(3);
+        assert_eq!(a.sybil_of(), Some(3));
+        assert_eq!(a.behaviour(), Behaviour::Eclipse);
+        assert!(Adversary::new(Behaviour::Eclipse).sybil_of().is_none());
+        let to = PeerId::from_bytes([2; 32]);
+        let send = |frame: Frame| Transmit::Send {
+            to,
+            frame: frame.encode().unwrap(),
+        };
+        let hello_request = send(Frame::Session(SessionMessage::HelloRequest));
+        let ping = send(Frame::FailureDetection(SwimMessage::Ping {
+            seq: 1,
+            want_view: false,
+            updates: BoundedVec::default(),
+            rtt_us: None,
+        }));
+        assert!(a.outgoing(hello_request).is_some());
+        assert!(a.outgoing(ping).is_some());
+        assert!(a.outgoing(Transmit::Disconnect { peer: to }).is_some());
+        let membership =
+            hearsay_proto::membership::hyparview::Message::NeighborReply { accepted: false };
+        assert!(a.outgoing(send(Frame::Membership(membership))).is_none());
+        let topic = TopicId::from_name("t");
+        assert!(
+            a.outgoing(send(Frame::Topic(TopicMessage::Left { topic })))
+                .is_none()
+        );
+        let dial = Transmit::Connect {
+            peer: to,
+            addresses: Vec::new(),
+        };
+        assert!(a.outgoing(dial).is_none());
     }
 
     #[test]

@@ -67,6 +67,31 @@ pub struct MeanMax {
     pub max: f64,
 }
 
+/// Minimum and 5th percentile (for the honest share of active views).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct MinP5 {
+    /// Smallest sample.
+    pub min: f64,
+    /// 5th percentile (nearest rank).
+    pub p5: f64,
+}
+
+impl MinP5 {
+    /// The minimum and nearest-rank 5th percentile of `samples`, or `None` if there are none.
+    pub fn of(samples: &[f64]) -> Option<Self> {
+        if samples.is_empty() {
+            return None;
+        }
+        let mut s = samples.to_vec();
+        s.sort_by(f64::total_cmp);
+        let i = ((0.05 * s.len() as f64).ceil() as usize).clamp(1, s.len()) - 1;
+        Some(Self {
+            min: s[0],
+            p5: s[i],
+        })
+    }
+}
+
 /// Every metric of the contract, plus our additions at the end. Field names are the JSON keys.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Metrics {
@@ -127,6 +152,13 @@ pub struct Metrics {
     /// Signing operations of honest nodes: `max` the most by one node in any 10 s window ÷
     /// 10, `mean` all of them ÷ (honest nodes × duration).
     pub signatures_per_node_per_s: Option<MeanMax>,
+    /// Sampled every 5 s from the first `byzantine` event to the end: the largest number of
+    /// honest nodes whose node-level active view, or the active view of a topic they subscribe
+    /// to, holds no honest peer (an empty view counts). Null without a `byzantine` event.
+    pub eclipsed_nodes: Option<u64>,
+    /// Over the same samples and honest nodes: the honest share of each node-level active view
+    /// (an empty view counts 0).
+    pub honest_view_fraction: Option<MinP5>,
     /// (ours) Frames refused by honest nodes (decode errors, bad records, bad versions, ...).
     pub rejected_frames: Option<u64>,
     /// (ours) Peak RSS growth attributable to the simulated nodes, KiB per node.
@@ -255,6 +287,15 @@ mod tests {
         assert_eq!((p.p50, p.p95, p.p99, p.max), (50.0, 95.0, 99.0, 100.0));
         assert_eq!(Percentiles::of(&[7.0]).unwrap().p50, 7.0);
         assert!(Percentiles::of(&[]).is_none());
+    }
+
+    #[test]
+    fn min_and_fifth_percentile() {
+        let s: Vec<f64> = (1..=40).map(|i| f64::from(i) / 40.0).collect();
+        let m = MinP5::of(&s).unwrap();
+        assert_eq!((m.min, m.p5), (1.0 / 40.0, 2.0 / 40.0));
+        assert_eq!(MinP5::of(&[0.5]).unwrap().p5, 0.5);
+        assert!(MinP5::of(&[]).is_none());
     }
 
     #[test]

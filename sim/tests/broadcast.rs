@@ -4,7 +4,7 @@
 use hearsay_proto::node::Event;
 use hearsay_proto::{TimeDelta, TopicId};
 use hearsay_sim::run::{Sim, SimBuilder};
-use hearsay_sim::scenario::{Action, Behaviour, ConfigValue};
+use hearsay_sim::scenario::{Action, Behaviour, ConfigValue, DEFAULT_TARGETS, SubnetChoice};
 use std::collections::BTreeSet;
 
 fn s(secs: u64) -> TimeDelta {
@@ -146,6 +146,8 @@ fn forgers_and_replayers_get_nothing_delivered_that_was_not_published_or_already
             Action::Byzantine {
                 fraction: 0.1,
                 behaviour: Behaviour::Forge,
+                subnet: SubnetChoice::Shared,
+                targets: DEFAULT_TARGETS,
             },
         )
         .at(
@@ -153,6 +155,8 @@ fn forgers_and_replayers_get_nothing_delivered_that_was_not_published_or_already
             Action::Byzantine {
                 fraction: 0.12,
                 behaviour: Behaviour::Replay,
+                subnet: SubnetChoice::Shared,
+                targets: DEFAULT_TARGETS,
             },
         )
         .at(s(20), publish(40, true, 0))

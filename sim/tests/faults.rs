@@ -6,7 +6,8 @@ use hearsay_proto::{TimeDelta, Timestamp};
 use hearsay_sim::SIM_EPOCH;
 use hearsay_sim::run::Sim;
 use hearsay_sim::scenario::{
-    Action, Behaviour, ConfigValue, LatencyDist, LossMode, NetworkPatch, NetworkSpec, Selection,
+    Action, Behaviour, ConfigValue, DEFAULT_TARGETS, LatencyDist, LossMode, NetworkPatch,
+    NetworkSpec, Selection, SubnetChoice,
 };
 use hearsay_sim::world::World;
 
@@ -386,6 +387,8 @@ fn forged_frames_from_a_byzantine_node_reach_honest_decoders_and_are_refused() {
             Action::Byzantine {
                 fraction: 0.25,
                 behaviour: Behaviour::Forge,
+                subnet: SubnetChoice::Shared,
+                targets: DEFAULT_TARGETS,
             },
         )
         .build()

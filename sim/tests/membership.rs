@@ -3,7 +3,7 @@
 use hearsay_proto::TimeDelta;
 use hearsay_sim::SIM_EPOCH;
 use hearsay_sim::run::Sim;
-use hearsay_sim::scenario::{Action, Behaviour};
+use hearsay_sim::scenario::{Action, Behaviour, DEFAULT_TARGETS, SubnetChoice};
 
 fn s(secs: u64) -> TimeDelta {
     TimeDelta::from_secs(secs)
@@ -69,6 +69,8 @@ fn a_byzantine_node_claiming_honest_nodes_dead_evicts_nobody() {
             Action::Byzantine {
                 fraction: 0.1,
                 behaviour: Behaviour::Forge,
+                subnet: SubnetChoice::Shared,
+                targets: DEFAULT_TARGETS,
             },
         )
         .expect("false_positives", None, Some(0.0))
@@ -102,6 +104,8 @@ fn lies_about_a_victim_are_counted_and_cost_it_no_signature() {
             Action::Byzantine {
                 fraction: 0.1,
                 behaviour: Behaviour::Forge,
+                subnet: SubnetChoice::Shared,
+                targets: DEFAULT_TARGETS,
             },
         )
         .build()

@@ -3,8 +3,8 @@
 
 use hearsay_proto::TimeDelta;
 use hearsay_sim::scenario::{
-    Action, Behaviour, ConfigValue, FoafDistance, LatencyDist, LossMode, NetworkPatch, NetworkSpec,
-    Scenario, Selection,
+    Action, Behaviour, ConfigValue, DEFAULT_TARGETS, FoafDistance, LatencyDist, LossMode,
+    NetworkPatch, NetworkSpec, Scenario, Selection, SubnetChoice,
 };
 use std::path::{Path, PathBuf};
 
@@ -453,6 +453,7 @@ min = 1
             duplicate: 0.5,
             reorder: 0.25,
             idle_timeout: secs(120),
+            subnets: None,
         }
     );
     assert_eq!(s.config["active_view"], ConfigValue::Int(5));
@@ -538,7 +539,9 @@ min = 1
         s.events[10].action,
         Action::Byzantine {
             fraction: 0.1,
-            behaviour: Behaviour::Flood
+            behaviour: Behaviour::Flood,
+            subnet: SubnetChoice::Shared,
+            targets: DEFAULT_TARGETS
         }
     );
     assert_eq!(

@@ -54,7 +54,7 @@ enum Kind {
 fn kind_of(key: &str) -> Kind {
     let top = key.split('.').next().unwrap_or(key);
     match top {
-        "delivery_ratio" | "rmr" | "foaf_success_ratio" => Kind::Ratio,
+        "delivery_ratio" | "rmr" | "foaf_success_ratio" | "honest_view_fraction" => Kind::Ratio,
         "bytes_sent" | "bytes_per_node_per_s" | "idle_bytes_per_node_per_s" => Kind::Bytes,
         "events_per_s" => Kind::Rate,
         "wall_s" => Kind::Seconds,

@@ -270,6 +270,8 @@ fn every_metric_field_is_listed() {
             mean: 0.5,
             max: 1.5,
         }),
+        eclipsed_nodes: Some(1),
+        honest_view_fraction: Some(crate::metrics::MinP5 { min: 0.5, p5: 0.6 }),
         rejected_frames: Some(1),
         memory_per_node_kb: Some(1.0),
         events_per_s: Some(1.0),

@@ -60,6 +60,9 @@ pub struct NetworkSpec {
     pub reorder: f64,
     /// How long after a peer went silent the driver reports the connection as gone.
     pub idle_timeout: TimeDelta,
+    /// Contract v4 `subnets`: node `i` sits in address group `i mod subnets` (`None`: one group
+    /// per node). Only in `[network]`, not in `set_network`.
+    pub subnets: Option<usize>,
 }
 
 impl Default for NetworkSpec {
@@ -74,6 +77,7 @@ impl Default for NetworkSpec {
             duplicate: 0.0,
             reorder: 0.0,
             idle_timeout: TimeDelta::from_secs(10),
+            subnets: None,
         }
     }
 }
@@ -188,7 +192,26 @@ pub enum Behaviour {
     /// that node and 8 about random others, each with the highest incarnation it has seen of
     /// its subject plus 1 to 8.
     Liar,
+    /// Contract v4 `eclipse`: each attacker keeps up to 20 identities of its own (sybils) and
+    /// sends JOIN, NEIGHBOR(High), SHUFFLE and FORWARD_JOIN to its targets at 100x the honest
+    /// rate, in the node-level overlay and in every topic the targets subscribe to, offering
+    /// only its own identities.
+    Eclipse,
 }
+
+/// Where a `byzantine` event's nodes, and the identities they make, sit among address groups
+/// (contract v4 `subnet`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SubnetChoice {
+    /// All of them in one new address group, numbered after every existing one (the default).
+    #[default]
+    Shared,
+    /// Each keeps its own group; the identities it makes sit in it.
+    Own,
+}
+
+/// The default `targets` of a `byzantine` event: a tenth of the honest nodes.
+pub const DEFAULT_TARGETS: f64 = 0.1;
 
 /// What to look for in a `foaf` action.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -285,6 +308,11 @@ pub enum Action {
         fraction: f64,
         /// What they do.
         behaviour: Behaviour,
+        /// Their address groups from the moment they turn (default: one new shared group).
+        subnet: SubnetChoice,
+        /// `eclipse`: the fraction of honest nodes attacked, chosen once for the event
+        /// (default [`DEFAULT_TARGETS`]; in (0, 1]).
+        targets: f64,
     },
     /// A fraction of live nodes form a presence group and start beaconing.
     Presence {
@@ -380,6 +408,9 @@ pub const METRIC_KEYS: &[&str] = &[
     "foaf_forwards_per_query.max",
     "signatures_per_node_per_s.mean",
     "signatures_per_node_per_s.max",
+    "eclipsed_nodes",
+    "honest_view_fraction.min",
+    "honest_view_fraction.p5",
     "rejected_frames",
     "memory_per_node_kb",
     "events_per_s",

@@ -11,8 +11,8 @@
 //! Checks run in a fixed order and the first failure is returned, so a bad file gives exactly one
 //! error.
 use super::{
-    Action, Behaviour, ConfigValue, Expect, FoafDistance, LatencyDist, LossMode, METRIC_KEYS,
-    NetworkPatch, NetworkSpec, Scenario, ScheduledAction, Selection,
+    Action, Behaviour, ConfigValue, DEFAULT_TARGETS, Expect, FoafDistance, LatencyDist, LossMode,
+    METRIC_KEYS, NetworkPatch, NetworkSpec, Scenario, ScheduledAction, Selection, SubnetChoice,
 };
 use hearsay_proto::TimeDelta;
 use std::collections::BTreeMap;
@@ -66,6 +66,18 @@ const NETWORK_KEYS: &[&str] = &[
     "idle_timeout",
 ];
 
+/// Keys allowed in `[network]` itself: the link model's, plus `subnets` (contract v4), which
+/// describes addresses and cannot change during a run (so `set_network` does not take it).
+const NETWORK_TABLE_KEYS: &[&str] = &[
+    "latency",
+    "loss",
+    "loss_mode",
+    "duplicate",
+    "reorder",
+    "idle_timeout",
+    "subnets",
+];
+
 /// Keys allowed in `[[expect]]`.
 const EXPECT_KEYS: &[&str] = &["metric", "min", "max"];
 
@@ -86,7 +98,7 @@ const ACTIONS: &[(&str, &[&str])] = &[
     ("partition", &["groups", "oneway"]),
     ("heal", &[]),
     ("set_network", NETWORK_KEYS),
-    ("byzantine", &["fraction", "behaviour"]),
+    ("byzantine", &["fraction", "behaviour", "subnet", "targets"]),
     ("presence", &["group", "fraction"]),
     ("foaf", &["count", "rate", "distance"]),
 ];
@@ -154,8 +166,9 @@ impl Scenario {
         let mut network = NetworkSpec::default();
         if let Some(f) = root.get("network") {
             let t = f.table("a table ([network])")?;
-            t.only(NETWORK_KEYS, "[network]")?;
+            t.only(NETWORK_TABLE_KEYS, "[network]")?;
             network.apply(&network_patch(&t)?);
+            network.subnets = t.opt("subnets", |f| f.count::<usize>(1))?;
         }
 
         let mut config = BTreeMap::new();
@@ -786,19 +799,48 @@ fn event(t: &Tbl<'_>) -> Result<ScheduledAction> {
             }
             Action::SetNetwork(patch)
         }
-        "byzantine" => Action::Byzantine {
-            fraction: t.req("fraction", &what, Field::probability)?,
-            behaviour: t.req("behaviour", &what, |f| match f.str()? {
+        "byzantine" => {
+            let fraction = t.req("fraction", &what, Field::probability)?;
+            let behaviour = t.req("behaviour", &what, |f| match f.str()? {
                 "drop" => Ok(Behaviour::Drop),
                 "forge" => Ok(Behaviour::Forge),
                 "replay" => Ok(Behaviour::Replay),
                 "flood" => Ok(Behaviour::Flood),
                 "liar" => Ok(Behaviour::Liar),
+                "eclipse" => Ok(Behaviour::Eclipse),
                 other => Err(f.err(format!(
-                    "unknown behaviour \"{other}\"; valid: drop, forge, replay, flood, liar"
+                    "unknown behaviour \"{other}\"; valid: drop, forge, replay, flood, liar, eclipse"
                 ))),
-            })?,
-        },
+            })?;
+            let subnet = t
+                .opt("subnet", |f| match f.str()? {
+                    "shared" => Ok(SubnetChoice::Shared),
+                    "own" => Ok(SubnetChoice::Own),
+                    other => Err(f.err(format!(
+                        "unknown subnet choice \"{other}\"; valid: shared, own"
+                    ))),
+                })?
+                .unwrap_or_default();
+            let targets = match t.get("targets") {
+                None => DEFAULT_TARGETS,
+                Some(f) if behaviour != Behaviour::Eclipse => {
+                    return Err(f.err("`targets` applies only to behaviour = \"eclipse\""));
+                }
+                Some(f) => {
+                    let x = f.number()?;
+                    if !(x > 0.0 && x <= 1.0) {
+                        return Err(f.err(format!("must be a fraction in (0, 1], got {x}")));
+                    }
+                    x
+                }
+            };
+            Action::Byzantine {
+                fraction,
+                behaviour,
+                subnet,
+                targets,
+            }
+        }
         "presence" => Action::Presence {
             group: t.req("group", &what, Field::name)?,
             fraction: t.req("fraction", &what, Field::probability)?,

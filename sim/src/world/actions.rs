@@ -6,7 +6,7 @@
 use super::{Ev, NodeState, World, address_of, node_seed, register_keys};
 use crate::broadcast::{self, Published};
 use crate::byzantine::{self, Adversary};
-use crate::scenario::{Action, Behaviour, FoafDistance, Selection};
+use crate::scenario::{Action, Behaviour, DEFAULT_TARGETS, FoafDistance, Selection, SubnetChoice};
 use chacha20::ChaCha8Rng;
 use hearsay_proto::node::{Command, Contact};
 use hearsay_proto::{Config, Identity, Node, TimeDelta, Timestamp, TopicId};
@@ -41,6 +41,12 @@ impl World {
     /// A Byzantine plug-in's periodic turn: it may send what it likes, then waits for the next.
     pub(super) fn adversary_tick(&mut self, now: Timestamp, node: usize) {
         if !self.running(node) || self.nodes[node].adversary.is_none() {
+            return;
+        }
+        if self.attackers.contains_key(&node) {
+            self.eclipse_tick(now, node);
+            self.scheduler
+                .schedule(now + byzantine::TICK, Ev::AdversaryTick { node });
             return;
         }
         let mut rng = ChaCha8Rng::from_seed(node_seed(self.seed, node, now.as_micros()));
@@ -98,7 +104,7 @@ impl World {
         chosen
     }
 
-    fn pick_fraction(&mut self, candidates: Vec<usize>, fraction: f64) -> Vec<usize> {
+    pub(super) fn pick_fraction(&mut self, candidates: Vec<usize>, fraction: f64) -> Vec<usize> {
         let k = ((candidates.len() as f64) * fraction + 1e-9).floor() as usize;
         self.pick_count(candidates, k)
     }
@@ -138,8 +144,21 @@ impl World {
     /// Carries out scenario event `index`.
     pub(super) fn action(&mut self, now: Timestamp, index: usize) {
         let scheduled = self.scenario.events[index].clone();
+        let line = match &scheduled.action {
+            // As before `subnet` and `targets` existed, when they have their defaults: the
+            // traces of runs that do not use them stay the same.
+            Action::Byzantine {
+                fraction,
+                behaviour,
+                subnet: SubnetChoice::Shared,
+                targets,
+            } if *targets == DEFAULT_TARGETS => {
+                format!("Byzantine {{ fraction: {fraction:?}, behaviour: {behaviour:?} }}")
+            }
+            other => format!("{other:?}"),
+        };
         self.trace
-            .update(format!("A{} {:?}", now.as_micros(), scheduled.action).as_bytes());
+            .update(format!("A{} {line}", now.as_micros()).as_bytes());
         let at = scheduled.at;
         match scheduled.action {
             Action::Join { contacts, spread } => {
@@ -148,6 +167,7 @@ impl World {
                         self.nodes[i].state == NodeState::Running
                             && !self.nodes[i].joined
                             && !self.nodes[i].began_joining
+                            && self.sybil_controller(i).is_none()
                     })
                     .collect();
                 let count = joiners.len().max(1) as u64;
@@ -212,7 +232,10 @@ impl World {
                 }
             }
             Action::Restart { select } => {
-                let chosen = self.select(&select, |w, i| w.nodes[i].state == NodeState::Crashed);
+                // Retired sybils are crashed too, but never come back.
+                let chosen = self.select(&select, |w, i| {
+                    w.nodes[i].state == NodeState::Crashed && w.sybil_controller(i).is_none()
+                });
                 for i in chosen {
                     self.restart(now, i);
                 }
@@ -244,9 +267,22 @@ impl World {
             Action::Byzantine {
                 fraction,
                 behaviour,
+                subnet,
+                targets,
             } => {
                 let chosen = self.select(&Selection::Fraction(fraction), |w, i| w.is_live(i));
-                for i in chosen {
+                let group = match subnet {
+                    SubnetChoice::Shared => {
+                        let g = self.next_subnet;
+                        self.next_subnet = self.next_subnet.saturating_add(1);
+                        Some(g)
+                    }
+                    SubnetChoice::Own => None,
+                };
+                for &i in &chosen {
+                    if let Some(g) = group {
+                        self.nodes[i].subnet = g;
+                    }
                     let adversary = if behaviour == Behaviour::Forge {
                         let seeds = self.nodes[i].seeds.clone();
                         Adversary::with_identity(
@@ -260,6 +296,10 @@ impl World {
                     self.scheduler
                         .schedule(now + byzantine::TICK, Ev::AdversaryTick { node: i });
                 }
+                if behaviour == Behaviour::Eclipse {
+                    self.start_eclipse(&chosen, targets);
+                }
+                self.start_eclipse_sampling(now);
             }
             Action::Subscribe {
                 ref topic,

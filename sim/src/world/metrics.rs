@@ -113,8 +113,10 @@ impl World {
     ) -> RunResult {
         let end = self.end;
         self.run_until(end);
-        let n = self.nodes.len();
-        let live: Vec<usize> = (0..n).filter(|&i| self.is_live(i)).collect();
+        // The scenario's nodes; the identities adversaries made come after them and are never
+        // honest, so they are in no per-node figure.
+        let n = self.base_nodes;
+        let live: Vec<usize> = (0..self.nodes.len()).filter(|&i| self.is_live(i)).collect();
         let mut detection = std::mem::take(&mut self.detection_samples);
         let missed = self.pending_detection.len() as u64;
         for t in self.pending_detection.values() {
@@ -151,17 +153,20 @@ impl World {
             .map(|x| x.inspect().counters().frames_rejected())
             .sum();
         let secs = self.scenario.duration.as_micros() as f64 / 1e6;
-        let delivery = self.broadcast.finish(n, SIM_EPOCH, |i, topic| {
-            self.is_live(i)
-                && self.nodes[i]
-                    .node
-                    .as_ref()
-                    .is_some_and(|x| x.inspect().is_subscribed(topic))
-        });
+        let delivery = self
+            .broadcast
+            .finish(self.nodes.len(), SIM_EPOCH, |i, topic| {
+                self.is_live(i)
+                    && self.nodes[i]
+                        .node
+                        .as_ref()
+                        .is_some_and(|x| x.inspect().is_subscribed(topic))
+            });
         let honest_nodes = self.nodes.iter().filter(|s| honest(s)).count();
         let idle = self.idle.rates(honest_nodes);
         let peak = crate::rss::peak_rss_kb();
         let (foaf_success_ratio, foaf_forwards_per_query) = self.discovery.foaf_metrics();
+        let (eclipsed_nodes, honest_view_fraction) = self.eclipse_metrics();
         let presence = self.discovery.presence_metrics(end, |i| self.is_live(i));
         let metrics = Metrics {
             presence_seen_ms: presence.seen,
@@ -171,6 +176,8 @@ impl World {
             foaf_success_ratio,
             foaf_forwards_per_query,
             signatures_per_node_per_s: self.signature_metrics(secs),
+            eclipsed_nodes,
+            honest_view_fraction,
             delivery_ratio: delivery.delivery_ratio,
             latency_ms: delivery.latency_ms,
             latency_p99_after_crash_ratio: match (
@@ -224,7 +231,7 @@ impl World {
             latency_ms: delivery.latency_samples,
             deliveries_over_time: delivery.deliveries_over_time,
             active_view_degree: degrees,
-            frames_per_node: self.nodes.iter().map(|s| s.frames_sent).collect(),
+            frames_per_node: self.nodes[..n].iter().map(|s| s.frames_sent).collect(),
             components_over_time: std::mem::take(&mut self.components_series),
         };
         let replay_command = match &file {

@@ -14,11 +14,14 @@
 //! - `actions`: the scenario's actions (join, crash, hang, resume, restart, leave, partition,
 //!   heal, Byzantine, subscribe, publish, presence, foaf) and how they pick nodes;
 //! - `config`: mapping the scenario's `[config]` table onto the nodes' `Config`;
+//! - `eclipse`: the `eclipse` attackers, the identities they make (sybils), and the
+//!   `eclipsed_nodes` / `honest_view_fraction` metrics;
 //! - `metrics`: what is measured while running, and the final
 //!   [`RunResult`](crate::metrics::RunResult).
 
 mod actions;
 mod config;
+mod eclipse;
 mod kinds;
 mod metrics;
 mod network;
@@ -108,6 +111,8 @@ struct SimNode {
     subscriptions: Vec<TopicId>,
     /// Whether a `join` action has picked it (it may not have started joining yet).
     began_joining: bool,
+    /// Its address group (contract v4 `subnets`; see [`World::subnet_of`]).
+    subnet: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -156,6 +161,8 @@ enum Ev {
         k: u64,
     },
     SampleComponents,
+    /// Sample the honest nodes' views (`eclipsed_nodes`, `honest_view_fraction`).
+    SampleEclipse,
     /// Read the honest nodes' signature counts (`signatures_per_node_per_s`).
     SampleSignatures,
     /// Query `k` of a `foaf` action.
@@ -173,7 +180,16 @@ pub struct World {
     config: Config,
     /// The byte strings all nodes share (`config.interner`).
     interner: Arc<crate::intern::Interner>,
+    /// The scenario's nodes, then the identities adversaries made (sybils), in creation order.
     nodes: Vec<SimNode>,
+    /// How many of `nodes` the scenario has (the rest are sybils).
+    base_nodes: usize,
+    /// The number the next new address group gets (contract v4 `subnet = "shared"`).
+    next_subnet: u32,
+    /// The `eclipse` attackers, by node number.
+    attackers: BTreeMap<usize, eclipse::Attacker>,
+    /// What the eclipse metrics have sampled.
+    eclipse: eclipse::Sampling,
     index: FastMap<PeerId, usize>,
     scheduler: Scheduler<Ev>,
     rng: ChaCha8Rng,
@@ -181,6 +197,9 @@ pub struct World {
     cut: Option<Cut>,
     /// By id; iterated only in sorted id order (`refresh_health`) or where order is moot.
     conns: FastMap<u64, Conn>,
+    /// The ids in `conns` of each node's connections (so that one node's can be found without
+    /// a scan of every connection: sybils come and go by the thousand).
+    conns_of: FastMap<usize, Vec<u64>>,
     pair_conn: FastMap<(usize, usize), u64>,
     next_conn: u64,
     /// Last scheduled in-order delivery per directed pair (stream semantics), for the pairs
@@ -265,6 +284,7 @@ impl World {
         };
         config::apply_config(&mut config, &scenario)?;
         let mut sim_nodes = Vec::with_capacity(nodes);
+        let subnets = scenario.network.subnets.unwrap_or(nodes).max(1);
         let mut index = FastMap::with_capacity_and_hasher(nodes, Default::default());
         for i in 0..nodes {
             let mut rng = ChaCha8Rng::from_seed(node_seed(seed, i, 0));
@@ -295,6 +315,7 @@ impl World {
                 bytes_sent: 0,
                 subscriptions: Vec::new(),
                 began_joining: false,
+                subnet: (i % subnets) as u32,
             });
         }
         let mut scheduler = Scheduler::new(SIM_EPOCH);
@@ -340,6 +361,10 @@ impl World {
             config,
             interner,
             nodes: sim_nodes,
+            base_nodes: nodes,
+            next_subnet: u32::try_from(subnets).unwrap_or(u32::MAX),
+            attackers: BTreeMap::new(),
+            eclipse: eclipse::Sampling::default(),
             index,
             scheduler,
             rng: ChaCha8Rng::from_seed(blake3::derive_key(
@@ -348,6 +373,7 @@ impl World {
             )),
             cut: None,
             conns: FastMap::default(),
+            conns_of: FastMap::default(),
             pair_conn: FastMap::default(),
             next_conn: 0,
             last_delivery: FastMap::default(),
@@ -393,9 +419,34 @@ impl World {
         self.end
     }
 
-    /// Number of nodes.
+    /// Number of simulated nodes: the scenario's, then the identities `eclipse` attackers made
+    /// (sybils), which are never honest.
     pub fn len(&self) -> usize {
         self.nodes.len()
+    }
+
+    /// Number of the scenario's nodes (node numbers below it; sybils come after).
+    pub fn scenario_nodes(&self) -> usize {
+        self.base_nodes
+    }
+
+    /// The address group of node `i` (contract v4): `i mod subnets` for the scenario's nodes,
+    /// until a `byzantine` event with `subnet = "shared"` moves its nodes into a new group
+    /// (numbered after every existing one); a sybil sits in its attacker's group.
+    pub fn subnet_of(&self, i: usize) -> u32 {
+        self.nodes[i].subnet
+    }
+
+    /// Whether node `i` is honest (contract v4): running (not crashed, hung or gone) and not
+    /// Byzantine; identities made by adversaries never are.
+    pub fn is_honest(&self, i: usize) -> bool {
+        let n = &self.nodes[i];
+        n.state == NodeState::Running && n.node.is_some() && n.adversary.is_none()
+    }
+
+    /// The `eclipse` attacker that made node `i`, if `i` is one of its identities (a sybil).
+    pub fn sybil_controller(&self, i: usize) -> Option<usize> {
+        self.nodes.get(i)?.adversary.as_ref()?.sybil_of()
     }
 
     /// Whether there are no nodes.
@@ -616,6 +667,7 @@ impl World {
             Ev::Publish { plan, k } => self.publish(now, plan, k),
             Ev::Foaf { distance, k } => self.foaf_query(now, distance, k),
             Ev::SampleComponents => self.sample_components(now),
+            Ev::SampleEclipse => self.sample_eclipse(now),
             Ev::SampleSignatures => self.sample_signatures(now),
         }
     }

@@ -32,6 +32,17 @@ impl Conn {
     }
 }
 
+/// A connection between two nodes as [`World::link_between`] sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum LinkState {
+    /// Both ends are up.
+    Open,
+    /// Being set up.
+    Pending,
+    /// None, or one that cannot carry frames any more.
+    None,
+}
+
 /// What happened to frames on the links.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct LinkStats {
@@ -80,9 +91,36 @@ impl World {
         match &self.cut {
             None => true,
             Some(cut) => {
-                let (ga, gb) = (cut.group[a], cut.group[b]);
+                let (ga, gb) = (self.cut_group(cut, a), self.cut_group(cut, b));
                 ga == gb || (cut.oneway && ga != 0)
             }
+        }
+    }
+
+    /// The partition group of node `i`: by its number for the scenario's nodes; an identity an
+    /// adversary made sits where its attacker does.
+    fn cut_group(&self, cut: &Cut, i: usize) -> u16 {
+        match cut.group.get(i) {
+            Some(g) => *g,
+            None => self
+                .sybil_controller(i)
+                .and_then(|c| cut.group.get(c))
+                .copied()
+                .unwrap_or(u16::MAX),
+        }
+    }
+
+    /// The state of the connection between `a` and `b`, as the world carries it.
+    pub(super) fn link_between(&self, a: usize, b: usize) -> LinkState {
+        match self
+            .pair_conn
+            .get(&(a.min(b), a.max(b)))
+            .and_then(|id| self.conns.get(id))
+        {
+            Some(c) if c.dead || c.broken_since.is_some() => LinkState::None,
+            Some(c) if c.open[0] && c.open[1] => LinkState::Open,
+            Some(_) => LinkState::Pending,
+            None => LinkState::None,
         }
     }
 
@@ -134,7 +172,8 @@ impl World {
     /// Splits the nodes into consecutive groups of the given fractions (the rest form one more
     /// group); `oneway` cuts only group 0's frames to the others.
     pub(super) fn partition(&mut self, now: Timestamp, groups: &[f64], oneway: bool) {
-        let n = self.nodes.len();
+        // The scenario's nodes; identities adversaries made follow their attackers.
+        let n = self.base_nodes;
         let mut group = vec![groups.len() as u16; n];
         let mut start = 0usize;
         let mut acc = 0.0;
@@ -153,8 +192,8 @@ impl World {
     /// Node `i` restarted: the connections of its previous life can never work again (QUIC
     /// state is gone).
     pub(super) fn forget_connections(&mut self, i: usize) {
-        for c in self.conns.values_mut() {
-            if c.a == i || c.b == i {
+        for id in self.conns_of.get(&i).into_iter().flatten() {
+            if let Some(c) = self.conns.get_mut(id) {
                 c.dead = true;
                 c.open[c.side(i)] = false;
             }
@@ -215,6 +254,9 @@ impl World {
                         .frame_received(&payload.message.id(), subscribed);
                 }
             }
+        }
+        if self.sybil_controller(to).is_some() && self.sybil_heard(now, to, from, &frame) {
+            return; // membership and the rest are the attacker's business, not its node's
         }
         let peer = self.nodes[from].peer;
         if let Some(node) = self.nodes[to].node.as_mut() {
@@ -287,6 +329,11 @@ impl World {
         let peer_index = c.other(node);
         if c.open[side] {
             c.open[side] = false;
+            if let Some(adv) = self.nodes[node].adversary.as_mut()
+                && adv.sybil_of().is_some()
+            {
+                adv.flagged = true; // disconnected: its attacker replaces it
+            }
             let peer = self.nodes[peer_index].peer;
             match self.nodes[node].state {
                 NodeState::Running | NodeState::Left => {
@@ -305,6 +352,11 @@ impl World {
         {
             let key = (c.a.min(c.b), c.a.max(c.b));
             self.conns.remove(&conn);
+            for end in [key.0, key.1] {
+                if let Some(ids) = self.conns_of.get_mut(&end) {
+                    ids.retain(|&id| id != conn);
+                }
+            }
             if self.pair_conn.get(&key) == Some(&conn) {
                 self.pair_conn.remove(&key);
                 // Nothing goes between the two until a new connection sets these again.
@@ -316,12 +368,10 @@ impl World {
 
     /// Re-evaluates whether each connection of `nodes` (or all, if `None`) can carry frames.
     pub(super) fn refresh_health(&mut self, now: Timestamp, only: Option<usize>) {
-        let mut ids: Vec<u64> = self
-            .conns
-            .iter()
-            .filter(|(_, c)| only.is_none_or(|n| c.a == n || c.b == n))
-            .map(|(id, _)| *id)
-            .collect();
+        let mut ids: Vec<u64> = match only {
+            Some(n) => self.conns_of.get(&n).cloned().unwrap_or_default(),
+            None => self.conns.keys().copied().collect(),
+        };
         ids.sort_unstable(); // id order: idle checks are scheduled in it
 
         let idle = self.net.idle_timeout;
@@ -469,6 +519,8 @@ impl World {
                 }
                 let id = self.next_conn;
                 self.next_conn += 1;
+                self.conns_of.entry(i).or_default().push(id);
+                self.conns_of.entry(j).or_default().push(id);
                 self.conns.insert(
                     id,
                     Conn {
