@@ -77,7 +77,8 @@ impl HyParView {
                     None
                 } else {
                     if ttl == self.config.prwl {
-                        self.add_passive(node.peer, node.addresses.clone(), &[], rng);
+                        let vouched = self.trusted(&from);
+                        self.add_passive(node.peer, node.addresses.clone(), &[], vouched, rng);
                     }
                     self.random_active_except(&[from, node.peer], rng)
                 };
@@ -129,7 +130,7 @@ impl HyParView {
                     self.add_active(from, a.addresses, a.chosen, rng);
                 } else {
                     self.counters.refused += 1;
-                    self.add_passive(from, a.addresses, &[], rng);
+                    self.add_passive(from, a.addresses, &[], a.chosen, rng);
                     if !self.active.contains_key(&from) {
                         self.out.push_back(Output::Disconnect { peer: from });
                     }
@@ -143,12 +144,13 @@ impl HyParView {
                 }
             }
             Message::Disconnect => {
+                let chosen = self.trusted(&from);
                 if let Some(addresses) = self.remove_active(&from, false) {
                     self.out.push_back(Output::NeighborDown {
                         peer: from,
                         reason: DownReason::Replaced,
                     });
-                    self.add_passive(from, addresses, &[], rng);
+                    self.add_passive(from, addresses, &[], chosen, rng);
                     self.out.push_back(Output::Disconnect { peer: from });
                     self.repair(now, rng, true, &[from]);
                 }
@@ -176,13 +178,17 @@ impl HyParView {
                 let reply = BoundedVec::new(reply).unwrap_or_default();
                 let sent: Vec<PeerId> = reply.iter().map(|i| i.peer).collect();
                 let intake = self.shuffle_intake();
+                let vouched = self.trusted(&origin.peer);
                 for info in nodes.into_vec().into_iter().take(intake) {
-                    self.add_passive(info.peer, info.addresses, &sent, rng);
+                    self.add_passive(info.peer, info.addresses, &sent, vouched, rng);
                 }
                 self.answer_shuffle(from, origin.peer, reply);
-                self.add_passive(origin.peer, origin.addresses, &[], rng);
+                self.add_passive(origin.peer, origin.addresses, &[], vouched, rng);
             }
-            Message::ShuffleReply { nodes } => self.shuffle_reply(nodes, rng),
+            Message::ShuffleReply { nodes } => {
+                let vouched = self.trusted(&from);
+                self.shuffle_reply(nodes, vouched, rng);
+            }
             Message::ShuffleBack { origin, nodes } => self.shuffle_back(now, origin, nodes, rng),
             Message::Beacon { beacon } => self.component_beacon(now, from, beacon),
             Message::Probe { root } => self.probed(now, from, root, sender_addresses, rng),
