@@ -9,6 +9,24 @@
 //! old signature — to its neighbours in that topic; `replay` keeps payload frames it heard (the
 //! first ones for the whole run, so they are replayed long after the retention window, and the
 //! latest ones) and resends them, as received or re-wrapped as repairs, to its topic neighbours.
+//!
+//! Contract v4's `root` (the world's side, grinding and rejoining, is `world/root.rs`): the
+//! plug-in wraps the node of the ground identity the attacker rejoined with, and
+//! - **forwards no payload**: every topic BROADCAST carrying a Plumtree GOSSIP or REPAIR that
+//!   its node sends is dropped (counted in [`Adversary::payload_dropped`]): pushes down the tree
+//!   and answers to GRAFT (GOSSIP) and IWANT (REPAIR, also what reconciliation pushes) alike,
+//!   so it **answers no IWANT or GRAFT**. Its IHAVE, GRAFT, IWANT and PRUNE go out as its node
+//!   computed them: it announces what it has, so that honest nodes GRAFT or IWANT it and wait
+//!   for an answer that never comes (the contract's "answers no IWANT/GRAFT" presumes requests,
+//!   and requests follow announcements);
+//! - **claims to be the best parent**: every topic BEACON its node sends that reports a root
+//!   other than itself is rewritten to `dist = 0` (the fewest hops any neighbour can report, so
+//!   honest neighbours take it as parent, SPEC.md §15.6), `root`, `seq`, `parent`,
+//!   `interval_ms` and `ask` as its node computed them (counted in
+//!   [`Adversary::beacons_rewritten`]); a beacon of its own root passes unchanged (it has the
+//!   smallest id it could grind, so it is the best root already);
+//! - keeps everything else honest (session, node-level membership, SWIM, topic membership and
+//!   subscriptions, reconciliation digests), so that it stays in every overlay.
 
 use crate::broadcast::payload_of;
 use crate::scenario::Behaviour;
@@ -79,6 +97,12 @@ pub struct Adversary {
     /// A sybil a target refused (NEIGHBOR_REPLY not accepted), evicted (DISCONNECT) or
     /// disconnected: its attacker replaces it when it may make a new identity.
     pub flagged: bool,
+    /// `root`: set on the ground identity attacker `.0` rejoined with, whose id is `.1`.
+    identity_of: Option<(usize, PeerId)>,
+    /// `root`: payload frames (GOSSIP or REPAIR) its node wanted to send and that were dropped.
+    pub payload_dropped: u64,
+    /// `root`: beacons of another root rewritten to claim zero hops.
+    pub beacons_rewritten: u64,
 }
 
 impl Adversary {
@@ -96,7 +120,25 @@ impl Adversary {
             incarnations: std::collections::BTreeMap::new(),
             sybil_of: None,
             flagged: false,
+            identity_of: None,
+            payload_dropped: 0,
+            beacons_rewritten: 0,
         }
+    }
+
+    /// The plug-in of the identity `root` attacker `attacker` ground and rejoined with; `me` is
+    /// its peer id (see the module's notes).
+    pub fn root(attacker: usize, me: PeerId) -> Self {
+        Self {
+            identity_of: Some((attacker, me)),
+            ..Self::new(Behaviour::Root)
+        }
+    }
+
+    /// The attacker that made this identity: an `eclipse` sybil's, or the `root` attacker that
+    /// rejoined with it.
+    pub fn made_by(&self) -> Option<usize> {
+        self.sybil_of.or(self.identity_of.map(|(a, _)| a))
     }
 
     /// The plug-in of an identity made by `eclipse` attacker `controller` (a sybil). Its node
@@ -148,6 +190,9 @@ impl Adversary {
                 _ => Some(t),
             };
         }
+        if let Some((_, me)) = self.identity_of {
+            return self.root_outgoing(me, t);
+        }
         if let Transmit::Send { frame, .. } = &t {
             remember(&mut self.sent, frame.clone());
             if self.behaviour == Behaviour::Drop && !keeps_overlays(frame) {
@@ -155,6 +200,39 @@ impl Adversary {
             }
         }
         Some(t)
+    }
+
+    /// `root`'s filter (see the module's notes): no payload out, zero hops claimed to any root
+    /// but itself, everything else as its node computed it.
+    fn root_outgoing(&mut self, me: PeerId, t: Transmit) -> Option<Transmit> {
+        let Transmit::Send { to, frame } = &t else {
+            return Some(t);
+        };
+        if frame_kind(frame) != Some(FrameKind::Topic.number()) {
+            return Some(t);
+        }
+        match Frame::decode_shared(frame) {
+            Ok(Frame::Topic(TopicMessage::Broadcast {
+                message: Plumtree::Gossip(_) | Plumtree::Repair(_),
+                ..
+            })) => {
+                self.payload_dropped += 1;
+                None
+            }
+            Ok(Frame::Topic(TopicMessage::Beacon { topic, mut beacon }))
+                if beacon.root != me && beacon.dist != 0 =>
+            {
+                beacon.dist = 0;
+                match Frame::Topic(TopicMessage::Beacon { topic, beacon }).encode() {
+                    Ok(frame) => {
+                        self.beacons_rewritten += 1;
+                        Some(Transmit::Send { to: *to, frame })
+                    }
+                    Err(_) => Some(t),
+                }
+            }
+            _ => Some(t),
+        }
     }
 
     /// Sees a frame the wrapped node received.
@@ -304,7 +382,9 @@ impl Adversary {
         }
         match self.behaviour {
             // The world drives `eclipse` attackers and their identities (`world/eclipse.rs`).
-            Behaviour::Drop | Behaviour::Eclipse => {}
+            // The world drives `root` attackers' identities too (`world/root.rs`); their
+            // plug-in only filters ([`Adversary::outgoing`]).
+            Behaviour::Drop | Behaviour::Eclipse | Behaviour::Root => {}
             Behaviour::Forge => {
                 // Impersonation: a neighbour's own record presented as ours, and our record
                 // with a signature we did not make.
@@ -545,6 +625,112 @@ mod tests {
             addresses: Vec::new(),
         };
         assert!(a.outgoing(dial).is_none());
+    }
+
+    #[test]
+    fn root_drops_payload_and_claims_zero_hops_to_another_root() {
+        use hearsay_proto::broadcast::tree::RootBeacon;
+        use hearsay_proto::crypto::InsecureTestProvider;
+        use hearsay_proto::{IdentitySeeds, MessageId};
+        let me = PeerId::from_bytes([0; 32]);
+        let other_root = PeerId::from_bytes([1; 32]);
+        let mut a = Adversary::root(7, me);
+        assert_eq!(a.behaviour(), Behaviour::Root);
+        assert_eq!(a.made_by(), Some(7));
+        assert_eq!(
+            a.sybil_of(),
+            None,
+            "not an eclipse sybil: its node does its own work"
+        );
+        let to = PeerId::from_bytes([2; 32]);
+        let topic = TopicId::from_name("t");
+        let send = |m: TopicMessage| Transmit::Send {
+            to,
+            frame: Frame::Topic(m).encode().unwrap(),
+        };
+        let broadcast = |message| send(TopicMessage::Broadcast { topic, message });
+        // A real payload, signed by some author.
+        let mut rng = rand_core::SeedableRng::from_seed([5; 32]);
+        let rng: &mut chacha20::ChaCha8Rng = &mut rng;
+        let author = Identity::from_seeds(&InsecureTestProvider, IdentitySeeds::generate(rng));
+        let body = MessageBytes::new(Bytes::from_static(b"hello")).unwrap();
+        let payload = Payload {
+            message: SignedMessage::publish(&author, topic, 1, Timestamp::EPOCH, &body).unwrap(),
+            author_key: author.verifying_key().clone(),
+            hops: 1,
+        };
+        // No payload out: pushes and answers to GRAFT (GOSSIP) and IWANT (REPAIR).
+        assert!(
+            a.outgoing(broadcast(Plumtree::Gossip(payload.clone())))
+                .is_none()
+        );
+        assert!(a.outgoing(broadcast(Plumtree::Repair(payload))).is_none());
+        assert_eq!(a.payload_dropped, 2);
+        // Announcements and requests go out as computed.
+        let ids = BoundedVec::new(vec![MessageId::from_bytes([3; 32])]).unwrap();
+        for m in [
+            Plumtree::Graft(ids.clone()),
+            Plumtree::IWant(ids),
+            Plumtree::IHave(BoundedVec::default()),
+            Plumtree::Prune,
+        ] {
+            let t = broadcast(m);
+            assert_eq!(a.outgoing(t.clone()), Some(t));
+        }
+        // Another root's beacon: zero hops claimed, the rest as computed.
+        let beacon = RootBeacon {
+            root: other_root,
+            seq: 9,
+            dist: 3,
+            parent: Some(to),
+            interval_ms: 5_000,
+            ask: true,
+        };
+        let out = a.outgoing(send(TopicMessage::Beacon { topic, beacon }));
+        let Some(Transmit::Send { to: sent_to, frame }) = out else {
+            panic!("{out:?}");
+        };
+        assert_eq!(sent_to, to);
+        assert_eq!(
+            Frame::decode(&frame).unwrap(),
+            Frame::Topic(TopicMessage::Beacon {
+                topic,
+                beacon: RootBeacon { dist: 0, ..beacon }
+            })
+        );
+        assert_eq!(a.beacons_rewritten, 1);
+        // Its own root's beacon passes unchanged, and so does everything that keeps it in the
+        // overlays.
+        let own = send(TopicMessage::Beacon {
+            topic,
+            beacon: RootBeacon {
+                root: me,
+                dist: 0,
+                parent: None,
+                ..beacon
+            },
+        });
+        assert_eq!(a.outgoing(own.clone()), Some(own));
+        let left = send(TopicMessage::Left { topic });
+        assert_eq!(a.outgoing(left.clone()), Some(left));
+        let ping = Transmit::Send {
+            to,
+            frame: Frame::FailureDetection(SwimMessage::Ping {
+                seq: 1,
+                want_view: false,
+                updates: BoundedVec::default(),
+                rtt_us: None,
+            })
+            .encode()
+            .unwrap(),
+        };
+        assert_eq!(a.outgoing(ping.clone()), Some(ping));
+        let dial = Transmit::Connect {
+            peer: to,
+            addresses: Vec::new(),
+        };
+        assert!(a.outgoing(dial).is_some());
+        assert_eq!((a.payload_dropped, a.beacons_rewritten), (2, 1));
     }
 
     #[test]

@@ -176,7 +176,7 @@ pub enum Selection {
     All,
 }
 
-/// A Byzantine behaviour (contract: drop, forge, replay, flood).
+/// A Byzantine behaviour (contract: drop, forge, replay, flood; v4: liar, eclipse, root).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Behaviour {
     /// Accept everything, forward nothing.
@@ -197,6 +197,11 @@ pub enum Behaviour {
     /// rate, in the node-level overlay and in every topic the targets subscribe to, offering
     /// only its own identities.
     Eclipse,
+    /// Contract v4 `root`: grinds up to 2^16 identities, rejoins as the one with the smallest
+    /// `PeerId` (so it is the root of every topic tree it joins, SPEC.md §15.6), claims zero hops
+    /// to any root it reports that is not itself (the best parent), forwards no payload and
+    /// answers no IWANT or GRAFT (`sim/src/world/root.rs`).
+    Root,
 }
 
 /// Where a `byzantine` event's nodes, and the identities they make, sit among address groups

@@ -808,8 +808,9 @@ fn event(t: &Tbl<'_>) -> Result<ScheduledAction> {
                 "flood" => Ok(Behaviour::Flood),
                 "liar" => Ok(Behaviour::Liar),
                 "eclipse" => Ok(Behaviour::Eclipse),
+                "root" => Ok(Behaviour::Root),
                 other => Err(f.err(format!(
-                    "unknown behaviour \"{other}\"; valid: drop, forge, replay, flood, liar, eclipse"
+                    "unknown behaviour \"{other}\"; valid: drop, forge, replay, flood, liar, eclipse, root"
                 ))),
             })?;
             let subnet = t

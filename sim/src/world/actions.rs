@@ -63,7 +63,7 @@ impl World {
     }
 
     /// Node `node` (re)joins through its contacts.
-    fn send_join(&mut self, now: Timestamp, node: usize) {
+    pub(super) fn send_join(&mut self, now: Timestamp, node: usize) {
         let contacts: Vec<Contact> = self.nodes[node]
             .contacts
             .iter()
@@ -110,7 +110,7 @@ impl World {
     }
 
     /// `k` of `candidates` (all of them if fewer), chosen by the world RNG, in id order.
-    fn pick_count(&mut self, candidates: Vec<usize>, k: usize) -> Vec<usize> {
+    pub(super) fn pick_count(&mut self, candidates: Vec<usize>, k: usize) -> Vec<usize> {
         let mut pool = candidates;
         // Partial Fisher-Yates with the world RNG: deterministic for a seed.
         for n in 0..k.min(pool.len()) {
@@ -232,9 +232,10 @@ impl World {
                 }
             }
             Action::Restart { select } => {
-                // Retired sybils are crashed too, but never come back.
+                // Byzantine nodes never come back: retired sybils and the identities `root`
+                // attackers left are crashed too (no other node is both crashed and Byzantine).
                 let chosen = self.select(&select, |w, i| {
-                    w.nodes[i].state == NodeState::Crashed && w.sybil_controller(i).is_none()
+                    w.nodes[i].state == NodeState::Crashed && w.nodes[i].adversary.is_none()
                 });
                 for i in chosen {
                     self.restart(now, i);
@@ -293,11 +294,17 @@ impl World {
                         Adversary::new(behaviour)
                     };
                     self.nodes[i].adversary = Some(adversary);
-                    self.scheduler
-                        .schedule(now + byzantine::TICK, Ev::AdversaryTick { node: i });
+                    // A `root` attacker's node stops at once; the identity it rejoins with
+                    // acts through its plug-in's filter alone.
+                    if behaviour != Behaviour::Root {
+                        self.scheduler
+                            .schedule(now + byzantine::TICK, Ev::AdversaryTick { node: i });
+                    }
                 }
-                if behaviour == Behaviour::Eclipse {
-                    self.start_eclipse(&chosen, targets);
+                match behaviour {
+                    Behaviour::Eclipse => self.start_eclipse(&chosen, targets),
+                    Behaviour::Root => self.start_root(now, &chosen),
+                    _ => {}
                 }
                 self.start_eclipse_sampling(now);
             }
@@ -443,7 +450,7 @@ impl World {
                 .is_some_and(|n| n.inspect().is_subscribed(topic))
     }
 
-    fn subscribe(&mut self, now: Timestamp, i: usize, topic: TopicId, name: &str) {
+    pub(super) fn subscribe(&mut self, now: Timestamp, i: usize, topic: TopicId, name: &str) {
         let result = match self.nodes[i].node.as_mut() {
             Some(n) => n.subscribe(now, topic),
             None => return,

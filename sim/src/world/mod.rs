@@ -16,6 +16,8 @@
 //! - `config`: mapping the scenario's `[config]` table onto the nodes' `Config`;
 //! - `eclipse`: the `eclipse` attackers, the identities they make (sybils), and the
 //!   `eclipsed_nodes` / `honest_view_fraction` metrics;
+//! - `root`: the `root` attackers, which grind an identity with the smallest id they can find
+//!   and rejoin with it;
 //! - `metrics`: what is measured while running, and the final
 //!   [`RunResult`](crate::metrics::RunResult).
 
@@ -25,10 +27,12 @@ mod eclipse;
 mod kinds;
 mod metrics;
 mod network;
+mod root;
 mod signing;
 
 pub use config::SetupError;
 pub use network::{Delivery, LinkStats};
+pub use root::{GRIND_TRIES, grind_root_identity};
 
 use crate::SIM_EPOCH;
 use crate::broadcast::{Published, Tracker};
@@ -190,6 +194,8 @@ pub struct World {
     attackers: BTreeMap<usize, eclipse::Attacker>,
     /// What the eclipse metrics have sampled.
     eclipse: eclipse::Sampling,
+    /// The `root` attackers and the node numbers of the identities they rejoined with.
+    rejoined: BTreeMap<usize, usize>,
     index: FastMap<PeerId, usize>,
     scheduler: Scheduler<Ev>,
     rng: ChaCha8Rng,
@@ -365,6 +371,7 @@ impl World {
             next_subnet: u32::try_from(subnets).unwrap_or(u32::MAX),
             attackers: BTreeMap::new(),
             eclipse: eclipse::Sampling::default(),
+            rejoined: BTreeMap::new(),
             index,
             scheduler,
             rng: ChaCha8Rng::from_seed(blake3::derive_key(
@@ -419,8 +426,8 @@ impl World {
         self.end
     }
 
-    /// Number of simulated nodes: the scenario's, then the identities `eclipse` attackers made
-    /// (sybils), which are never honest.
+    /// Number of simulated nodes: the scenario's, then the identities attackers made (`eclipse`
+    /// sybils, `root` attackers' ground identities), which are never honest.
     pub fn len(&self) -> usize {
         self.nodes.len()
     }
@@ -447,6 +454,12 @@ impl World {
     /// The `eclipse` attacker that made node `i`, if `i` is one of its identities (a sybil).
     pub fn sybil_controller(&self, i: usize) -> Option<usize> {
         self.nodes.get(i)?.adversary.as_ref()?.sybil_of()
+    }
+
+    /// The attacker that made node `i`, if `i` is an identity an attacker made: an `eclipse`
+    /// sybil, or the identity a `root` attacker rejoined with.
+    pub fn made_by(&self, i: usize) -> Option<usize> {
+        self.nodes.get(i)?.adversary.as_ref()?.made_by()
     }
 
     /// Whether there are no nodes.

@@ -103,7 +103,7 @@ impl World {
         match cut.group.get(i) {
             Some(g) => *g,
             None => self
-                .sybil_controller(i)
+                .made_by(i)
                 .and_then(|c| cut.group.get(c))
                 .copied()
                 .unwrap_or(u16::MAX),
