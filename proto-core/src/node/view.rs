@@ -58,12 +58,6 @@ impl<'a> NodeView<'a> {
         self.node.swim.incarnation()
     }
 
-    /// The node-level active neighbours this node chose itself (SPEC.md §13.7); the others
-    /// were invited.
-    pub fn chosen(&self) -> impl Iterator<Item = PeerId> + 'a {
-        self.node.hyparview.chosen().copied()
-    }
-
     /// The node-level tried peers (SPEC.md §13.7).
     pub fn tried(&self) -> impl Iterator<Item = PeerId> + 'a {
         self.node.hyparview.tried().copied()

@@ -47,23 +47,16 @@ impl HyParView {
             .take(self.config.reserved)
             .map(|(_, p)| p)
             .collect();
-        let mut by_age: Vec<(Timestamp, PeerId)> =
-            self.active_since.iter().map(|(p, s)| (*s, *p)).collect();
-        by_age.sort_unstable();
-        for (_, p) in by_age.into_iter().take(self.config.protected_oldest) {
-            if !out.contains(&p) {
-                out.push(p);
-            }
+        if let Some((_, oldest)) = self
+            .active_since
+            .iter()
+            .map(|(p, s)| (*s, *p))
+            .min()
+            .filter(|(_, p)| !out.contains(p))
+        {
+            out.push(oldest);
         }
-        // One place at least stays open to newcomers.
-        out.truncate(self.config.active_view.saturating_sub(1));
         out
-    }
-
-    /// Whether `peer` is a trusted neighbour: chosen by this node, or protected (of long
-    /// standing). What a trusted neighbour names is vouched for (§13.7).
-    pub(super) fn trusted(&self, peer: &PeerId) -> bool {
-        self.chosen.contains(peer) || self.protected().contains(peer)
     }
 
     /// Active neighbours this node chose itself (the reserved places count these).
@@ -82,33 +75,19 @@ impl HyParView {
     /// unprotected one. `None` when every neighbour is protected (only when `active_view`
     /// is at most `reserved + 1`).
     pub(super) fn eviction_victim(&self, rng: &mut machine::Rng) -> Option<PeerId> {
-        let _ = rng;
         let protected = self.protected();
         let mut keep = protected.clone();
         keep.extend(self.spared.iter().copied());
-        self.newest_active_except(&keep)
-            .or_else(|| self.newest_active_except(&protected))
-    }
-
-    /// The active neighbour that entered the view last, but those in `except`.
-    fn newest_active_except(&self, except: &[PeerId]) -> Option<PeerId> {
-        self.active_since
-            .iter()
-            .filter(|(p, _)| !except.contains(p))
-            .max_by_key(|(p, s)| (**s, **p))
-            .map(|(p, _)| *p)
+        self.random_active_except(&keep, rng)
+            .or_else(|| self.random_active_except(&protected, rng))
     }
 
     /// Removes `peer` from the active view (and from the chosen places), remembering it as
     /// tried if it was a chosen neighbour of long standing that went without failing.
     pub(super) fn remove_active(&mut self, peer: &PeerId, failed: bool) -> Option<Addresses> {
-        if !self.active.contains_key(peer) {
-            return None;
-        }
-        let was_chosen = self.trusted(peer);
         let addresses = self.active.remove(peer)?;
         let since = self.active_since.remove(peer);
-        self.chosen.remove(peer);
+        let was_chosen = self.chosen.remove(peer);
         if failed {
             self.tried.remove(peer);
         } else if was_chosen
@@ -182,20 +161,11 @@ impl HyParView {
                 .tried
                 .keys()
                 .any(|p| !self.active.contains_key(p) && !self.attempts.contains_key(p))
-                || self
-                    .passive
-                    .keys()
-                    .any(|p| self.may_choose(p) && !self.attempts.contains_key(p)))
+                || self.passive.keys().any(|p| !self.attempts.contains_key(p)))
     }
 
-    /// Whether passive entry `p` may fill a chosen place: it is vouched for, or the node has
-    /// no neighbour left (anyone will do then).
-    fn may_choose(&self, p: &PeerId) -> bool {
-        self.vouched.contains(p) || self.active.is_empty()
-    }
-
-    /// One attempt at a missing chosen place: a tried peer first, else a vouched passive entry
-    /// (one already connected first). Replies whether an attempt started.
+    /// One attempt at a missing chosen place: a tried peer first, else a passive entry (one
+    /// already connected first). Replies whether an attempt started.
     pub(super) fn refill_reserve(
         &mut self,
         now: Timestamp,
@@ -223,7 +193,7 @@ impl HyParView {
                 let (linked, unlinked): (Vec<PeerInfo>, Vec<PeerInfo>) = self
                     .passive
                     .iter()
-                    .filter(|(p, _)| free(p, self) && self.may_choose(p))
+                    .filter(|(p, _)| free(p, self))
                     .map(|(p, a)| PeerInfo {
                         peer: *p,
                         addresses: a.clone(),

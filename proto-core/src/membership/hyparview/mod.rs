@@ -89,9 +89,6 @@ pub struct Config {
     /// chosen neighbours, this many, cannot be evicted by anything a peer sends (nor can the
     /// longest-standing neighbour of any kind). Default 2.
     pub reserved: usize,
-    /// The longest-standing neighbours of any kind, this many, are protected too (§13.7).
-    /// Default 2.
-    pub protected_oldest: usize,
     /// Most tried peers remembered (chosen neighbours of long standing that went without
     /// failing; asked first when a reserved place is empty). Default 8.
     pub tried: usize,
@@ -124,7 +121,6 @@ impl Default for Config {
             join_rate: 50,
             merge: None,
             reserved: 2,
-            protected_oldest: 2,
             tried: 8,
             tried_after: TimeDelta::from_secs(30),
         }
@@ -330,8 +326,6 @@ crate::machine::internal_struct! {
         chosen: BTreeSet<PeerId>,
         /// Chosen neighbours of long standing that went without failing (§13.7).
         tried: BTreeMap<PeerId, admission::Tried>,
-        /// Passive entries vouched for: named by a chosen neighbour, or chosen before (§13.7).
-        vouched: BTreeSet<PeerId>,
         /// Until when the node is under pressure (an invited newcomer evicted a neighbour).
         pressure_until: Timestamp,
         passive: BTreeMap<PeerId, Addresses>,
@@ -398,7 +392,6 @@ impl HyParView {
             chosen: BTreeSet::new(),
             tried: BTreeMap::new(),
             pressure_until: Timestamp::EPOCH,
-            vouched: BTreeSet::new(),
             passive: BTreeMap::new(),
             attempts: BTreeMap::new(),
             lost: BTreeMap::new(),
@@ -562,7 +555,7 @@ impl HyParView {
         rng: &mut machine::Rng,
     ) {
         for info in peers {
-            self.add_passive(info.peer, info.addresses, &[], false, rng);
+            self.add_passive(info.peer, info.addresses, &[], rng);
         }
     }
 
@@ -720,7 +713,7 @@ impl HyParView {
 
     /// [`Input::Failed`].
     fn failed(&mut self, now: Timestamp, peer: PeerId, rng: &mut machine::Rng) {
-        self.passive_remove(&peer);
+        self.passive.remove(&peer);
         let chosen = self.chosen.contains(&peer);
         if let Some(addresses) = self.remove_active(&peer, true) {
             self.out.push_back(Output::NeighborDown {
@@ -741,7 +734,7 @@ impl HyParView {
         rng: &mut machine::Rng,
         reason: DownReason,
     ) {
-        self.passive_remove(&peer);
+        self.passive.remove(&peer);
         self.lost.remove(&peer);
         self.arm_lost(peer);
         self.take_attempt(&peer);
@@ -761,7 +754,7 @@ impl HyParView {
             self.arm_lost(peer);
         } else if matches!(a.purpose, Purpose::Neighbor(_) | Purpose::Probe) {
             // An unreachable passive entry is dropped (the paper's rule).
-            self.passive_remove(&peer);
+            self.passive.remove(&peer);
         }
     }
 
@@ -858,36 +851,21 @@ impl HyParView {
                 addresses: a.clone(),
             })
             .collect();
-        // Vouched entries first (§13.7), and among them and then the others, peers already
-        // connected (for another overlay) first: asking them costs no connection.
-        let (vouched, offered): (Vec<PeerInfo>, Vec<PeerInfo>) = candidates
+        // Peers already connected (for another overlay) first: asking them costs no connection.
+        let (linked, unlinked): (Vec<PeerInfo>, Vec<PeerInfo>) = candidates
             .into_iter()
-            .partition(|i| self.vouched.contains(&i.peer));
-        let mut chosen = Vec::new();
-        for group in [vouched, offered] {
-            let (linked, unlinked): (Vec<PeerInfo>, Vec<PeerInfo>) = group
-                .into_iter()
-                .partition(|i| self.links.contains(&i.peer));
-            for part in [linked, unlinked] {
-                let want = missing.saturating_sub(chosen.len());
-                chosen.extend(sample(part, want, rng));
-            }
+            .partition(|i| self.links.contains(&i.peer));
+        let mut chosen = sample(linked, missing, rng);
+        if chosen.len() < missing {
+            chosen.extend(sample(unlinked, missing - chosen.len(), rng));
         }
         for info in chosen {
-            // Only a vouched entry counts as this node's own choice (§13.7): anyone could
-            // have offered the others.
-            let origin = if self.vouched.contains(&info.peer) || self.tried.contains_key(&info.peer)
-            {
-                Origin::Chosen
-            } else {
-                Origin::Invited
-            };
             self.attempt(
                 now,
                 info.peer,
                 info.addresses,
                 Purpose::Neighbor(priority),
-                origin,
+                Origin::Chosen,
                 false,
             );
         }

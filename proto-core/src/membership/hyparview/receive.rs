@@ -77,8 +77,7 @@ impl HyParView {
                     None
                 } else {
                     if ttl == self.config.prwl {
-                        let vouched = self.trusted(&from);
-                        self.add_passive(node.peer, node.addresses.clone(), &[], vouched, rng);
+                        self.add_passive(node.peer, node.addresses.clone(), &[], rng);
                     }
                     self.random_active_except(&[from, node.peer], rng)
                 };
@@ -130,7 +129,7 @@ impl HyParView {
                     self.add_active(from, a.addresses, a.chosen, rng);
                 } else {
                     self.counters.refused += 1;
-                    self.add_passive(from, a.addresses, &[], a.chosen, rng);
+                    self.add_passive(from, a.addresses, &[], rng);
                     if !self.active.contains_key(&from) {
                         self.out.push_back(Output::Disconnect { peer: from });
                     }
@@ -144,13 +143,12 @@ impl HyParView {
                 }
             }
             Message::Disconnect => {
-                let chosen = self.trusted(&from);
                 if let Some(addresses) = self.remove_active(&from, false) {
                     self.out.push_back(Output::NeighborDown {
                         peer: from,
                         reason: DownReason::Replaced,
                     });
-                    self.add_passive(from, addresses, &[], chosen, rng);
+                    self.add_passive(from, addresses, &[], rng);
                     self.out.push_back(Output::Disconnect { peer: from });
                     self.repair(now, rng, true, &[from]);
                 }
@@ -178,17 +176,13 @@ impl HyParView {
                 let reply = BoundedVec::new(reply).unwrap_or_default();
                 let sent: Vec<PeerId> = reply.iter().map(|i| i.peer).collect();
                 let intake = self.shuffle_intake();
-                let vouched = self.trusted(&origin.peer);
                 for info in nodes.into_vec().into_iter().take(intake) {
-                    self.add_passive(info.peer, info.addresses, &sent, vouched, rng);
+                    self.add_passive(info.peer, info.addresses, &sent, rng);
                 }
                 self.answer_shuffle(from, origin.peer, reply);
-                self.add_passive(origin.peer, origin.addresses, &[], vouched, rng);
+                self.add_passive(origin.peer, origin.addresses, &[], rng);
             }
-            Message::ShuffleReply { nodes } => {
-                let vouched = self.trusted(&from);
-                self.shuffle_reply(nodes, vouched, rng);
-            }
+            Message::ShuffleReply { nodes } => self.shuffle_reply(nodes, rng),
             Message::ShuffleBack { origin, nodes } => self.shuffle_back(now, origin, nodes, rng),
             Message::Beacon { beacon } => self.component_beacon(now, from, beacon),
             Message::Probe { root } => self.probed(now, from, root, sender_addresses, rng),

@@ -108,7 +108,7 @@ impl HyParView {
         rng: &mut machine::Rng,
     ) {
         if origin == self.me {
-            self.shuffle_reply(nodes, false, rng);
+            self.shuffle_reply(nodes, rng);
             return;
         }
         match self.shuffle_routes.remove(&origin) {
@@ -122,19 +122,17 @@ impl HyParView {
         }
     }
 
-    /// The answer to this node's last walk: take its entries in, evicting first those sent;
-    /// `vouched` when a chosen neighbour answered directly.
+    /// The answer to this node's last walk: take its entries in, evicting first those sent.
     pub(super) fn shuffle_reply(
         &mut self,
         nodes: BoundedVec<PeerInfo, MAX_SHUFFLE_NODES>,
-        vouched: bool,
         rng: &mut machine::Rng,
     ) {
         self.counters.shuffles += 1;
         let sent = core::mem::take(&mut self.last_shuffle_sent);
         let intake = self.shuffle_intake();
         for info in nodes.into_vec().into_iter().take(intake) {
-            self.add_passive(info.peer, info.addresses, &sent, vouched, rng);
+            self.add_passive(info.peer, info.addresses, &sent, rng);
         }
     }
 }

@@ -17,7 +17,7 @@ impl HyParView {
         {
             return false;
         }
-        self.with_timers(|hv| hv.passive_insert_evicting(info.peer, info.addresses, None, false));
+        self.with_timers(|hv| hv.passive_insert_evicting(info.peer, info.addresses, None));
         true
     }
 
@@ -55,7 +55,6 @@ impl HyParView {
             let victim = self
                 .eviction_victim(rng)
                 .or_else(|| self.random_active_except(&[], rng));
-            let victim_chosen = victim.is_some_and(|v| self.trusted(&v));
             if let Some(victim) = victim
                 && let Some(va) = self.remove_active(&victim, false)
             {
@@ -71,10 +70,10 @@ impl HyParView {
                     peer: victim,
                     reason: DownReason::Replaced,
                 });
-                self.passive_insert_evicting(victim, va, None, victim_chosen);
+                self.passive_insert_evicting(victim, va, None);
             }
         }
-        self.passive_remove(&peer);
+        self.passive.remove(&peer);
         self.lost.remove(&peer);
         if self.active.is_empty() {
             let soon = self.clock + jitter(rng, self.config.first_shuffle);
@@ -89,14 +88,11 @@ impl HyParView {
         self.out.push_back(Output::NeighborUp { peer });
     }
 
-    /// Adds a passive entry (never the node itself, an active peer or a known entry),
-    /// `vouched` if a chosen neighbour named it or this node chose it before (§13.7).
     pub(super) fn add_passive(
         &mut self,
         peer: PeerId,
         addresses: Addresses,
         prefer_evict: &[PeerId],
-        vouched: bool,
         rng: &mut machine::Rng,
     ) {
         if peer == self.me
@@ -107,58 +103,30 @@ impl HyParView {
             return;
         }
         let pick = (rng.next_u64() as usize, prefer_evict);
-        self.passive_insert_evicting(peer, addresses, Some(pick), vouched);
+        self.passive_insert_evicting(peer, addresses, Some(pick));
     }
 
-    /// Inserts a passive entry into a full view by evicting one: one of `pick`'s preferred
-    /// entries (those just sent in a shuffle), else a random one (`pick`'s number), else the
-    /// first; an unvouched entry first. An unvouched newcomer never evicts a vouched entry: it
-    /// is dropped instead (§13.7), so a flood of offered peers cannot wash out what chosen
-    /// neighbours vouched for.
     pub(super) fn passive_insert_evicting(
         &mut self,
         peer: PeerId,
         addresses: Addresses,
         pick: Option<(usize, &[PeerId])>,
-        vouched: bool,
     ) {
         if self.passive.len() >= self.config.passive_view {
-            let unvouched: Vec<PeerId> = self
-                .passive
-                .keys()
-                .copied()
-                .filter(|p| !self.vouched.contains(p))
-                .collect();
-            let pool: Vec<PeerId> = if !unvouched.is_empty() {
-                unvouched
-            } else if vouched {
-                self.passive.keys().copied().collect()
-            } else {
-                return;
-            };
             let victim = match pick {
                 Some((r, prefer)) => prefer
                     .iter()
-                    .find(|p| pool.contains(p))
+                    .find(|p| self.passive.contains_key(p))
                     .copied()
-                    .or_else(|| pool.get(r % pool.len()).copied()),
-                None => pool.first().copied(),
+                    .or_else(|| self.passive.keys().nth(r % self.passive.len()).copied()),
+                None => self.passive.keys().next().copied(),
             };
             if let Some(v) = victim {
-                self.passive_remove(&v);
+                self.passive.remove(&v);
             }
         }
         if self.passive.len() < self.config.passive_view {
             self.passive.insert(peer, addresses);
-            if vouched {
-                self.vouched.insert(peer);
-            }
         }
-    }
-
-    /// Removes a passive entry (and its vouching).
-    pub(super) fn passive_remove(&mut self, peer: &PeerId) -> Option<Addresses> {
-        self.vouched.remove(peer);
-        self.passive.remove(peer)
     }
 }
