@@ -114,9 +114,6 @@ impl PlumCheck {
                 plumtree::Output::Penalise { peer } => {
                     assert_ne!(peer, me(), "penalised itself");
                 }
-                plumtree::Output::Distrust { peer } => {
-                    assert_ne!(peer, me(), "distrusted itself");
-                }
                 plumtree::Output::Archive { payload, id, .. } => {
                     assert!(self.config.archive, "archived without Config::archive");
                     assert_eq!(id, payload.message.id());

@@ -78,9 +78,6 @@ pub struct Config {
     pub timeout: TimeDelta,
     /// RootTree farther than this many hops are ignored. Default 32.
     pub max_dist: u8,
-    /// How long a neighbour reported for forwarding nothing ([`Input::Distrust`]) is neither a
-    /// parent nor a root for this member. Default 10 min.
-    pub distrust_for: TimeDelta,
 }
 
 impl Default for Config {
@@ -92,7 +89,6 @@ impl Default for Config {
             min_gap: TimeDelta::from_secs(1),
             timeout: TimeDelta::from_secs(16),
             max_dist: 32,
-            distrust_for: TimeDelta::from_secs(600),
         }
     }
 }
@@ -121,10 +117,6 @@ pub enum Input {
     NeighborUp(PeerId),
     /// `peer` is no longer a neighbour.
     NeighborDown(PeerId),
-    /// The owner found neighbour `peer`, this member's parent, forwarding nothing (SPEC.md
-    /// §15.8): for `distrust_for` it is neither a parent nor a root here, and its beacons are
-    /// ignored. A distrusted root is given up.
-    Distrust(PeerId),
     /// A beacon from neighbour `from`.
     Beacon {
         /// The neighbour.
@@ -201,15 +193,11 @@ crate::machine::internal_struct! {
         expired: VecDeque<(PeerId, u64)>,
         /// The last given-up (root, number) refused from a neighbour and answered with `ask`.
         refused: Option<(PeerId, u64, PeerId)>,
-        /// Neighbours distrusted (§15.8), until when; oldest first.
-        distrusted: VecDeque<(PeerId, Timestamp)>,
     }
 }
 
 /// Most given-up roots remembered.
 const MAX_EXPIRED: usize = 8;
-/// Most distrusted neighbours remembered.
-const MAX_DISTRUSTED: usize = 8;
 
 #[cfg_attr(not(feature = "testing"), allow(dead_code))]
 impl RootTree {
@@ -244,7 +232,6 @@ impl RootTree {
             tree_changed: false,
             expired: VecDeque::new(),
             refused: None,
-            distrusted: VecDeque::new(),
         }
     }
 
@@ -402,40 +389,8 @@ impl RootTree {
         self.deadlines.set_earlier(Timer::Emit, at);
     }
 
-    /// Whether `peer` is distrusted at `now`.
-    pub fn is_distrusted(&self, peer: &PeerId, now: Timestamp) -> bool {
-        self.distrusted
-            .iter()
-            .any(|(p, until)| p == peer && *until > now)
-    }
-
-    /// See [`Input::Distrust`].
-    fn distrust(&mut self, now: Timestamp, peer: PeerId) {
-        if peer == self.me {
-            return;
-        }
-        self.distrusted
-            .retain(|(p, until)| *p != peer && *until > now);
-        if self.distrusted.len() >= MAX_DISTRUSTED {
-            self.distrusted.pop_front();
-        }
-        self.distrusted
-            .push_back((peer, now + self.config.distrust_for));
-        if self.reports.remove(&peer).is_some() {
-            self.tree_changed = true;
-        }
-        if !self.is_root() && self.parent == Some(peer) {
-            // A distrusted root is given up; another parent is looked for otherwise.
-            let gave_up = peer == self.current.root;
-            self.parent_lost(now, gave_up);
-        }
-    }
-
     /// See [`Input::Beacon`].
     fn on_beacon(&mut self, now: Timestamp, from: PeerId, b: RootBeacon) {
-        if self.is_distrusted(&from, now) || self.is_distrusted(&b.root, now) {
-            return;
-        }
         if b.root == self.me {
             // Our own beacon passed back by a neighbour: it says whether we are its parent.
             if self.is_root() {
@@ -708,7 +663,6 @@ impl StateMachine for RootTree {
             Input::NeighborUp(peer) => self.neighbor_joined(peer),
             Input::NeighborDown(peer) => self.neighbor_left(now, &peer),
             Input::Beacon { from, beacon } => self.on_beacon(now, from, beacon),
-            Input::Distrust(peer) => self.distrust(now, peer),
         }
     }
 
@@ -1009,35 +963,6 @@ mod tests {
         assert_full_tree(&m, &edges, 2);
         // The new root beacons often again, and then backs off.
         assert_eq!(m[0].current.interval_ms, 5_000);
-    }
-
-    /// A root that forwards nothing (SPEC.md §15.8): once its neighbours distrust it, the rest
-    /// follow the next smallest id through them, although the distrusted root goes on
-    /// beaconing; nobody takes it as parent or root again while the distrust lasts.
-    #[test]
-    fn a_distrusted_root_is_given_up_although_it_keeps_beaconing() {
-        let mut m = mesh(12, &GRID);
-        let now = run(&mut m, T, T + TimeDelta::from_secs(3_600));
-        assert_full_tree(&m, &GRID, 1);
-        for x in [2u8, 5] {
-            let input = Input::Distrust(id(1));
-            StateMachine::handle(&mut m[usize::from(x - 1)], now, input, &mut rng());
-        }
-        // Member 1 keeps beaconing (and is asked for fresh beacons): it stays in the run.
-        let later = run(&mut m, now, now + TimeDelta::from_secs(600));
-        assert!(m[0].emitted() > 0 && m[0].is_root());
-        let edges: Vec<(u8, u8)> = GRID
-            .iter()
-            .copied()
-            .filter(|e| e.0 != 1 && e.1 != 1)
-            .collect();
-        assert_full_tree(&m[1..], &edges, 2);
-        assert!(m[1].is_distrusted(&id(1), later));
-        assert!(!m[1].tree_links().contains(&id(1)));
-        // The distrust ends: member 1 is the smallest id again and wins back its place.
-        let end = run(&mut m, later, now + TimeDelta::from_secs(1_800));
-        assert!(!m[1].is_distrusted(&id(1), end));
-        assert_full_tree(&m, &GRID, 1);
     }
 
     #[test]

@@ -803,13 +803,6 @@ impl Node {
                     self.on_private_delivery(now, topic, message, author_key);
                 }
             }
-            plumtree::Output::Distrust { peer } => {
-                // A parent that forwards nothing (§15.8): the tree stops using it.
-                if let Some(t) = self.topics.get_mut(&topic) {
-                    let input = tree::Input::Distrust(peer);
-                    StateMachine::handle(&mut t.beacons, now, input, &mut self.rng);
-                }
-            }
             plumtree::Output::Penalise { peer } => {
                 self.counters.invalid_payloads += 1;
                 if !self.strikes.contains_key(&peer) && self.strikes.len() >= MAX_STRIKE_ENTRIES {

@@ -52,19 +52,28 @@ impl Plumtree {
         }
     }
 
-    /// `id` is still missing at its deadline: GRAFT the next announcer, or give up.
+    /// `id` is still missing at its deadline: GRAFT the next announcer (a demoted parent
+    /// last), or give up.
     pub(super) fn still_missing(&mut self, now: Timestamp, id: MessageId) {
         let Some(m) = self.missing.get_mut(&id) else {
             return;
         };
-        match m.announcers.pop_front() {
+        let demoted = &self.distrusted;
+        let next = m
+            .announcers
+            .iter()
+            .position(|(p, _)| demoted.iter().all(|(d, _)| d != p))
+            .unwrap_or(0);
+        match m.announcers.remove(next) {
             Some((peer, _)) => {
                 m.grafted = true;
                 let at = now + self.graft_wait(&peer);
                 self.deadlines.set(Timer::Missing(id), at);
                 self.counters.grafts_sent += 1;
-                self.lazy_peers.remove(&peer);
-                self.eager_peers.insert(peer);
+                if !self.is_distrusted(&peer) {
+                    self.lazy_peers.remove(&peer);
+                    self.eager_peers.insert(peer);
+                }
                 let ids = BoundedVec::new(alloc::vec![id]).unwrap_or_default();
                 self.out.push_back(Output::Send {
                     to: peer,

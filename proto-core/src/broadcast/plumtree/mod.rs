@@ -32,6 +32,7 @@ use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
 use alloc::vec::Vec;
 
 mod announce;
+mod bypass;
 mod message;
 mod serve;
 mod shorthand;
@@ -92,12 +93,21 @@ pub struct Config {
     /// to the owner as [`Output::Archive`], for an anchor's durable mailbox (SPEC.md §15.7).
     /// Default false.
     pub archive: bool,
-    /// In tree mode, how long after a message fetched with a GRAFT the parent's own copy is
-    /// awaited before it counts as missed by the parent (SPEC.md §15.8). Default 3 s.
+    /// In tree mode, how long after a message that came first from a peer other than the
+    /// tree's links (fetched with a GRAFT, or pushed along a bypass link) the parent's own copy
+    /// is awaited before it counts as missed by the parent (SPEC.md §15.8). Default 3 s.
     pub parent_watch: TimeDelta,
-    /// Misses in a row, with nothing from the parent between them, that report the parent
-    /// ([`Output::Distrust`]). Default 3.
+    /// Misses in a row, with nothing from the parent between them, that demote the parent:
+    /// it gets announcements only, for `distrust_for` or until it sends a payload. Default 3.
     pub parent_misses: u32,
+    /// How long a parent demoted for forwarding nothing stays out of the eager set. Default
+    /// 10 min.
+    pub distrust_for: TimeDelta,
+    /// How long a bypass link lasts: the peer that served a message the parent missed stays an
+    /// eager link, through tree updates and duplicates (SPEC.md §15.4). Default 10 min.
+    pub bypass_for: TimeDelta,
+    /// Most bypass links at once (a new one replaces the oldest). Default 2.
+    pub max_bypass: usize,
     /// KiB per second (and per burst) served to one peer's IWANT and GRAFT requests (SPEC.md
     /// §15.4). Default 4,096 (4 MiB/s).
     pub serve_rate_kib: u32,
@@ -126,6 +136,9 @@ impl Default for Config {
             archive: false,
             parent_watch: TimeDelta::from_secs(3),
             parent_misses: 3,
+            distrust_for: TimeDelta::from_secs(600),
+            bypass_for: TimeDelta::from_secs(600),
+            max_bypass: 2,
             serve_rate_kib: 4096,
         }
     }
@@ -167,12 +180,6 @@ pub enum Output {
         /// When it leaves the retention window.
         expires: Timestamp,
     },
-    /// The tree parent broke its promise `parent_misses` times in a row (SPEC.md §15.8): the
-    /// owner's tree should stop using it.
-    Distrust {
-        /// The parent.
-        peer: PeerId,
-    },
 }
 
 /// Running totals.
@@ -205,8 +212,10 @@ pub struct Counters {
     pub overflow: u64,
     /// Stored messages taken back by [`Input::Restore`].
     pub restored: u64,
-    /// Parents reported for missing messages they should have pushed ([`Output::Distrust`]).
+    /// Parents demoted for missing messages they should have pushed (SPEC.md §15.8).
     pub parents_distrusted: u64,
+    /// Bypass links made: a peer served a message the parent missed (SPEC.md §15.4).
+    pub bypasses: u64,
     /// Ids in IWANT or GRAFT not served again: repeated in the request, or served to the
     /// same peer within `RESERVE_AFTER`.
     pub served_again: u64,
@@ -242,6 +251,8 @@ enum Timer {
     Missing(MessageId),
     /// A message fetched with a GRAFT has waited its `parent_watch` for the parent's copy.
     ParentWatch,
+    /// The earliest bypass link or demotion ends.
+    Links,
     /// The oldest retained message leaves the retention window.
     Retention,
 }
@@ -260,11 +271,12 @@ pub enum Input<'a> {
         /// Its estimate.
         rtt: RttEstimate,
     },
-    /// Makes exactly these links (those that are neighbours) eager and every other neighbour
-    /// lazy: the owner passes the links of a spanning tree it maintains (the topic's beacon
-    /// tree). Until the next one, the usual rules (PRUNE on duplicates, GRAFT for missing
-    /// messages) repair it; the hop-count optimisation is off, since the tree is already
-    /// shallow.
+    /// Makes these links (those that are neighbours) eager, with the bypass links and the
+    /// peers kept at their request but without a demoted parent (SPEC.md §15.4, §15.8), and
+    /// every other neighbour lazy: the owner passes the links of a spanning tree it maintains
+    /// (the topic's beacon tree). Until the next one, the usual rules (PRUNE on duplicates,
+    /// GRAFT for missing messages) repair it; the hop-count optimisation is off, since the
+    /// tree is already shallow.
     SetTree(&'a [PeerId]),
     /// The owner's tree parent (none while this node is the root), watched for the messages
     /// it should push down (SPEC.md §15.8).
@@ -369,8 +381,16 @@ crate::machine::internal_struct! {
         tree: BTreeSet<PeerId>,
         /// The owner's tree parent, watched (§15.8).
         parent: Option<PeerId>,
-        /// Messages fetched with a GRAFT awaiting the parent's copy, until when, oldest first.
-        watched: VecDeque<(Timestamp, MessageId)>,
+        /// Messages that came first off the tree awaiting the parent's copy, until when, and who
+        /// sent them; oldest first.
+        watched: VecDeque<(Timestamp, MessageId, PeerId)>,
+        /// Bypass links (§15.4) and until when; oldest first, at most `max_bypass`.
+        bypass: VecDeque<(PeerId, Timestamp)>,
+        /// Neighbours that asked (an empty GRAFT in tree mode) to stay eager across tree
+        /// updates: the other ends of their bypass links, until they PRUNE.
+        kept: BTreeSet<PeerId>,
+        /// Parents demoted for forwarding nothing (§15.8), until when; oldest first.
+        distrusted: VecDeque<(PeerId, Timestamp)>,
         /// Messages missed by the parent in a row.
         parent_missed: u32,
         /// Serving budgets of the peers that asked lately (§15.4).
@@ -413,6 +433,9 @@ impl Plumtree {
             tree: BTreeSet::new(),
             parent: None,
             watched: VecDeque::new(),
+            bypass: VecDeque::new(),
+            kept: BTreeSet::new(),
+            distrusted: VecDeque::new(),
             parent_missed: 0,
             served: BTreeMap::new(),
             out: VecDeque::new(),
@@ -485,33 +508,13 @@ impl Plumtree {
         self.eager_peers.insert(peer);
     }
 
-    /// See [`Input::SetTree`].
-    fn follow_tree(&mut self, links: &[PeerId]) {
-        self.tree_mode = true;
-        self.tree = links.iter().copied().collect();
-        let all: Vec<PeerId> = self
-            .eager_peers
-            .iter()
-            .chain(self.lazy_peers.iter())
-            .copied()
-            .collect();
-        self.eager_peers.clear();
-        self.lazy_peers.clear();
-        for p in all {
-            if links.contains(&p) {
-                self.eager_peers.insert(p);
-            } else {
-                self.lazy_peers.insert(p);
-            }
-        }
-    }
-
     /// Forgets `peer` as a neighbour and as an announcer.
     fn neighbor_left(&mut self, peer: &PeerId) {
         self.eager_peers.remove(peer);
         self.lazy_peers.remove(peer);
         self.pending_ihave.remove(peer);
         self.rtts.remove(peer);
+        self.forget_links(peer);
         for m in self.missing.values_mut() {
             m.announcers.retain(|(p, _)| p != peer);
         }
@@ -561,15 +564,10 @@ impl Plumtree {
             Message::Repair(p) => self.on_payload(now, from, p, false, validator),
             Message::IHave(entries) => self.on_ihave(now, from, entries.into_vec()),
             Message::Graft(ids) => {
-                self.lazy_peers.remove(&from);
-                self.eager_peers.insert(from);
+                self.grafted_by(from, ids.is_empty());
                 self.serve_request(now, from, ids.as_slice(), false);
             }
-            Message::Prune => {
-                if self.eager_peers.remove(&from) {
-                    self.lazy_peers.insert(from);
-                }
-            }
+            Message::Prune => self.pruned_by(&from),
             Message::IWant(ids) => self.serve_request(now, from, ids.as_slice(), true),
         }
     }
@@ -604,14 +602,14 @@ impl Plumtree {
         let id = payload.message.id();
         if self.seen.contains(&id) {
             self.counters.duplicates += 1;
-            self.parent_sent(&from, &id);
+            self.payload_from(&from, &id);
             // The sender pushes to us although we have the message: whatever we think of the
             // link, tell it to stop (the paper's rule; a PRUNE only sent when we saw the link
             // as eager would leave links pushing one way forever).
             // In tree mode the owner's tree links stay: a duplicate on one means a GRAFT
-            // elsewhere raced it, and the grafted link is the one to prune.
-            let tree_link = self.tree_mode && self.tree.contains(&from);
-            if eager && !tree_link {
+            // elsewhere raced it, and the grafted link is the one to prune. Bypass links and
+            // the peers that asked to be kept stay too (§15.4).
+            if eager && !self.keeps_link(&from) {
                 self.eager_peers.remove(&from);
                 self.lazy_peers.insert(from);
                 self.counters.prunes_sent += 1;
@@ -665,7 +663,7 @@ impl Plumtree {
         // Kept one tick past the window, so that no instant accepts a replay.
         self.seen.insert(id, expires + TimeDelta::from_micros(1));
         let grafted = self.missing.get(&id).is_some_and(|m| m.grafted);
-        self.parent_sent(&from, &id);
+        self.payload_from(&from, &id);
         self.watch_parent(now, &from, &id, grafted);
         self.found(&id);
         self.counters.delivered += 1;
@@ -885,6 +883,7 @@ impl Plumtree {
                 Timer::IHaveFlush => self.flush_ihave(),
                 Timer::Missing(id) => self.still_missing(now, id),
                 Timer::ParentWatch => self.parent_watch_due(now),
+                Timer::Links => self.links_due(now),
                 Timer::Retention => {
                     while let Some((t, _)) = self.cache_order.front() {
                         if *t > now {

@@ -486,77 +486,229 @@ proptest! {
     }
 }
 
-/// Tree mode with parent 0 (eager) and lazy peers 1 and 2: `n` messages are announced by
+/// Runs `p`'s timers due up to `until`; returns what it output on the way.
+fn run_until(p: &mut Plumtree, r: &mut Rng, now: &mut Timestamp, until: Timestamp) -> Vec<Output> {
+    let mut out = drain(p);
+    while let Some(at) = p.poll_timeout().filter(|t| *t <= until) {
+        *now = at.max(*now);
+        StateMachine::handle_timeout(p, *now, r);
+        out.extend(drain(p));
+    }
+    *now = until;
+    out
+}
+
+fn gossip(from: u8, m: u8, hops: u8) -> Input<'static> {
+    Input::Message {
+        from: peer(from),
+        message: Message::Gossip(payload(m, true, hops)),
+        validator: &FirstByte,
+    }
+}
+
+/// Whether `out` sends `to` a message `is` accepts.
+fn sends(out: &[Output], to: u8, is: fn(&Message) -> bool) -> bool {
+    out.iter()
+        .any(|o| matches!(o, Output::Send { to: t, message } if *t == peer(to) && is(message)))
+}
+
+fn is_empty_graft(m: &Message) -> bool {
+    matches!(m, Message::Graft(ids) if ids.is_empty())
+}
+
+fn is_prune(m: &Message) -> bool {
+    matches!(m, Message::Prune)
+}
+
+fn is_gossip(m: &Message) -> bool {
+    matches!(m, Message::Gossip(_))
+}
+
+/// Tree mode with parent 0 (eager) and lazy peers 1 and 2: messages `0..n` are announced by
 /// peer 1 and fetched from it with a GRAFT; the parent sends its own copy of those in
-/// `parent_copies`, `late` after the repair. Returns the parents reported.
-fn watch_run(n: u8, parent_copies: &[u8], late: TimeDelta) -> Vec<PeerId> {
+/// `parent_copies`, `late` after the repair. Returns the machine, the time, and everything it
+/// output.
+fn watch_run(n: u8, parent_copies: &[u8], late: TimeDelta) -> (Plumtree, Timestamp, Vec<Output>) {
     let (mut p, mut r) = tree_with_rtts(None);
     p.handle(T0, Input::Parent(Some(peer(0))), &mut r);
-    let mut reported = Vec::new();
+    let mut all = Vec::new();
     let mut now = T0;
     for m in 0..n {
         p.handle(now, ihave(1, m), &mut r);
         let (at, to) = next_graft(&mut p, &mut r, now);
         assert_eq!(to, peer(1));
         now = at + TimeDelta::from_millis(30);
-        let repair = Input::Message {
-            from: peer(1),
-            message: Message::Gossip(payload(m, true, 2)),
-            validator: &FirstByte,
-        };
-        p.handle(now, repair, &mut r);
-        let copy_at = now + late;
-        let run_until = |p: &mut Plumtree, r: &mut Rng, now: &mut Timestamp, until: Timestamp| {
-            while let Some(at) = p.poll_timeout().filter(|t| *t <= until) {
-                *now = at.max(*now);
-                StateMachine::handle_timeout(p, *now, r);
-            }
-            *now = until;
-        };
+        p.handle(now, gossip(1, m, 2), &mut r);
         if parent_copies.contains(&m) {
-            run_until(&mut p, &mut r, &mut now, copy_at);
-            let copy = Input::Message {
-                from: peer(0),
-                message: Message::Gossip(payload(m, true, 3)),
-                validator: &FirstByte,
-            };
-            p.handle(now, copy, &mut r);
+            all.extend({
+                let until = now + late;
+                run_until(&mut p, &mut r, &mut now, until)
+            });
+            p.handle(now, gossip(0, m, 3), &mut r);
         }
         // Let the watch run out before the next message.
         let until = now + TimeDelta::from_secs(5);
-        run_until(&mut p, &mut r, &mut now, until);
-        for out in drain(&mut p) {
-            if let Output::Distrust { peer } = out {
-                reported.push(peer);
-            }
-        }
+        all.extend(run_until(&mut p, &mut r, &mut now, until));
     }
-    reported
+    (p, now, all)
 }
 
-/// A parent that pushes nothing of what had to be fetched by GRAFT is reported after
-/// `parent_misses` (3) such messages in a row, once; then counting starts afresh.
+/// A parent that pushes nothing of what had to be fetched by GRAFT is demoted after
+/// `parent_misses` (3) such messages in a row: it leaves the eager set (it stays the tree's
+/// parent: nothing goes to the owner's tree), and is watched no more while demoted.
 #[test]
-fn a_parent_that_forwards_nothing_is_reported_after_three_misses() {
-    assert_eq!(watch_run(2, &[], TimeDelta::ZERO), alloc::vec![]);
-    assert_eq!(watch_run(3, &[], TimeDelta::ZERO), alloc::vec![peer(0)]);
-    assert_eq!(watch_run(5, &[], TimeDelta::ZERO), alloc::vec![peer(0)]);
-    assert_eq!(
-        watch_run(6, &[], TimeDelta::ZERO),
-        alloc::vec![peer(0), peer(0)]
-    );
+fn a_parent_that_forwards_nothing_is_demoted_after_three_misses() {
+    for (n, demoted) in [(2, 0), (3, 1), (6, 1)] {
+        let (p, _, out) = watch_run(n, &[], TimeDelta::ZERO);
+        assert_eq!(p.counters.parents_distrusted, demoted, "{n} misses");
+        assert_eq!(p.eager_peers.contains(&peer(0)), demoted == 0);
+        assert!(p.lazy_peers.contains(&peer(0)) == (demoted == 1));
+        assert!(
+            out.iter()
+                .all(|o| matches!(o, Output::Send { .. } | Output::Deliver { .. }))
+        );
+    }
 }
 
 /// An honest parent that lost the messages upstream fetches them too and pushes them down
-/// late (within `parent_watch`): never reported. One copy in a run of misses resets it.
+/// late (within `parent_watch`): never demoted, and no bypass link is made. One copy in a run
+/// of misses resets it.
 #[test]
-fn a_parent_that_pushes_late_copies_is_never_reported() {
+fn a_parent_that_pushes_late_copies_is_never_demoted() {
     let late = TimeDelta::from_millis(2_500);
-    assert_eq!(watch_run(8, &[0, 1, 2, 3, 4, 5, 6, 7], late), alloc::vec![]);
-    assert_eq!(watch_run(8, &[2, 5], TimeDelta::ZERO), alloc::vec![]);
+    let (p, _, out) = watch_run(8, &[0, 1, 2, 3, 4, 5, 6, 7], late);
+    assert_eq!(p.counters.parents_distrusted, 0);
+    assert_eq!(p.counters.bypasses, 0);
+    assert!(!sends(&out, 1, is_empty_graft));
+    let (p, _, _) = watch_run(8, &[2, 5], TimeDelta::ZERO);
+    assert_eq!(p.counters.parents_distrusted, 0);
     // A copy after the wait is a miss, but it shows the parent forwards: the run ends there.
     let too_late = TimeDelta::from_millis(3_500);
-    assert_eq!(watch_run(6, &[0, 1, 2, 3, 4, 5], too_late), alloc::vec![]);
+    let (p, _, _) = watch_run(6, &[0, 1, 2, 3, 4, 5], too_late);
+    assert_eq!(p.counters.parents_distrusted, 0);
+}
+
+/// The peer that served a message the parent missed becomes a bypass link (SPEC.md §15.4):
+/// told with an empty GRAFT, eager through tree updates, its duplicates not pruned, for
+/// `bypass_for`; then it is told PRUNE and goes lazy.
+#[test]
+fn a_peer_that_served_what_the_parent_missed_stays_eager_across_tree_updates() {
+    let (mut p, mut now, out) = watch_run(1, &[], TimeDelta::ZERO);
+    let mut r = rng();
+    assert!(
+        sends(&out, 1, is_empty_graft),
+        "the peer is asked to keep pushing"
+    );
+    assert_eq!(p.counters.bypasses, 1);
+    // The tree is given again (same links): the bypass link stays eager, peer 2 lazy.
+    p.handle(now, Input::SetTree(&[peer(0)]), &mut r);
+    assert!(p.eager_peers.contains(&peer(1)) && p.lazy_peers.contains(&peer(2)));
+    // A duplicate on it is not pruned.
+    p.handle(now, gossip(1, 0, 4), &mut r);
+    assert!(!sends(&drain(&mut p), 1, is_prune));
+    // A new message from the parent is pushed along it.
+    p.handle(now, gossip(0, 9, 2), &mut r);
+    assert!(sends(&drain(&mut p), 1, is_gossip));
+    // Its time runs out: PRUNE, and lazy.
+    let end = now + Config::default().bypass_for;
+    let out = run_until(&mut p, &mut r, &mut now, end);
+    assert!(sends(&out, 1, is_prune));
+    assert!(p.lazy_peers.contains(&peer(1)));
+    p.handle(now, Input::SetTree(&[peer(0)]), &mut r);
+    assert!(p.lazy_peers.contains(&peer(1)));
+}
+
+/// At most `max_bypass` bypass links: a new one replaces the oldest (told PRUNE); a bypass
+/// peer that stops being a neighbour is forgotten.
+#[test]
+fn bypass_links_are_bounded_and_end_with_the_neighbour() {
+    let (mut p, mut r) = tree_with_rtts(None);
+    for n in 3..5 {
+        p.handle(T0, Input::NeighborUp(peer(n)), &mut r);
+    }
+    p.handle(T0, Input::SetTree(&[peer(0)]), &mut r);
+    p.handle(T0, Input::Parent(Some(peer(0))), &mut r);
+    let mut now = T0;
+    for (m, from) in [(0u8, 1u8), (1, 2), (2, 3)] {
+        p.handle(now, ihave(from, m), &mut r);
+        let (at, to) = next_graft(&mut p, &mut r, now);
+        assert_eq!(to, peer(from));
+        now = at;
+        p.handle(now, gossip(from, m, 2), &mut r);
+        let until = now + TimeDelta::from_secs(5);
+        let out = run_until(&mut p, &mut r, &mut now, until);
+        if m == 2 {
+            assert!(sends(&out, 1, is_prune), "the oldest is replaced");
+        }
+    }
+    let links: Vec<PeerId> = p.bypass.iter().map(|(b, _)| *b).collect();
+    assert_eq!(links, [peer(2), peer(3)]);
+    assert!(p.lazy_peers.contains(&peer(1)));
+    p.handle(now, Input::NeighborDown(peer(2)), &mut r);
+    assert!(!p.is_bypass(&peer(2)) && p.bypass.len() == 1);
+}
+
+/// The other end of a bypass link: an empty GRAFT in tree mode keeps its sender eager through
+/// tree updates and duplicates, until it sends PRUNE. A GRAFT naming messages makes the link
+/// eager only until the next tree update, as before.
+#[test]
+fn an_empty_graft_keeps_its_sender_eager_until_it_prunes() {
+    let (mut p, mut r) = tree_with_rtts(None);
+    let graft = |from: u8, ids: Vec<MessageId>| Input::Message {
+        from: peer(from),
+        message: Message::Graft(BoundedVec::new(ids).unwrap()),
+        validator: &FirstByte,
+    };
+    p.handle(T0, gossip(0, 1, 1), &mut r);
+    p.handle(T0, graft(1, alloc::vec![]), &mut r);
+    p.handle(T0, graft(2, alloc::vec![id(1)]), &mut r);
+    drain(&mut p);
+    p.handle(T0, Input::SetTree(&[peer(0)]), &mut r);
+    assert!(p.eager_peers.contains(&peer(1)));
+    assert!(p.lazy_peers.contains(&peer(2)));
+    p.handle(T0, gossip(1, 1, 3), &mut r);
+    assert!(!sends(&drain(&mut p), 1, is_prune));
+    p.handle(T0, gossip(0, 2, 1), &mut r);
+    assert!(sends(&drain(&mut p), 1, is_gossip));
+    let prune = Input::Message {
+        from: peer(1),
+        message: Message::Prune,
+        validator: &FirstByte,
+    };
+    p.handle(T0, prune, &mut r);
+    p.handle(T0, Input::SetTree(&[peer(0)]), &mut r);
+    assert!(p.lazy_peers.contains(&peer(1)));
+}
+
+/// A demoted parent gets announcements, not pushes, through tree updates; it is grafted last
+/// among announcers; a payload from it (it forwards after all) promotes it back, and so does
+/// the end of `distrust_for`.
+#[test]
+fn a_demoted_parent_gets_announcements_until_it_forwards_again() {
+    let (mut p, mut now, _) = watch_run(3, &[], TimeDelta::ZERO);
+    let mut r = rng();
+    assert_eq!(p.counters.parents_distrusted, 1);
+    p.handle(now, Input::SetTree(&[peer(0)]), &mut r);
+    assert!(p.lazy_peers.contains(&peer(0)));
+    // A message from peer 2 is announced to the parent, not pushed.
+    p.handle(now, gossip(2, 20, 2), &mut r);
+    let until = now + TimeDelta::from_secs(1);
+    let out = run_until(&mut p, &mut r, &mut now, until);
+    assert!(!sends(&out, 0, is_gossip));
+    assert!(sends(&out, 0, |m| matches!(m, Message::IHave(_))));
+    // Announced first by the parent, then by peer 2: peer 2 is grafted first.
+    p.handle(now, ihave(0, 21), &mut r);
+    p.handle(now, ihave(2, 21), &mut r);
+    assert_eq!(next_graft(&mut p, &mut r, now).1, peer(2));
+    // The parent's pushes are accepted, and one promotes it back.
+    p.handle(now, gossip(0, 21, 3), &mut r);
+    assert!(p.eager_peers.contains(&peer(0)));
+    assert!(p.distrusted.is_empty());
+    // Demoted again, it is promoted back when `distrust_for` ends.
+    let (mut p, mut now, _) = watch_run(3, &[], TimeDelta::ZERO);
+    let end = now + Config::default().distrust_for;
+    run_until(&mut p, &mut r, &mut now, end);
+    assert!(p.eager_peers.contains(&peer(0)));
 }
 
 /// A retained message of `kib` KiB (its payload bytes all `n`).
