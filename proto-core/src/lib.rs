@@ -66,6 +66,7 @@ pub use frame::Frame;
 pub use id::{MessageId, PeerId, TopicId};
 pub use identity::record::{Address, PeerRecord, RecordError};
 pub use identity::{Identity, IdentitySeeds};
+pub use membership::group::AddressGroup;
 pub use node::{
     Command, Config, Contact, DownReason, Event, Node, NodeError, PersistentState, Transmit,
 };

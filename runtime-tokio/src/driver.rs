@@ -321,8 +321,9 @@ impl Driver {
 
     fn connect(&mut self, peer: PeerId, addresses: &[hearsay_proto::Address]) {
         let now = self.now();
-        if self.state.conns.contains_key(&peer) {
-            self.node.handle_connected(now, peer);
+        if let Some(reg) = self.state.conns.get(&peer) {
+            let remote = reg.conn.remote_address();
+            self.node.handle_connected_from(now, peer, remote);
             return;
         }
         if let Some(wanted) = self.state.dials.get_mut(&peer) {
@@ -495,9 +496,10 @@ impl Driver {
             let now = self.now();
             self.node.handle_disconnected(now, peer);
         } else {
+            let remote = proven.conn.remote_address();
             self.register(proven);
             let now = self.now();
-            self.node.handle_connected(now, peer);
+            self.node.handle_connected_from(now, peer, remote);
         }
         if let Origin::Bootstrap { addr } = origin {
             self.add_contacts([Contact {

@@ -6,6 +6,7 @@
 //!
 //! The node feeds SWIM's verdicts to HyParView, which replaces the dead.
 
+pub mod group;
 pub mod hyparview;
 pub mod swim;
 pub mod tree;

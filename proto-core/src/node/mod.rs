@@ -36,6 +36,7 @@ use crate::id::TopicId;
 use crate::identity::Identity;
 use crate::identity::record::{Addresses, PeerRecord};
 use crate::machine::StateMachine;
+use crate::membership::group::AddressGroup;
 use crate::membership::hyparview::{self, HyParView, PeerInfo};
 use crate::membership::swim::{self, Swim};
 use crate::time::{TimeDelta, Timestamp};
@@ -44,6 +45,7 @@ use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
 use alloc::vec::Vec;
 use bytes::Bytes;
 use chacha20::ChaCha8Rng;
+use core::net::SocketAddr;
 use rand_core::SeedableRng;
 use records::RecordCache;
 
@@ -74,6 +76,8 @@ struct Link {
     rtt_shared: Option<crate::time::RttEstimate>,
     /// This end's latest sample, not yet reported to the peer on a PING (µs).
     rtt_report: Option<u32>,
+    /// The address group of the connection's remote end, when the driver gave its address.
+    group: Option<AddressGroup>,
 }
 
 impl Link {
@@ -339,6 +343,24 @@ impl Node {
         result
     }
 
+    /// [`Node::handle_connected`], with the remote address of the connection as the driver
+    /// sees it: admission to the views limits what one address group may hold (SPEC.md
+    /// §13.7), so a driver that knows the address should use this.
+    pub fn handle_connected_from(&mut self, now: Timestamp, peer: PeerId, remote: SocketAddr) {
+        self.handle_connected_in(now, peer, AddressGroup::of(remote));
+    }
+
+    /// [`Node::handle_connected`], with the connection's address group given directly (a
+    /// driver whose addresses are not IP addresses, such as the simulator).
+    pub fn handle_connected_in(&mut self, now: Timestamp, peer: PeerId, group: AddressGroup) {
+        self.handle_connected(now, peer);
+        if let Some(link) = self.links.get_mut(&peer)
+            && !link.established
+        {
+            link.group = Some(group);
+        }
+    }
+
     /// The driver has a connection to `peer` (it dialled, or `peer` dialled in), and the
     /// transport proved `peer`'s identity.
     pub fn handle_connected(&mut self, now: Timestamp, peer: PeerId) {
@@ -367,6 +389,7 @@ impl Node {
                 rtt: None,
                 rtt_shared: None,
                 rtt_report: None,
+                group: None,
             },
         );
         self.note_link_deadline(now + self.config.hello_timeout.min(HELLO_RESEND_INTERVAL));

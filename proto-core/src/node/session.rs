@@ -250,8 +250,12 @@ impl Node {
         {
             link.established = true;
             link.last_used = now;
+            let group = link.group;
             let close = now + self.config.unused_link_timeout;
             self.note_link_deadline(close);
+            if let Some(group) = group {
+                self.hyparview.note_group(from, group);
+            }
             let input = hyparview::Input::LinkUp { peer: from };
             self.hyparview.handle(now, input, &mut self.rng);
             if let Some(record) = self.records.get(&from) {

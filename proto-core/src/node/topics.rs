@@ -560,7 +560,11 @@ impl Node {
 
     /// A connection's handshake completed: every topic overlay may use it.
     pub(super) fn topics_link_up(&mut self, now: Timestamp, peer: PeerId) {
+        let group = self.links.get(&peer).and_then(|l| l.group);
         for t in self.topics.values_mut() {
+            if let Some(g) = group {
+                t.hyparview.note_group(peer, g);
+            }
             let input = hyparview::Input::LinkUp { peer };
             t.hyparview.handle(now, input, &mut self.rng);
         }
@@ -703,9 +707,13 @@ impl Node {
                 &Frame::Topic(TopicMessage::Membership { topic, message }),
             ),
             hyparview::Output::Connect { peer, addresses } => {
+                let group = self.links.get(&peer).and_then(|l| l.group);
                 if self.link_ready_or_dial(now, peer, addresses)
                     && let Some(t) = self.topics.get_mut(&topic)
                 {
+                    if let Some(g) = group {
+                        t.hyparview.note_group(peer, g);
+                    }
                     let input = hyparview::Input::LinkUp { peer };
                     t.hyparview.handle(now, input, &mut self.rng);
                 }

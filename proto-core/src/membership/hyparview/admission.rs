@@ -24,6 +24,10 @@ use super::*;
 /// and refills its reserved places even when that takes an eviction of its own.
 pub const PRESSURE_WINDOW: TimeDelta = TimeDelta::from_secs(60);
 
+/// Most links whose address group is remembered (links are bounded by the node's
+/// `max_connections`, well below this).
+const MAX_GROUPS: usize = 4096;
+
 /// A tried peer: where to reach it, and when it became tried (the oldest goes first).
 #[derive(Debug, Clone)]
 pub(super) struct Tried {
@@ -70,12 +74,46 @@ impl HyParView {
         self.tried.keys()
     }
 
-    /// The neighbour to evict for a newcomer when the view is full: a random one that is
-    /// neither protected nor spared (one the failure detector suspects), else a random
-    /// unprotected one. `None` when every neighbour is protected (only when `active_view`
-    /// is at most `reserved + 1`).
-    pub(super) fn eviction_victim(&self, rng: &mut machine::Rng) -> Option<PeerId> {
+    /// Records the address group of the link to `peer` (the driver saw its remote address):
+    /// admission limits what one group may hold (§13.7). Kept while the link is up.
+    pub fn note_group(&mut self, peer: PeerId, group: AddressGroup) {
+        if self.groups.len() < MAX_GROUPS || self.groups.contains_key(&peer) {
+            self.groups.insert(peer, group);
+        }
+    }
+
+    /// The address group of the link to `peer`, if its driver reported one.
+    pub fn group_of(&self, peer: &PeerId) -> Option<AddressGroup> {
+        self.groups.get(peer).copied()
+    }
+
+    /// The neighbour to evict for a newcomer from address group `group` when the view is
+    /// full: an unprotected invited neighbour of the newcomer's own group if there is one (a
+    /// group holds one invited place), else a random one that is neither protected nor spared
+    /// (one the failure detector suspects), else a random unprotected one. `None` when every
+    /// neighbour is protected (only when `active_view` is at most `reserved + 1`).
+    pub(super) fn eviction_victim(
+        &self,
+        group: Option<AddressGroup>,
+        rng: &mut machine::Rng,
+    ) -> Option<PeerId> {
         let protected = self.protected();
+        let same_group: Vec<PeerId> = group
+            .map(|g| {
+                self.active
+                    .keys()
+                    .filter(|p| {
+                        !protected.contains(p)
+                            && !self.chosen.contains(p)
+                            && self.groups.get(p) == Some(&g)
+                    })
+                    .copied()
+                    .collect()
+            })
+            .unwrap_or_default();
+        if let Some(p) = pick_one(same_group, rng) {
+            return Some(p);
+        }
         let mut keep = protected.clone();
         keep.extend(self.spared.iter().copied());
         self.random_active_except(&keep, rng)

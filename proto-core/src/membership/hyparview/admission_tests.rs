@@ -2,6 +2,7 @@
 //! chose itself keep their reserved places.
 use super::tests::{T0, info, pid};
 use super::*;
+use alloc::collections::BTreeSet;
 use alloc::vec;
 use proptest::prelude::*;
 use rand_core::SeedableRng;
@@ -206,4 +207,51 @@ fn a_lost_reserved_place_is_asked_of_a_tried_peer_first() {
         }
     }
     assert_eq!(asked.first(), Some(&pid(1)), "asked {asked:?}");
+}
+
+/// Peer `p` (in address group `g`) connects and sends JOIN at `at`.
+fn join_in_group(hv: &mut HyParView, rng: &mut machine::Rng, at: Timestamp, p: PeerId, g: u32) {
+    hv.note_group(p, crate::AddressGroup::numbered(g));
+    hv.handle(at, Input::LinkUp { peer: p }, rng);
+    let input = Input::Message {
+        from: p,
+        addresses: Some(Addresses::default()),
+        message: Message::Join,
+    };
+    hv.handle(at, input, rng);
+}
+
+/// A newcomer from an address group that already holds an invited place takes that place and
+/// no other: a hundred identities from one group hold one place (SPEC.md §13.7).
+#[test]
+fn an_address_group_holds_one_invited_place() {
+    for seed in 0..16u8 {
+        let mut rng = machine::Rng::from_seed([seed; 32]);
+        let mut hv = HyParView::new(
+            Config::default(),
+            pid(0),
+            Addresses::default(),
+            T0,
+            &mut rng,
+        );
+        hv.join(T0, vec![info(1), info(2)]);
+        settle(&mut hv, &mut rng, T0);
+        let s = TimeDelta::from_secs;
+        join_in_group(&mut hv, &mut rng, T0 + s(1), pid(3), 8);
+        join_in_group(&mut hv, &mut rng, T0 + s(2), pid(4), 9);
+        join_in_group(&mut hv, &mut rng, T0 + s(3), hostile(0), 7);
+        assert_eq!(hv.active().count(), 5);
+        for i in 1..100u8 {
+            let at = T0 + s(4) + TimeDelta::from_millis(u64::from(i) * 100);
+            join_in_group(&mut hv, &mut rng, at, hostile(i), 7);
+            while hv.poll().is_some() {}
+        }
+        let active: BTreeSet<PeerId> = hv.active().copied().collect();
+        let expected = BTreeSet::from([pid(1), pid(2), pid(3), pid(4), hostile(99)]);
+        assert_eq!(active, expected, "seed {seed}");
+        assert_eq!(
+            hv.group_of(&hostile(99)),
+            Some(crate::AddressGroup::numbered(7))
+        );
+    }
 }

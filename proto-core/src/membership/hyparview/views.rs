@@ -53,7 +53,7 @@ impl HyParView {
         }
         if self.active.len() >= self.config.active_view {
             let victim = self
-                .eviction_victim(rng)
+                .eviction_victim(self.groups.get(&peer).copied(), rng)
                 .or_else(|| self.random_active_except(&[], rng));
             if let Some(victim) = victim
                 && let Some(va) = self.remove_active(&victim, false)

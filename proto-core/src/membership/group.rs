@@ -1,0 +1,86 @@
+//! Address groups (SPEC.md §13.7): the part of a connection's remote address that one operator
+//! cannot cheaply vary. Identities cost one key generation, addresses in many networks do not,
+//! so admission limits what one group may hold of a node's views.
+
+use core::net::{IpAddr, SocketAddr};
+
+/// The address group of a connection's remote end: the /24 of an IPv4 address, the /48 of an
+/// IPv6 one (an IPv4-mapped IPv6 address counts as IPv4). Loopback addresses form a group per
+/// address and port: on one machine every peer is local, and a test network of them must not
+/// look like one operator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct AddressGroup(u64);
+
+impl AddressGroup {
+    /// The group of a connection whose remote end is `remote`.
+    pub fn of(remote: SocketAddr) -> Self {
+        let port = u64::from(remote.port());
+        let ip = match remote.ip() {
+            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => IpAddr::V4(v4),
+                None => IpAddr::V6(v6),
+            },
+            v4 => v4,
+        };
+        Self(match ip {
+            IpAddr::V4(v4) if v4.is_loopback() => {
+                (1 << 60) | (u64::from(v4.to_bits()) << 16) | port
+            }
+            IpAddr::V4(v4) => (4 << 60) | u64::from(v4.to_bits() >> 8),
+            IpAddr::V6(v6) if v6.is_loopback() => (2 << 60) | port,
+            IpAddr::V6(v6) => (6 << 60) | (v6.to_bits() >> 80) as u64,
+        })
+    }
+
+    /// A group given by number, for drivers with addresses of their own kind (the simulator's
+    /// `subnets`): groups made this way never equal one made by [`AddressGroup::of`].
+    pub const fn numbered(n: u32) -> Self {
+        Self((8 << 60) | n as u64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use core::net::{Ipv4Addr, Ipv6Addr};
+
+    fn v4(a: [u8; 4], port: u16) -> AddressGroup {
+        AddressGroup::of(SocketAddr::new(IpAddr::V4(Ipv4Addr::from(a)), port))
+    }
+
+    fn v6(segments: [u16; 8], port: u16) -> AddressGroup {
+        let [a, b, c, d, e, f, g, h] = segments;
+        AddressGroup::of(SocketAddr::new(
+            IpAddr::V6(Ipv6Addr::new(a, b, c, d, e, f, g, h)),
+            port,
+        ))
+    }
+
+    #[test]
+    fn ipv4_groups_are_slash_24s() {
+        assert_eq!(v4([198, 18, 7, 1], 4433), v4([198, 18, 7, 200], 9));
+        assert_ne!(v4([198, 18, 7, 1], 4433), v4([198, 18, 8, 1], 4433));
+        assert_ne!(v4([198, 18, 7, 1], 4433), v4([199, 18, 7, 1], 4433));
+    }
+
+    #[test]
+    fn ipv6_groups_are_slash_48s_and_mapped_ipv4_counts_as_ipv4() {
+        let a = v6([0x2001, 0xdb8, 0x10, 1, 0, 0, 0, 1], 1);
+        assert_eq!(a, v6([0x2001, 0xdb8, 0x10, 0xffff, 7, 0, 0, 9], 2));
+        assert_ne!(a, v6([0x2001, 0xdb8, 0x11, 1, 0, 0, 0, 1], 1));
+        let mapped = Ipv4Addr::new(198, 18, 7, 1).to_ipv6_mapped();
+        let m = AddressGroup::of(SocketAddr::new(IpAddr::V6(mapped), 5));
+        assert_eq!(m, v4([198, 18, 7, 99], 6));
+    }
+
+    #[test]
+    fn loopback_peers_are_each_their_own_group() {
+        assert_ne!(v4([127, 0, 0, 1], 4000), v4([127, 0, 0, 1], 4001));
+        assert_eq!(v4([127, 0, 0, 1], 4000), v4([127, 0, 0, 1], 4000));
+        assert_ne!(
+            v6([0, 0, 0, 0, 0, 0, 0, 1], 1),
+            v6([0, 0, 0, 0, 0, 0, 0, 1], 2)
+        );
+        assert_ne!(AddressGroup::numbered(3), v4([0, 0, 0, 3], 0));
+    }
+}
