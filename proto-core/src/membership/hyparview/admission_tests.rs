@@ -103,6 +103,14 @@ fn settle(hv: &mut HyParView, rng: &mut machine::Rng, now: Timestamp) {
     }
 }
 
+/// A node joined through honest contacts 1 and 2, both answered: its two chosen neighbours.
+fn joined_through_two(rng: &mut machine::Rng) -> HyParView {
+    let mut hv = HyParView::new(Config::default(), pid(0), Addresses::default(), T0, rng);
+    hv.join(T0, vec![info(1), info(2)]);
+    settle(&mut hv, rng, T0);
+    hv
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(128))]
     /// A node joined through two honest contacts keeps both as neighbours whatever up to `k`
@@ -116,10 +124,8 @@ proptest! {
         ops in proptest::collection::vec(hostile_op(24), 1..200),
     ) {
         let mut rng = machine::Rng::from_seed([seed; 32]);
-        let mut hv = HyParView::new(Config::default(), pid(0), Addresses::default(), T0, &mut rng);
+        let mut hv = joined_through_two(&mut rng);
         let mut now = T0;
-        hv.join(now, vec![info(HONEST[0]), info(HONEST[1])]);
-        settle(&mut hv, &mut rng, now);
         let honest_chosen: Vec<PeerId> = hv.chosen().copied().collect();
         prop_assert_eq!(honest_chosen.len(), 2);
         for op in ops {
@@ -161,15 +167,7 @@ proptest! {
 #[test]
 fn a_lost_reserved_place_is_asked_of_a_tried_peer_first() {
     let mut rng = machine::Rng::from_seed([9; 32]);
-    let mut hv = HyParView::new(
-        Config::default(),
-        pid(0),
-        Addresses::default(),
-        T0,
-        &mut rng,
-    );
-    hv.join(T0, vec![info(1), info(2)]);
-    settle(&mut hv, &mut rng, T0);
+    let mut hv = joined_through_two(&mut rng);
     assert_eq!(hv.chosen().count(), 2);
     // Forty seconds on, contact 1 closes the link (it is not declared failed).
     let later = T0 + TimeDelta::from_secs(40);
@@ -227,15 +225,7 @@ fn join_in_group(hv: &mut HyParView, rng: &mut machine::Rng, at: Timestamp, p: P
 fn an_address_group_holds_one_invited_place() {
     for seed in 0..16u8 {
         let mut rng = machine::Rng::from_seed([seed; 32]);
-        let mut hv = HyParView::new(
-            Config::default(),
-            pid(0),
-            Addresses::default(),
-            T0,
-            &mut rng,
-        );
-        hv.join(T0, vec![info(1), info(2)]);
-        settle(&mut hv, &mut rng, T0);
+        let mut hv = joined_through_two(&mut rng);
         let s = TimeDelta::from_secs;
         join_in_group(&mut hv, &mut rng, T0 + s(1), pid(3), 8);
         join_in_group(&mut hv, &mut rng, T0 + s(2), pid(4), 9);
