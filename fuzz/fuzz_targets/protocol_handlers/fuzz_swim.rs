@@ -105,6 +105,8 @@ struct SwimCheck {
     config: swim::Config,
     members: BTreeSet<PeerId>,
     last_refute: u64,
+    /// The incarnation whose ALIVE was last signed (published) for this node.
+    signed: Option<u64>,
     seqs: Seqs,
 }
 
@@ -126,9 +128,14 @@ impl SwimCheck {
                     assert!(self.members.remove(&peer), "a verdict on a non-member");
                 }
                 swim::Output::Refute { incarnation } => {
+                    // A refutation asks for a signature on a higher incarnation, or asks again
+                    // for one that was never signed (the owner did not publish it).
                     assert!(
-                        incarnation > self.last_refute,
-                        "a refutation does not raise the incarnation"
+                        incarnation > self.last_refute
+                            || (incarnation == self.last_refute
+                                && self.signed != Some(incarnation)),
+                        "a refutation neither raises the incarnation nor asks again for an \
+                         unsigned one"
                     );
                     assert!(incarnation <= s.incarnation());
                     self.last_refute = incarnation;
@@ -176,6 +183,7 @@ pub(super) fn run_swim(input: &mut Input<'_>) {
         config,
         members: BTreeSet::new(),
         last_refute: 0,
+        signed: None,
         seqs: Seqs::default(),
     };
     let mut steps = 0;
@@ -215,6 +223,9 @@ pub(super) fn run_swim(input: &mut Input<'_>) {
                     1 => s.incarnation().saturating_add(1),
                     _ => u64::from(which),
                 };
+                if incarnation == s.incarnation() {
+                    c.signed = Some(incarnation);
+                }
                 s.publish_alive(
                     incarnation,
                     SignatureBytes::from_array([input.u8(); SIGNATURE_LEN]),

@@ -651,6 +651,47 @@ fn a_deferred_refutation_is_made_when_the_period_ends() {
     assert_eq!(refutes(&mut s), [2]);
 }
 
+/// The owner never signed the ALIVE a refutation asked for: a later, lower suspicion asks for
+/// the same incarnation again (a probe period later), and does not raise it a second time.
+/// Found by the protocol_handlers fuzz target, whose check wanted every refutation higher.
+#[test]
+fn an_unsigned_refutation_is_asked_again_for_the_same_incarnation() {
+    use rand_core::SeedableRng;
+    let t0 = Timestamp::from_secs(1_800_000_000);
+    let mut rng = machine::Rng::from_seed([8; 32]);
+    let (me, peer) = (PeerId::from_bytes([5; 32]), PeerId::from_bytes([1; 32]));
+    let mut s = Swim::new(Config::default(), me, 0);
+    s.add_member(t0, peer, &mut rng);
+    let suspect = |inc| Update::Suspect {
+        peer: me,
+        incarnation: inc,
+        by: None,
+    };
+    let refutes = |s: &mut Swim| -> Vec<u64> {
+        core::iter::from_fn(|| s.poll())
+            .filter_map(|o| match o {
+                Output::Refute { incarnation } => Some(incarnation),
+                _ => None,
+            })
+            .collect()
+    };
+    s.handle_message(t0, peer, ping_with(1, suspect(0)), &[]);
+    assert_eq!(refutes(&mut s), [1]);
+    // Nothing was published for incarnation 1; a peer still suspects incarnation 0.
+    let later = t0 + Config::default().probe_interval;
+    s.handle_message(later, peer, ping_with(2, suspect(0)), &[]);
+    assert_eq!(refutes(&mut s), [1]);
+    assert_eq!(s.incarnation(), 1);
+    // Once signed, the same stale suspicion costs no further signature.
+    s.publish_alive(
+        1,
+        SignatureBytes::from_array([7; crate::crypto::SIGNATURE_LEN]),
+    );
+    let much_later = later + Config::default().probe_interval;
+    s.handle_message(much_later, peer, ping_with(3, suspect(0)), &[]);
+    assert_eq!(refutes(&mut s), [0u64; 0]);
+}
+
 /// Runs `s`'s timers every 10 ms from `from` to `until`, answering nobody; returns the updates
 /// it sent, in order.
 fn silent_until(
