@@ -37,6 +37,14 @@ impl AddressGroup {
     pub const fn numbered(n: u32) -> Self {
         Self((8 << 60) | n as u64)
     }
+
+    /// The group of an advertised address (a record's, or one a peer passed on): its text
+    /// form `ip:port` or `[ipv6]:port`, as the drivers write them. `None` for any other form
+    /// (a name, a relay path): such an entry is in no group.
+    pub fn of_address(address: &[u8]) -> Option<Self> {
+        let text = core::str::from_utf8(address).ok()?;
+        text.parse::<SocketAddr>().ok().map(Self::of)
+    }
 }
 
 #[cfg(test)]
@@ -54,6 +62,20 @@ mod tests {
             IpAddr::V6(Ipv6Addr::new(a, b, c, d, e, f, g, h)),
             port,
         ))
+    }
+
+    #[test]
+    fn advertised_addresses_have_the_group_of_their_socket_address() {
+        assert_eq!(
+            AddressGroup::of_address(b"198.18.7.9:4433"),
+            Some(v4([198, 18, 7, 200], 1))
+        );
+        assert_eq!(
+            AddressGroup::of_address(b"[fd00:0:32::1:7]:7000"),
+            Some(v6([0xfd00, 0, 0x32, 9, 0, 0, 0, 1], 2))
+        );
+        assert_eq!(AddressGroup::of_address(b"node-7"), None);
+        assert_eq!(AddressGroup::of_address(b"\xff\xfe"), None);
     }
 
     #[test]

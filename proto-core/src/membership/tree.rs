@@ -191,13 +191,19 @@ crate::machine::internal_struct! {
         /// travelling are refused, so a dead root cannot come back from them.
         /// Oldest first: when full, the root given up longest ago is forgotten.
         expired: VecDeque<(PeerId, u64)>,
-        /// The last given-up (root, number) refused from a neighbour and answered with `ask`.
-        refused: Option<(PeerId, u64, PeerId)>,
+        /// The given-up (root, number, neighbour) refusals answered with `ask`, the latest
+        /// [`MAX_REFUSED`]: each neighbour is asked once per given-up number (with one slot,
+        /// two neighbours passing the same given-up beacon made the member ask them in turn
+        /// for ever).
+        refused: VecDeque<(PeerId, u64, PeerId)>,
     }
 }
 
 /// Most given-up roots remembered.
 const MAX_EXPIRED: usize = 8;
+/// Most refusals remembered (one per neighbour and given-up number; a member has a few dozen
+/// neighbours at most).
+const MAX_REFUSED: usize = 32;
 
 #[cfg_attr(not(feature = "testing"), allow(dead_code))]
 impl RootTree {
@@ -231,7 +237,7 @@ impl RootTree {
             emitted: 0,
             tree_changed: false,
             expired: VecDeque::new(),
-            refused: None,
+            refused: VecDeque::new(),
         }
     }
 
@@ -413,8 +419,11 @@ impl RootTree {
             // Refused: this member gave that root up. If the root is better than ours, the
             // sender asks it for a fresh number (which we would take) when we tell it so, once
             // per given-up number and sender.
-            if root < self.current.root && self.refused != Some((root, seq, from)) {
-                self.refused = Some((root, seq, from));
+            if root < self.current.root && !self.refused.contains(&(root, seq, from)) {
+                if self.refused.len() >= MAX_REFUSED {
+                    self.refused.pop_front();
+                }
+                self.refused.push_back((root, seq, from));
                 self.out.push_back(Output::Send {
                     to: from,
                     beacon: RootBeacon {
@@ -1136,6 +1145,43 @@ mod tests {
                 now = until;
             }
         }
+    }
+
+    /// Two neighbours that keep passing a beacon this member gave up are each answered with
+    /// `ask` once: with one remembered refusal they were asked in turn for ever (an instant
+    /// network never went quiet).
+    #[test]
+    fn each_neighbour_passing_a_given_up_beacon_is_asked_once() {
+        let r = &mut rng();
+        let mut x = RootTree::new(Config::default(), id(12), T, T);
+        for n in [11, 14] {
+            StateMachine::handle(&mut x, T, Input::NeighborUp(id(n)), r);
+        }
+        x.expired.push_back((id(1), 2));
+        while StateMachine::poll(&mut x).is_some() {}
+        let stale = RootBeacon {
+            root: id(1),
+            seq: 2,
+            dist: 3,
+            parent: Some(id(13)),
+            interval_ms: 20_000,
+            ask: false,
+        };
+        let mut asks = 0;
+        for round in 0..20 {
+            let from = id(if round % 2 == 0 { 11 } else { 14 });
+            let input = Input::Beacon {
+                from,
+                beacon: stale,
+            };
+            StateMachine::handle(&mut x, T, input, r);
+            while let Some(o) = StateMachine::poll(&mut x) {
+                if let Output::Send { beacon, .. } = o {
+                    asks += usize::from(beacon.ask);
+                }
+            }
+        }
+        assert_eq!(asks, 2);
     }
 
     /// A neighbour that follows a worse root is told about ours and nothing more: asking the

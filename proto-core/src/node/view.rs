@@ -69,6 +69,29 @@ impl<'a> NodeView<'a> {
         self.node.hyparview.long_standing()
     }
 
+    /// The node-level neighbours this node chose itself (SPEC.md §13.7), in id order.
+    pub fn chosen(&self) -> Vec<PeerId> {
+        self.node.hyparview.chosen().copied().collect()
+    }
+
+    /// `topic`'s neighbours this node chose itself (empty if not subscribed).
+    pub fn topic_chosen(&self, topic: &TopicId) -> Vec<PeerId> {
+        self.node
+            .topics
+            .get(topic)
+            .map(|t| t.hyparview.chosen().copied().collect())
+            .unwrap_or_default()
+    }
+
+    /// `topic`'s passive view (empty if not subscribed).
+    pub fn topic_passive(&self, topic: &TopicId) -> Vec<PeerId> {
+        self.node
+            .topics
+            .get(topic)
+            .map(|t| t.hyparview.passive().copied().collect())
+            .unwrap_or_default()
+    }
+
     /// HyParView's running totals.
     pub fn membership_counters(&self) -> &'a hyparview::Counters {
         self.node.hyparview.counters()

@@ -69,7 +69,7 @@ impl World {
             .iter()
             .map(|&c| Contact {
                 peer: self.nodes[c].peer,
-                addresses: vec![address_of(c)],
+                addresses: vec![address_of(c, self.nodes[c].subnet)],
             })
             .collect();
         if let Some(n) = self.nodes[node].node.as_mut() {
@@ -603,7 +603,7 @@ impl World {
         let boots = self.nodes[i].boots + 1;
         let identity = Identity::from_seeds(&*self.config.crypto, self.nodes[i].seeds.clone());
         let config = Config {
-            addresses: vec![address_of(i)],
+            addresses: vec![address_of(i, self.nodes[i].subnet)],
             ..self.config.clone()
         };
         let rng_seed = node_seed(self.seed, i, boots);

@@ -210,7 +210,7 @@ impl World {
                 if self.link_between(s, t) == LinkState::None {
                     let dial = Transmit::Connect {
                         peer: self.nodes[t].peer,
-                        addresses: vec![address_of(t)],
+                        addresses: vec![address_of(t, self.nodes[t].subnet)],
                     };
                     self.transmit(now, s, dial, true);
                 }
@@ -253,7 +253,8 @@ impl World {
     fn peer_info(&self, s: usize) -> PeerInfo {
         PeerInfo {
             peer: self.nodes[s].peer,
-            addresses: BoundedVec::new(vec![address_of(s)]).unwrap_or_default(),
+            addresses: BoundedVec::new(vec![address_of(s, self.nodes[s].subnet)])
+                .unwrap_or_default(),
         }
     }
 
@@ -410,7 +411,7 @@ impl World {
         }
         let i = self.nodes.len();
         let mut config = self.config.clone();
-        config.addresses = vec![address_of(i)];
+        config.addresses = vec![address_of(i, self.nodes[a].subnet)];
         config.unused_link_timeout = SYBIL_LINK_KEPT;
         config.max_connections = config.max_connections.max(4096);
         config.max_known_records = config.max_known_records.max(4096);

@@ -269,8 +269,25 @@ fn register_keys(interner: &crate::intern::Interner, node: &Node) {
     interner.register(record.signature.to_bytes());
 }
 
-fn address_of(node: usize) -> Address {
-    Address::new(format!("sim:{node}").into_bytes()).unwrap_or_default()
+/// Node `node`'s socket address: an IPv6 address whose /48 is its address group `subnet`
+/// (contract v4 `subnets`), so the core reads the same group from a record's address as from
+/// a connection (SPEC.md §13.7).
+pub fn sim_socket(node: usize, subnet: u32) -> std::net::SocketAddr {
+    let ip = std::net::Ipv6Addr::new(
+        0xfd00,
+        (subnet >> 16) as u16,
+        subnet as u16,
+        0,
+        0,
+        0,
+        (node >> 16) as u16,
+        node as u16,
+    );
+    std::net::SocketAddr::new(ip.into(), 7000)
+}
+
+fn address_of(node: usize, subnet: u32) -> Address {
+    Address::new(sim_socket(node, subnet).to_string().into_bytes()).unwrap_or_default()
 }
 
 impl World {
@@ -298,7 +315,7 @@ impl World {
             let identity = Identity::from_seeds(&*config.crypto, seeds.clone());
             let peer = identity.peer_id();
             let node_config = Config {
-                addresses: vec![address_of(i)],
+                addresses: vec![address_of(i, (i % subnets) as u32)],
                 ..config.clone()
             };
             let node = Node::new(node_config, identity, node_seed(seed, i, 1), SIM_EPOCH)

@@ -283,7 +283,10 @@ impl World {
         c.open[side] = true;
         let peer = self.nodes[peer_index].peer;
         // The connection's remote end is in the peer's address group (contract v4 `subnets`).
-        let group = hearsay_proto::AddressGroup::numbered(self.nodes[peer_index].subnet);
+        let group = hearsay_proto::AddressGroup::of(super::sim_socket(
+            peer_index,
+            self.nodes[peer_index].subnet,
+        ));
         if let Some(n) = self.nodes[node].node.as_mut() {
             n.handle_connected_in(now, peer, group);
         }

@@ -119,7 +119,7 @@ impl World {
             let contacts = self.pick_count(honest, wanted);
             let i = self.nodes.len();
             let mut config = self.config.clone();
-            config.addresses = vec![address_of(i)];
+            config.addresses = vec![address_of(i, subnet)];
             let identity = Identity::from_seeds(&*self.config.crypto, seeds.clone());
             let rng_seed = {
                 let mut m = [0u8; 16];

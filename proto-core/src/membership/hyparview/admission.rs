@@ -16,7 +16,12 @@
 //!   [`PRESSURE_WINDOW`] of an invited newcomer having evicted a neighbour (a quiet overlay
 //!   does not churn for it);
 //! - one SHUFFLE or SHUFFLE_REPLY puts at most `shuffle_active + shuffle_passive + 1` entries
-//!   into the passive view (what an honest peer sends), however many it carries.
+//!   into the passive view (what an honest peer sends), however many it carries;
+//! - a newcomer evicts the newest unprotected neighbour (one of its own address group first),
+//!   so a flood churns one place; one address group holds one invited place,
+//!   `passive_per_group` passive entries, and one announced joiner per `announce_interval`;
+//! - only active neighbours may walk (SHUFFLE, FORWARD_JOIN), only an awaited reply is taken,
+//!   and a walk is no longer than this node's own.
 
 use super::*;
 
@@ -116,8 +121,18 @@ impl HyParView {
         }
         let mut keep = protected.clone();
         keep.extend(self.spared.iter().copied());
-        self.random_active_except(&keep, rng)
-            .or_else(|| self.random_active_except(&protected, rng))
+        self.newest_active_except(&keep)
+            .or_else(|| self.newest_active_except(&protected))
+    }
+
+    /// The neighbour that entered the active view last, of those not in `except` (ties: the
+    /// smallest id).
+    fn newest_active_except(&self, except: &[PeerId]) -> Option<PeerId> {
+        self.active_since
+            .iter()
+            .filter(|(p, _)| !except.contains(p))
+            .max_by_key(|(p, s)| (**s, core::cmp::Reverse(**p)))
+            .map(|(p, _)| *p)
     }
 
     /// Removes `peer` from the active view (and from the chosen places), remembering it as
@@ -228,7 +243,14 @@ impl HyParView {
         let choice = match pick_one(tried, rng) {
             Some(c) => Some(c),
             None => {
-                let (linked, unlinked): (Vec<PeerInfo>, Vec<PeerInfo>) = self
+                // An address group the active view does not hold yet comes first, then one
+                // already connected.
+                let held: Vec<AddressGroup> = self
+                    .active
+                    .iter()
+                    .filter_map(|(p, a)| self.group_of_entry(p, a))
+                    .collect();
+                let candidates: Vec<PeerInfo> = self
                     .passive
                     .iter()
                     .filter(|(p, _)| free(p, self))
@@ -236,14 +258,29 @@ impl HyParView {
                         peer: *p,
                         addresses: a.clone(),
                     })
-                    .partition(|i| self.links.contains(&i.peer));
+                    .collect();
+                let (fresh, rest): (Vec<PeerInfo>, Vec<PeerInfo>) =
+                    candidates.into_iter().partition(|i| {
+                        self.group_of_entry(&i.peer, &i.addresses)
+                            .is_none_or(|g| !held.contains(&g))
+                    });
+                let pool = if fresh.is_empty() { rest } else { fresh };
+                let (linked, unlinked): (Vec<PeerInfo>, Vec<PeerInfo>) =
+                    pool.into_iter().partition(|i| self.links.contains(&i.peer));
                 pick_one(linked, rng).or_else(|| pick_one(unlinked, rng))
             }
         };
         let Some(info) = choice else {
             return false;
         };
-        let priority = if self.active.is_empty() {
+        // High: a reserved place is worth a place the asked peer gave an invited newcomer
+        // (whom it evicts, newest first); Low is refused by every full view. Only where every
+        // node can hold its reserved places: each link is chosen by one end at most, so a
+        // node holds `active_view / 2` chosen places on average, and asking for more with
+        // High would only pass the shortage on, eviction after eviction.
+        let priority = if self.active.is_empty()
+            || (now < self.pressure_until && 2 * self.config.reserved <= self.config.active_view)
+        {
             Priority::High
         } else {
             Priority::Low
@@ -256,6 +293,42 @@ impl HyParView {
             Origin::Chosen,
             false,
         )
+    }
+
+    /// Whether joiner `peer` may be announced now: its address group (of its link, else of
+    /// its address) had no joiner announced within `announce_interval`. Records the
+    /// announcement when it may.
+    pub(super) fn may_announce(
+        &mut self,
+        now: Timestamp,
+        peer: &PeerId,
+        addresses: &Addresses,
+    ) -> bool {
+        let Some(group) = self
+            .groups
+            .get(peer)
+            .copied()
+            .or_else(|| self.group_of_entry(peer, addresses))
+        else {
+            return true;
+        };
+        let interval = self.config.announce_interval;
+        if self
+            .announced
+            .get(&group)
+            .is_some_and(|t| now.saturating_since(*t) < interval)
+        {
+            self.counters.announcements_skipped += 1;
+            return false;
+        }
+        if self.announced.len() >= MAX_GROUPS {
+            self.announced
+                .retain(|_, t| now.saturating_since(*t) < interval);
+        }
+        if self.announced.len() < MAX_GROUPS {
+            self.announced.insert(group, now);
+        }
+        true
     }
 
     /// Most entries one SHUFFLE or SHUFFLE_REPLY may put into the passive view.

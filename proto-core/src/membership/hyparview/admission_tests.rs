@@ -10,7 +10,7 @@ use rand_core::SeedableRng;
 /// Honest peers are 1..=4 (the node's contacts); hostile ones 100 and up.
 const HONEST: [u8; 4] = [1, 2, 3, 4];
 
-fn hostile(n: u8) -> PeerId {
+pub(super) fn hostile(n: u8) -> PeerId {
     pid(100 + n % 100)
 }
 
@@ -104,7 +104,7 @@ fn settle(hv: &mut HyParView, rng: &mut machine::Rng, now: Timestamp) {
 }
 
 /// A node joined through honest contacts 1 and 2, both answered: its two chosen neighbours.
-fn joined_through_two(rng: &mut machine::Rng) -> HyParView {
+pub(super) fn joined_through_two(rng: &mut machine::Rng) -> HyParView {
     let mut hv = HyParView::new(Config::default(), pid(0), Addresses::default(), T0, rng);
     hv.join(T0, vec![info(1), info(2)]);
     settle(&mut hv, rng, T0);
@@ -208,7 +208,13 @@ fn a_lost_reserved_place_is_asked_of_a_tried_peer_first() {
 }
 
 /// Peer `p` (in address group `g`) connects and sends JOIN at `at`.
-fn join_in_group(hv: &mut HyParView, rng: &mut machine::Rng, at: Timestamp, p: PeerId, g: u32) {
+pub(super) fn join_in_group(
+    hv: &mut HyParView,
+    rng: &mut machine::Rng,
+    at: Timestamp,
+    p: PeerId,
+    g: u32,
+) {
     hv.note_group(p, crate::AddressGroup::numbered(g));
     hv.handle(at, Input::LinkUp { peer: p }, rng);
     let input = Input::Message {

@@ -64,6 +64,13 @@ pub struct Config {
     pub tried: usize,
     /// How long a chosen neighbour must stay to count as tried. Default 30 s.
     pub tried_after: TimeDelta,
+    /// Most passive entries of one address group (read from the entry's first address, or
+    /// from the link to it): a newcomer of a full group replaces one of its own (§13.7).
+    /// Default 2.
+    pub passive_per_group: usize,
+    /// A contact announces (starts FORWARD_JOIN walks for) at most one joiner of an address
+    /// group per this long; later ones are admitted but not announced (§13.7). Default 60 s.
+    pub announce_interval: TimeDelta,
 }
 
 impl Default for Config {
@@ -93,6 +100,8 @@ impl Default for Config {
             reserved: 2,
             tried: 8,
             tried_after: TimeDelta::from_secs(30),
+            passive_per_group: 2,
+            announce_interval: TimeDelta::from_secs(60),
         }
     }
 }

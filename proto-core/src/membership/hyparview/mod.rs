@@ -172,6 +172,12 @@ pub struct Counters {
     pub merge_probes: u64,
     /// Bridging links made by a merge probe that found another component.
     pub merge_links: u64,
+    /// SHUFFLE or FORWARD_JOIN from a peer outside the active view (walks travel active links
+    /// only), or a SHUFFLE_REPLY / SHUFFLE_BACK this node was not waiting for: ignored (§13.7).
+    pub not_neighbor: u64,
+    /// JOINs admitted but not announced: their address group had a joiner announced within
+    /// `announce_interval`.
+    pub announcements_skipped: u64,
 }
 
 /// What an outgoing connection attempt is for.
@@ -237,6 +243,11 @@ crate::machine::internal_struct! {
         /// Until when the node is under pressure (an invited newcomer evicted a neighbour).
         pressure_until: Timestamp,
         passive: BTreeMap<PeerId, Addresses>,
+        /// The address group of passive entries that have one (entries since gone are
+        /// dropped lazily).
+        passive_groups: BTreeMap<PeerId, AddressGroup>,
+        /// When a joiner of each address group was last announced (FORWARD_JOIN walks).
+        announced: BTreeMap<AddressGroup, Timestamp>,
         attempts: BTreeMap<PeerId, Attempt>,
         lost: BTreeMap<PeerId, Lost>,
         /// Links whose handshake completed, whatever their use.
@@ -245,6 +256,8 @@ crate::machine::internal_struct! {
         joined_links: BTreeSet<PeerId>,
         /// Entries we sent in our last shuffle (evicted first when the reply arrives).
         last_shuffle_sent: Vec<PeerId>,
+        /// Whether this node's last walk is still unanswered (only then is a reply taken in).
+        shuffle_awaited: bool,
         next_shuffle: Timestamp,
         /// The pause before the next shuffle (×4 while the active view loses no one).
         shuffle_pause: TimeDelta,
@@ -304,11 +317,14 @@ impl HyParView {
             tried: BTreeMap::new(),
             pressure_until: Timestamp::EPOCH,
             passive: BTreeMap::new(),
+            passive_groups: BTreeMap::new(),
+            announced: BTreeMap::new(),
             attempts: BTreeMap::new(),
             lost: BTreeMap::new(),
             links: BTreeSet::new(),
             joined_links: BTreeSet::new(),
             last_shuffle_sent: Vec::new(),
+            shuffle_awaited: false,
             next_shuffle: first_shuffle,
             shuffle_pause: TimeDelta::ZERO,
             shuffle_view: Vec::new(),
@@ -899,6 +915,8 @@ fn jitter(rng: &mut machine::Rng, base: TimeDelta) -> TimeDelta {
 mod admission_tests;
 #[cfg(test)]
 mod bounds_tests;
+#[cfg(test)]
+mod flood_tests;
 #[cfg(test)]
 mod merge_tests;
 #[cfg(test)]

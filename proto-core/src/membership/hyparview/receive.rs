@@ -44,8 +44,9 @@ impl HyParView {
                     to: from,
                     message: accepted,
                 });
-                // Announce a joiner once per connection, however often it asks.
-                if self.joined_links.insert(from) {
+                // Announce a joiner once per connection, however often it asks, and one
+                // joiner per address group per `announce_interval` (§13.7).
+                if self.joined_links.insert(from) && self.may_announce(now, &from, &addresses) {
                     let info = PeerInfo {
                         peer: from,
                         addresses,
@@ -64,6 +65,15 @@ impl HyParView {
                 }
             }
             Message::ForwardJoin { node, ttl } => {
+                // A walk is no longer than this node would start one (a peer's ttl 255
+                // would make it travel that far, §13.7).
+                let ttl = ttl.min(self.config.arwl);
+                if !self.active.contains_key(&from) {
+                    // Walks travel active links: a stranger's FORWARD_JOIN is its own
+                    // introduction of whomever it names (§13.7).
+                    self.counters.not_neighbor += 1;
+                    return;
+                }
                 if !self.take_join_token(now) {
                     self.counters.joins_dropped += 1;
                     return;
@@ -89,7 +99,8 @@ impl HyParView {
                             ttl: ttl.saturating_sub(1),
                         },
                     }),
-                    None if !self.active.contains_key(&node.peer) => {
+                    None if self.active.contains_key(&node.peer) => {}
+                    None => {
                         self.attempt(
                             now,
                             node.peer,
@@ -99,13 +110,17 @@ impl HyParView {
                             false,
                         );
                     }
-                    None => {}
                 }
             }
             Message::Neighbor { priority } => {
+                // High takes the place of an unprotected neighbour; where every place is
+                // protected (`active_view` at most `reserved + 1`) there is none to take.
                 let accept = self.active.contains_key(&from)
-                    || priority == Priority::High
-                    || self.active.len() < self.config.active_view;
+                    || self.active.len() < self.config.active_view
+                    || (priority == Priority::High
+                        && self
+                            .eviction_victim(self.groups.get(&from).copied(), rng)
+                            .is_some());
                 self.answer_neighbor(from, sender_addresses, accept, accept, rng);
             }
             Message::NeighborReply { accepted } => {
@@ -154,7 +169,12 @@ impl HyParView {
                 }
             }
             Message::Shuffle { origin, ttl, nodes } => {
+                let ttl = ttl.min(self.config.shuffle_ttl);
                 if origin.peer == self.me {
+                    return;
+                }
+                if !self.active.contains_key(&from) {
+                    self.counters.not_neighbor += 1;
                     return;
                 }
                 if ttl > 0

@@ -50,6 +50,7 @@ impl HyParView {
         nodes.extend(self.sample_passive(self.config.shuffle_passive, rng));
         nodes.truncate(MAX_SHUFFLE_NODES);
         self.last_shuffle_sent = nodes.iter().map(|i| i.peer).collect();
+        self.shuffle_awaited = true;
         let origin = PeerInfo {
             peer: self.me,
             addresses: self.my_addresses.clone(),
@@ -123,11 +124,17 @@ impl HyParView {
     }
 
     /// The answer to this node's last walk: take its entries in, evicting first those sent.
+    /// A reply nobody asked for, or a second one, is ignored: only a walk this node started
+    /// may put a peer's sample into its passive view.
     pub(super) fn shuffle_reply(
         &mut self,
         nodes: BoundedVec<PeerInfo, MAX_SHUFFLE_NODES>,
         rng: &mut machine::Rng,
     ) {
+        if !core::mem::take(&mut self.shuffle_awaited) {
+            self.counters.not_neighbor += 1;
+            return;
+        }
         self.counters.shuffles += 1;
         let sent = core::mem::take(&mut self.last_shuffle_sent);
         let intake = self.shuffle_intake();

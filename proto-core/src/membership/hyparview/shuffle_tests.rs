@@ -91,7 +91,8 @@ fn shuffle_back_retraces_the_walk_and_reaches_the_origin() {
     // The way back is used once.
     hv.handle(T0 + TimeDelta::from_millis(200), msg(2, back), &mut rng);
     assert!(drain(&mut hv).is_empty());
-    // At the origin.
+    // At the origin, whose walk is out (a reply is taken only then).
+    hv.shuffle_awaited = true;
     let mine = Message::ShuffleBack {
         origin: pid(0),
         nodes: BoundedVec::new(alloc::vec![info(6)]).unwrap_or_default(),

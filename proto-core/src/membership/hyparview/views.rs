@@ -55,6 +55,16 @@ impl HyParView {
             let victim = self
                 .eviction_victim(self.groups.get(&peer).copied(), rng)
                 .or_else(|| self.random_active_except(&[], rng));
+            // A neighbour evicted before it stood `tried_after` (one invited newcomer making
+            // room for the next) is not kept as a passive entry: a flood of identities would
+            // otherwise pour through the active view into the passive one (§13.7).
+            let settled = victim.is_some_and(|v| {
+                self.chosen.contains(&v)
+                    || self
+                        .active_since
+                        .get(&v)
+                        .is_some_and(|s| self.clock.saturating_since(*s) >= self.config.tried_after)
+            });
             if let Some(victim) = victim
                 && let Some(va) = self.remove_active(&victim, false)
             {
@@ -70,7 +80,9 @@ impl HyParView {
                     peer: victim,
                     reason: DownReason::Replaced,
                 });
-                self.passive_insert_evicting(victim, va, None);
+                if settled {
+                    self.passive_insert_evicting(victim, va, None);
+                }
             }
         }
         self.passive.remove(&peer);
@@ -112,6 +124,28 @@ impl HyParView {
         addresses: Addresses,
         pick: Option<(usize, &[PeerId])>,
     ) {
+        let group = self.group_of_entry(&peer, &addresses);
+        if self.passive_groups.len() > 2 * self.config.passive_view {
+            let passive = &self.passive;
+            self.passive_groups.retain(|p, _| passive.contains_key(p));
+        }
+        if let Some(g) = group {
+            // A full group makes room within itself (§13.7): however many identities one
+            // operator offers, they hold `passive_per_group` entries.
+            let mut same: Vec<PeerId> = self
+                .passive_groups
+                .iter()
+                .filter(|(p, pg)| **pg == g && self.passive.contains_key(p))
+                .map(|(p, _)| *p)
+                .collect();
+            if same.len() >= self.config.passive_per_group.max(1) {
+                let r = pick.map_or(0, |(r, _)| r);
+                let victim = same.swap_remove(r % same.len());
+                self.passive.remove(&victim);
+                self.passive_groups.remove(&victim);
+            }
+            self.passive_groups.insert(peer, g);
+        }
         if self.passive.len() >= self.config.passive_view {
             let victim = match pick {
                 Some((r, prefer)) => prefer
@@ -128,5 +162,17 @@ impl HyParView {
         if self.passive.len() < self.config.passive_view {
             self.passive.insert(peer, addresses);
         }
+    }
+
+    /// The address group of an entry: its first address's, else its link's.
+    pub(super) fn group_of_entry(
+        &self,
+        peer: &PeerId,
+        addresses: &Addresses,
+    ) -> Option<AddressGroup> {
+        addresses
+            .iter()
+            .find_map(|a| AddressGroup::of_address(a))
+            .or_else(|| self.groups.get(peer).copied())
     }
 }
