@@ -29,9 +29,9 @@ use std::collections::BTreeSet;
 
 // ------------------------------------------------------------------ HyParView, through the Node
 
-/// Active view: a JOIN beyond `active_view` evicts a random neighbour (DISCONNECT,
-/// `NeighborDown { Replaced }`), never the longest-standing one (SPEC.md §13.7: nothing a peer
-/// sends evicts the protected neighbours).
+/// Active view: a JOIN beyond `active_view` evicts the newest unprotected neighbour
+/// (DISCONNECT, `NeighborDown { Replaced }`), never the longest-standing one (SPEC.md §13.7:
+/// nothing a peer sends evicts the protected neighbours).
 #[test]
 fn hyparview_active_view_evicts_at_active_view() {
     let mut v = Victim::new(config());
@@ -59,8 +59,9 @@ fn hyparview_active_view_evicts_at_active_view() {
     // stayed through every eviction.
     let first = peers.iter().map(Identity::peer_id).min().expect("peers");
     assert!(v.node.inspect().neighbors().any(|p| p == first));
-    // The evicted ones went to the passive view, not away.
-    assert_eq!(v.node.inspect().passive().count(), 3);
+    // Evicted before they stood `tried_after`, invited, they are not kept as passive entries
+    // (a flood of identities would pour through the active view into the passive one).
+    assert_eq!(v.node.inspect().passive().count(), 0);
 }
 
 fn info(peer: PeerId) -> PeerInfo {
@@ -115,8 +116,9 @@ fn hyparview_attempts_stop_at_max_pending() {
     let mut v = Victim::new(config());
     let h = identity(1);
     v.connect(&h);
+    v.join(&h);
     v.drain();
-    // FORWARD_JOINs ending here ask the victim to dial each joiner.
+    // FORWARD_JOINs from a neighbour, ending here, ask the victim to dial each joiner.
     for n in 0..20 {
         let fj = Hpv::ForwardJoin {
             node: info(fake_peer(n)),
