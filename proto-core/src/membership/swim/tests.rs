@@ -617,29 +617,44 @@ fn a_suspicion_below_the_current_incarnation_is_answered_with_the_latest_alive()
     assert_eq!(s.counters().refutations, 1);
 }
 
-/// A suspicion of the current incarnation that comes within a probe period of the last
-/// refutation is refuted when the period ends, not dropped.
-#[test]
-fn a_deferred_refutation_is_made_when_the_period_ends() {
+/// A node (id 5) with one member (id 1) at `t0`, and a SUSPECT of the node at a given
+/// incarnation, for the refutation tests.
+fn suspected_node() -> (
+    Timestamp,
+    machine::Rng,
+    Swim,
+    PeerId,
+    impl Fn(u64) -> Update,
+) {
     use rand_core::SeedableRng;
     let t0 = Timestamp::from_secs(1_800_000_000);
     let mut rng = machine::Rng::from_seed([8; 32]);
     let (me, peer) = (PeerId::from_bytes([5; 32]), PeerId::from_bytes([1; 32]));
     let mut s = Swim::new(Config::default(), me, 0);
     s.add_member(t0, peer, &mut rng);
-    let suspect = |inc| Update::Suspect {
+    let suspect = move |inc| Update::Suspect {
         peer: me,
         incarnation: inc,
         by: None,
     };
-    let refutes = |s: &mut Swim| -> Vec<u64> {
-        core::iter::from_fn(|| s.poll())
-            .filter_map(|o| match o {
-                Output::Refute { incarnation } => Some(incarnation),
-                _ => None,
-            })
-            .collect()
-    };
+    (t0, rng, s, peer, suspect)
+}
+
+/// The refutations `s` asked for since last drained.
+fn refutes(s: &mut Swim) -> Vec<u64> {
+    core::iter::from_fn(|| s.poll())
+        .filter_map(|o| match o {
+            Output::Refute { incarnation } => Some(incarnation),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A suspicion of the current incarnation that comes within a probe period of the last
+/// refutation is refuted when the period ends, not dropped.
+#[test]
+fn a_deferred_refutation_is_made_when_the_period_ends() {
+    let (t0, mut rng, mut s, peer, suspect) = suspected_node();
     s.handle_message(t0, peer, ping_with(1, suspect(0)), &[]);
     assert_eq!(refutes(&mut s), [1]);
     let soon = t0 + TimeDelta::from_millis(200);
@@ -656,25 +671,7 @@ fn a_deferred_refutation_is_made_when_the_period_ends() {
 /// Found by the protocol_handlers fuzz target, whose check wanted every refutation higher.
 #[test]
 fn an_unsigned_refutation_is_asked_again_for_the_same_incarnation() {
-    use rand_core::SeedableRng;
-    let t0 = Timestamp::from_secs(1_800_000_000);
-    let mut rng = machine::Rng::from_seed([8; 32]);
-    let (me, peer) = (PeerId::from_bytes([5; 32]), PeerId::from_bytes([1; 32]));
-    let mut s = Swim::new(Config::default(), me, 0);
-    s.add_member(t0, peer, &mut rng);
-    let suspect = |inc| Update::Suspect {
-        peer: me,
-        incarnation: inc,
-        by: None,
-    };
-    let refutes = |s: &mut Swim| -> Vec<u64> {
-        core::iter::from_fn(|| s.poll())
-            .filter_map(|o| match o {
-                Output::Refute { incarnation } => Some(incarnation),
-                _ => None,
-            })
-            .collect()
-    };
+    let (t0, _, mut s, peer, suspect) = suspected_node();
     s.handle_message(t0, peer, ping_with(1, suspect(0)), &[]);
     assert_eq!(refutes(&mut s), [1]);
     // Nothing was published for incarnation 1; a peer still suspects incarnation 0.
