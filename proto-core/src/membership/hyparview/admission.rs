@@ -138,28 +138,30 @@ impl HyParView {
     /// Removes `peer` from the active view (and from the chosen places), remembering it as
     /// tried if it was a chosen neighbour of long standing that went without failing.
     pub(super) fn remove_active(&mut self, peer: &PeerId, failed: bool) -> Option<Addresses> {
+        let stood = self.has_stood(peer);
         let addresses = self.active.remove(peer)?;
-        let since = self.active_since.remove(peer);
+        self.active_since.remove(peer);
         let was_chosen = self.chosen.remove(peer);
         if failed {
             self.tried.remove(peer);
-        } else if was_chosen
-            && since.is_some_and(|s| self.clock.saturating_since(s) >= self.config.tried_after)
-        {
+        } else if was_chosen && stood {
             self.remember_tried(*peer, addresses.clone());
         }
         Some(addresses)
+    }
+
+    /// Whether active neighbour `peer` has stood at least `tried_after`.
+    pub(super) fn has_stood(&self, peer: &PeerId) -> bool {
+        self.active_since
+            .get(peer)
+            .is_some_and(|s| self.clock.saturating_since(*s) >= self.config.tried_after)
     }
 
     /// The peers of long good standing, for a restart's peer cache (§13.7): the tried peers
     /// and the chosen neighbours active for at least `tried_after`, in id order.
     pub fn long_standing(&self) -> Vec<PeerId> {
         let mut out: Vec<PeerId> = self.tried.keys().copied().collect();
-        out.extend(self.chosen.iter().copied().filter(|p| {
-            self.active_since
-                .get(p)
-                .is_some_and(|s| self.clock.saturating_since(*s) >= self.config.tried_after)
-        }));
+        out.extend(self.chosen.iter().copied().filter(|p| self.has_stood(p)));
         out.sort_unstable();
         out.dedup();
         out

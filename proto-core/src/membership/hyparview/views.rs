@@ -58,13 +58,7 @@ impl HyParView {
             // A neighbour evicted before it stood `tried_after` (one invited newcomer making
             // room for the next) is not kept as a passive entry: a flood of identities would
             // otherwise pour through the active view into the passive one (§13.7).
-            let settled = victim.is_some_and(|v| {
-                self.chosen.contains(&v)
-                    || self
-                        .active_since
-                        .get(&v)
-                        .is_some_and(|s| self.clock.saturating_since(*s) >= self.config.tried_after)
-            });
+            let settled = victim.is_some_and(|v| self.chosen.contains(&v) || self.has_stood(&v));
             if let Some(victim) = victim
                 && let Some(va) = self.remove_active(&victim, false)
             {
