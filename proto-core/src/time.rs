@@ -230,6 +230,77 @@ impl TokenBucket {
     }
 }
 
+/// One token bucket per source (a peer, an address group), so that no source can spend the
+/// budget of others: at most `rate` events per second per source, bursts of up to `rate`.
+/// At most `capacity` sources are remembered; a bucket unused for a second is full again and
+/// is forgotten, and when every place is taken the least recently used source is forgotten
+/// (it starts again with a full bucket, which costs at most one burst).
+#[derive(Debug, Clone)]
+pub struct RateLimits<K> {
+    rate: u32,
+    capacity: usize,
+    buckets: alloc::collections::BTreeMap<K, (TokenBucket, Timestamp)>,
+}
+
+impl<K: Ord + Copy> RateLimits<K> {
+    /// How long an unused bucket takes to fill again (its burst equals its rate per second).
+    const REFILL: TimeDelta = TimeDelta::from_secs(1);
+
+    /// No source yet; each gets `rate` per second (at least 1); at most `capacity` (at least 1).
+    pub fn new(rate: u32, capacity: usize) -> Self {
+        Self {
+            rate,
+            capacity: capacity.max(1),
+            buckets: alloc::collections::BTreeMap::new(),
+        }
+    }
+
+    /// Takes `n` of `source`'s tokens if that many are left at `now` (none are taken otherwise).
+    pub fn take_n(&mut self, now: Timestamp, source: K, n: u64) -> bool {
+        if !self.buckets.contains_key(&source) && self.buckets.len() >= self.capacity {
+            self.forget_idle(now);
+            if self.buckets.len() >= self.capacity {
+                let lru = self
+                    .buckets
+                    .iter()
+                    .min_by_key(|(k, (_, used))| (*used, **k))
+                    .map(|(k, _)| *k);
+                if let Some(lru) = lru {
+                    self.buckets.remove(&lru);
+                }
+            }
+        }
+        let rate = self.rate;
+        let (bucket, used) = self
+            .buckets
+            .entry(source)
+            .or_insert_with(|| (TokenBucket::new(rate, now), now));
+        *used = now;
+        bucket.take_n(now, n)
+    }
+
+    /// Takes one of `source`'s tokens if one is left at `now`.
+    pub fn take(&mut self, now: Timestamp, source: K) -> bool {
+        self.take_n(now, source, 1)
+    }
+
+    /// Forgets the sources whose buckets are full again at `now`.
+    pub fn forget_idle(&mut self, now: Timestamp) {
+        self.buckets
+            .retain(|_, (_, used)| now.saturating_since(*used) < Self::REFILL);
+    }
+
+    /// Sources remembered (at most the capacity).
+    pub fn len(&self) -> usize {
+        self.buckets.len()
+    }
+
+    /// Whether no source is remembered.
+    pub fn is_empty(&self) -> bool {
+        self.buckets.is_empty()
+    }
+}
+
 /// A smoothed round-trip time to one peer (RFC 6298's estimator, in microseconds): the first
 /// sample sets `srtt = r` and `rttvar = r / 2`; each later one `rttvar = ¾·rttvar + ¼·|srtt − r|`,
 /// then `srtt = ⅞·srtt + ⅛·r`. Samples are clamped to [`RttEstimate::MAX_SAMPLE`], so one stalled
@@ -324,5 +395,27 @@ mod tests {
             format!("{:?}", Timestamp::from_micros(2_000_001)),
             "2.000001s"
         );
+    }
+
+    #[test]
+    fn each_source_has_its_own_budget_and_the_table_stays_bounded() {
+        let t0 = Timestamp::from_secs(100);
+        let mut limits = RateLimits::new(3, 4);
+        // One source sending ten times its budget gets its budget, and no more.
+        let granted = (0..30).filter(|_| limits.take(t0, 1u32)).count();
+        assert_eq!(granted, 3);
+        // Another source is untouched by the first one's spending.
+        assert!(limits.take(t0, 2u32));
+        // A thousand sources never hold more than the capacity.
+        for k in 10..1_010u32 {
+            limits.take(t0, k);
+            assert!(limits.len() <= 4);
+        }
+        // A second later every bucket is full again, and idle ones are forgotten.
+        let later = t0 + TimeDelta::from_secs(1);
+        limits.forget_idle(later);
+        assert!(limits.is_empty());
+        assert!(limits.take_n(later, 1u32, 3));
+        assert!(!limits.take(later, 1u32));
     }
 }

@@ -114,17 +114,21 @@ fn hyparview_passive_view_stays_at_passive_view() {
 #[test]
 fn hyparview_attempts_stop_at_max_pending() {
     let mut v = Victim::new(config());
-    let h = identity(1);
-    v.connect(&h);
-    v.join(&h);
+    let neighbours = [identity(1), identity(2), identity(3)];
+    for h in &neighbours {
+        v.connect(h);
+        v.join(h);
+    }
     v.drain();
-    // FORWARD_JOINs from a neighbour, ending here, ask the victim to dial each joiner.
+    // FORWARD_JOINs from three neighbours (each within its share, `join_rate_per_source`),
+    // ending here, ask the victim to dial each joiner.
     for n in 0..20 {
         let fj = Hpv::ForwardJoin {
             node: info(fake_peer(n)),
             ttl: 0,
         };
-        v.send(&h, Frame::Membership(fj)).expect("forward join");
+        let h = &neighbours[n as usize % 3];
+        v.send(h, Frame::Membership(fj)).expect("forward join");
     }
     let dials = v
         .transmits()

@@ -53,6 +53,11 @@ fn config_defaults_are_the_documented_bounds() {
     assert_eq!((h.active_view, h.passive_view), (5, 30));
     assert_eq!((h.max_pending, h.max_lost), (8, 16));
     assert_eq!(h.retry_horizon, TimeDelta::from_secs(600));
+    assert_eq!((h.join_rate, h.join_rate_per_source), (50, 10));
+    assert_eq!(
+        (c.topics.find_rate, c.topics.find_rate_per_source),
+        (50, 10)
+    );
     let t = &c.topics.hyparview;
     assert_eq!((t.active_view, t.passive_view, t.max_pending), (7, 28, 8));
     assert_eq!(c.swim.max_relays, 64);
@@ -459,5 +464,54 @@ fn topic_tables_take_topic_neighbours_only() {
             .expect("subscribed")
             .grafts_sent,
         0
+    );
+}
+
+// ------------------------------------------------------------------ per-source budgets
+
+/// FIND walks: one peer sending ten times its share (`find_rate_per_source`) in one instant
+/// has its share handled and the rest counted and dropped (no introduction, no forwarding);
+/// another peer's walk in the same instant is still handled (an introduction may still wait
+/// for a free attempt place, `max_pending`). Without the per-source share one
+/// peer would spend the node's whole `find_rate` for everyone.
+#[test]
+fn find_walks_are_budgeted_per_source() {
+    let topic = topic();
+    let mut v = Victim::new(config());
+    v.node.subscribe(v.now, topic).expect("subscribes");
+    let h = identity(1);
+    let other = identity(2);
+    v.connect(&h);
+    v.connect(&other);
+    v.drain();
+    let share = config().topics.find_rate_per_source;
+    let find = |n: u64| {
+        Frame::Topic(TopicMessage::Find {
+            topic,
+            origin: hearsay_proto::membership::hyparview::PeerInfo {
+                peer: fake_peer(u32::try_from(n).expect("small")),
+                addresses: Default::default(),
+            },
+            ttl: 3,
+            merge: None,
+        })
+    };
+    for n in 0..u64::from(10 * share) {
+        let _ = v.send(&h, find(1_000 + n));
+    }
+    let c = v.counters().clone();
+    assert_eq!(c.finds_over_source_budget, u64::from(9 * share));
+    assert_eq!(c.finds_dropped, 0);
+    assert!(
+        c.finds_answered <= u64::from(share),
+        "{} walks answered",
+        c.finds_answered
+    );
+    let _ = v.send(&other, find(5_000));
+    let c = v.counters();
+    assert_eq!(
+        (c.finds_over_source_budget, c.finds_dropped),
+        (u64::from(9 * share), 0),
+        "another peer's walk is handled, not dropped by any budget"
     );
 }

@@ -505,7 +505,12 @@ fn a_flood_of_forward_joins_is_bounded_and_counted() {
         connects <= Config::default().hyparview.max_pending,
         "{connects} dials from one flood"
     );
-    assert!(c.joins_dropped + c.attempts_dropped >= 400, "{c:?}");
+    // The neighbour's share (`join_rate_per_source`) stops most; the node's own budget and
+    // the attempt places the rest.
+    assert!(
+        c.joins_over_source_budget + c.joins_dropped + c.attempts_dropped >= 400,
+        "{c:?}"
+    );
     assert!(n.inspect().passive().count() <= Config::default().hyparview.passive_view);
     assert!(n.inspect().neighbors().count() <= Config::default().hyparview.active_view);
 }

@@ -481,7 +481,6 @@ fn a_join_takes_one_connect_round_trip_and_one_hello_and_any_latency_keeps_frame
         .unwrap();
     w.record();
     w.run_until(t(3.0));
-    assert_eq!(w.components(), 1);
     for i in 0..30 {
         let c = w.node(i).unwrap().inspect().counters().clone();
         assert_eq!(c.hello_timeouts, 0, "node {i} lost a Hello");
@@ -490,6 +489,11 @@ fn a_join_takes_one_connect_round_trip_and_one_hello_and_any_latency_keeps_frame
             "node {i} isolated"
         );
     }
+    // One overlay soon after: the views still settle for a few seconds after a storm of 30
+    // simultaneous joins, and a view can briefly split in two (at this seed, from 2.5 s to
+    // 4.5 s; one seed in 40 with these parameters).
+    w.run_until(t(6.0));
+    assert_eq!(w.components(), 1);
     // With a fixed 20 ms: the dial takes 20 ms there and 20 back; the contact's Hello, sent as
     // soon as its end was up, arrives just as the joiner's end comes up, so the joiner sends
     // JOIN at 40 ms; the contact takes it as a neighbour at 60 ms and the joiner, on the

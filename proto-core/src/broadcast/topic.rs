@@ -129,6 +129,9 @@ pub struct Config {
     pub discovery_backoff_max: TimeDelta,
     /// FIND walks forwarded per second (burst the same); more are dropped. Default 50.
     pub find_rate: u32,
+    /// FIND walks handled per second from one source (the link's address group, else the
+    /// peer), burst the same: one operator spends at most this share of `find_rate`. Default 10.
+    pub find_rate_per_source: u32,
     /// Longest pause between two merge walks of a topic (the first goes
     /// `discovery_backoff_min` after subscribing, then the pause doubles up to this; a new
     /// node-level neighbour starts it again from `discovery_backoff_min`). Default 10 min.
@@ -156,6 +159,7 @@ impl Default for Config {
             discovery_backoff_min: TimeDelta::from_secs(1),
             discovery_backoff_max: TimeDelta::from_secs(30),
             find_rate: 50,
+            find_rate_per_source: 10,
             merge_walk_max: TimeDelta::from_secs(600),
             beacon: crate::broadcast::tree::Config::default(),
             beacon_tree: true,

@@ -47,6 +47,24 @@ impl AddressGroup {
     }
 }
 
+/// Whom a per-source budget is charged to (SPEC.md §13.7): the address group of the link a
+/// request came on where the driver gave one (identities are free, addresses are not), else
+/// the peer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Source {
+    /// Every link from this address group.
+    Group(AddressGroup),
+    /// A link without a known group.
+    Peer(crate::PeerId),
+}
+
+impl Source {
+    /// The source of a request from `peer` over a link of `group`.
+    pub fn of(group: Option<AddressGroup>, peer: crate::PeerId) -> Self {
+        group.map_or(Self::Peer(peer), Self::Group)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -167,6 +167,8 @@ pub struct Node {
     strikes: BTreeMap<PeerId, (u32, Timestamp)>,
     /// FIND walks handled.
     find_tokens: crate::time::TokenBucket,
+    /// Each source's share of `find_tokens`.
+    find_limits: crate::time::RateLimits<crate::membership::group::Source>,
     /// Encrypted messages: authored, fetched, access records.
     private: private::Private,
     /// Friends-of-friends discovery.
@@ -277,6 +279,7 @@ impl Node {
         // Incarnations grow across restarts: the boot count is their high half.
         let swim = Swim::new(config.swim.clone(), me, boot_count << 32);
         let find_tokens = crate::time::TokenBucket::new(config.topics.find_rate, now);
+        let find_limits = crate::time::RateLimits::new(config.topics.find_rate_per_source, 4096);
         let private = private::Private::new(&config.private);
         let foaf = crate::discovery::foaf::Foaf::new(config.foaf.clone())
             .map_err(|_| NodeError::InvalidConfig("foaf"))?;
@@ -308,6 +311,7 @@ impl Node {
             foaf,
             presence: BTreeMap::new(),
             find_tokens,
+            find_limits,
         };
         node.adopt_record(node.record.clone())?;
         Ok(node)

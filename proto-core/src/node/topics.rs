@@ -11,6 +11,7 @@ use crate::broadcast::tree::{self, RootTree};
 use crate::frame::Frame;
 use crate::id::{MessageId, PeerId, TopicId};
 use crate::machine::StateMachine;
+use crate::membership::group::Source;
 use crate::membership::hyparview::{self, HyParView, PeerInfo};
 use crate::time::{TimeDelta, Timestamp};
 use crate::wire::BoundedVec;
@@ -341,6 +342,11 @@ impl Node {
             ttl,
             merge,
         } = walk;
+        let group = self.links.get(&from).and_then(|l| l.group);
+        if !self.find_limits.take(now, Source::of(group, from)) {
+            self.counters.finds_over_source_budget += 1;
+            return;
+        }
         if origin.peer == self.identity.peer_id() || !self.find_tokens.take(now) {
             self.counters.finds_dropped += 1;
             return;

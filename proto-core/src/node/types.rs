@@ -503,8 +503,11 @@ pub struct Counters {
     pub finds_sent: u64,
     /// FIND walks that ended here with an introduction.
     pub finds_answered: u64,
-    /// FIND walks dropped (rate limit, or our own walk come back).
+    /// FIND walks dropped (the node's rate limit, or our own walk come back).
     pub finds_dropped: u64,
+    /// FIND walks dropped because their source (the link's address group, else the peer) had
+    /// spent its share, `find_rate_per_source`.
+    pub finds_over_source_budget: u64,
 }
 
 impl Counters {

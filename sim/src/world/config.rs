@@ -72,6 +72,7 @@ fn apply_config_key(config: &mut Config, key: &str, value: &ConfigValue) -> Resu
             "repair_backoff_max" => h.repair_backoff_max = dur(value)?,
             "request_retry" => h.request_retry = dur(value)?,
             "join_rate" => h.join_rate = count32(value)?,
+            "join_rate_per_source" => h.join_rate_per_source = count32(value)?,
             "merge" => h.merge = flag(value)?.then(|| h.merge.clone().unwrap_or_default()),
             "merge_probe_interval" => {
                 let d = dur(value)?;
@@ -125,6 +126,7 @@ fn apply_config_key(config: &mut Config, key: &str, value: &ConfigValue) -> Resu
         "discovery_backoff_min" => t.discovery_backoff_min = dur(value)?,
         "discovery_backoff_max" => t.discovery_backoff_max = dur(value)?,
         "find_rate" => t.find_rate = count32(value)?,
+        "find_rate_per_source" => t.find_rate_per_source = count32(value)?,
         "merge_walk_max" => t.merge_walk_max = dur(value)?,
         // Discovery and presence (these touch other parts of the config than `t`).
         "foaf_fanout" => config.foaf.fanout = count(value)?,

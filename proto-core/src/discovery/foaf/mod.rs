@@ -31,7 +31,7 @@ pub use message::*;
 use crate::id::PeerId;
 use crate::identity::record::PeerRecord;
 use crate::machine::{Deadlines, StateMachine};
-use crate::time::{TimeDelta, Timestamp, TokenBucket};
+use crate::time::{RateLimits, Timestamp};
 use crate::wire::codec::BoundedVec;
 use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
 use alloc::vec::Vec;
@@ -298,16 +298,6 @@ struct Pending {
     answers: usize,
 }
 
-#[derive(Debug, Clone)]
-struct Bucket {
-    tokens: TokenBucket,
-    last_used: Timestamp,
-}
-
-/// How long an unused bucket takes to fill again (its burst equals its rate per second): after
-/// this it is the same as a new one and can be dropped.
-const BUCKET_REFILL: TimeDelta = TimeDelta::from_secs(1);
-
 crate::machine::internal_struct! {
     /// The FOAF discovery state machine of one node.
     #[derive(Debug)]
@@ -320,7 +310,7 @@ crate::machine::internal_struct! {
         /// The end of every pending query, and the expiry of the oldest remembered id.
         deadlines: Deadlines<Timer>,
         own_queries: usize,
-        buckets: BTreeMap<PeerId, Bucket>,
+        buckets: RateLimits<PeerId>,
         /// Sends and events in the order they arose; at most `max_queued` of each kind.
         outputs: VecDeque<Output>,
         /// Sends in `outputs`.
@@ -337,13 +327,13 @@ impl Foaf {
     pub fn new(config: Config) -> Result<Self, FoafError> {
         config.validate()?;
         Ok(Self {
+            buckets: RateLimits::new(config.query_rate, config.max_rate_buckets),
             config,
             seen: BTreeSet::new(),
             seen_order: VecDeque::new(),
             pending: BTreeMap::new(),
             deadlines: Deadlines::new(),
             own_queries: 0,
-            buckets: BTreeMap::new(),
             outputs: VecDeque::new(),
             queued_sends: 0,
             queued_events: 0,
@@ -685,8 +675,7 @@ impl Foaf {
     /// dropped whenever time passes, or when the table is full).
     fn on_timeout(&mut self, now: Timestamp) {
         self.run_timers(now);
-        self.buckets
-            .retain(|_, b| now.saturating_since(b.last_used) < BUCKET_REFILL);
+        self.buckets.forget_idle(now);
     }
 
     // ------------------------------------------------------------------ internals
@@ -765,27 +754,7 @@ impl Foaf {
     }
 
     fn take_token(&mut self, now: Timestamp, from: PeerId) -> bool {
-        if !self.buckets.contains_key(&from) && self.buckets.len() >= self.config.max_rate_buckets {
-            self.buckets
-                .retain(|_, b| now.saturating_since(b.last_used) < BUCKET_REFILL);
-            if self.buckets.len() >= self.config.max_rate_buckets {
-                let lru = self
-                    .buckets
-                    .iter()
-                    .min_by_key(|(p, b)| (b.last_used, **p))
-                    .map(|(p, _)| *p);
-                if let Some(lru) = lru {
-                    self.buckets.remove(&lru);
-                }
-            }
-        }
-        let rate = self.config.query_rate;
-        let bucket = self.buckets.entry(from).or_insert_with(|| Bucket {
-            tokens: TokenBucket::new(rate, now),
-            last_used: now,
-        });
-        bucket.last_used = now;
-        bucket.tokens.take(now)
+        self.buckets.take(now, from)
     }
 
     /// Remembers `id` until `now + dedup_ttl`, forgetting the oldest id if the table is full.

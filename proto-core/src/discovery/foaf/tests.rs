@@ -1,6 +1,7 @@
 use super::*;
 use crate::DecodeError;
 use crate::MAX_FRAME_LEN;
+use crate::TimeDelta;
 use crate::crypto::PureRustProvider;
 use crate::identity::record::Addresses;
 use crate::identity::{Identity, IdentitySeeds};

@@ -31,7 +31,7 @@ pub const PRESSURE_WINDOW: TimeDelta = TimeDelta::from_secs(60);
 
 /// Most links whose address group is remembered (links are bounded by the node's
 /// `max_connections`, well below this).
-const MAX_GROUPS: usize = 4096;
+pub(super) const MAX_GROUPS: usize = 4096;
 
 /// A tried peer: where to reach it, and when it became tried (the oldest goes first).
 #[derive(Debug, Clone)]
@@ -94,9 +94,10 @@ impl HyParView {
 
     /// The neighbour to evict for a newcomer from address group `group` when the view is
     /// full: an unprotected invited neighbour of the newcomer's own group if there is one (a
-    /// group holds one invited place), else a random one that is neither protected nor spared
-    /// (one the failure detector suspects), else a random unprotected one. `None` when every
-    /// neighbour is protected (only when `active_view` is at most `reserved + 1`).
+    /// group holds one invited place), else the newest invited neighbour that is neither
+    /// protected nor spared (one the failure detector suspects), else the newest such chosen
+    /// one, else the newest unprotected one. `None` when every neighbour is protected (only
+    /// when `active_view` is at most `reserved + 1`).
     pub(super) fn eviction_victim(
         &self,
         group: Option<AddressGroup>,
@@ -121,7 +122,10 @@ impl HyParView {
         }
         let mut keep = protected.clone();
         keep.extend(self.spared.iter().copied());
-        self.newest_active_except(&keep)
+        let mut keep_chosen = keep.clone();
+        keep_chosen.extend(self.chosen.iter().copied());
+        self.newest_active_except(&keep_chosen)
+            .or_else(|| self.newest_active_except(&keep))
             .or_else(|| self.newest_active_except(&protected))
     }
 
@@ -245,8 +249,7 @@ impl HyParView {
         let choice = match pick_one(tried, rng) {
             Some(c) => Some(c),
             None => {
-                // An address group the active view does not hold yet comes first, then one
-                // already connected.
+                // An address group the active view does not hold yet comes first.
                 let held: Vec<AddressGroup> = self
                     .active
                     .iter()
@@ -266,10 +269,11 @@ impl HyParView {
                         self.group_of_entry(&i.peer, &i.addresses)
                             .is_none_or(|g| !held.contains(&g))
                     });
+                // Then the entry held longest: identities a flood pours in churn through the
+                // passive view, while peers met before it stay.
                 let pool = if fresh.is_empty() { rest } else { fresh };
-                let (linked, unlinked): (Vec<PeerInfo>, Vec<PeerInfo>) =
-                    pool.into_iter().partition(|i| self.links.contains(&i.peer));
-                pick_one(linked, rng).or_else(|| pick_one(unlinked, rng))
+                pool.into_iter()
+                    .min_by_key(|i| self.passive_since.get(&i.peer).copied().unwrap_or(0))
             }
         };
         let Some(info) = choice else {

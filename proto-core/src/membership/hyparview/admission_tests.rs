@@ -81,7 +81,7 @@ fn hostile_message(kind: u8, names: &[u8]) -> Message {
 
 /// Feeds `hv` the answers a connected honest contact gives: every dial to an honest peer
 /// connects, and every JOIN or NEIGHBOR to one is accepted. Hostile dials connect too.
-fn settle(hv: &mut HyParView, rng: &mut machine::Rng, now: Timestamp) {
+pub(super) fn settle(hv: &mut HyParView, rng: &mut machine::Rng, now: Timestamp) {
     for _ in 0..64 {
         let Some(out) = hv.poll() else { return };
         match out {

@@ -52,6 +52,10 @@ pub struct Config {
     pub request_retry: TimeDelta,
     /// JOIN and FORWARD_JOIN messages handled per second, on average (burst the same). Default 50.
     pub join_rate: u32,
+    /// JOIN and FORWARD_JOIN messages handled per second from one source (the address group of
+    /// the link, else the peer), burst the same (§13.7): however many identities one operator
+    /// makes, it spends at most this share of `join_rate`. Default 10.
+    pub join_rate_per_source: u32,
     /// Island merging (component roots and probes, [`MergeConfig`]). Default off: the node-level
     /// overlay turns it on; topic overlays merge through their own beacons and walks.
     pub merge: Option<MergeConfig>,
@@ -96,6 +100,7 @@ impl Default for Config {
             repair_backoff_max: TimeDelta::from_secs(120),
             request_retry: TimeDelta::from_secs(1),
             join_rate: 50,
+            join_rate_per_source: 10,
             merge: None,
             reserved: 2,
             tried: 8,

@@ -1,7 +1,8 @@
 //! Floods of identities (SPEC.md §13.7): what a stranger may not do, what a newcomer may
 //! displace, and how much of the passive view and of the overlay's walks one address group
 //! may take.
-use super::admission_tests::{hostile, join_in_group, joined_through_two};
+use super::admission_tests::{hostile, join_in_group, joined_through_two, settle};
+use super::tests::info;
 use super::tests::{T0, pid};
 use super::*;
 use alloc::vec;
@@ -15,6 +16,13 @@ fn s(n: u64) -> TimeDelta {
 fn in_group(group: u16, host: u16) -> Addresses {
     let text = alloc::format!("[fd00:0:{group:x}::{host:x}]:7000");
     BoundedVec::new(vec![crate::Address::new(text.into_bytes()).unwrap()]).unwrap()
+}
+
+/// A peer id for numbers beyond `pid`'s 256.
+fn wide(n: u32) -> PeerId {
+    let mut bytes = [0xee; 32];
+    bytes[..4].copy_from_slice(&n.to_le_bytes());
+    PeerId::from_bytes(bytes)
 }
 
 fn message(hv: &mut HyParView, rng: &mut machine::Rng, at: Timestamp, from: PeerId, m: Message) {
@@ -215,4 +223,161 @@ fn walks_are_no_longer_than_this_nodes_own() {
             other => panic!("unexpected {other:?}"),
         }
     }
+}
+
+/// One address group sending ten times its JOIN budget in one instant, from as many
+/// identities, is admitted for its budget (`join_rate_per_source`) and no more: the rest is
+/// counted and costs nothing (no answer, no walk). A joiner of another group, in the same
+/// instant, is still admitted: one operator cannot spend the node's JOIN budget for others.
+#[test]
+fn one_group_gets_its_join_budget_and_others_still_join() {
+    let mut rng = machine::Rng::from_seed([7; 32]);
+    let mut hv = joined_through_two(&mut rng);
+    while hv.poll().is_some() {}
+    let budget = hv.config.join_rate_per_source;
+    let at = T0 + s(5);
+    for n in 0..(10 * budget) {
+        join_in_group(&mut hv, &mut rng, at, wide(1_000 + n), 9);
+    }
+    let answered = sends(&mut hv)
+        .iter()
+        .filter(|(_, m)| matches!(m, Message::NeighborReply { accepted: true }))
+        .count();
+    assert_eq!(answered, budget as usize, "JOINs admitted from one group");
+    assert_eq!(
+        hv.counters().joins_over_source_budget,
+        u64::from(9 * budget),
+        "the JOINs beyond the group's budget are counted"
+    );
+    assert_eq!(hv.counters().joins_dropped, 0);
+    let honest = wide(2_000);
+    join_in_group(&mut hv, &mut rng, at, honest, 10);
+    assert!(
+        sends(&mut hv).contains(&(honest, Message::NeighborReply { accepted: true })),
+        "a joiner of another group is admitted"
+    );
+    // A second later the group has its budget again, and no more.
+    let later = at + s(1);
+    for n in 0..(10 * budget) {
+        join_in_group(&mut hv, &mut rng, later, wide(3_000 + n), 9);
+    }
+    assert_eq!(
+        hv.counters().joins_over_source_budget,
+        u64::from(18 * budget)
+    );
+}
+
+/// A neighbour forwarding ten times its share of walks in one instant has its share handled;
+/// the rest is counted and neither remembered nor passed on.
+#[test]
+fn a_neighbour_gets_its_share_of_forward_joins() {
+    let mut rng = machine::Rng::from_seed([8; 32]);
+    let mut hv = joined_through_two(&mut rng);
+    while hv.poll().is_some() {}
+    let budget = hv.config.join_rate_per_source;
+    let at = T0 + s(5);
+    for n in 0..(10 * budget) {
+        let fj = Message::ForwardJoin {
+            node: PeerInfo {
+                peer: wide(5_000 + n),
+                addresses: in_group(u16::try_from(n).unwrap(), 1),
+            },
+            ttl: 0,
+        };
+        message(&mut hv, &mut rng, at, pid(1), fj);
+    }
+    let dialled = (0..10 * budget)
+        .filter(|n| hv.attempts.contains_key(&wide(5_000 + *n)))
+        .count();
+    assert!(
+        dialled <= budget as usize,
+        "{dialled} walks acted on (share {budget})"
+    );
+    assert_eq!(
+        hv.counters().joins_over_source_budget,
+        u64::from(9 * budget)
+    );
+}
+
+/// A reserved place goes to the passive entry held longest: a flood's identities are the
+/// newest entries, the peers met before it the oldest (§13.7).
+#[test]
+fn a_reserved_place_goes_to_the_longest_held_passive_entry() {
+    let mut rng = machine::Rng::from_seed([11; 32]);
+    let mut hv = joined_through_two(&mut rng);
+    while hv.poll().is_some() {}
+    let entries = |base: u16, n: u16| -> BoundedVec<PeerInfo, MAX_SHUFFLE_NODES> {
+        let nodes = (0..n)
+            .map(|h| PeerInfo {
+                peer: wide(u32::from(base + h)),
+                addresses: in_group(base + h, 1),
+            })
+            .collect();
+        BoundedVec::new(nodes).unwrap()
+    };
+    let shuffle = |nodes| Message::Shuffle {
+        origin: PeerInfo {
+            peer: pid(2),
+            addresses: Addresses::default(),
+        },
+        ttl: 0,
+        nodes,
+    };
+    // First two honest entries, then three shuffles' worth of a flood's identities.
+    message(
+        &mut hv,
+        &mut rng,
+        T0 + s(1),
+        pid(2),
+        shuffle(entries(10, 2)),
+    );
+    for round in 0..3u16 {
+        let at = T0 + s(2 + u64::from(round));
+        message(
+            &mut hv,
+            &mut rng,
+            at,
+            pid(2),
+            shuffle(entries(100 + 8 * round, 8)),
+        );
+    }
+    while hv.poll().is_some() {}
+    assert!(hv.passive.contains_key(&wide(10)));
+    // Contact 1 gives up the link before it stood `tried_after`: one reserved place is empty.
+    message(&mut hv, &mut rng, T0 + s(6), pid(1), Message::Disconnect);
+    let asked: Vec<PeerId> = core::iter::from_fn(|| hv.poll())
+        .filter_map(|o| match o {
+            Output::Connect { peer, .. } => Some(peer),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(asked.first(), Some(&wide(10)), "asked {asked:?}");
+}
+
+/// A newcomer evicts an invited neighbour before a chosen one, even a chosen one beyond the
+/// reserved places that came in last.
+#[test]
+fn newcomers_evict_invited_neighbours_before_chosen_ones() {
+    let mut rng = machine::Rng::from_seed([12; 32]);
+    let config = Config {
+        reserved: 1,
+        ..Config::default()
+    };
+    let mut hv = HyParView::new(config, pid(0), Addresses::default(), T0, &mut rng);
+    hv.join(T0, vec![info(1)]);
+    settle(&mut hv, &mut rng, T0);
+    join_in_group(&mut hv, &mut rng, T0 + s(1), pid(3), 3);
+    join_in_group(&mut hv, &mut rng, T0 + s(2), pid(4), 4);
+    join_in_group(&mut hv, &mut rng, T0 + s(3), pid(5), 5);
+    // Contact 2, chosen, comes in last: unprotected (one reserved place, held by contact 1).
+    hv.join(T0 + s(4), vec![info(2)]);
+    settle(&mut hv, &mut rng, T0 + s(4));
+    assert_eq!(hv.active().count(), 5);
+    assert!(hv.chosen().any(|p| *p == pid(2)));
+    for i in 0..10u8 {
+        join_in_group(&mut hv, &mut rng, T0 + s(5 + u64::from(i)), hostile(i), 200);
+        while hv.poll().is_some() {}
+    }
+    assert!(hv.is_active(&pid(2)), "the chosen neighbour was evicted");
+    assert!(hv.is_active(&pid(1)));
 }

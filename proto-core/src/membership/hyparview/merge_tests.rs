@@ -181,7 +181,7 @@ fn without_merging_the_islands_stay_apart() {
 }
 
 /// A single overlay: probes find the same root, are refused, close their connection and
-/// change no view; their pause grows fourfold up to `probe_interval_max`.
+/// take no neighbour away; their pause grows fourfold up to `probe_interval_max`.
 #[test]
 fn a_single_overlay_probes_rarely_and_changes_nothing() {
     let mut net = Net::new(&[1, 2, 3, 4, 5, 6], true);
@@ -208,7 +208,11 @@ fn a_single_overlay_probes_rarely_and_changes_nothing() {
         "{} probes",
         probes - probes_before
     );
-    assert_eq!(views(&net), before);
+    // Probes take no neighbour away (repairs may still fill a view with room: node 6 starts
+    // with one neighbour, and its reserved refill asks the passive entry held longest).
+    for (b, a) in before.iter().zip(views(&net)) {
+        assert!(b.iter().all(|p| a.contains(p)), "{b:?} became {a:?}");
+    }
     assert!(
         net.links
             .iter()

@@ -27,8 +27,8 @@ use crate::id::PeerId;
 use crate::identity::record::Addresses;
 use crate::machine::{self, Deadlines, StateMachine};
 use crate::membership::DownReason;
-use crate::membership::group::AddressGroup;
-use crate::time::{TimeDelta, Timestamp, TokenBucket};
+use crate::membership::group::{AddressGroup, Source};
+use crate::time::{RateLimits, TimeDelta, Timestamp, TokenBucket};
 use crate::wire::BoundedVec;
 use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
 use alloc::vec::Vec;
@@ -155,6 +155,9 @@ pub enum Input {
 pub struct Counters {
     /// JOIN / FORWARD_JOIN dropped by the rate limit or because the node is busy.
     pub joins_dropped: u64,
+    /// JOIN / FORWARD_JOIN dropped because their source (address group, else peer) had spent
+    /// its share, `join_rate_per_source` (§13.7).
+    pub joins_over_source_budget: u64,
     /// Messages that made no sense from their sender (NEIGHBOR_REPLY without a request, a second
     /// JOIN on one connection, ...).
     pub unexpected: u64,
@@ -246,6 +249,11 @@ crate::machine::internal_struct! {
         /// The address group of passive entries that have one (entries since gone are
         /// dropped lazily).
         passive_groups: BTreeMap<PeerId, AddressGroup>,
+        /// When each passive entry came in, by insertion number (entries since gone are
+        /// dropped lazily): reserved places go to the longest-held entries (§13.7).
+        passive_since: BTreeMap<PeerId, u64>,
+        /// Passive insertions so far.
+        passive_inserts: u64,
         /// When a joiner of each address group was last announced (FORWARD_JOIN walks).
         announced: BTreeMap<AddressGroup, Timestamp>,
         attempts: BTreeMap<PeerId, Attempt>,
@@ -274,6 +282,8 @@ crate::machine::internal_struct! {
         next_rejoin: Timestamp,
         rejoin_backoff: TimeDelta,
         join_tokens: TokenBucket,
+        /// Each source's share of the JOIN / FORWARD_JOIN budget.
+        join_limits: RateLimits<Source>,
         /// The address group of each link whose driver reported one (§13.7).
         groups: BTreeMap<PeerId, AddressGroup>,
         /// Every timer: attempts, resent requests, retries of lost peers, rejoin, shuffle, repair.
@@ -307,6 +317,7 @@ impl HyParView {
             .map(|m| merge::Component::new(m, me, now, rng));
         let mut hv = Self {
             join_tokens: TokenBucket::new(config.join_rate, now),
+            join_limits: RateLimits::new(config.join_rate_per_source, admission::MAX_GROUPS),
             groups: BTreeMap::new(),
             config,
             me,
@@ -318,6 +329,8 @@ impl HyParView {
             pressure_until: Timestamp::EPOCH,
             passive: BTreeMap::new(),
             passive_groups: BTreeMap::new(),
+            passive_since: BTreeMap::new(),
+            passive_inserts: 0,
             announced: BTreeMap::new(),
             attempts: BTreeMap::new(),
             lost: BTreeMap::new(),
@@ -718,6 +731,21 @@ impl HyParView {
 
     fn take_join_token(&mut self, now: Timestamp) -> bool {
         self.join_tokens.take(now)
+    }
+
+    /// Takes a JOIN / FORWARD_JOIN token from `from`'s source and then from the node's budget,
+    /// counting a refusal by the budget that refused.
+    fn take_join_tokens_of(&mut self, now: Timestamp, from: PeerId) -> bool {
+        let source = Source::of(self.groups.get(&from).copied(), from);
+        if !self.join_limits.take(now, source) {
+            self.counters.joins_over_source_budget += 1;
+            return false;
+        }
+        if !self.take_join_token(now) {
+            self.counters.joins_dropped += 1;
+            return false;
+        }
+        true
     }
 
     fn random_active_except(&self, except: &[PeerId], rng: &mut machine::Rng) -> Option<PeerId> {

@@ -31,8 +31,7 @@ impl HyParView {
                     });
                     return;
                 }
-                if !self.take_join_token(now) {
-                    self.counters.joins_dropped += 1;
+                if !self.take_join_tokens_of(now, from) {
                     return; // the joiner asks again
                 }
                 let Some(addresses) = sender_addresses else {
@@ -74,8 +73,7 @@ impl HyParView {
                     self.counters.not_neighbor += 1;
                     return;
                 }
-                if !self.take_join_token(now) {
-                    self.counters.joins_dropped += 1;
+                if !self.take_join_tokens_of(now, from) {
                     return;
                 }
                 if node.peer == self.me {

@@ -155,6 +155,12 @@ impl HyParView {
         }
         if self.passive.len() < self.config.passive_view {
             self.passive.insert(peer, addresses);
+            if self.passive_since.len() > 2 * self.config.passive_view {
+                let passive = &self.passive;
+                self.passive_since.retain(|p, _| passive.contains_key(p));
+            }
+            self.passive_inserts += 1;
+            self.passive_since.insert(peer, self.passive_inserts);
         }
     }
 
