@@ -129,11 +129,11 @@ fn plumtree_cache_evicts_the_earliest_dated_at_cache_bytes() {
     assert_eq!(retained(&p), expected);
 }
 
-/// Seen ids: at most `seen_capacity`; at the bound the id expiring first is forgotten, so the
-/// same message offered again is new again (hence `seen_capacity` must exceed the messages of
-/// a retention window).
+/// Seen ids: at most `seen_capacity`; at the bound a new message is refused (`seen_full`) and no
+/// unexpired id is forgotten, so every message seen stays a duplicate until it leaves the
+/// window (§15.4). (Before, the id expiring first was forgotten and its message accepted again.)
 #[test]
-fn plumtree_seen_forgets_the_earliest_expiry_at_seen_capacity() {
+fn plumtree_seen_refuses_new_ids_at_seen_capacity() {
     let a = fake_peer(1);
     let config = plumtree::Config {
         seen_capacity: 4,
@@ -147,14 +147,13 @@ fn plumtree_seen_forgets_the_earliest_expiry_at_seen_capacity() {
     for m in &ms {
         gossip(&mut p, a, m, &AcceptAll);
     }
-    assert_eq!(delivered(&outputs(&mut p)).len(), 5);
-    assert!(p.has_seen(&ms[4].id()) && !p.has_seen(&ms[0].id()));
-    // The newest is still a duplicate; the forgotten one is delivered a second time.
-    gossip(&mut p, a, &ms[4], &AcceptAll);
+    assert_eq!(delivered(&outputs(&mut p)).len(), 4);
+    assert_eq!(p.counters().seen_full, 1);
+    assert!(p.has_seen(&ms[0].id()) && !p.has_seen(&ms[4].id()));
+    // The first is still a duplicate.
+    gossip(&mut p, a, &ms[0], &AcceptAll);
     assert_eq!(delivered(&outputs(&mut p)), vec![]);
     assert_eq!(p.counters().duplicates, 1);
-    gossip(&mut p, a, &ms[0], &AcceptAll);
-    assert_eq!(delivered(&outputs(&mut p)), vec![ms[0].id()]);
 }
 
 /// Refused payloads remembered: at most `rejected_capacity`; at the bound the digest expiring
@@ -336,7 +335,7 @@ fn reconciler_keeps_one_session_per_topic() {
 #[test]
 fn seen_cache_forgets_the_earliest_expiry_at_capacity() {
     use hearsay_proto::broadcast::message::SeenCache;
-    let mut seen = SeenCache::new(3);
+    let mut seen = SeenCache::new(3, 3);
     let expiries = [5u64, 1, 3, 4];
     for (n, e) in expiries.iter().enumerate() {
         assert!(seen.insert(fake_id(n as u32), T0 + TimeDelta::from_secs(*e)));

@@ -304,25 +304,92 @@ pub(crate) fn insert_by_expiry(
 
 crate::machine::internal_struct! {
     /// Ids seen recently, each kept until its message leaves the retention window, at most
-    /// `capacity` of them (the oldest go first). Insert an id only after its message verified, so
-    /// forged frames cannot poison real ids.
+    /// `capacity` of them. Insert an id only after its message verified, so forged frames cannot
+    /// poison real ids.
+    ///
+    /// Two ways in: [`SeenCache::admit`] (messages) never forgets an id before it expires, and
+    /// holds at most `per_author` ids of one author, so that a flood of valid messages can
+    /// neither push honest ids out (which would reopen their replay) nor take the whole cache
+    /// (SPEC.md §15.4); [`SeenCache::insert`] (refused digests) forgets the oldest when full.
     #[derive(Debug)]
     struct SeenCache {
-        expiry: HashMap<MessageId, Timestamp, FixedState>,
+        /// Each id's expiry and its author's key in `authors` (0: none).
+        expiry: HashMap<MessageId, (Timestamp, u64), FixedState>,
         order: VecDeque<(Timestamp, MessageId)>,
         capacity: usize,
+        per_author: usize,
+        /// Ids held per author (by the first 8 bytes of its id).
+        authors: HashMap<u64, u32, FixedState>,
     }
+}
+
+/// Whether [`SeenCache::admit`] took an id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admit {
+    /// New, now remembered.
+    New,
+    /// Already seen.
+    Seen,
+    /// Every place holds an id that has not expired: refused (forgetting one would reopen its
+    /// replay).
+    Full,
+    /// Its author holds `per_author` ids already: refused.
+    AuthorFull,
+}
+
+/// The key an author's ids are counted under: the first 8 bytes of its id, never 0.
+fn author_key(author: &PeerId) -> u64 {
+    let mut b = [0u8; 8];
+    b.copy_from_slice(&author.as_bytes()[..8]);
+    u64::from_le_bytes(b).max(1)
 }
 
 #[cfg_attr(not(feature = "testing"), allow(dead_code))]
 impl SeenCache {
-    /// An empty cache holding at most `capacity` ids.
-    pub fn new(capacity: usize) -> Self {
+    /// An empty cache holding at most `capacity` ids, of one author at most `per_author`.
+    pub fn new(capacity: usize, per_author: usize) -> Self {
         Self {
             expiry: HashMap::with_hasher(FixedState::with_seed(0)),
             order: VecDeque::new(),
             capacity: capacity.max(1),
+            per_author: per_author.max(1),
+            authors: HashMap::with_hasher(FixedState::with_seed(0)),
         }
+    }
+
+    /// Remembers `id` of `author` until `expires`, if it is new, there is room at `now` (ids
+    /// expired by then are forgotten first) and its author is within its share. Nothing is
+    /// forgotten early: a full cache refuses.
+    pub fn admit(
+        &mut self,
+        now: Timestamp,
+        id: MessageId,
+        author: &PeerId,
+        expires: Timestamp,
+    ) -> Admit {
+        if self.expiry.contains_key(&id) {
+            return Admit::Seen;
+        }
+        let key = author_key(author);
+        let held = |c: &Self| c.authors.get(&key).copied().unwrap_or(0) as usize;
+        if self.expiry.len() >= self.capacity || held(self) >= self.per_author {
+            self.expire(now);
+        }
+        if self.expiry.len() >= self.capacity {
+            return Admit::Full;
+        }
+        if held(self) >= self.per_author {
+            return Admit::AuthorFull;
+        }
+        *self.authors.entry(key).or_insert(0) += 1;
+        self.expiry.insert(id, (expires, key));
+        insert_by_expiry(&mut self.order, expires, id);
+        Admit::New
+    }
+
+    /// Ids of `author` held.
+    pub fn of_author(&self, author: &PeerId) -> usize {
+        self.authors.get(&author_key(author)).copied().unwrap_or(0) as usize
     }
 
     /// Whether `id` was seen (and has not expired).
@@ -337,15 +404,25 @@ impl SeenCache {
         }
         while self.expiry.len() >= self.capacity {
             match self.order.pop_front() {
-                Some((_, old)) => {
-                    self.expiry.remove(&old);
-                }
+                Some((_, old)) => self.forget(&old),
                 None => break,
             }
         }
-        self.expiry.insert(id, expires);
+        self.expiry.insert(id, (expires, 0));
         insert_by_expiry(&mut self.order, expires, id);
         true
+    }
+
+    fn forget(&mut self, id: &MessageId) {
+        if let Some((_, key)) = self.expiry.remove(id)
+            && key != 0
+            && let Some(n) = self.authors.get_mut(&key)
+        {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.authors.remove(&key);
+            }
+        }
     }
 
     /// Forgets every id whose retention ended by `now`.
@@ -355,7 +432,7 @@ impl SeenCache {
                 break;
             }
             self.order.pop_front();
-            self.expiry.remove(&id);
+            self.forget(&id);
         }
     }
 
@@ -457,7 +534,7 @@ mod tests {
 
     #[test]
     fn seen_cache_is_bounded_and_expires_in_order() {
-        let mut c = SeenCache::new(3);
+        let mut c = SeenCache::new(3, 3);
         let id = |n: u8| MessageId::from_bytes([n; 32]);
         assert!(c.insert(id(1), T + TimeDelta::from_secs(10)));
         assert!(!c.insert(id(1), T + TimeDelta::from_secs(10)));

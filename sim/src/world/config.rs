@@ -152,6 +152,7 @@ fn apply_config_key(config: &mut Config, key: &str, value: &ConfigValue) -> Resu
         "cache_messages" => p.cache_messages = count(value)?,
         "cache_bytes" => p.cache_bytes = count(value)?,
         "seen_capacity" => p.seen_capacity = count(value)?,
+        "seen_per_author" => p.seen_per_author = count(value)?,
         "clock_skew" => p.clock_skew = dur(value)?,
         "max_missing" => p.max_missing = count(value)?,
         "max_announcers" => p.max_announcers = count(value)?,

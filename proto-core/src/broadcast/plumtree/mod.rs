@@ -34,6 +34,7 @@ use alloc::vec::Vec;
 mod announce;
 mod bypass;
 mod message;
+mod seen;
 mod serve;
 mod shorthand;
 #[cfg(test)]
@@ -76,8 +77,14 @@ pub struct Config {
     pub cache_messages: usize,
     /// Most payload bytes retained. Default 64 MiB.
     pub cache_bytes: usize,
-    /// Most ids remembered as seen (at least the messages of one retention window). Default 65,536.
+    /// Most ids remembered as seen (at least the messages of one retention window). An id is
+    /// never forgotten before its message leaves the window: when every place holds one, new
+    /// messages are refused (`seen_full`) until one expires. Default 65,536.
     pub seen_capacity: usize,
+    /// Most ids of one author in the seen-cache: more of its messages within the window are
+    /// refused (`seen_author_full`), so that one author cannot take the cache. Default 8,192
+    /// (13.6 messages a second for the 10-minute window).
+    pub seen_per_author: usize,
     /// Most refused payloads remembered (by digest of id, signature and key), so that the same
     /// bytes offered again are dropped without another check or penalty. Default 4,096.
     pub rejected_capacity: usize,
@@ -128,6 +135,7 @@ impl Default for Config {
             cache_messages: 4096,
             cache_bytes: 64 << 20,
             seen_capacity: 65_536,
+            seen_per_author: 8_192,
             rejected_capacity: 4096,
             clock_skew: TimeDelta::from_secs(30),
             max_missing: 1024,
@@ -194,6 +202,10 @@ pub struct Counters {
     pub invalid: u64,
     /// Payloads refused as older than the retention window, or dated in the future.
     pub too_old: u64,
+    /// Valid payloads refused because every place in the seen-cache held an unexpired id.
+    pub seen_full: u64,
+    /// Valid payloads refused because their author held `seen_per_author` ids already.
+    pub seen_author_full: u64,
     /// Payloads dropped because exactly these bytes were refused before.
     pub refused_again: u64,
     /// PRUNEs sent.
@@ -416,8 +428,8 @@ impl Plumtree {
     /// An empty broadcast state for `topic`.
     pub fn new(config: Config, topic: TopicId) -> Self {
         Self {
-            seen: SeenCache::new(config.seen_capacity),
-            rejected: SeenCache::new(config.rejected_capacity),
+            seen: SeenCache::new(config.seen_capacity, config.seen_per_author),
+            rejected: SeenCache::new(config.rejected_capacity, config.rejected_capacity),
             config,
             topic,
             eager_peers: BTreeSet::new(),
@@ -533,7 +545,8 @@ impl Plumtree {
     ) {
         let id = message.id();
         let expires = message.timestamp + self.config.retention;
-        if !self.seen.insert(id, expires + TimeDelta::from_micros(1)) {
+        let author = message.author;
+        if !self.admit_seen(now, id, &author, expires) {
             return;
         }
         let payload = Payload {
@@ -660,8 +673,9 @@ impl Plumtree {
             return;
         }
         let expires = payload.message.timestamp + self.config.retention;
-        // Kept one tick past the window, so that no instant accepts a replay.
-        self.seen.insert(id, expires + TimeDelta::from_micros(1));
+        if !self.admit_seen(now, id, &payload.message.author, expires) {
+            return; // refused, counted: no room, or its author's share is taken
+        }
         let grafted = self.missing.get(&id).is_some_and(|m| m.grafted);
         self.payload_from(&from, &id);
         self.watch_parent(now, &from, &id, grafted);
@@ -836,7 +850,9 @@ impl Plumtree {
             return Err(RestoreError::Invalid);
         }
         let expires = payload.message.timestamp + self.config.retention;
-        self.seen.insert(id, expires + TimeDelta::from_micros(1));
+        if !self.admit_seen(now, id, &payload.message.author, expires) {
+            return Err(RestoreError::Full);
+        }
         self.found(&id);
         self.counters.restored += 1;
         self.retain(id, payload, None, false, expires);

@@ -811,3 +811,83 @@ fn requests_are_served_once_per_id_and_within_a_byte_budget() {
 fn message_id_of(m: u8) -> MessageId {
     big_payload(m, 100).message.id()
 }
+
+/// A payload by `author` with sequence `n`, valid for [`FirstByte`].
+fn authored(author: u8, n: u64, at: Timestamp) -> Payload {
+    let mut sig = alloc::vec![0u8; SIGNATURE_LEN];
+    sig[1] = author;
+    Payload {
+        message: SignedMessage {
+            author: PeerId::from_bytes([author; 32]),
+            topic: topic(),
+            sequence: n,
+            timestamp: at,
+            payload: Bytes::new(alloc::vec![author; 8]).unwrap(),
+            signature: SignatureBytes::new(sig).unwrap(),
+            kind: Default::default(),
+        },
+        author_key: VerifyingKeyBytes::new(alloc::vec![0u8; SIG_VERIFYING_KEY_LEN]).unwrap(),
+        hops: 1,
+    }
+}
+
+/// One author sending ten times its share of the seen-cache within the window gets its share
+/// delivered and the rest refused (counted, no penalty); the honest ids seen before stay, so a
+/// replay of an honest message after the flood is a duplicate, not a second delivery; and a
+/// cache full of unexpired ids refuses rather than forgetting one (§15.4). Before, the flood
+/// pushed the honest ids out and their replays were delivered again.
+#[test]
+fn an_author_flooding_the_seen_cache_gets_its_share_and_replays_stay_closed() {
+    let mut r = rng();
+    let config = Config {
+        seen_capacity: 64,
+        seen_per_author: 16,
+        ..Config::default()
+    };
+    let mut p = Plumtree::new(config, topic());
+    let v = &FirstByte;
+    p.handle(T0, Input::NeighborUp(peer(1)), &mut r);
+    let deliver = |p: &mut Plumtree, r: &mut Rng, at: Timestamp, payload: Payload| -> bool {
+        let input = Input::Message {
+            from: peer(1),
+            message: Message::Gossip(payload),
+            validator: v,
+        };
+        p.handle(at, input, r);
+        drain(p).iter().any(|o| matches!(o, Output::Deliver { .. }))
+    };
+    let honest: Vec<Payload> = (0..8).map(|n| authored(10, n, T0)).collect();
+    for h in &honest {
+        assert!(deliver(&mut p, &mut r, T0, h.clone()));
+    }
+    let at = T0 + TimeDelta::from_secs(1);
+    let delivered = (0..160)
+        .filter(|n| deliver(&mut p, &mut r, at, authored(66, *n, at)))
+        .count();
+    assert_eq!(delivered, 16, "the flooding author's share");
+    assert_eq!(p.counters.seen_author_full, 144);
+    assert!(p.counters.invalid == 0, "no penalty for a valid message");
+    for h in &honest {
+        assert!(
+            !deliver(&mut p, &mut r, at, h.clone()),
+            "an honest message was delivered again"
+        );
+    }
+    // Five more authors at their share fill the cache: 8 + 16 · 3 = 56, then 8 of the fourth.
+    for a in 70..75u8 {
+        for n in 0..16 {
+            deliver(&mut p, &mut r, at, authored(a, n, at));
+        }
+    }
+    assert_eq!(p.seen.len(), 64);
+    assert!(p.counters.seen_full > 0);
+    for h in &honest {
+        assert!(
+            !deliver(&mut p, &mut r, at, h.clone()),
+            "replayed when full"
+        );
+    }
+    // Once the honest ids expire, their room is free again for new messages.
+    let later = T0 + p.config.retention + TimeDelta::from_secs(1);
+    assert!(deliver(&mut p, &mut r, later, authored(11, 0, later)));
+}

@@ -49,6 +49,9 @@ pub enum RestoreError {
     Expired,
     /// The topic's validator refused it.
     Invalid,
+    /// The seen-cache has no room (every id in it is unexpired, or its author holds its
+    /// share, §15.4).
+    Full,
 }
 
 impl core::fmt::Display for RestoreError {
@@ -58,6 +61,7 @@ impl core::fmt::Display for RestoreError {
             RestoreError::AlreadySeen => "the message is already retained",
             RestoreError::Expired => "the message is outside the retention window",
             RestoreError::Invalid => "the topic's validator refused the message",
+            RestoreError::Full => "no room in the seen-cache for the message",
         })
     }
 }
