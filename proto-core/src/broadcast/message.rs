@@ -387,11 +387,6 @@ impl SeenCache {
         Admit::New
     }
 
-    /// Ids of `author` held.
-    pub fn of_author(&self, author: &PeerId) -> usize {
-        self.authors.get(&author_key(author)).copied().unwrap_or(0) as usize
-    }
-
     /// Whether `id` was seen (and has not expired).
     pub fn contains(&self, id: &MessageId) -> bool {
         self.expiry.contains_key(id)

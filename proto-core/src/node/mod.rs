@@ -90,6 +90,8 @@ impl Link {
 
 /// Least time between two Hellos resent on request, or two requests, on one link.
 const HELLO_RESEND_INTERVAL: TimeDelta = TimeDelta::from_secs(1);
+/// Most sources (address groups, else peers) whose FIND share is remembered (SPEC.md §8.6).
+const MAX_FIND_SOURCES: usize = 4096;
 
 /// A hearsay node: its identity, records and connections, and every protocol it composes
 /// (membership, failure detection, topics and broadcast, anti-entropy, encrypted messages,
@@ -279,7 +281,8 @@ impl Node {
         // Incarnations grow across restarts: the boot count is their high half.
         let swim = Swim::new(config.swim.clone(), me, boot_count << 32);
         let find_tokens = crate::time::TokenBucket::new(config.topics.find_rate, now);
-        let find_limits = crate::time::RateLimits::new(config.topics.find_rate_per_source, 4096);
+        let find_limits =
+            crate::time::RateLimits::new(config.topics.find_rate_per_source, MAX_FIND_SOURCES);
         let private = private::Private::new(&config.private);
         let foaf = crate::discovery::foaf::Foaf::new(config.foaf.clone())
             .map_err(|_| NodeError::InvalidConfig("foaf"))?;

@@ -545,8 +545,7 @@ impl Plumtree {
     ) {
         let id = message.id();
         let expires = message.timestamp + self.config.retention;
-        let author = message.author;
-        if !self.admit_seen(now, id, &author, expires) {
+        if !self.admit_seen(now, id, &message.author, expires) {
             return;
         }
         let payload = Payload {
