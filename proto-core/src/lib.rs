@@ -57,6 +57,7 @@ pub mod machine;
 pub mod membership;
 pub mod node;
 pub mod privacy;
+pub mod score;
 pub mod testing;
 pub mod time;
 pub mod wire;

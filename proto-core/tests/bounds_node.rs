@@ -49,6 +49,16 @@ fn config_defaults_are_the_documented_bounds() {
     assert_eq!(c.max_queued_events, 1024);
     assert_eq!(c.dial_timeout, TimeDelta::from_secs(15));
     assert_eq!(c.hello_timeout, TimeDelta::from_secs(10));
+    assert_eq!(
+        (c.dial_rate_per_address, c.dial_private_addresses),
+        (2, None)
+    );
+    let sc = &c.score;
+    assert_eq!(
+        (sc.admit_threshold, sc.graylist_threshold, sc.in_views),
+        (0, -100, false)
+    );
+    assert_eq!(hearsay_proto::score::MAX_SCORED, 1024);
     let h = &c.hyparview;
     assert_eq!((h.active_view, h.passive_view), (5, 30));
     assert_eq!((h.max_pending, h.max_lost), (8, 16));

@@ -321,6 +321,34 @@ fn access_records_evict_the_first_inserted_at_capacity() {
     assert!(store.get(&fake_id(1)).is_some());
 }
 
+/// One author offering ten times the store's capacity evicts its own records: every other
+/// author's stay (at the bound the first inserted of the author holding the most goes).
+#[test]
+fn an_author_flooding_access_records_evicts_its_own() {
+    let flooder = identity(66);
+    let mut store = AccessStore::new(8);
+    let offer = |store: &mut AccessStore, who: &Identity, n: u32| {
+        let r = AccessRecord::issue(who, fake_id(n), 1, Default::default()).expect("signs");
+        store.offer(r, &InsecureTestProvider, who.verifying_key(), who.peer_id())
+    };
+    let honest: Vec<Identity> = (1..=4).map(identity).collect();
+    for (k, h) in honest.iter().enumerate() {
+        assert_eq!(offer(&mut store, h, k as u32), Ok(Offer::New));
+    }
+    for n in 0..80 {
+        assert_eq!(offer(&mut store, &flooder, 1000 + n), Ok(Offer::New));
+    }
+    assert_eq!(store.len(), 8);
+    assert_eq!(store.counters().evicted_records, 76);
+    for k in 0..4u32 {
+        assert!(
+            store.get(&fake_id(k)).is_some(),
+            "honest record {k} evicted"
+        );
+    }
+    assert!(store.get(&fake_id(1079)).is_some() && store.get(&fake_id(1075)).is_none());
+}
+
 /// Deleted ids: at most `capacity`; at the bound the oldest deletion is forgotten
 /// (`evicted_deletes`) and records for that id are accepted again.
 #[test]

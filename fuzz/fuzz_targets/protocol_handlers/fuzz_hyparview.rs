@@ -72,6 +72,10 @@ impl HvCheck {
                 hyparview::Output::NeighborDown { peer, .. } => {
                     assert!(self.up.remove(&peer), "NeighborDown for an inactive peer");
                 }
+                hyparview::Output::Evidence { peer, .. } => {
+                    assert_ne!(peer, me(), "evidence about itself");
+                    assert!(!self.up.contains(&peer), "a stray walk from an active neighbour");
+                }
             }
         }
     }

@@ -114,6 +114,9 @@ impl PlumCheck {
                 plumtree::Output::Penalise { peer } => {
                     assert_ne!(peer, me(), "penalised itself");
                 }
+                plumtree::Output::Evidence { peer, .. } => {
+                    assert_ne!(peer, me(), "evidence about itself");
+                }
                 plumtree::Output::Archive { payload, id, .. } => {
                     assert!(self.config.archive, "archived without Config::archive");
                     assert_eq!(id, payload.message.id());

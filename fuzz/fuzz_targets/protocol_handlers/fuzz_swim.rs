@@ -127,6 +127,9 @@ impl SwimCheck {
                 swim::Output::Dead { peer } => {
                     assert!(self.members.remove(&peer), "a verdict on a non-member");
                 }
+                swim::Output::Evidence { peer, .. } => {
+                    assert_ne!(peer, me(), "evidence about itself");
+                }
                 swim::Output::Refute { incarnation } => {
                     // A refutation asks for a signature on a higher incarnation, or asks again
                     // for one that was never signed (the owner did not publish it).

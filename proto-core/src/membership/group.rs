@@ -47,6 +47,51 @@ impl AddressGroup {
     }
 }
 
+/// Where an advertised address points (SPEC.md §20.1, "Dialling"): a node dials a loopback or
+/// private address only where it could be reached from here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum AddressScope {
+    /// 127.0.0.0/8, ::1: this machine.
+    Loopback,
+    /// 10/8, 172.16/12, 192.168/16, 100.64/10 (shared), 169.254/16 and fe80::/10 (link-local),
+    /// fc00::/7 (unique local): a local network.
+    Private,
+    /// Any other IP address.
+    Public,
+}
+
+impl AddressScope {
+    /// The scope of an advertised address in its text form (`ip:port`, `[ipv6]:port`);
+    /// `None` for any other form.
+    pub fn of_address(address: &[u8]) -> Option<Self> {
+        let text = core::str::from_utf8(address).ok()?;
+        let ip = match text.parse::<SocketAddr>().ok()?.ip() {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
+            v4 => v4,
+        };
+        Some(match ip {
+            IpAddr::V4(v4) if v4.is_loopback() => Self::Loopback,
+            IpAddr::V4(v4) => {
+                let [a, b, ..] = v4.octets();
+                if v4.is_private() || v4.is_link_local() || (a == 100 && (64..128).contains(&b)) {
+                    Self::Private
+                } else {
+                    Self::Public
+                }
+            }
+            IpAddr::V6(v6) if v6.is_loopback() => Self::Loopback,
+            IpAddr::V6(v6) => {
+                let first = v6.segments()[0];
+                if first & 0xfe00 == 0xfc00 || first & 0xffc0 == 0xfe80 {
+                    Self::Private
+                } else {
+                    Self::Public
+                }
+            }
+        })
+    }
+}
+
 /// Whom a per-source budget is charged to (SPEC.md §13.7): the address group of the link a
 /// request came on where the driver gave one (identities are free, addresses are not), else
 /// the peer.
@@ -69,6 +114,38 @@ impl Source {
 mod tests {
     use super::*;
     use core::net::{Ipv4Addr, Ipv6Addr};
+
+    #[test]
+    fn address_scopes() {
+        // Text parsed and classified only: nothing is sent anywhere, and no socket is opened.
+        let scope = |t: &str| AddressScope::of_address(t.as_bytes());
+        assert_eq!(scope("127.0.0.1:7000"), Some(AddressScope::Loopback));
+        assert_eq!(scope("[::1]:7000"), Some(AddressScope::Loopback));
+        assert_eq!(
+            scope("[::ffff:127.0.0.1]:7000"),
+            Some(AddressScope::Loopback)
+        );
+        for private in [
+            "10.1.2.3:1",
+            "172.16.0.1:1",
+            "192.168.1.1:1",
+            "100.64.0.1:1",
+            "169.254.1.1:1",
+            "[fd00:0:1::1]:7000",
+            "[fe80::1]:1",
+        ] {
+            assert_eq!(scope(private), Some(AddressScope::Private), "{private}");
+        }
+        for public in [
+            "198.18.0.1:1",
+            "8.8.8.8:53",
+            "100.128.0.1:1",
+            "[2001:db8::1]:1",
+        ] {
+            assert_eq!(scope(public), Some(AddressScope::Public), "{public}");
+        }
+        assert_eq!(scope("relay/abc"), None);
+    }
 
     fn v4(a: [u8; 4], port: u16) -> AddressGroup {
         AddressGroup::of(SocketAddr::new(IpAddr::V4(Ipv4Addr::from(a)), port))

@@ -9,12 +9,14 @@ mod view;
 pub use view::*;
 
 mod command;
+mod dialing;
 mod discovery;
 mod persist;
 mod presence;
 mod private;
 mod records;
 mod rtt;
+mod scoring;
 mod topic_table;
 mod topics;
 mod types;
@@ -167,6 +169,12 @@ pub struct Node {
     member_refs: BTreeMap<PeerId, u32>,
     /// Invalid payloads per peer, and when the current count started.
     strikes: BTreeMap<PeerId, (u32, Timestamp)>,
+    /// What every peer was seen to do, weighed into its score (§13.8).
+    scores: crate::score::PeerScores,
+    /// Each target address's dial budget (§20.1).
+    dial_limits: crate::time::RateLimits<[u8; 16]>,
+    /// The peer each target address was last dialled for (redialling it is free).
+    dial_peers: BTreeMap<[u8; 16], PeerId>,
     /// FIND walks handled.
     find_tokens: crate::time::TokenBucket,
     /// Each source's share of `find_tokens`.
@@ -256,6 +264,8 @@ impl Node {
         now: Timestamp,
         boot_count: u64,
     ) -> Result<Node, NodeError> {
+        let score_config = config.score.clone();
+        let dial_rate = config.dial_rate_per_address;
         if config.max_connections == 0 {
             return Err(NodeError::InvalidConfig(
                 "max_connections must be at least 1",
@@ -310,6 +320,9 @@ impl Node {
             neighbor_topics: BTreeMap::new(),
             member_refs: BTreeMap::new(),
             strikes: BTreeMap::new(),
+            scores: crate::score::PeerScores::new(score_config),
+            dial_limits: crate::time::RateLimits::new(dial_rate, dialing::MAX_DIAL_TARGETS),
+            dial_peers: BTreeMap::new(),
             private,
             foaf,
             presence: BTreeMap::new(),
@@ -376,7 +389,10 @@ impl Node {
         if self.links.contains_key(&peer) {
             return; // the driver reported the same connection twice: nothing changes
         }
-        if peer == self.identity.peer_id() || self.links.len() >= self.config.max_connections {
+        if peer == self.identity.peer_id()
+            || self.links.len() >= self.config.max_connections
+            || self.graylisted(&peer)
+        {
             self.counters.connections_refused += 1;
             self.push_transmit(Transmit::Disconnect { peer });
             return;
@@ -633,6 +649,9 @@ impl Node {
                         }
                         self.push_event(Event::NeighborDown { peer, reason });
                     }
+                    hyparview::Output::Evidence { peer, evidence } => {
+                        self.note_evidence(now, peer, evidence)
+                    }
                 }
             }
             while let Some(out) = self.swim.poll() {
@@ -643,6 +662,9 @@ impl Node {
                         self.send_frame(to, &Frame::FailureDetection(message))
                     }
                     swim::Output::Dead { peer } => self.peer_failed(now, peer),
+                    swim::Output::Evidence { peer, evidence } => {
+                        self.note_evidence(now, peer, evidence)
+                    }
                     swim::Output::Refute { incarnation } => {
                         let me = self.identity.peer_id();
                         let msg =

@@ -104,6 +104,12 @@ impl Node {
                 ) {
                     self.hyparview.spare(self.swim.suspects().copied());
                 }
+                if let Some(scores) =
+                    self.scores_for(from, &message, self.hyparview.active().copied())
+                {
+                    let admit = self.scores.config().admit_threshold;
+                    self.hyparview.note_scores(admit, scores);
+                }
                 let addresses = self.records.get(&from).map(|r| r.addresses.clone());
                 let input = hyparview::Input::Message {
                     from,
@@ -333,14 +339,20 @@ impl Node {
         false
     }
 
-    /// Asks the driver for a connection to `peer`, unless one exists or is being made.
+    /// Asks the driver for a connection to `peer`, unless one exists or is being made, at the
+    /// addresses [`Node::dial_addresses`] keeps of `addresses`. When it keeps none of several,
+    /// the dial is not made (counted, `dials_refused`): the overlay's attempt times out as a
+    /// failed dial would.
     pub(super) fn dial(&mut self, now: Timestamp, peer: PeerId, addresses: Addresses) {
         if !self.links.contains_key(&peer) && !self.dialing.contains_key(&peer) {
+            let offered = addresses.len();
+            let addresses = self.dial_addresses(now, &peer, addresses);
+            if addresses.is_empty() && offered > 0 {
+                self.counters.dials_refused += 1;
+                return;
+            }
             self.dialing.insert(peer, now + self.config.dial_timeout);
-            self.push_transmit(Transmit::Connect {
-                peer,
-                addresses: addresses.into_vec(),
-            });
+            self.push_transmit(Transmit::Connect { peer, addresses });
         }
     }
 

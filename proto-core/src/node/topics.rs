@@ -281,8 +281,16 @@ impl Node {
             ),
             TopicMessage::Membership { topic, message } => {
                 let addresses = self.records.get(&from).map(|r| r.addresses.clone());
+                let scores = self
+                    .topics
+                    .get(&topic)
+                    .and_then(|t| self.scores_for(from, &message, t.hyparview.active().copied()));
                 match self.topics.get_mut(&topic) {
                     Some(t) => {
+                        if let Some(scores) = scores {
+                            let admit = self.scores.config().admit_threshold;
+                            t.hyparview.note_scores(admit, scores);
+                        }
                         let input = hyparview::Input::Message {
                             from,
                             addresses,
@@ -773,6 +781,9 @@ impl Node {
                 }
                 self.push_event(Event::TopicNeighborDown { topic, peer });
             }
+            hyparview::Output::Evidence { peer, evidence } => {
+                self.note_evidence(now, peer, evidence)
+            }
         }
     }
 
@@ -839,12 +850,13 @@ impl Node {
                 if strikes.0 >= MAX_STRIKES {
                     self.strikes.remove(&peer);
                     self.counters.peers_penalised += 1;
-                    self.peer_misbehaved(now, peer);
-                    if self.links.remove(&peer).is_some() {
-                        self.push_transmit(super::Transmit::Disconnect { peer });
-                    }
-                    self.link_down(now, peer);
+                    self.cut_off(now, peer);
+                } else {
+                    self.note_evidence(now, peer, crate::score::Evidence::Invalid);
                 }
+            }
+            plumtree::Output::Evidence { peer, evidence } => {
+                self.note_evidence(now, peer, evidence)
             }
             plumtree::Output::Archive {
                 payload,

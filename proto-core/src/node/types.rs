@@ -28,6 +28,12 @@ pub struct Config {
     pub dial_timeout: TimeDelta,
     /// Most simultaneous connections (set up or setting up). Default 128.
     pub max_connections: usize,
+    /// Dials per second to one target address, whatever identity they are for (SPEC.md §20.1).
+    /// Default 2.
+    pub dial_rate_per_address: u32,
+    /// Whether loopback and private addresses are dialled: `None` (the default) dials one only
+    /// when this node advertises an address of the same scope itself, or none at all.
+    pub dial_private_addresses: Option<bool>,
     /// Most verified peer records kept (one copy each). Default 256.
     pub max_known_records: usize,
     /// Most outputs queued for the driver before new ones are dropped and counted. Default 4096.
@@ -51,6 +57,8 @@ pub struct Config {
     pub foaf: crate::discovery::foaf::Config,
     /// Presence parameters (every group of this node).
     pub presence: crate::discovery::presence::PresenceConfig,
+    /// Peer score weights and thresholds (SPEC.md §13.8).
+    pub score: crate::score::ScoreConfig,
     /// A store of byte strings shared with other nodes in the same process (a simulator's),
     /// consulted when frames are decoded ([`crate::frame::Frame::decode_interned`]). It changes
     /// memory only, never a decoded value (SPEC.md §6.3). Default none.
@@ -66,6 +74,8 @@ impl Default for Config {
             hello_timeout: TimeDelta::from_secs(10),
             dial_timeout: TimeDelta::from_secs(15),
             max_connections: 128,
+            dial_rate_per_address: 2,
+            dial_private_addresses: None,
             max_known_records: 256,
             max_queued_transmits: 4096,
             max_queued_events: 1024,
@@ -80,6 +90,7 @@ impl Default for Config {
             private: super::PrivateConfig::default(),
             foaf: crate::discovery::foaf::Config::default(),
             presence: crate::discovery::presence::PresenceConfig::default(),
+            score: crate::score::ScoreConfig::default(),
             interner: None,
         }
     }
@@ -476,6 +487,14 @@ pub struct Counters {
     pub short_hellos_accepted: u64,
     /// Dials forgotten because the driver never reported them.
     pub dial_timeouts: u64,
+    /// Dials not made: none of the addresses offered was kept (§20.1).
+    pub dials_refused: u64,
+    /// Addresses not dialled: beyond `MAX_DIAL_ADDRESSES`, or loopback/private from a node
+    /// that does not dial those (§20.1).
+    pub dial_addresses_refused: u64,
+    /// Addresses not dialled because their target address had spent its budget,
+    /// `dial_rate_per_address`.
+    pub dial_addresses_over_budget: u64,
     /// Connections refused (limit reached, a connection to self, or after leaving).
     pub connections_refused: u64,
     /// Outputs dropped because the driver let the transmit queue fill.
@@ -494,6 +513,8 @@ pub struct Counters {
     pub invalid_payloads: u64,
     /// Connections closed because the peer sent too many invalid payloads.
     pub peers_penalised: u64,
+    /// Peers cut off because their score fell below the graylist threshold (§13.8).
+    pub peers_graylisted: u64,
     /// Topic joins through a subscribed neighbour.
     pub topic_joins: u64,
     /// Merge links made at the end of another member's merge walk (the two followed different

@@ -97,6 +97,13 @@ impl<'a> NodeView<'a> {
         self.node.hyparview.counters()
     }
 
+    /// `peer`'s score now, term by term (SPEC.md §13.8); a peer never seen scores 0.
+    pub fn score(&self, peer: &PeerId) -> crate::score::Terms {
+        self.node
+            .scores
+            .terms(self.node.now, peer, self.node.standing(peer))
+    }
+
     /// SWIM's running totals.
     pub fn failure_detector_counters(&self) -> &'a swim::Counters {
         self.node.swim.counters()

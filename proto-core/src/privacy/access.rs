@@ -378,6 +378,8 @@ impl Counters {
 pub struct AccessStore {
     records: HashMap<MessageId, AccessRecord, FixedState>,
     order: VecDeque<MessageId>,
+    /// Records held per author (room is made from the author holding the most).
+    by_author: alloc::collections::BTreeMap<PeerId, usize>,
     deleted: HashSet<MessageId, FixedState>,
     deleted_order: VecDeque<MessageId>,
     capacity: usize,
@@ -391,6 +393,7 @@ impl AccessStore {
         Self {
             records: HashMap::with_hasher(FixedState::with_seed(0)),
             order: VecDeque::new(),
+            by_author: alloc::collections::BTreeMap::new(),
             deleted: HashSet::with_hasher(FixedState::with_seed(0)),
             deleted_order: VecDeque::new(),
             capacity: capacity.max(1),
@@ -486,19 +489,53 @@ impl AccessStore {
             }
             None => {
                 while self.records.len() >= self.capacity {
-                    let Some(old) = self.order.pop_front() else {
+                    let Some(old) = self.eviction_victim() else {
                         break;
                     };
-                    if self.records.remove(&old).is_some() {
+                    if self.forget(&old) {
                         self.counters.evicted_records =
                             self.counters.evicted_records.saturating_add(1);
                     }
                 }
                 self.order.push_back(record.message);
+                *self.by_author.entry(record.author).or_default() += 1;
                 self.records.insert(record.message, record);
                 Ok(Offer::New)
             }
         }
+    }
+
+    /// The record to evict for a new one: the first inserted of the author holding the most
+    /// (ties: the smallest id), taken out of the insertion order. One author offering ten
+    /// times the store's capacity evicts its own records, not other authors'.
+    fn eviction_victim(&mut self) -> Option<MessageId> {
+        let heaviest = self
+            .by_author
+            .iter()
+            .max_by_key(|(a, n)| (**n, core::cmp::Reverse(**a)))
+            .map(|(a, _)| *a);
+        let at = heaviest
+            .and_then(|a| {
+                self.order
+                    .iter()
+                    .position(|m| self.records.get(m).is_some_and(|r| r.author == a))
+            })
+            .unwrap_or(0);
+        self.order.remove(at)
+    }
+
+    /// Drops the record of `message`, if held (its place in the order is the caller's).
+    fn forget(&mut self, message: &MessageId) -> bool {
+        let Some(r) = self.records.remove(message) else {
+            return false;
+        };
+        if let Some(n) = self.by_author.get_mut(&r.author) {
+            *n -= 1;
+            if *n == 0 {
+                self.by_author.remove(&r.author);
+            }
+        }
+        true
     }
 
     /// Honours a delete request for a message whose author is `expected_author`, checked with
@@ -535,7 +572,7 @@ impl AccessStore {
         if self.deleted.contains(&id) {
             return Ok(false);
         }
-        if self.records.remove(&id).is_some() {
+        if self.forget(&id) {
             self.order.retain(|m| *m != id);
         }
         while self.deleted.len() >= self.capacity {

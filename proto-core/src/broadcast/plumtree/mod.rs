@@ -34,6 +34,7 @@ use alloc::vec::Vec;
 mod announce;
 mod bypass;
 mod message;
+mod retain;
 mod seen;
 mod serve;
 mod shorthand;
@@ -178,6 +179,14 @@ pub enum Output {
         /// The sender.
         peer: PeerId,
     },
+    /// What `peer` did, for its score (SPEC.md §13.8): it sent a message's first copy, it
+    /// missed a message as the tree parent, or it asked beyond its serving budget.
+    Evidence {
+        /// The peer.
+        peer: PeerId,
+        /// What it did.
+        evidence: crate::score::Evidence,
+    },
     /// A message now retained, to be stored durably (only with [`Config::archive`]); give it
     /// back after a restart with [`Input::Restore`].
     Archive {
@@ -233,6 +242,9 @@ pub struct Counters {
     pub served_again: u64,
     /// Ids in IWANT or GRAFT not served because the peer's byte budget was spent.
     pub serve_over_budget: u64,
+    /// Retained messages evicted to make room that were not the oldest: their author held the
+    /// most of the cache (§15.4).
+    pub evicted_for_share: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -378,6 +390,8 @@ crate::machine::internal_struct! {
         cache: BTreeMap<MessageId, Box<Retained>>,
         cache_order: VecDeque<(Timestamp, MessageId)>,
         cache_bytes: usize,
+        /// Messages and bytes retained per author (`retain.rs`).
+        retained_by: BTreeMap<PeerId, (usize, usize)>,
         seen: SeenCache,
         /// Digests of refused payloads.
         rejected: SeenCache,
@@ -437,6 +451,7 @@ impl Plumtree {
             cache: BTreeMap::new(),
             cache_order: VecDeque::new(),
             cache_bytes: 0,
+            retained_by: BTreeMap::new(),
             missing: BTreeMap::new(),
             pending_ihave: BTreeMap::new(),
             rtts: BTreeMap::new(),
@@ -686,6 +701,10 @@ impl Plumtree {
             hops: payload.hops,
             author_key: payload.author_key.clone(),
         });
+        self.out.push_back(Output::Evidence {
+            peer: from,
+            evidence: crate::score::Evidence::FirstDelivery,
+        });
         if eager && self.lazy_peers.remove(&from) {
             // The paper: a link that delivered a payload is part of the tree.
             self.eager_peers.insert(from);
@@ -773,54 +792,6 @@ impl Plumtree {
         }
     }
 
-    fn retain(
-        &mut self,
-        id: MessageId,
-        payload: Payload,
-        parent: Option<PeerId>,
-        own: bool,
-        expires: Timestamp,
-    ) {
-        let len = payload.message.payload.len();
-        while !self.cache_order.is_empty()
-            && (self.cache.len() >= self.config.cache_messages
-                || self.cache_bytes + len > self.config.cache_bytes)
-        {
-            self.evict_oldest();
-        }
-        self.cache.insert(
-            id,
-            Box::new(Retained {
-                payload,
-                parent,
-                own,
-                len,
-            }),
-        );
-        self.cache_bytes += len;
-        crate::broadcast::message::insert_by_expiry(&mut self.cache_order, expires, id);
-        self.retention_timer();
-    }
-
-    /// Retains a new message and, for an archiving owner, hands it out to be stored.
-    fn retain_new(
-        &mut self,
-        id: MessageId,
-        payload: Payload,
-        parent: Option<PeerId>,
-        own: bool,
-        expires: Timestamp,
-    ) {
-        if self.config.archive {
-            self.out.push_back(Output::Archive {
-                payload: payload.clone(),
-                id,
-                expires,
-            });
-        }
-        self.retain(id, payload, parent, own, expires);
-    }
-
     /// See [`Input::Restore`].
     fn restore_payload(
         &mut self,
@@ -856,14 +827,6 @@ impl Plumtree {
         self.counters.restored += 1;
         self.retain(id, payload, None, false, expires);
         Ok(id)
-    }
-
-    fn evict_oldest(&mut self) {
-        if let Some((_, id)) = self.cache_order.pop_front()
-            && let Some(r) = self.cache.remove(&id)
-        {
-            self.cache_bytes -= r.len;
-        }
     }
 
     /// A message no longer missing: its timer goes with it.

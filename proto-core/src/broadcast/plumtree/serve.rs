@@ -62,6 +62,7 @@ impl Plumtree {
             served.recent.pop_front();
         }
         let mut chosen: Vec<MessageId> = Vec::new();
+        let mut over_budget = false;
         for id in ids {
             if chosen.contains(id) || served.recent.iter().any(|(_, s)| s == id) {
                 self.counters.served_again += 1;
@@ -74,6 +75,7 @@ impl Plumtree {
             let kib = u64::try_from(r.len.div_ceil(1024).max(1)).unwrap_or(u64::MAX);
             if !served.kib.take_n(now, kib) {
                 self.counters.serve_over_budget += 1;
+                over_budget = true;
                 continue;
             }
             if served.recent.len() >= MAX_SERVED_IDS {
@@ -81,6 +83,13 @@ impl Plumtree {
             }
             served.recent.push_back((now, *id));
             chosen.push(*id);
+        }
+        if over_budget {
+            // One piece of evidence per request, however many ids it asked beyond the budget.
+            self.out.push_back(Output::Evidence {
+                peer: to,
+                evidence: crate::score::Evidence::Abuse,
+            });
         }
         self.send_retained(to, &chosen, repair);
     }

@@ -563,10 +563,18 @@ fn a_parent_that_forwards_nothing_is_demoted_after_three_misses() {
         assert_eq!(p.counters.parents_distrusted, demoted, "{n} misses");
         assert_eq!(p.eager_peers.contains(&peer(0)), demoted == 0);
         assert!(p.lazy_peers.contains(&peer(0)) == (demoted == 1));
-        assert!(
-            out.iter()
-                .all(|o| matches!(o, Output::Send { .. } | Output::Deliver { .. }))
-        );
+        assert!(out.iter().all(|o| matches!(
+            o,
+            Output::Send { .. } | Output::Deliver { .. } | Output::Evidence { .. }
+        )));
+        // Each miss is a broken promise for the parent's score (§13.8); none while demoted.
+        let broken = out
+            .iter()
+            .filter(|o| {
+                matches!(o, Output::Evidence { peer: p, evidence: crate::score::Evidence::BrokenPromise } if *p == peer(0))
+            })
+            .count();
+        assert_eq!(broken, usize::from(n.min(3)), "{n} misses");
     }
 }
 
@@ -784,6 +792,15 @@ fn requests_are_served_once_per_id_and_within_a_byte_budget() {
         "a 1 MiB budget serves ten 100 KiB messages"
     );
     assert!(p.counters.served_again > 0 && p.counters.serve_over_budget > 0);
+    // Each request that went beyond the budget is one piece of evidence for the asker's score
+    // (§13.8), however many ids it asked beyond: all ten did (the first asked 4 MiB of 1).
+    let abuse = out
+        .iter()
+        .filter(|o| {
+            matches!(o, Output::Evidence { peer: p, evidence: crate::score::Evidence::Abuse } if *p == peer(1))
+        })
+        .count();
+    assert_eq!(abuse, 10);
     // Another peer has its own budget.
     let ids: Vec<MessageId> = all[..10].to_vec();
     let input = Input::Message {
@@ -890,4 +907,69 @@ fn an_author_flooding_the_seen_cache_gets_its_share_and_replays_stay_closed() {
     // Once the honest ids expire, their room is free again for new messages.
     let later = T0 + p.config.retention + TimeDelta::from_secs(1);
     assert!(deliver(&mut p, &mut r, later, authored(11, 0, later)));
+}
+
+/// An author publishing ten times the retained cache evicts its own messages, not the others':
+/// the honest authors' messages stay retained (and servable) through the flood, the flooding
+/// author holds the rest, and with one author the oldest goes first as before (§15.4).
+#[test]
+fn a_flooding_author_evicts_its_own_retained_messages() {
+    let mut r = rng();
+    let config = Config {
+        cache_messages: 16,
+        ..Config::default()
+    };
+    let mut p = Plumtree::new(config, topic());
+    let v = &FirstByte;
+    p.handle(T0, Input::NeighborUp(peer(1)), &mut r);
+    let deliver = |p: &mut Plumtree, r: &mut Rng, at: Timestamp, payload: Payload| {
+        let input = Input::Message {
+            from: peer(1),
+            message: Message::Gossip(payload),
+            validator: v,
+        };
+        p.handle(at, input, r);
+        drain(p);
+    };
+    let honest: Vec<MessageId> = (0..4u8)
+        .flat_map(|a| (0..2).map(move |n| (a, n)))
+        .map(|(a, n)| {
+            let m = authored(10 + a, n, T0);
+            let id = m.message.id();
+            deliver(&mut p, &mut r, T0, m);
+            id
+        })
+        .collect();
+    for n in 0..160 {
+        let at = T0 + TimeDelta::from_millis(10 * (n + 1));
+        deliver(&mut p, &mut r, at, authored(66, n, at));
+    }
+    assert_eq!(p.cache.len(), 16);
+    for id in &honest {
+        assert!(p.cache.contains_key(id), "an honest message was evicted");
+    }
+    let flood = PeerId::from_bytes([66; 32]);
+    assert_eq!(p.retained_by[&flood].0, 8);
+    assert_eq!(p.counters.evicted_for_share, 152);
+    // One author alone: the oldest goes first.
+    let mut p = Plumtree::new(
+        Config {
+            cache_messages: 4,
+            ..Config::default()
+        },
+        topic(),
+    );
+    p.handle(T0, Input::NeighborUp(peer(1)), &mut r);
+    let ids: Vec<MessageId> = (0..6)
+        .map(|n| {
+            let at = T0 + TimeDelta::from_millis(n + 1);
+            let m = authored(9, n, at);
+            let id = m.message.id();
+            deliver(&mut p, &mut r, at, m);
+            id
+        })
+        .collect();
+    assert!(ids[..2].iter().all(|id| !p.cache.contains_key(id)));
+    assert!(ids[2..].iter().all(|id| p.cache.contains_key(id)));
+    assert_eq!(p.counters.evicted_for_share, 0);
 }

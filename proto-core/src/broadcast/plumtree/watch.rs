@@ -79,6 +79,12 @@ impl Plumtree {
             self.watched.pop_front();
             self.parent_missed += 1;
             self.add_bypass(now, from);
+            if let Some(parent) = self.parent {
+                self.out.push_back(Output::Evidence {
+                    peer: parent,
+                    evidence: crate::score::Evidence::BrokenPromise,
+                });
+            }
             if self.parent_missed >= self.config.parent_misses.max(1)
                 && let Some(peer) = self.parent
             {

@@ -33,6 +33,24 @@ pub const PRESSURE_WINDOW: TimeDelta = TimeDelta::from_secs(60);
 /// `max_connections`, well below this).
 pub(super) const MAX_GROUPS: usize = 4096;
 
+/// The owner's scores of some peers (§13.8), set before a message that may admit or evict:
+/// the newest unprotected neighbour of the lowest score is evicted first, and a newcomer
+/// scoring below `admit` displaces nobody. A peer not listed scores 0.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Scores {
+    admit: i32,
+    of: Vec<(PeerId, i32)>,
+}
+
+impl Scores {
+    fn of(&self, peer: &PeerId) -> i32 {
+        self.of
+            .iter()
+            .find(|(p, _)| p == peer)
+            .map_or(0, |(_, s)| *s)
+    }
+}
+
 /// A tried peer: where to reach it, and when it became tried (the oldest goes first).
 #[derive(Debug, Clone)]
 pub(super) struct Tried {
@@ -66,6 +84,31 @@ impl HyParView {
             out.push(oldest);
         }
         out
+    }
+
+    /// The owner's scores (§13.8) of the peers that matter to the next message: the active
+    /// neighbours and the sender. Below `admit`, a newcomer displaces nobody from a full view;
+    /// of the neighbours a newcomer may displace, the lowest-scoring goes first (the newest of
+    /// them on a tie). Replaces the previous scores; a peer not listed scores 0.
+    pub fn note_scores(&mut self, admit: i32, scores: impl IntoIterator<Item = (PeerId, i32)>) {
+        self.scores.admit = admit;
+        self.scores.of.clear();
+        self.scores
+            .of
+            .extend(scores.into_iter().filter(|(_, s)| *s != 0));
+    }
+
+    /// Whether `peer` may take a place in the active view now: there is room, it holds one
+    /// already, or it scores at least the admission threshold (else refused and counted).
+    pub(super) fn admits(&mut self, peer: &PeerId) -> bool {
+        if self.active.len() < self.config.active_view
+            || self.active.contains_key(peer)
+            || self.scores.of(peer) >= self.scores.admit
+        {
+            return true;
+        }
+        self.counters.refused_low_score += 1;
+        false
     }
 
     /// Active neighbours this node chose itself (the reserved places count these).
@@ -129,13 +172,19 @@ impl HyParView {
             .or_else(|| self.newest_active_except(&protected))
     }
 
-    /// The neighbour that entered the active view last, of those not in `except` (ties: the
-    /// smallest id).
+    /// Of the neighbours not in `except`, the lowest-scoring one (§13.8), and of those the one
+    /// that entered the active view last (ties: the smallest id).
     fn newest_active_except(&self, except: &[PeerId]) -> Option<PeerId> {
         self.active_since
             .iter()
             .filter(|(p, _)| !except.contains(p))
-            .max_by_key(|(p, s)| (**s, core::cmp::Reverse(**p)))
+            .max_by_key(|(p, s)| {
+                (
+                    core::cmp::Reverse(self.scores.of(p)),
+                    **s,
+                    core::cmp::Reverse(**p),
+                )
+            })
             .map(|(p, _)| *p)
     }
 

@@ -34,6 +34,9 @@ enum Hostile {
     LinkDown(u8),
     /// Time passes (ms): timers run.
     Wait(u32),
+    /// The owner's scores (§13.8): peer `.0` (hostile below 100, else honest `.0 - 100`)
+    /// scores `.1`, and newcomers below `.2` are refused a place in a full view.
+    Scores(Vec<(u8, i32)>, i32),
 }
 
 fn hostile_op(k: u8) -> impl Strategy<Value = Hostile> {
@@ -43,6 +46,8 @@ fn hostile_op(k: u8) -> impl Strategy<Value = Hostile> {
         3 => (0..k).prop_map(Hostile::LinkUp),
         1 => (0..k).prop_map(Hostile::LinkDown),
         1 => (0u32..3_000).prop_map(Hostile::Wait),
+        1 => (proptest::collection::vec((0u8..104, -200i32..40), 0..8), -20i32..10)
+            .prop_map(|(s, admit)| Hostile::Scores(s, admit)),
     ]
 }
 
@@ -105,7 +110,12 @@ pub(super) fn settle(hv: &mut HyParView, rng: &mut machine::Rng, now: Timestamp)
 
 /// A node joined through honest contacts 1 and 2, both answered: its two chosen neighbours.
 pub(super) fn joined_through_two(rng: &mut machine::Rng) -> HyParView {
-    let mut hv = HyParView::new(Config::default(), pid(0), Addresses::default(), T0, rng);
+    joined_through_two_with(Config::default(), rng)
+}
+
+/// [`joined_through_two`] with `config` (a topic overlay's, for one).
+fn joined_through_two_with(config: Config, rng: &mut machine::Rng) -> HyParView {
+    let mut hv = HyParView::new(config, pid(0), Addresses::default(), T0, rng);
     hv.join(T0, vec![info(1), info(2)]);
     settle(&mut hv, rng, T0);
     hv
@@ -117,14 +127,24 @@ proptest! {
     /// hostile peers send (JOINs, NEIGHBORs of either priority, FORWARD_JOINs and SHUFFLEs
     /// naming only hostile peers, DISCONNECTs, links coming and going) and however time passes:
     /// the reserved places are held by honest peers.
+    ///
+    /// The same holds in a topic overlay (its configuration: 7 active, 28 passive), and
+    /// whatever scores the owner gives any peer, the honest contacts included (§13.8: scores
+    /// order who is displaced among the unprotected, never the protected places).
     #[test]
     fn hostile_peers_never_take_the_reserved_places(
         seed in any::<u8>(),
         k in 1u8..24,
+        topic in any::<bool>(),
         ops in proptest::collection::vec(hostile_op(24), 1..200),
     ) {
         let mut rng = machine::Rng::from_seed([seed; 32]);
-        let mut hv = joined_through_two(&mut rng);
+        let config = if topic {
+            crate::broadcast::topic::Config::default().hyparview
+        } else {
+            Config::default()
+        };
+        let mut hv = joined_through_two_with(config, &mut rng);
         let mut now = T0;
         let honest_chosen: Vec<PeerId> = hv.chosen().copied().collect();
         prop_assert_eq!(honest_chosen.len(), 2);
@@ -150,6 +170,13 @@ proptest! {
                 Hostile::Wait(ms) => {
                     now += TimeDelta::from_millis(u64::from(ms));
                     hv.handle_timeout(now, &mut rng);
+                }
+                Hostile::Scores(scores, admit) => {
+                    let scores = scores.into_iter().map(|(p, s)| {
+                        let peer = if p < 100 { hostile(p % k) } else { pid(p - 99) };
+                        (peer, s)
+                    });
+                    hv.note_scores(admit, scores);
                 }
             }
             settle(&mut hv, &mut rng, now);

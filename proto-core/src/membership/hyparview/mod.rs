@@ -30,6 +30,7 @@ use crate::membership::DownReason;
 use crate::membership::group::{AddressGroup, Source};
 use crate::time::{RateLimits, TimeDelta, Timestamp, TokenBucket};
 use crate::wire::BoundedVec;
+use admission::Scores;
 use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
 use alloc::vec::Vec;
 use rand_core::Rng;
@@ -68,6 +69,13 @@ pub enum Output {
         peer: PeerId,
         /// Why.
         reason: DownReason,
+    },
+    /// What `peer` did, for its score (SPEC.md §13.8): a walk from outside the active view.
+    Evidence {
+        /// The peer.
+        peer: PeerId,
+        /// What it did.
+        evidence: crate::score::Evidence,
     },
 }
 
@@ -181,6 +189,9 @@ pub struct Counters {
     /// JOINs admitted but not announced: their address group had a joiner announced within
     /// `announce_interval`.
     pub announcements_skipped: u64,
+    /// Newcomers (JOIN, NEIGHBOR, the joiner at a FORWARD_JOIN walk's end) refused a place in
+    /// a full view because their score was below the admission threshold (§13.8).
+    pub refused_low_score: u64,
 }
 
 /// What an outgoing connection attempt is for.
@@ -295,6 +306,8 @@ crate::machine::internal_struct! {
         component: Option<merge::Component>,
         /// Active neighbours spared from eviction ([`HyParView::spare`]).
         spared: Vec<PeerId>,
+        /// The owner's latest scores of neighbours and newcomers ([`HyParView::note_scores`]).
+        scores: Scores,
         /// The latest `now` seen (the component's tree needs one where an input carries none).
         clock: Timestamp,
     }
@@ -353,6 +366,7 @@ impl HyParView {
             left: false,
             component,
             spared: Vec::new(),
+            scores: Scores::default(),
             clock: now,
         };
         hv.arm_timers();
@@ -947,6 +961,8 @@ mod bounds_tests;
 mod flood_tests;
 #[cfg(test)]
 mod merge_tests;
+#[cfg(test)]
+mod score_tests;
 #[cfg(test)]
 mod shuffle_tests;
 #[cfg(test)]

@@ -34,6 +34,10 @@ impl HyParView {
                 if !self.take_join_tokens_of(now, from) {
                     return; // the joiner asks again
                 }
+                if !self.admits(&from) {
+                    self.out.push_back(Output::Disconnect { peer: from });
+                    return;
+                }
                 let Some(addresses) = sender_addresses else {
                     self.counters.unexpected += 1;
                     return;
@@ -71,6 +75,7 @@ impl HyParView {
                     // Walks travel active links: a stranger's FORWARD_JOIN is its own
                     // introduction of whomever it names (§13.7).
                     self.counters.not_neighbor += 1;
+                    self.walk_from_stranger(from);
                     return;
                 }
                 if !self.take_join_tokens_of(now, from) {
@@ -98,6 +103,7 @@ impl HyParView {
                         },
                     }),
                     None if self.active.contains_key(&node.peer) => {}
+                    None if !self.admits(&node.peer) => {}
                     None => {
                         self.attempt(
                             now,
@@ -116,6 +122,7 @@ impl HyParView {
                 let accept = self.active.contains_key(&from)
                     || self.active.len() < self.config.active_view
                     || (priority == Priority::High
+                        && self.admits(&from)
                         && self
                             .eviction_victim(self.groups.get(&from).copied(), rng)
                             .is_some());
@@ -173,6 +180,7 @@ impl HyParView {
                 }
                 if !self.active.contains_key(&from) {
                     self.counters.not_neighbor += 1;
+                    self.walk_from_stranger(from);
                     return;
                 }
                 if ttl > 0
@@ -205,6 +213,15 @@ impl HyParView {
             Message::Beacon { beacon } => self.component_beacon(now, from, beacon),
             Message::Probe { root } => self.probed(now, from, root, sender_addresses, rng),
         }
+    }
+
+    /// A walk (SHUFFLE, FORWARD_JOIN) came from `from`, outside the active view: evidence for
+    /// its score (§13.8). An honest peer sends one only in the moment after it lost its place.
+    fn walk_from_stranger(&mut self, from: PeerId) {
+        self.out.push_back(Output::Evidence {
+            peer: from,
+            evidence: crate::score::Evidence::StrayWalk,
+        });
     }
 
     /// Answers a NEIGHBOR (or a PROBE, which asks the same): `link` adds the sender to the

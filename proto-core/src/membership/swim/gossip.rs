@@ -147,6 +147,14 @@ impl Swim {
                         _ => from,
                     };
                     if peer == self.me {
+                        if incarnation > self.incarnation {
+                            // Only this node issues its incarnations, and honest nodes pass
+                            // on no claim above one they saw it sign: the sender lies.
+                            self.out.push_back(Output::Evidence {
+                                peer: from,
+                                evidence: crate::score::Evidence::Abuse,
+                            });
+                        }
                         self.refute(now, incarnation);
                         continue;
                     }

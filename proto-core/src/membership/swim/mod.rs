@@ -129,6 +129,14 @@ pub enum Output {
         /// The new incarnation.
         incarnation: u64,
     },
+    /// What `peer` did, for its score (SPEC.md §13.8): it claimed this node SUSPECT or DEAD
+    /// at an incarnation this node never had (no honest node can know one, §14.4).
+    Evidence {
+        /// The peer.
+        peer: PeerId,
+        /// What it did.
+        evidence: crate::score::Evidence,
+    },
 }
 
 /// What can happen to the failure detector (besides time passing).
