@@ -8,9 +8,12 @@
 //! - `meta`: `starts` → how many times `run` has opened this store.
 //! - `state`: `node` → the core's persistent state (boot count, remembered records), saved right
 //!   after start and every 2 s, restored by the next `run`.
-//! - `mailbox` (anchor role): topic id ‖ expiry (µs, big-endian) ‖ message id → the message with
-//!   its author's key as the core encodes it; at most `--mailbox` per topic (the oldest expiry
-//!   goes first), expired ones dropped at every write; given back to the core at the next start.
+//! - `mailbox_v2` (anchor role): topic id ‖ expiry (µs, big-endian) ‖ message id → author id ‖
+//!   the message with its author's key as the core encodes it; at most `--mailbox` per topic,
+//!   expired ones dropped at every write; over the limit, the author holding the most entries of
+//!   the topic loses its oldest, and this node's own messages go only when nothing else is left
+//!   (one author's flood evicts its own, never the others' nor ours: SPEC.md §15.3); given back
+//!   to the core at the next start. (The first `mailbox` table kept no author: it is ignored.)
 
 use crate::{Error, failed};
 use hearsay_proto::{MessageId, PeerId, TopicId};
@@ -35,7 +38,7 @@ const META: TableDefinition<'_, &str, u64> = TableDefinition::new("meta");
 /// The core's persistent state (boot count, remembered records), encoded by the core.
 const STATE: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("state");
 /// An anchor's mailbox: `topic ‖ expires_us (BE) ‖ id` → archived message record.
-const MAILBOX: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("mailbox");
+const MAILBOX: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("mailbox_v2");
 
 /// One message for the mailbox.
 #[derive(Debug, Clone)]
@@ -44,10 +47,38 @@ pub struct MailboxEntry {
     pub topic: TopicId,
     /// Its id.
     pub id: MessageId,
+    /// Its author.
+    pub author: PeerId,
     /// When it leaves the retention window, in µs since the Unix epoch.
     pub expires_us: u64,
     /// The record the core archived.
     pub record: Vec<u8>,
+}
+
+/// Of one topic's entries (`(key, author)`, oldest first), removes and returns the keys to
+/// drop so that at most `max` stay: each time, the oldest entry of the author holding the most
+/// (ties: the smaller id), where entries of `own` count only once nobody else holds any.
+fn fair_share_evictions(
+    entries: &mut Vec<(Vec<u8>, [u8; 32])>,
+    max: usize,
+    own: &[u8; 32],
+) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    while entries.len() > max {
+        let mut held: std::collections::BTreeMap<&[u8; 32], usize> = Default::default();
+        for (_, author) in entries.iter().filter(|(_, a)| a != own) {
+            *held.entry(author).or_default() += 1;
+        }
+        let victim = held
+            .iter()
+            .max_by_key(|(author, n)| (**n, std::cmp::Reverse(**author)))
+            .map_or(*own, |(author, _)| **author);
+        let Some(at) = entries.iter().position(|(_, a)| *a == victim) else {
+            break;
+        };
+        out.push(entries.remove(at).0);
+    }
+    out
 }
 
 fn mailbox_key(topic: &TopicId, expires_us: u64, id: &MessageId) -> [u8; 72] {
@@ -174,13 +205,16 @@ impl Store {
     }
 
     /// Stores `entries` in the mailbox in one transaction (durable when this returns), then
-    /// drops every entry of their topics that expired by `now_us` and, per topic, the entries
-    /// with the oldest expiry beyond `max_per_topic`. Returns how many entries were dropped.
+    /// drops every entry of their topics that expired by `now_us` and, per topic beyond
+    /// `max_per_topic`, the oldest entry of the author holding the most (ties: the smaller id),
+    /// never one of `own` while another author's is left. Returns how many entries were
+    /// dropped.
     pub fn archive(
         &self,
         entries: &[MailboxEntry],
         max_per_topic: usize,
         now_us: u64,
+        own: &PeerId,
     ) -> Result<usize, Error> {
         let txn = self.db.begin_write().map_err(db_error)?;
         let mut dropped = 0;
@@ -189,34 +223,46 @@ impl Store {
             let mut topics = std::collections::BTreeSet::new();
             for e in entries {
                 let key = mailbox_key(&e.topic, e.expires_us, &e.id);
+                let mut value = Vec::with_capacity(32 + e.record.len());
+                value.extend_from_slice(e.author.as_bytes());
+                value.extend_from_slice(&e.record);
                 table
-                    .insert(key.as_slice(), e.record.as_slice())
+                    .insert(key.as_slice(), value.as_slice())
                     .map_err(db_error)?;
                 topics.insert(e.topic);
             }
             for topic in topics {
                 let (low, high) = mailbox_range(&topic, 0, u64::MAX);
-                let mut keys = Vec::new();
+                // Keys sort by expiry within a topic: the expired and the oldest come first.
+                let mut kept: Vec<(Vec<u8>, [u8; 32])> = Vec::new();
+                let mut expired = Vec::new();
                 for entry in table
                     .range(low.as_slice()..=high.as_slice())
                     .map_err(db_error)?
                 {
-                    let (k, _) = entry.map_err(db_error)?;
-                    keys.push(k.value().to_vec());
-                }
-                // Keys sort by expiry within a topic: the expired and the oldest come first.
-                let over = keys.len().saturating_sub(max_per_topic);
-                for (i, key) in keys.iter().enumerate() {
+                    let (k, v) = entry.map_err(db_error)?;
+                    let key = k.value().to_vec();
                     let expires = key
                         .get(32..40)
                         .and_then(|b| <[u8; 8]>::try_from(b).ok())
                         .map_or(0, u64::from_be_bytes);
-                    if i < over || expires <= now_us {
-                        table.remove(key.as_slice()).map_err(db_error)?;
-                        dropped += 1;
+                    let author = v
+                        .value()
+                        .get(..32)
+                        .and_then(|b| <[u8; 32]>::try_from(b).ok())
+                        .unwrap_or([0; 32]);
+                    if expires <= now_us {
+                        expired.push(key);
                     } else {
-                        break;
+                        kept.push((key, author));
                     }
+                }
+                for key in fair_share_evictions(&mut kept, max_per_topic, own.as_bytes())
+                    .into_iter()
+                    .chain(expired)
+                {
+                    table.remove(key.as_slice()).map_err(db_error)?;
+                    dropped += 1;
                 }
             }
         }
@@ -235,7 +281,7 @@ impl Store {
             .map_err(db_error)?
         {
             let (_, v) = entry.map_err(db_error)?;
-            out.push(v.value().to_vec());
+            out.push(v.value().get(32..).unwrap_or_default().to_vec());
         }
         Ok(out)
     }
@@ -294,9 +340,11 @@ mod tests {
         std::fs::create_dir_all(&home).unwrap();
         let a = TopicId::from_name("a");
         let b = TopicId::from_name("b");
+        let me = PeerId::from_bytes([0xee; 32]);
         let entry = |topic: TopicId, n: u8, expires_us: u64| MailboxEntry {
             topic,
             id: MessageId::from_bytes([n; 32]),
+            author: PeerId::from_bytes([n; 32]),
             expires_us,
             record: vec![n; 10],
         };
@@ -307,7 +355,7 @@ mod tests {
                 .map(|n| entry(a, n, u64::from(n) * 100))
                 .chain([entry(b, 6, 1_000), entry(b, 7, 50)])
                 .collect();
-            assert_eq!(store.archive(&batch, 3, 0).unwrap(), 2);
+            assert_eq!(store.archive(&batch, 3, 0, &me).unwrap(), 2);
             // a keeps its three latest expiries, oldest first; b keeps both.
             assert_eq!(
                 store.mailbox(&a, 0).unwrap(),
@@ -319,7 +367,7 @@ mod tests {
             );
             // Reading skips what expired; the next write drops it.
             assert_eq!(store.mailbox(&a, 400).unwrap(), vec![vec![5; 10]]);
-            assert_eq!(store.archive(&[entry(a, 8, 900)], 3, 400).unwrap(), 2);
+            assert_eq!(store.archive(&[entry(a, 8, 900)], 3, 400, &me).unwrap(), 2);
             assert_eq!(store.mailbox_len().unwrap(), 4);
         }
         let store = Store::open(&home).unwrap();
@@ -327,5 +375,59 @@ mod tests {
         drop(store);
         let _ = std::fs::remove_dir_all(&home);
         assert_eq!(kept, vec![vec![5; 10], vec![8; 10]]);
+    }
+
+    #[test]
+    fn a_flooding_author_evicts_its_own_mailbox_entries_never_ours_nor_others() {
+        let home = std::env::temp_dir().join(format!("hearsay-fair-{}", std::process::id()));
+        std::fs::create_dir_all(&home).unwrap();
+        let t = TopicId::from_name("t");
+        let me = PeerId::from_bytes([0xee; 32]);
+        let (bob, flooder) = (
+            PeerId::from_bytes([0xb0; 32]),
+            PeerId::from_bytes([0x01; 32]),
+        );
+        let entry = |author: PeerId, n: u8, expires_us: u64| MailboxEntry {
+            topic: t,
+            id: MessageId::from_bytes([n; 32]),
+            author,
+            expires_us,
+            record: vec![n; 4],
+        };
+        let store = Store::open(&home).unwrap();
+        // Ours and Bob's expire first: an eviction by age alone would take them.
+        let mut batch = vec![entry(me, 1, 100), entry(bob, 2, 200)];
+        batch.extend((10..40u8).map(|n| entry(flooder, n, 1_000 + u64::from(n))));
+        assert_eq!(store.archive(&batch, 5, 0, &me).unwrap(), 27);
+        // Another flood, one message at a time, and Bob's second message.
+        for n in 40..60u8 {
+            store
+                .archive(&[entry(flooder, n, 2_000 + u64::from(n))], 5, 0, &me)
+                .unwrap();
+        }
+        store.archive(&[entry(bob, 3, 300)], 5, 0, &me).unwrap();
+        let kept = store.mailbox(&t, 0).unwrap();
+        // Only our own messages left over the limit: the oldest of ours goes.
+        let ours: Vec<MailboxEntry> = (100..110u8)
+            .map(|n| entry(me, n, 5_000 + u64::from(n)))
+            .collect();
+        let other = TopicId::from_name("u");
+        let ours: Vec<MailboxEntry> = ours
+            .into_iter()
+            .map(|e| MailboxEntry { topic: other, ..e })
+            .collect();
+        assert_eq!(store.archive(&ours, 5, 0, &me).unwrap(), 5);
+        let ours_kept = store.mailbox(&other, 0).unwrap();
+        drop(store);
+        let _ = std::fs::remove_dir_all(&home);
+        assert_eq!(
+            kept,
+            vec![vec![1; 4], vec![2; 4], vec![3; 4], vec![58; 4], vec![59; 4]],
+            "ours and both of Bob's stay; the flooder keeps its two newest"
+        );
+        assert_eq!(
+            ours_kept,
+            (105..110u8).map(|n| vec![n; 4]).collect::<Vec<_>>()
+        );
     }
 }

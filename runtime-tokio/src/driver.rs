@@ -279,11 +279,13 @@ impl Driver {
             Event::PrivateDeleted { id } => self.emit(NodeEvent::PrivateDeleted { id }),
             Event::Archived {
                 topic,
+                author,
                 id,
                 expires,
                 record,
             } => self.emit(NodeEvent::Archived {
                 topic,
+                author,
                 id,
                 expires,
                 record,

@@ -185,6 +185,8 @@ pub enum NodeEvent {
     Archived {
         /// The topic.
         topic: TopicId,
+        /// Its author.
+        author: PeerId,
         /// The message.
         id: MessageId,
         /// When it leaves the retention window (it may be dropped from storage then).

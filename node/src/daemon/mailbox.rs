@@ -62,12 +62,14 @@ pub(super) async fn archive_messages(mut events: hearsay_tokio::Events, state: A
             match event {
                 NodeEvent::Archived {
                     topic,
+                    author,
                     id,
                     expires,
                     record,
                 } => batch.push(MailboxEntry {
                     topic,
                     id,
+                    author,
                     expires_us: expires.as_micros(),
                     record: record.to_vec(),
                 }),
@@ -87,7 +89,9 @@ pub(super) async fn archive_messages(mut events: hearsay_tokio::Events, state: A
         let store = state.store.clone();
         let max = state.mailbox;
         let written = batch.len();
-        match tokio::task::spawn_blocking(move || store.archive(&batch, max, unix_micros())).await {
+        let own = state.node.peer_id();
+        let write = move || store.archive(&batch, max, unix_micros(), &own);
+        match tokio::task::spawn_blocking(write).await {
             Ok(Ok(dropped)) => {
                 tracing::debug!(written, dropped, "mailbox updated");
             }
@@ -118,15 +122,17 @@ pub(super) async fn keep_own(
     let Some((record, expires)) = found else {
         return Err(failed("the node no longer holds it"));
     };
+    let own = state.node.peer_id();
     let entry = MailboxEntry {
         topic,
         id,
+        author: own,
         expires_us: expires.as_micros(),
         record,
     };
     let store = state.store.clone();
     let max = state.mailbox;
-    tokio::task::spawn_blocking(move || store.archive(&[entry], max, unix_micros()))
+    tokio::task::spawn_blocking(move || store.archive(&[entry], max, unix_micros(), &own))
         .await
         .map_err(|e| failed(format!("the store task failed: {e}")))?
         .map(|_| ())

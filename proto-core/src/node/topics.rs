@@ -868,6 +868,7 @@ impl Node {
                 if let Ok(record) = crate::wire::codec::to_vec(&payload) {
                     self.push_event(Event::Archived {
                         topic,
+                        author: payload.message.author,
                         id,
                         expires,
                         record: bytes::Bytes::from(record),

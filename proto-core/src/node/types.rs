@@ -237,6 +237,8 @@ pub enum Event {
     Archived {
         /// The topic.
         topic: TopicId,
+        /// Its author (storage may keep a fair share per author: SPEC.md §15.3).
+        author: PeerId,
         /// The message's id.
         id: MessageId,
         /// When it leaves the retention window (drop it from storage then).
