@@ -45,7 +45,7 @@ use mailbox::archive_messages;
 use prometheus_client::metrics::histogram::Histogram;
 use routes::accept_loop;
 use settings::{Settings, merge};
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::fs::{self, OpenOptions};
 use std::io::{self, Write};
 use std::net::SocketAddr;
@@ -168,7 +168,7 @@ struct State {
     /// Topic names this node has subscribed to, by id.
     topics: Mutex<BTreeMap<TopicId, String>>,
     /// The latest deliveries of each subscribed topic, for `subscribe --replay`.
-    recent: Mutex<BTreeMap<TopicId, VecDeque<hearsay_tokio::Delivery>>>,
+    recent: Mutex<BTreeMap<TopicId, topics::Recent>>,
     store: Arc<Store>,
     /// An anchor's mailbox size per topic.
     mailbox: usize,
