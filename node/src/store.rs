@@ -3,8 +3,10 @@
 //!
 //! Tables:
 //!
-//! - `peers`: peer id (hex) → (last address it was reached at, Unix seconds last seen); the
-//!   peer cache a restarted node rejoins through when it has no `--bootstrap`.
+//! - `peers_v2`: peer id (hex) → (last address it was reached at, Unix seconds last seen,
+//!   seconds it was seen as a neighbour in good standing); the peer cache a restarted node
+//!   rejoins through when it has no `--bootstrap`, longest good standing first. (The first
+//!   `peers` table kept no standing: it is ignored.)
 //! - `meta`: `starts` → how many times `run` has opened this store.
 //! - `state`: `node` → the core's persistent state (boot count, remembered records), saved right
 //!   after start and every 2 s, restored by the next `run`.
@@ -30,10 +32,14 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 /// The store's file in the home directory.
 pub const STATE_FILE: &str = "state.redb";
-/// Most peers kept in the cache (the most recently seen win).
+/// Most peers kept in the cache (the longest in good standing win, then the most recently
+/// seen).
 pub const MAX_CACHED_PEERS: usize = 64;
 
-const PEERS: TableDefinition<'_, &str, (&str, u64)> = TableDefinition::new("peers");
+const PEERS: TableDefinition<'_, &str, (&str, u64, u64)> = TableDefinition::new("peers_v2");
+/// Longest gap between two saves that still counts as time in good standing: a peer seen
+/// before and after a node was stopped for a day did not stand by it meanwhile.
+const MAX_STANDING_STEP: u64 = 60;
 const META: TableDefinition<'_, &str, u64> = TableDefinition::new("meta");
 /// The core's persistent state (boot count, remembered records), encoded by the core.
 const STATE: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("state");
@@ -159,26 +165,43 @@ impl Store {
             .map_or(0, |v| v.value()))
     }
 
-    /// Records `peers` as seen now, and keeps only the [`MAX_CACHED_PEERS`] most recent.
+    /// Records `peers` (neighbours in good standing) as seen now: each one seen at the
+    /// previous save too gains the time since (at most [`MAX_STANDING_STEP`]) as standing.
+    /// Keeps the [`MAX_CACHED_PEERS`] of longest standing (then the most recently seen), so a
+    /// cache holds the peers that stood by this node, not whoever was there at shutdown.
     pub fn save_peers(&self, peers: &[(PeerId, SocketAddr)]) -> Result<(), Error> {
-        let now = unix_now();
+        self.save_peers_at(peers, unix_now())
+    }
+
+    fn save_peers_at(&self, peers: &[(PeerId, SocketAddr)], now: u64) -> Result<(), Error> {
         let txn = self.db.begin_write().map_err(db_error)?;
         {
             let mut table = txn.open_table(PEERS).map_err(db_error)?;
             for (peer, addr) in peers {
+                let key = peer.to_string();
+                let standing = match table.get(key.as_str()).map_err(db_error)? {
+                    Some(v) => {
+                        let (_, seen, standing) = v.value();
+                        standing + now.saturating_sub(seen).min(MAX_STANDING_STEP)
+                    }
+                    None => 0,
+                };
                 table
-                    .insert(peer.to_string().as_str(), (addr.to_string().as_str(), now))
+                    .insert(key.as_str(), (addr.to_string().as_str(), now, standing))
                     .map_err(db_error)?;
             }
-            let mut seen: Vec<u64> = Vec::new();
+            let mut ranks: Vec<(u64, u64)> = Vec::new();
             for entry in table.iter().map_err(db_error)? {
                 let (_, v) = entry.map_err(db_error)?;
-                seen.push(v.value().1);
+                let (_, seen, standing) = v.value();
+                ranks.push((standing, seen));
             }
-            if seen.len() > MAX_CACHED_PEERS {
-                seen.sort_unstable_by_key(|s| std::cmp::Reverse(*s));
-                let cutoff = seen.get(MAX_CACHED_PEERS - 1).copied().unwrap_or(0);
-                table.retain(|_, v| v.1 >= cutoff).map_err(db_error)?;
+            if ranks.len() > MAX_CACHED_PEERS {
+                ranks.sort_unstable_by_key(|r| std::cmp::Reverse(*r));
+                let cutoff = ranks[MAX_CACHED_PEERS - 1];
+                table
+                    .retain(|_, v| (v.2, v.1) >= cutoff)
+                    .map_err(db_error)?;
             }
         }
         txn.commit().map_err(db_error)
@@ -293,16 +316,17 @@ impl Store {
         table.len().map_err(db_error)
     }
 
-    /// Up to `max` cached peers, most recently seen first, as pinned bootstrap peers.
+    /// Up to `max` cached peers, longest in good standing first (then the most recently seen),
+    /// as pinned bootstrap peers.
     pub fn cached_peers(&self, max: usize) -> Result<Vec<BootstrapPeer>, Error> {
         let txn = self.db.begin_read().map_err(db_error)?;
         let table = txn.open_table(PEERS).map_err(db_error)?;
         let mut peers = Vec::new();
         for entry in table.iter().map_err(db_error)? {
             let (k, v) = entry.map_err(db_error)?;
-            let (addr, seen) = v.value();
+            let (addr, seen, standing) = v.value();
             if let (Ok(peer), Ok(addr)) = (k.value().parse::<PeerId>(), addr.parse()) {
-                peers.push((seen, BootstrapPeer::pinned(peer, addr)));
+                peers.push(((standing, seen), BootstrapPeer::pinned(peer, addr)));
             }
         }
         peers.sort_by_key(|p| std::cmp::Reverse(p.0));
@@ -429,5 +453,37 @@ mod tests {
             ours_kept,
             (105..110u8).map(|n| vec![n; 4]).collect::<Vec<_>>()
         );
+    }
+
+    #[test]
+    fn the_peer_cache_keeps_the_peers_of_longest_good_standing() {
+        let home = std::env::temp_dir().join(format!("hearsay-standing-{}", std::process::id()));
+        std::fs::create_dir_all(&home).unwrap();
+        let addr: SocketAddr = "127.0.0.1:4433".parse().unwrap();
+        let peer = |n: u8| PeerId::from_bytes([n; 32]);
+        let store = Store::open(&home).unwrap();
+        // Two peers stand by the node for ten minutes (a save every 2 s)...
+        let mut t = 1_000_000;
+        for _ in 0..300 {
+            store
+                .save_peers_at(&[(peer(1), addr), (peer(2), addr)], t)
+                .unwrap();
+            t += 2;
+        }
+        // ... then a crowd of newcomers is all the node sees just before it stops.
+        let crowd: Vec<(PeerId, SocketAddr)> = (10..10 + MAX_CACHED_PEERS as u8)
+            .map(|n| (peer(n), addr))
+            .collect();
+        store.save_peers_at(&crowd, t).unwrap();
+        store.save_peers_at(&crowd, t + 2).unwrap();
+        let cached = store.cached_peers(4).unwrap();
+        drop(store);
+        let _ = std::fs::remove_dir_all(&home);
+        let stood = [
+            BootstrapPeer::pinned(peer(1), addr),
+            BootstrapPeer::pinned(peer(2), addr),
+        ];
+        assert_eq!(cached[..2], stood, "{cached:?}");
+        assert_eq!(cached.len(), 4);
     }
 }

@@ -411,7 +411,7 @@ async fn save_state(node: &hearsay_tokio::NodeHandle, store: &Arc<Store>) -> Res
         .map_err(|e| failed(format!("cannot save the node's state: {e}")))?
 }
 
-/// Writes the current neighbours into the peer cache, and the core's state.
+/// Writes the current neighbours in good standing into the peer cache, and the core's state.
 async fn save_peers(state: &Arc<State>) {
     if let Err(e) = save_state(&state.node, &state.store).await {
         tracing::warn!(error = %e, "cannot save the node's state");
@@ -422,7 +422,19 @@ async fn save_peers(state: &Arc<State>) {
     if peers.is_empty() {
         return;
     }
-    let list: Vec<(PeerId, SocketAddr)> = peers.iter().map(|n| (n.peer, n.address)).collect();
+    // Only neighbours in good standing: a peer scoring below zero (§13.8) gains none.
+    let ids: Vec<PeerId> = peers.iter().map(|n| n.peer).collect();
+    let good: Vec<bool> = state
+        .node
+        .inspect(move |v| ids.iter().map(|p| v.score(p).total() >= 0).collect())
+        .await
+        .unwrap_or_default();
+    let list: Vec<(PeerId, SocketAddr)> = peers
+        .iter()
+        .zip(good)
+        .filter(|(_, good)| *good)
+        .map(|(n, _)| (n.peer, n.address))
+        .collect();
     let store = state.store.clone();
     match tokio::task::spawn_blocking(move || store.save_peers(&list)).await {
         Ok(Ok(())) => {}
